@@ -1,0 +1,220 @@
+/*
+ * gattn: inference for Qwen3-family decoders with gated attention.
+ *
+ * This is the one header a user of libgattn includes. It owns the public types (errors,
+ * config, model, session) and the calls that load a Hugging Face model folder and run it on
+ * a backend (CPU reference or CUDA). Everything else lives behind it.
+ *
+ * Conventions: every call that can fail returns a ga_status and, when it fails, writes a
+ * one-line message into the caller's ga_err (naming the file, tensor or argument). Library
+ * code never exits or prints; the CLI decides what to do with an error.
+ */
+#ifndef GATTN_GATTN_H
+#define GATTN_GATTN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum ga_status {
+    GA_OK = 0,
+    GA_ERR_IO,          /* a file could not be opened, read or mapped */
+    GA_ERR_FORMAT,      /* a model file is malformed (bad JSON, bad safetensors header, ...) */
+    GA_ERR_SHAPE,       /* a tensor has the wrong dtype or shape, or is missing */
+    GA_ERR_ARG,         /* a caller argument is out of range (token id, length, option) */
+    GA_ERR_OOM,         /* host or device memory ran out */
+    GA_ERR_UNSUPPORTED, /* a valid but unsupported feature (rope_scaling type, no GPU, ...) */
+    GA_ERR_CUDA,        /* a CUDA / cuBLAS call failed */
+} ga_status;
+
+typedef struct ga_err {
+    char msg[512];
+} ga_err;
+
+/* Writes a printf-style message into err (if non-NULL) and returns code. */
+ga_status ga_err_set(ga_err *err, ga_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *ga_status_name(ga_status s);
+
+/* ---------------------------------------------------------------- config */
+
+typedef enum ga_gate_mode {
+    GA_GATE_NONE = 0,        /* baseline attention */
+    GA_GATE_HEADWISE = 1,    /* one sigmoid gate per head */
+    GA_GATE_ELEMENTWISE = 2, /* one sigmoid gate per element of the head's output */
+} ga_gate_mode;
+
+typedef enum ga_dtype {
+    GA_F32 = 0,
+    GA_F16 = 1,
+    GA_BF16 = 2,
+} ga_dtype;
+
+#define GA_MAX_EOS 8
+
+typedef struct ga_config {
+    int vocab_size;
+    int hidden_size;
+    int intermediate_size;
+    int n_layers;
+    int n_heads;    /* query heads */
+    int n_kv_heads; /* key/value heads; G = n_heads / n_kv_heads */
+    int head_dim;
+    float rms_norm_eps;
+    double rope_theta;
+    int max_position_embeddings;
+    bool tie_word_embeddings;
+    bool use_qk_norm;
+    bool attention_bias; /* q/k/v projections carry biases (attention_bias or qkv_bias) */
+    bool o_bias;         /* o_proj carries a bias (attention_bias only, as in transformers) */
+    ga_gate_mode gate;
+    ga_dtype torch_dtype; /* as declared in config.json; tensors may still differ per file */
+    int n_eos;
+    int eos_token_ids[GA_MAX_EOS];
+    int bos_token_id; /* -1 when absent */
+} ga_config;
+
+/* Rows of q_proj: queries plus, per KV group, the gate rows (see ga_config_q_rows). */
+int ga_config_q_rows(const ga_config *c);
+/* Gate values per token: 0, n_heads (headwise) or n_heads*head_dim (elementwise). */
+int ga_config_gate_dim(const ga_config *c);
+int64_t ga_config_param_count(const ga_config *c);
+const char *ga_gate_mode_name(ga_gate_mode g);
+const char *ga_dtype_name(ga_dtype d);
+size_t ga_dtype_size(ga_dtype d);
+
+/* Parses and validates a config.json; `path` is used in error messages. */
+ga_status ga_config_parse(const char *json_text, size_t len, const char *path, ga_config *out,
+                          ga_err *err);
+ga_status ga_config_load(const char *path, ga_config *out, ga_err *err);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct ga_model ga_model;
+
+/* Opens a Hugging Face model folder (config.json + model.safetensors or
+ * model.safetensors.index.json with shards). Tensors are memory-mapped and bound by name,
+ * dtype and shape; nothing is converted until a backend is created. */
+ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err);
+
+/* Builds a model with random weights in memory (no files), for benchmarks and tests. */
+ga_status ga_model_random(const ga_config *cfg, uint64_t seed, ga_dtype dtype, ga_model **out,
+                          ga_err *err);
+void ga_model_free(ga_model *m);
+
+const ga_config *ga_model_config(const ga_model *m);
+/* Folder name (last path component), or "random" for an in-memory model. */
+const char *ga_model_name(const ga_model *m);
+const char *ga_model_dir(const ga_model *m);
+/* The dtype most of the weights are stored in. */
+ga_dtype ga_model_weight_dtype(const ga_model *m);
+/* Bytes of all weight tensors as stored. */
+uint64_t ga_model_weight_bytes(const ga_model *m);
+
+/* Options for writing a random-weight model folder in the published format. */
+typedef struct ga_write_opts {
+    uint64_t seed;
+    ga_dtype dtype;   /* GA_F32, GA_F16 or GA_BF16 */
+    float init_std;   /* std of the normal init of projection weights (0: 0.02) */
+    int n_shards;     /* 1: model.safetensors; >1: sharded with an index json */
+    bool tokenizer;   /* also write a small byte-level BPE tokenizer.json */
+} ga_write_opts;
+
+/* Writes config.json + safetensors (+ tokenizer files) into dir (created if missing). */
+ga_status ga_model_write_random(const char *dir, const ga_config *cfg, const ga_write_opts *opts,
+                                ga_err *err);
+
+/* ---------------------------------------------------------------- sessions */
+
+typedef enum ga_device {
+    GA_DEVICE_AUTO = 0, /* CUDA when a GPU is present, else CPU */
+    GA_DEVICE_CPU = 1,
+    GA_DEVICE_CUDA = 2,
+} ga_device;
+
+typedef struct ga_session_opts {
+    ga_device device;
+    int max_context; /* KV cache length per sequence (0: min(max_position_embeddings, 4096)) */
+    int max_batch;   /* sequences held at once in the KV cache (0: 1) */
+    int n_threads;   /* CPU backend threads (0: all cores) */
+    int cuda_device; /* CUDA device ordinal */
+} ga_session_opts;
+
+typedef struct ga_session ga_session;
+
+ga_status ga_session_create(const ga_model *m, const ga_session_opts *opts, ga_session **out,
+                            ga_err *err);
+void ga_session_free(ga_session *s);
+ga_device ga_session_device(const ga_session *s);
+const char *ga_session_device_name(const ga_session *s);
+
+/* Runs n tokens of sequence `seq` starting at its current length (prefill when the sequence
+ * is empty, continuation otherwise) and appends their K/V to the cache. Logits (fp32) are
+ * written for the last token (logits: vocab floats) or, with all_positions, for every token
+ * (n * vocab floats, row-major). logits may be NULL to skip the LM head. */
+ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int n,
+                             bool all_positions, float *logits, ga_err *err);
+
+/* One decode step for nb sequences at once: seqs[i] gets tokens[i] appended; logits receives
+ * nb * vocab floats. */
+ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                                  float *logits, ga_err *err);
+
+/* Current length of a sequence's cache, and its reset to empty. */
+int ga_session_seq_len(const ga_session *s, int seq);
+void ga_session_reset(ga_session *s, int seq);
+int ga_session_max_context(const ga_session *s);
+int ga_session_max_batch(const ga_session *s);
+
+/* ---------------------------------------------------------------- attention capture
+ *
+ * For heatmaps and attention-sink metrics. When a capture is attached, the next prefill of
+ * sequence 0 (from an empty cache) records, from the backend's own attention path:
+ *  - for each layer with layers[l] set: a res x res map, pooled from the T x T matrix of
+ *    attention probabilities (head mean, or one head) by taking, for query block bi and key
+ *    block bj, the sum over keys in bj of the mean over queries in bi. Each pooled row thus
+ *    sums to 1 like the rows it covers. Block b covers positions [b*T/res, (b+1)*T/res).
+ *    res = min(T, max_res).
+ *  - for every layer: first-token share and gate statistics (see ga_layer_metrics).
+ */
+typedef struct ga_layer_metrics {
+    double first_token_share; /* mean over heads and queries 1..T-1 of p(key 0); NaN if T<2 */
+    double gate_mean;         /* mean sigmoid gate value; NaN for baseline models */
+    double gate_below_0_1;    /* share of gate values < 0.1; NaN for baseline models */
+} ga_layer_metrics;
+
+typedef struct ga_attn_capture {
+    /* inputs */
+    const bool *layers; /* n_layers flags: which layers' maps to record */
+    int head;           /* -1: mean over heads; else that query head */
+    int max_res;        /* pooled resolution cap (>= 1) */
+    /* outputs, owned by the capture (ga_attn_capture_free) */
+    int res;                  /* resolution used */
+    int n_tokens;             /* T */
+    float **maps;             /* n_layers pointers; maps[l] is res*res floats or NULL */
+    ga_layer_metrics *metrics; /* n_layers entries */
+    int n_layers_alloc;        /* internal: entries allocated in maps and metrics */
+} ga_attn_capture;
+
+/* Attaches cap to the session for the next prefill (NULL detaches). The session fills the
+ * outputs and then detaches it. */
+ga_status ga_session_set_capture(ga_session *s, ga_attn_capture *cap, ga_err *err);
+void ga_attn_capture_free(ga_attn_capture *cap);
+
+/* ---------------------------------------------------------------- misc */
+
+const char *ga_version(void);
+/* True when this build has the CUDA backend and a usable GPU is present. */
+bool ga_cuda_available(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GATTN_GATTN_H */

@@ -1,0 +1,150 @@
+/*
+ * Launchers of the CUDA kernels in kernels/, callable from host C (src/cuda/). One section per
+ * op family (one .cu each). Every launcher takes a cudaStream_t, checks its preconditions,
+ * never allocates, and returns a ga_status with the message in err.
+ *
+ * Tensors are passed as void pointers; "bf16" means __nv_bfloat16 (uint16_t storage).
+ * Layouts are row-major; T is the number of new tokens, hd the head dim.
+ */
+#ifndef GATTN_KERNELS_H
+#define GATTN_KERNELS_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "gattn/gattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- attention (attention_*.cu)
+ * KV cache layout, per layer: k and v are (max_batch, n_kv, kv_stride, hd) bf16; a sequence
+ * slot s holds its positions [0, len) at k + ((s*n_kv + h)*kv_stride + pos)*hd.
+ * Gate layout: the raw (pre-sigmoid) gate of each token, (T, n_heads) headwise or
+ * (T, n_heads*hd) elementwise, bf16. The kernels apply sigmoid(gate) to each head's output
+ * in their epilogue, before the store. */
+
+typedef struct ga_attn_prefill_args {
+    const void *q;    /* bf16 (T, n_heads, hd), normed + roped, positions pos0..pos0+T-1 */
+    const void *k;    /* bf16 this slot's cache for this layer: (n_kv, kv_stride, hd) */
+    const void *v;    /* bf16 same layout as k */
+    const void *gate; /* bf16 raw gate (T, gate_dim), NULL for baseline */
+    void *out;        /* bf16 (T, n_heads*hd), gated */
+    float *lse;       /* fp32 (n_heads, T): log-sum-exp of the scaled scores, or NULL */
+    int T, pos0;      /* query i sits at position pos0+i and sees keys [0, pos0+i] */
+    int n_heads, n_kv_heads, hd, kv_stride;
+    ga_gate_mode gate_mode;
+    float scale; /* 1/sqrt(hd) */
+} ga_attn_prefill_args;
+ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStream_t stream, ga_err *err);
+
+typedef struct ga_attn_decode_args {
+    const void *q;       /* bf16 (B, n_heads, hd): one new token per row */
+    const void *k_cache; /* bf16 layer base: (max_batch, n_kv, kv_stride, hd) */
+    const void *v_cache; /* bf16 same layout */
+    const int *slots;    /* device (B): cache slot of each row */
+    const int *kv_lens;  /* device (B): keys each row attends to (its new token included) */
+    const void *gate;    /* bf16 raw gate (B, gate_dim), NULL for baseline */
+    void *out;           /* bf16 (B, n_heads*hd), gated */
+    float *work;         /* split-KV partials, ga_attention_decode_workspace() bytes */
+    int B, n_heads, n_kv_heads, hd, kv_stride;
+    int max_kv_len; /* host-side upper bound of kv_lens; fixes the split so graphs replay */
+    ga_gate_mode gate_mode;
+    float scale;
+} ga_attn_decode_args;
+size_t ga_attention_decode_workspace(int B, int n_heads, int hd, int max_kv_len);
+ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream, ga_err *err);
+
+/* Attention probabilities for visualisation, recomputed tile by tile from q, k and the
+ * prefill's lse (p = exp(scale*q.k - lse)), never materialising T x T x heads:
+ *  - map (optional, fp32 res*res, zeroed by the caller): pooled head mean (head < 0) or one
+ *    head, map[bi*res+bj] += sum_{j in bj} mean_{i in bi} p_ij (blocks per ga_pool_bin);
+ *  - first_share (optional, fp32 scalar, zeroed by caller): += sum over heads and queries
+ *    1..T-1 of p(key 0). Prefill from position 0 only (pos0 == 0). */
+typedef struct ga_attn_probs_args {
+    const void *q;   /* bf16 (T, n_heads, hd) as given to the prefill */
+    const void *k;   /* bf16 (n_kv, kv_stride, hd) */
+    const float *lse; /* (n_heads, T) from the prefill */
+    float *map;
+    float *first_share;
+    int T, n_heads, n_kv_heads, hd, kv_stride;
+    int head; /* -1: mean over heads */
+    int res;
+    float scale;
+} ga_attn_probs_args;
+ga_status ga_attention_probs(const ga_attn_probs_args *a, cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- other op families
+ * (norm.cu, qk_rope.cu, activation.cu, embed.cu, sampling.cu, convert.cu): declared below by
+ * their owners. */
+
+/* ---------------------------------------------------------------- norm (norm.cu)
+ * The residual stream x stays fp32 (rows, dim). Fused: if delta is non-NULL, x += delta
+ * (+ delta_bias per column) first and is written back; then out = w * x / sqrt(mean(x^2) +
+ * eps) in fp32, stored bf16 as the next GEMM's input. delta is a block's fp32 GEMM output
+ * (o_proj or down_proj), delta_bias the o_proj bias. */
+ga_status ga_rmsnorm_residual(float *x, const float *delta, const float *delta_bias,
+                              const float *w, void *out, int rows, int dim, float eps,
+                              cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- q/k norm + RoPE (qk_rope.cu)
+ * One pass over the fused QKV(+gate) GEMM output, row t = [q_proj rows | k rows | v rows]
+ * with q_proj rows grouped per KV head (G*hd query rows, then the group's gate rows). Adds
+ * the bias, applies the per-head RMSNorm to q and k, RoPE (rotate-half, fp32 cos/sin table
+ * built on the host in double) to q and k, and writes q, the raw gate and K/V into the
+ * cache at each token's (slot, position). */
+typedef struct ga_qk_rope_args {
+    const void *qkv;         /* bf16 (T, qkv_dim), qkv_dim = q_rows + 2*n_kv*hd */
+    const float *bias;       /* fp32 (qkv_dim) or NULL */
+    const float *q_norm;     /* fp32 (hd) or NULL (no qk norm) */
+    const float *k_norm;     /* fp32 (hd) or NULL */
+    const float *rope_cos;   /* fp32 (rope_rows, hd/2): cos(pos * inv_freq[i]) */
+    const float *rope_sin;   /* fp32 (rope_rows, hd/2) */
+    void *q_out;             /* bf16 (T, n_heads, hd) */
+    void *gate_out;          /* bf16 (T, gate_dim), raw (pre-sigmoid); NULL for baseline */
+    void *k_cache, *v_cache; /* bf16 layer base (max_batch, n_kv, kv_stride, hd) */
+    const int *positions;    /* device (T) or NULL: token t sits at pos0 + t */
+    const int *slots;        /* device (T) or NULL: every token goes to `slot` */
+    int pos0, slot;
+    int T, n_heads, n_kv_heads, hd, kv_stride, rope_rows;
+    ga_gate_mode gate_mode;
+    float eps;
+} ga_qk_rope_args;
+ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- activation (activation.cu)
+ * SwiGLU over the fused MLP GEMM output gu (T, 2*I) = [gate | up] per row:
+ * out (T, I) = silu(gate) * up, computed in fp32, stored bf16. */
+ga_status ga_swiglu(const void *gu, void *out, int T, int inter, cudaStream_t stream,
+                    ga_err *err);
+
+/* ---------------------------------------------------------------- embedding (embed.cu)
+ * x (T, dim) fp32 = table[tokens[t]] (bf16 table (vocab, dim)); tokens on the device. A token
+ * outside [0, vocab) (the session validates, so never expected) yields a NaN row. */
+ga_status ga_embed(const int32_t *tokens, const void *table, float *x, int T, int dim,
+                   int vocab, cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- sampling (sampling.cu)
+ * Greedy: out[r] = argmax over logits row r (rows, vocab) fp32, lowest index on ties, NaN
+ * never wins (a row of NaN gives 0). */
+ga_status ga_argmax(const float *logits, int rows, int vocab, int32_t *out,
+                    cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- conversion (convert.cu)
+ * n elements of src (GA_F32 or GA_F16; GA_BF16 is a plain copy) to bf16, rounding to
+ * nearest even like ga_f32_to_bf16 (NaN stays NaN). */
+ga_status ga_convert_to_bf16(const void *src, ga_dtype src_dtype, void *dst, int64_t n,
+                             cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- gate metrics (gate_stats.cu)
+ * Over n raw gate values g (bf16): *sum += sum sigmoid(g) (fp64), *below += #{sigmoid(g) <
+ * threshold}. The caller zeroes both. */
+ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *sum,
+                        unsigned long long *below, cudaStream_t stream, ga_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * The backend interface: what a compute backend (CPU reference, CUDA) implements for a
+ * session. The session validates every argument (sequence ids, lengths against the cache,
+ * token ids against the vocabulary) before it calls a backend, so backends may assume valid
+ * input and only fail on resources (memory, device errors).
+ */
+#ifndef GATTN_CORE_BACKEND_H
+#define GATTN_CORE_BACKEND_H
+
+#include "model.h"
+
+typedef struct ga_backend ga_backend;
+
+struct ga_backend {
+    const char *name; /* "cpu" or the GPU's name */
+    ga_device device;
+    /* Runs tokens[0..n) of sequence seq at positions pos0..pos0+n-1 (pos0 = current length),
+     * appends their K/V, writes logits (last token, or all with all_positions) if logits is
+     * non-NULL. cap, when non-NULL, asks for attention maps and metrics (pos0 == 0). */
+    ga_status (*forward)(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
+                         bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
+    /* One token for each of nb sequences; pos[i] is seqs[i]'s current length. */
+    ga_status (*decode_batch)(ga_backend *b, const int *seqs, const int *pos,
+                              const int32_t *tokens, int nb, float *logits, ga_err *err);
+    void (*free)(ga_backend *b);
+    void *impl;
+};
+
+ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
+                                int max_batch, ga_backend **out, ga_err *err);
+#ifdef GA_HAVE_CUDA
+ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
+                                 int max_batch, ga_backend **out, ga_err *err);
+#endif
+
+/* Allocates the capture outputs for n_layers layers at resolution res (fills cap->res,
+ * cap->n_tokens, maps for the selected layers, metrics set to NaN). */
+ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, ga_err *err);
+/* Pooling block of position i for T tokens at resolution res. */
+static inline int ga_pool_bin(int64_t i, int T, int res) {
+    return (int)((i * res) / T);
+}
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * config.json: parsing and validation of the model hyper-parameters, and the quantities
+ * derived from them (q_proj rows with the gate, parameter count).
+ *
+ * config.json is untrusted input: every field is type-checked, every size is bounded so that
+ * products of sizes fit comfortably in 64 bits, and unsupported features (rope scaling,
+ * sliding windows, activations other than SiLU) are refused instead of ignored.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "gattn/gattn.h"
+
+/* Upper bounds on sizes: far above any published model, low enough that every product we
+ * form (rows * cols * bytes, layers * ...) stays below 2^62. */
+#define MAX_VOCAB (1 << 22)
+#define MAX_HIDDEN (1 << 16)
+#define MAX_INTER (1 << 18)
+#define MAX_LAYERS 1024
+#define MAX_HEADS 1024
+#define MAX_HEAD_DIM 1024
+#define MAX_POSITIONS (1 << 24)
+
+int ga_config_gate_dim(const ga_config *c) {
+    switch (c->gate) {
+    case GA_GATE_HEADWISE: return c->n_heads;
+    case GA_GATE_ELEMENTWISE: return c->n_heads * c->head_dim;
+    default: return 0;
+    }
+}
+
+int ga_config_q_rows(const ga_config *c) {
+    return c->n_heads * c->head_dim + ga_config_gate_dim(c);
+}
+
+int64_t ga_config_param_count(const ga_config *c) {
+    int64_t h = c->hidden_size, hd = c->head_dim, kv = (int64_t)c->n_kv_heads * hd;
+    int64_t q = ga_config_q_rows(c), o_in = (int64_t)c->n_heads * hd, I = c->intermediate_size;
+    int64_t per_layer = 2 * h            /* two norms */
+                        + q * h + 2 * kv * h + h * o_in + 3 * I * h;
+    if (c->use_qk_norm) per_layer += 2 * hd;
+    if (c->attention_bias) per_layer += q + 2 * kv;
+    if (c->o_bias) per_layer += h;
+    int64_t total = per_layer * c->n_layers + (int64_t)c->vocab_size * h + h;
+    if (!c->tie_word_embeddings) total += (int64_t)c->vocab_size * h;
+    return total;
+}
+
+const char *ga_gate_mode_name(ga_gate_mode g) {
+    switch (g) {
+    case GA_GATE_HEADWISE: return "headwise";
+    case GA_GATE_ELEMENTWISE: return "elementwise";
+    default: return "baseline";
+    }
+}
+
+const char *ga_dtype_name(ga_dtype d) {
+    switch (d) {
+    case GA_F32: return "F32";
+    case GA_F16: return "F16";
+    case GA_BF16: return "BF16";
+    }
+    return "?";
+}
+
+size_t ga_dtype_size(ga_dtype d) {
+    return d == GA_F32 ? 4 : 2;
+}
+
+/* ------------------------------------------------------------------ field readers */
+
+typedef struct cfg_ctx {
+    const cJSON *root;
+    const char *path;
+    ga_err *err;
+} cfg_ctx;
+
+/* Reads an integer field in [lo, hi]; absent -> def (or an error if required). */
+static ga_status get_int(cfg_ctx *c, const char *key, bool required, long def, long lo, long hi,
+                         int *out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    if (!it || cJSON_IsNull(it)) {
+        if (required)
+            return ga_err_set(c->err, GA_ERR_FORMAT, "%s: missing required field \"%s\"", c->path,
+                              key);
+        *out = (int)def;
+        return GA_OK;
+    }
+    if (!cJSON_IsNumber(it))
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s\" must be an integer", c->path,
+                          key);
+    double v = it->valuedouble;
+    if (!isfinite(v) || v != floor(v) || v < (double)lo || v > (double)hi)
+        return ga_err_set(c->err, GA_ERR_FORMAT,
+                          "%s: field \"%s\" = %g is not an integer in [%ld, %ld]", c->path, key, v,
+                          lo, hi);
+    *out = (int)v;
+    return GA_OK;
+}
+
+static ga_status get_num(cfg_ctx *c, const cJSON *obj, const char *key, double def, double lo,
+                         double hi, double *out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = def;
+        return GA_OK;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble <= lo ||
+        it->valuedouble > hi)
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s\" must be a number in (%g, %g]",
+                          c->path, key, lo, hi);
+    *out = it->valuedouble;
+    return GA_OK;
+}
+
+static ga_status get_bool(cfg_ctx *c, const char *key, bool def, bool *out) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = def;
+        return GA_OK;
+    }
+    if (!cJSON_IsBool(it))
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s\" must be true or false",
+                          c->path, key);
+    *out = cJSON_IsTrue(it);
+    return GA_OK;
+}
+
+/* eos_token_id: an integer or a list of integers. */
+static ga_status get_eos(cfg_ctx *c, ga_config *cfg) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, "eos_token_id");
+    cfg->n_eos = 0;
+    if (!it || cJSON_IsNull(it)) return GA_OK;
+    const cJSON *arr[GA_MAX_EOS];
+    int n = 0;
+    if (cJSON_IsArray(it)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, it) {
+            if (n == GA_MAX_EOS)
+                return ga_err_set(c->err, GA_ERR_FORMAT,
+                                  "%s: \"eos_token_id\" lists more than %d ids", c->path,
+                                  GA_MAX_EOS);
+            arr[n++] = e;
+        }
+    } else {
+        arr[n++] = it;
+    }
+    for (int i = 0; i < n; i++) {
+        double v = arr[i]->valuedouble;
+        if (!cJSON_IsNumber(arr[i]) || v != floor(v) || v < 0 || v >= cfg->vocab_size)
+            return ga_err_set(c->err, GA_ERR_FORMAT,
+                              "%s: \"eos_token_id\" must be token ids in [0, %d)", c->path,
+                              cfg->vocab_size);
+        cfg->eos_token_ids[cfg->n_eos++] = (int)v;
+    }
+    return GA_OK;
+}
+
+/* RoPE: rope_theta at the top level (Qwen3 checkpoints) or inside rope_parameters
+ * (transformers 5); any scaling other than the default is refused, not ignored. */
+static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
+    ga_status st = get_num(c, c->root, "rope_theta", 10000.0, 0.0, 1e12, &cfg->rope_theta);
+    if (st) return st;
+    const char *blocks[2] = {"rope_scaling", "rope_parameters"};
+    for (int b = 0; b < 2; b++) {
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c->root, blocks[b]);
+        if (!rs || cJSON_IsNull(rs)) continue;
+        if (!cJSON_IsObject(rs))
+            return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"%s\" must be an object or null",
+                              c->path, blocks[b]);
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (ty && !cJSON_IsNull(ty)) {
+            if (!cJSON_IsString(ty))
+                return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"%s.rope_type\" must be a string",
+                                  c->path, blocks[b]);
+            if (strcmp(ty->valuestring, "default") != 0)
+                return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
+                                  "%s: %s type \"%s\" is not supported (only default RoPE)",
+                                  c->path, blocks[b], ty->valuestring);
+        } else if (b == 0) {
+            return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
+                              "%s: rope_scaling without a type is not supported", c->path);
+        }
+        if (b == 1 && cJSON_GetObjectItemCaseSensitive(rs, "rope_theta")) {
+            double t;
+            st = get_num(c, rs, "rope_theta", cfg->rope_theta, 0.0, 1e12, &t);
+            if (st) return st;
+            const cJSON *top = cJSON_GetObjectItemCaseSensitive(c->root, "rope_theta");
+            if (top && cJSON_IsNumber(top) && top->valuedouble != t)
+                return ga_err_set(c->err, GA_ERR_FORMAT,
+                                  "%s: rope_theta %g disagrees with rope_parameters.rope_theta %g",
+                                  c->path, top->valuedouble, t);
+            cfg->rope_theta = t;
+        }
+    }
+    return GA_OK;
+}
+
+static ga_status get_dtype(cfg_ctx *c, ga_config *cfg) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, "torch_dtype");
+    if (!it || cJSON_IsNull(it)) it = cJSON_GetObjectItemCaseSensitive(c->root, "dtype");
+    cfg->torch_dtype = GA_BF16;
+    if (!it || cJSON_IsNull(it)) return GA_OK;
+    if (!cJSON_IsString(it))
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"torch_dtype\" must be a string", c->path);
+    const char *s = it->valuestring;
+    if (!strcmp(s, "float32")) cfg->torch_dtype = GA_F32;
+    else if (!strcmp(s, "float16")) cfg->torch_dtype = GA_F16;
+    else if (!strcmp(s, "bfloat16")) cfg->torch_dtype = GA_BF16;
+    else
+        return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
+                          "%s: torch_dtype \"%s\" is not supported (float32, float16, bfloat16)",
+                          c->path, s);
+    return GA_OK;
+}
+
+ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_config *out,
+                          ga_err *err) {
+    memset(out, 0, sizeof *out);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) return ga_err_set(err, GA_ERR_FORMAT, "%s: not valid JSON", path);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ga_err_set(err, GA_ERR_FORMAT, "%s: top level must be a JSON object", path);
+    }
+    cfg_ctx c = {root, path, err};
+    ga_config *g = out;
+    ga_status st;
+    bool b_attn = false, b_qkv = false, hw = false, ew = false, sliding = false;
+    double eps;
+    if ((st = get_int(&c, "vocab_size", true, 0, 1, MAX_VOCAB, &g->vocab_size)) ||
+        (st = get_int(&c, "hidden_size", true, 0, 1, MAX_HIDDEN, &g->hidden_size)) ||
+        (st = get_int(&c, "intermediate_size", true, 0, 1, MAX_INTER, &g->intermediate_size)) ||
+        (st = get_int(&c, "num_hidden_layers", true, 0, 1, MAX_LAYERS, &g->n_layers)) ||
+        (st = get_int(&c, "num_attention_heads", true, 0, 1, MAX_HEADS, &g->n_heads)) ||
+        (st = get_int(&c, "num_key_value_heads", false, g->n_heads, 1, MAX_HEADS,
+                      &g->n_kv_heads)) ||
+        (st = get_int(&c, "max_position_embeddings", false, 32768, 1, MAX_POSITIONS,
+                      &g->max_position_embeddings)) ||
+        (st = get_bool(&c, "tie_word_embeddings", false, &g->tie_word_embeddings)) ||
+        (st = get_bool(&c, "use_qk_norm", true, &g->use_qk_norm)) ||
+        (st = get_bool(&c, "attention_bias", false, &b_attn)) ||
+        (st = get_bool(&c, "qkv_bias", false, &b_qkv)) ||
+        (st = get_bool(&c, "headwise_attn_output_gate", false, &hw)) ||
+        (st = get_bool(&c, "elementwise_attn_output_gate", false, &ew)) ||
+        (st = get_bool(&c, "use_sliding_window", false, &sliding)) ||
+        (st = get_num(&c, root, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps)) ||
+        (st = get_rope(&c, g)) || (st = get_dtype(&c, g)))
+        goto done;
+    g->rms_norm_eps = (float)eps;
+    g->attention_bias = b_attn || b_qkv;
+    g->o_bias = b_attn;
+    if (hw && ew) {
+        st = ga_err_set(err, GA_ERR_FORMAT,
+                        "%s: headwise_attn_output_gate and elementwise_attn_output_gate are both "
+                        "true; a model has at most one gate",
+                        path);
+        goto done;
+    }
+    g->gate = hw ? GA_GATE_HEADWISE : ew ? GA_GATE_ELEMENTWISE : GA_GATE_NONE;
+    if (sliding) {
+        st = ga_err_set(err, GA_ERR_UNSUPPORTED, "%s: use_sliding_window is not supported", path);
+        goto done;
+    }
+    /* head_dim defaults to hidden/heads, as in transformers; it need not equal that. */
+    const cJSON *hdit = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+    if (!hdit || cJSON_IsNull(hdit)) {
+        if (g->hidden_size % g->n_heads) {
+            st = ga_err_set(err, GA_ERR_FORMAT,
+                            "%s: no head_dim, and hidden_size %d is not a multiple of "
+                            "num_attention_heads %d",
+                            path, g->hidden_size, g->n_heads);
+            goto done;
+        }
+        g->head_dim = g->hidden_size / g->n_heads;
+    } else if ((st = get_int(&c, "head_dim", true, 0, 2, MAX_HEAD_DIM, &g->head_dim))) {
+        goto done;
+    }
+    if (g->head_dim % 2) {
+        st = ga_err_set(err, GA_ERR_FORMAT, "%s: head_dim %d must be even for RoPE", path,
+                        g->head_dim);
+        goto done;
+    }
+    if (g->n_heads % g->n_kv_heads) {
+        st = ga_err_set(err, GA_ERR_FORMAT,
+                        "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                        path, g->n_heads, g->n_kv_heads);
+        goto done;
+    }
+    if ((int64_t)g->n_heads * g->head_dim > MAX_HIDDEN * 4) {
+        st = ga_err_set(err, GA_ERR_FORMAT, "%s: num_attention_heads * head_dim = %lld is too large",
+                        path, (long long)g->n_heads * g->head_dim);
+        goto done;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !cJSON_IsNull(act)) {
+        if (!cJSON_IsString(act)) {
+            st = ga_err_set(err, GA_ERR_FORMAT, "%s: \"hidden_act\" must be a string", path);
+            goto done;
+        }
+        if (strcmp(act->valuestring, "silu") != 0 && strcmp(act->valuestring, "swish") != 0) {
+            st = ga_err_set(err, GA_ERR_UNSUPPORTED,
+                            "%s: hidden_act \"%s\" is not supported (silu)", path,
+                            act->valuestring);
+            goto done;
+        }
+    }
+    if ((st = get_eos(&c, g))) goto done;
+    g->bos_token_id = -1;
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(root, "bos_token_id");
+    if (bos && cJSON_IsNumber(bos) && bos->valuedouble >= 0 && bos->valuedouble < g->vocab_size)
+        g->bos_token_id = (int)bos->valuedouble;
+    st = GA_OK;
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+ga_status ga_config_load(const char *path, ga_config *out, ga_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ga_err_set(err, GA_ERR_IO, "%s: cannot open", path);
+    /* A config is a few KB; refuse anything absurd before reading it into memory. */
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= (16u << 20)) {
+                free(buf);
+                fclose(f);
+                return ga_err_set(err, GA_ERR_FORMAT, "%s: larger than 16 MiB", path);
+            }
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return ga_err_set(err, GA_ERR_OOM, "%s: out of memory", path);
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return ga_err_set(err, GA_ERR_IO, "%s: read error", path);
+    }
+    ga_status st = ga_config_parse(buf, len, path, out, err);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,63 @@
+/*
+ * The model: its config and its weights bound by name, dtype and shape to views in a store.
+ * Backends read the views and convert them to their compute type when they are created.
+ *
+ * Shapes follow the Hugging Face checkpoint layout (row-major, out x in for Linear):
+ *   q_rows = n_heads*head_dim (+ n_heads headwise | + n_heads*head_dim elementwise)
+ *   q_proj rows are grouped per KV head j: the G*head_dim query rows of heads jG..jG+G-1,
+ *   then that group's gate rows (G headwise, G*head_dim elementwise, head-major).
+ */
+#ifndef GATTN_CORE_MODEL_H
+#define GATTN_CORE_MODEL_H
+
+#include "safetensors.h"
+
+typedef struct ga_layer_w {
+    const ga_tensor *input_norm; /* (hidden) */
+    const ga_tensor *q_proj;     /* (q_rows, hidden) */
+    const ga_tensor *q_bias;     /* (q_rows) or NULL */
+    const ga_tensor *k_proj;     /* (n_kv*head_dim, hidden) */
+    const ga_tensor *k_bias;     /* (n_kv*head_dim) or NULL */
+    const ga_tensor *v_proj;     /* (n_kv*head_dim, hidden) */
+    const ga_tensor *v_bias;     /* (n_kv*head_dim) or NULL */
+    const ga_tensor *o_proj;     /* (hidden, n_heads*head_dim) */
+    const ga_tensor *o_bias;     /* (hidden) or NULL */
+    const ga_tensor *q_norm;     /* (head_dim) or NULL without qk norm */
+    const ga_tensor *k_norm;     /* (head_dim) or NULL without qk norm */
+    const ga_tensor *post_norm;  /* (hidden) post_attention_layernorm */
+    const ga_tensor *gate_proj;  /* (intermediate, hidden) */
+    const ga_tensor *up_proj;    /* (intermediate, hidden) */
+    const ga_tensor *down_proj;  /* (hidden, intermediate) */
+} ga_layer_w;
+
+struct ga_model {
+    ga_config cfg;
+    char *dir;  /* NULL for in-memory models */
+    char *name; /* folder name or "random" */
+    ga_store *store;
+    const ga_tensor *embed;      /* (vocab, hidden) */
+    const ga_tensor *final_norm; /* (hidden) */
+    const ga_tensor *lm_head;    /* (vocab, hidden); == embed when tied */
+    ga_layer_w *layers;          /* n_layers */
+};
+
+/* Binds all weights of cfg in store to m (m->cfg must be set); errors name the tensor and
+ * expected-versus-found dtype/shape. */
+ga_status ga_model_bind(ga_model *m, ga_err *err);
+
+/* Names every tensor the config requires, in checkpoint order; calls fn for each with its
+ * expected shape. Used by binding, the random writer and in-memory models alike. */
+typedef ga_status (*ga_tensor_visit_fn)(void *ctx, const char *name, int ndim,
+                                        const int64_t *shape, ga_err *err);
+ga_status ga_model_visit_tensors(const ga_config *cfg, ga_tensor_visit_fn fn, void *ctx,
+                                 ga_err *err);
+
+/* A memory store holding every tensor cfg requires, filled with seeded random values
+ * (projections uniform with standard deviation std, norm weights near 1, small biases). */
+ga_status ga_model_random_store(const ga_config *cfg, uint64_t seed, ga_dtype dtype, float std,
+                                ga_store **out, ga_err *err);
+
+/* config.json text for cfg (malloc'd), as the published checkpoints write it. */
+char *ga_config_to_json(const ga_config *cfg);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * Sessions: a model bound to a backend with a KV cache of max_batch sequences of
+ * max_context tokens. The session owns the sequence lengths and validates every argument
+ * (sequence ids, token ids, lengths against the cache and max_position_embeddings) before a
+ * backend sees it, so each backend only has to compute.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+struct ga_session {
+    const ga_model *model;
+    ga_backend *backend;
+    int max_context, max_batch;
+    int *seq_len;           /* max_batch */
+    ga_attn_capture *capture; /* attached for the next prefill of sequence 0 */
+};
+
+ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_session **out,
+                            ga_err *err) {
+    *out = NULL;
+    ga_session_opts opts = o ? *o : (ga_session_opts){0};
+    const ga_config *c = &m->cfg;
+    int max_ctx = opts.max_context;
+    if (max_ctx < 0) return ga_err_set(err, GA_ERR_ARG, "max_context %d is negative", max_ctx);
+    if (max_ctx == 0) max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
+    if (max_ctx > c->max_position_embeddings)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "context of %d tokens exceeds the model's max_position_embeddings %d",
+                          max_ctx, c->max_position_embeddings);
+    int max_batch = opts.max_batch ? opts.max_batch : 1;
+    if (max_batch < 1 || max_batch > 4096)
+        return ga_err_set(err, GA_ERR_ARG, "max_batch %d out of range [1, 4096]", max_batch);
+    ga_device dev = opts.device;
+    if (dev == GA_DEVICE_AUTO) dev = ga_cuda_available() ? GA_DEVICE_CUDA : GA_DEVICE_CPU;
+    ga_session *s = calloc(1, sizeof *s);
+    if (!s) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    s->model = m;
+    s->max_context = max_ctx;
+    s->max_batch = max_batch;
+    s->seq_len = calloc((size_t)max_batch, sizeof *s->seq_len);
+    ga_status st = s->seq_len ? GA_OK : ga_err_set(err, GA_ERR_OOM, "out of memory");
+    if (!st) {
+        if (dev == GA_DEVICE_CUDA) {
+#ifdef GA_HAVE_CUDA
+            st = ga_cuda_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+#else
+            st = ga_err_set(err, GA_ERR_UNSUPPORTED,
+                            "--device cuda: this build of gattn has no CUDA backend");
+#endif
+        } else {
+            st = ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+        }
+    }
+    if (st) {
+        ga_session_free(s);
+        return st;
+    }
+    *out = s;
+    return GA_OK;
+}
+
+void ga_session_free(ga_session *s) {
+    if (!s) return;
+    if (s->backend) s->backend->free(s->backend);
+    free(s->seq_len);
+    free(s);
+}
+
+ga_device ga_session_device(const ga_session *s) {
+    return s->backend->device;
+}
+const char *ga_session_device_name(const ga_session *s) {
+    return s->backend->name;
+}
+int ga_session_max_context(const ga_session *s) {
+    return s->max_context;
+}
+int ga_session_max_batch(const ga_session *s) {
+    return s->max_batch;
+}
+
+int ga_session_seq_len(const ga_session *s, int seq) {
+    return (seq >= 0 && seq < s->max_batch) ? s->seq_len[seq] : -1;
+}
+
+void ga_session_reset(ga_session *s, int seq) {
+    if (seq >= 0 && seq < s->max_batch) s->seq_len[seq] = 0;
+}
+
+static ga_status check_tokens(const ga_session *s, const int32_t *tokens, int n, ga_err *err) {
+    int V = s->model->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return ga_err_set(err, GA_ERR_ARG, "token id %d at position %d is outside [0, %d)",
+                              tokens[i], i, V);
+    return GA_OK;
+}
+
+static ga_status check_room(const ga_session *s, int seq, int n, ga_err *err) {
+    int have = s->seq_len[seq];
+    if ((int64_t)have + n > s->max_context)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "%d tokens after %d cached exceed the context of %d tokens (sequence %d%s)",
+                          n, have, s->max_context, seq,
+                          s->max_context == s->model->cfg.max_position_embeddings
+                              ? ", the model's max_position_embeddings"
+                              : "");
+    return GA_OK;
+}
+
+ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int n,
+                             bool all_positions, float *logits, ga_err *err) {
+    if (seq < 0 || seq >= s->max_batch)
+        return ga_err_set(err, GA_ERR_ARG, "sequence %d outside [0, %d)", seq, s->max_batch);
+    if (n < 1 || !tokens) return ga_err_set(err, GA_ERR_ARG, "no tokens to run");
+    ga_status st;
+    if ((st = check_tokens(s, tokens, n, err)) || (st = check_room(s, seq, n, err))) return st;
+    ga_attn_capture *cap = NULL;
+    if (s->capture) {
+        if (seq != 0 || s->seq_len[seq] != 0)
+            return ga_err_set(err, GA_ERR_ARG,
+                              "attention capture needs a prefill of sequence 0 from an empty cache");
+        cap = s->capture;
+        if ((st = ga_capture_prepare(cap, s->model->cfg.n_layers, n, err))) return st;
+    }
+    st = s->backend->forward(s->backend, seq, s->seq_len[seq], tokens, n, all_positions, logits,
+                             cap, err);
+    if (cap) s->capture = NULL; /* one prefill per attachment */
+    if (st) {
+        /* The cache may hold part of this call's K/V: the sequence is no longer usable. */
+        s->seq_len[seq] = 0;
+        return st;
+    }
+    s->seq_len[seq] += n;
+    return GA_OK;
+}
+
+ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                                  float *logits, ga_err *err) {
+    if (nb < 1 || nb > s->max_batch)
+        return ga_err_set(err, GA_ERR_ARG, "batch of %d sequences outside [1, %d]", nb,
+                          s->max_batch);
+    ga_status st;
+    if ((st = check_tokens(s, tokens, nb, err))) return st;
+    int *pos = malloc((size_t)nb * sizeof *pos);
+    if (!pos) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    for (int i = 0; i < nb && !st; i++) {
+        if (seqs[i] < 0 || seqs[i] >= s->max_batch) {
+            st = ga_err_set(err, GA_ERR_ARG, "sequence %d outside [0, %d)", seqs[i], s->max_batch);
+            break;
+        }
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                st = ga_err_set(err, GA_ERR_ARG, "sequence %d appears twice in one batch", seqs[i]);
+        if (!st) st = check_room(s, seqs[i], 1, err);
+        pos[i] = s->seq_len[seqs[i]];
+    }
+    if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+    free(pos);
+    if (st) return st;
+    for (int i = 0; i < nb; i++) s->seq_len[seqs[i]]++;
+    return GA_OK;
+}
+
+/* ------------------------------------------------------------------ attention capture */
+
+ga_status ga_session_set_capture(ga_session *s, ga_attn_capture *cap, ga_err *err) {
+    if (cap) {
+        if (!cap->layers) return ga_err_set(err, GA_ERR_ARG, "capture: no layer selection");
+        if (cap->head < -1 || cap->head >= s->model->cfg.n_heads)
+            return ga_err_set(err, GA_ERR_ARG, "capture: head %d outside [0, %d)", cap->head,
+                              s->model->cfg.n_heads);
+        if (cap->max_res < 1) return ga_err_set(err, GA_ERR_ARG, "capture: max_res must be >= 1");
+    }
+    s->capture = cap;
+    return GA_OK;
+}
+
+ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, ga_err *err) {
+    ga_attn_capture_free(cap);
+    cap->n_tokens = n_tokens;
+    cap->res = n_tokens < cap->max_res ? n_tokens : cap->max_res;
+    cap->maps = calloc((size_t)n_layers, sizeof *cap->maps);
+    cap->metrics = calloc((size_t)n_layers, sizeof *cap->metrics);
+    if (!cap->maps || !cap->metrics) goto oom;
+    for (int l = 0; l < n_layers; l++) {
+        cap->metrics[l].first_token_share = NAN;
+        cap->metrics[l].gate_mean = NAN;
+        cap->metrics[l].gate_below_0_1 = NAN;
+        if (cap->layers[l]) {
+            cap->maps[l] = calloc((size_t)cap->res * cap->res, sizeof(float));
+            if (!cap->maps[l]) goto oom;
+        }
+    }
+    cap->n_layers_alloc = n_layers;
+    return GA_OK;
+oom:
+    ga_attn_capture_free(cap);
+    return ga_err_set(err, GA_ERR_OOM, "attention capture: out of memory for %d maps of %dx%d",
+                      n_layers, cap->res, cap->res);
+}
+
+void ga_attn_capture_free(ga_attn_capture *cap) {
+    if (!cap) return;
+    if (cap->maps)
+        for (int l = 0; l < cap->n_layers_alloc; l++) free(cap->maps[l]);
+    free(cap->maps);
+    free(cap->metrics);
+    cap->maps = NULL;
+    cap->metrics = NULL;
+    cap->n_layers_alloc = 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * Tensor views and dtype conversion.
+ *
+ * A ga_tensor is a named, typed, shaped view of bytes that somebody else owns (a mapped
+ * safetensors file or an in-memory buffer). Backends convert views into their compute type
+ * when they are created; nothing here allocates.
+ */
+#ifndef GATTN_CORE_TENSOR_H
+#define GATTN_CORE_TENSOR_H
+
+#include "gattn/gattn.h"
+
+#define GA_MAX_DIMS 4
+
+typedef struct ga_tensor {
+    char *name;
+    ga_dtype dtype;
+    int ndim;
+    int64_t shape[GA_MAX_DIMS];
+    const void *data; /* not owned */
+    uint64_t nbytes;
+    const char *file; /* file the bytes come from, for error messages ("<memory>" otherwise) */
+} ga_tensor;
+
+int64_t ga_tensor_numel(const ga_tensor *t);
+
+/* bf16 <-> f32: bf16 is the top half of an IEEE float; f32 -> bf16 rounds to nearest even
+ * and keeps NaN a NaN. */
+static inline float ga_bf16_to_f32(uint16_t h) {
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+static inline uint16_t ga_f32_to_bf16(float f) {
+    union {
+        uint32_t u;
+        float f;
+    } v;
+    v.f = f;
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u); /* quiet NaN */
+    uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)((v.u + rounding) >> 16);
+}
+float ga_f16_to_f32(uint16_t h);
+uint16_t ga_f32_to_f16(float f);
+
+/* Converts n elements starting at element `first` of t into dst. */
+void ga_tensor_read_f32(const ga_tensor *t, int64_t first, int64_t n, float *dst);
+void ga_tensor_read_bf16(const ga_tensor *t, int64_t first, int64_t n, uint16_t *dst);
+
+/* "(3, 4)" style shape string for messages; buf of at least 96 bytes. */
+const char *ga_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+
+#endif

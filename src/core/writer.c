@@ -1,0 +1,149 @@
+/*
+ * Writing random-weight model folders in the published format: config.json, safetensors
+ * (one file, or shards with model.safetensors.index.json) and optionally a small byte-level
+ * BPE tokenizer. Tests, the demo and the benchmarks make their models here, so nothing
+ * large is committed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "model.h"
+#include "gattn/tokenizer.h"
+
+char *ga_config_to_json(const ga_config *c) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("Qwen3ForCausalLM"));
+    cJSON_AddStringToObject(r, "model_type", "qwen3");
+    cJSON_AddNumberToObject(r, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(r, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(r, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(r, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(r, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(r, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(r, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(r, "rope_theta", c->rope_theta);
+    cJSON_AddNullToObject(r, "rope_scaling");
+    cJSON_AddNumberToObject(r, "max_position_embeddings", c->max_position_embeddings);
+    cJSON_AddBoolToObject(r, "tie_word_embeddings", c->tie_word_embeddings);
+    cJSON_AddBoolToObject(r, "attention_bias", c->attention_bias && c->o_bias);
+    if (c->attention_bias && !c->o_bias) cJSON_AddBoolToObject(r, "qkv_bias", true);
+    cJSON_AddBoolToObject(r, "use_qk_norm", c->use_qk_norm);
+    cJSON_AddStringToObject(r, "hidden_act", "silu");
+    cJSON_AddStringToObject(r, "torch_dtype", c->torch_dtype == GA_F32   ? "float32"
+                                              : c->torch_dtype == GA_F16 ? "float16"
+                                                                         : "bfloat16");
+    cJSON_AddBoolToObject(r, "headwise_attn_output_gate", c->gate == GA_GATE_HEADWISE);
+    cJSON_AddBoolToObject(r, "elementwise_attn_output_gate", c->gate == GA_GATE_ELEMENTWISE);
+    if (c->bos_token_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_token_id);
+    if (c->n_eos == 1) {
+        cJSON_AddNumberToObject(r, "eos_token_id", c->eos_token_ids[0]);
+    } else if (c->n_eos > 1) {
+        cJSON *e = cJSON_AddArrayToObject(r, "eos_token_id");
+        for (int i = 0; i < c->n_eos; i++)
+            cJSON_AddItemToArray(e, cJSON_CreateNumber(c->eos_token_ids[i]));
+    }
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    return s;
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static ga_status write_text(const char *dir, const char *name, const char *text, ga_err *err) {
+    char *p = join(dir, name);
+    if (!p) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    FILE *f = fopen(p, "wb");
+    ga_status st = GA_OK;
+    if (!f) {
+        st = ga_err_set(err, GA_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
+    } else {
+        size_t n = strlen(text);
+        bool ok = fwrite(text, 1, n, f) == n;
+        if (fclose(f) != 0 || !ok) st = ga_err_set(err, GA_ERR_IO, "%s: write failed", p);
+    }
+    free(p);
+    return st;
+}
+
+static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, ga_err *err) {
+    int n = ga_store_count(s);
+    const ga_tensor **all = malloc((size_t)(n ? n : 1) * sizeof *all);
+    if (!all) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    for (int i = 0; i < n; i++) all[i] = ga_store_at(s, i);
+    ga_status st = GA_OK;
+    if (n_shards <= 1) {
+        char *p = join(dir, "model.safetensors");
+        st = p ? ga_safetensors_write(p, all, n, err) : ga_err_set(err, GA_ERR_OOM, "out of memory");
+        free(p);
+        free(all);
+        return st;
+    }
+    if (n_shards > n) n_shards = n;
+    cJSON *idx = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(idx, "metadata");
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) total += all[i]->nbytes;
+    cJSON_AddNumberToObject(meta, "total_size", (double)total);
+    cJSON *wm = cJSON_AddObjectToObject(idx, "weight_map");
+    int per = (n + n_shards - 1) / n_shards;
+    for (int sh = 0; sh < n_shards && !st; sh++) {
+        char fn[64];
+        snprintf(fn, sizeof fn, "model-%05d-of-%05d.safetensors", sh + 1, n_shards);
+        int lo = sh * per, hi = lo + per < n ? lo + per : n;
+        if (lo >= hi) break;
+        char *p = join(dir, fn);
+        st = p ? ga_safetensors_write(p, all + lo, hi - lo, err)
+               : ga_err_set(err, GA_ERR_OOM, "out of memory");
+        free(p);
+        for (int i = lo; i < hi; i++) cJSON_AddStringToObject(wm, all[i]->name, fn);
+    }
+    char *text = cJSON_Print(idx);
+    cJSON_Delete(idx);
+    if (!st) st = text ? write_text(dir, "model.safetensors.index.json", text, err)
+                       : ga_err_set(err, GA_ERR_OOM, "out of memory");
+    free(text);
+    free(all);
+    return st;
+}
+
+ga_status ga_model_write_random(const char *dir, const ga_config *cfg, const ga_write_opts *o,
+                                ga_err *err) {
+    ga_write_opts opts = o ? *o : (ga_write_opts){.dtype = GA_F32, .n_shards = 1};
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return ga_err_set(err, GA_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
+    ga_config c = *cfg;
+    c.torch_dtype = opts.dtype;
+    if (opts.tokenizer) {
+        /* The synthetic tokenizer puts its special tokens at the top of the vocabulary:
+         * <|endoftext|> = V-3, <|im_start|> = V-2, <|im_end|> = V-1. */
+        c.n_eos = 2;
+        c.eos_token_ids[0] = c.vocab_size - 1;
+        c.eos_token_ids[1] = c.vocab_size - 3;
+    }
+    /* Round-trip the config through the parser: what we write must be what we accept. */
+    char *json = ga_config_to_json(&c);
+    if (!json) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    ga_config check;
+    ga_status st = ga_config_parse(json, strlen(json), "config.json", &check, err);
+    if (!st) st = write_text(dir, "config.json", json, err);
+    free(json);
+    if (st) return st;
+    ga_store *s = NULL;
+    if ((st = ga_model_random_store(&c, opts.seed, opts.dtype, opts.init_std, &s, err))) return st;
+    st = write_shards(dir, s, opts.n_shards, err);
+    ga_store_free(s);
+    if (!st && opts.tokenizer) st = ga_tok_write_synthetic(dir, c.vocab_size, err);
+    return st;
+}

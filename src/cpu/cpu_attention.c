@@ -1,0 +1,120 @@
+/*
+ * CPU reference attention: causal grouped-query attention over the fp32 KV cache, the
+ * sigmoid output gate, and (for heatmaps) the pooled attention maps and first-token share
+ * recorded from the very probabilities that produce the output.
+ *
+ * Work is split into tasks over query rows. When a map is being recorded, the task
+ * boundaries follow the pooling blocks, so no two tasks write the same row of the map.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "cpu_attention.h"
+#include "cpu_ops.h"
+
+typedef struct att_job {
+    const ga_cpu_attn_args *a;
+    int n_tasks;
+    float *scratch;       /* n_tasks * kv_len scores */
+    double *first_partial; /* n_tasks */
+} att_job;
+
+/* First query row of pooling block b (rows i with floor(i*res/T) == b). */
+static int block_start(int b, int T, int res) {
+    return (int)(((int64_t)b * T + res - 1) / res);
+}
+
+static void att_task(void *ctx, int task) {
+    const att_job *j = ctx;
+    const ga_cpu_attn_args *a = j->a;
+    int T = a->T, res = a->res;
+    int t0, t1;
+    if (a->map) { /* whole pooling blocks per task */
+        int b0 = (int)((int64_t)task * res / j->n_tasks), b1 = (int)((int64_t)(task + 1) * res / j->n_tasks);
+        t0 = block_start(b0, T, res);
+        t1 = block_start(b1, T, res);
+    } else {
+        t0 = (int)((int64_t)task * T / j->n_tasks);
+        t1 = (int)((int64_t)(task + 1) * T / j->n_tasks);
+    }
+    int hd = a->hd, nh = a->n_heads, G = a->n_heads / a->n_kv_heads;
+    float *sc = j->scratch + (size_t)task * (a->pos0 + T);
+    double first = 0;
+    for (int t = t0; t < t1; t++) {
+        int p = a->pos0 + t, nk = p + 1; /* causal: keys 0..p */
+        float map_w = 0;
+        int bi = 0;
+        if (a->map) {
+            bi = ga_pool_bin(t, T, res);
+            int cnt = block_start(bi + 1, T, res) - block_start(bi, T, res);
+            map_w = 1.0f / (float)cnt / (a->head < 0 ? (float)nh : 1.0f);
+        }
+        for (int h = 0; h < nh; h++) {
+            const float *q = a->q + ((size_t)t * nh + h) * hd;
+            const float *K = a->k + (size_t)(h / G) * a->kv_stride * hd;
+            const float *Vc = a->v + (size_t)(h / G) * a->kv_stride * hd;
+            float mx = -INFINITY;
+            for (int s = 0; s < nk; s++) {
+                const float *kr = K + (size_t)s * hd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += q[e] * kr[e];
+                sc[s] = d * a->scale;
+                if (sc[s] > mx) mx = sc[s];
+            }
+            double sum = 0;
+            for (int s = 0; s < nk; s++) {
+                sc[s] = expf(sc[s] - mx);
+                sum += sc[s];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = a->out + ((size_t)t * nh + h) * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int s = 0; s < nk; s++) {
+                float pw = sc[s] * inv;
+                sc[s] = pw;
+                const float *vr = Vc + (size_t)s * hd;
+                for (int e = 0; e < hd; e++) o[e] += pw * vr[e];
+            }
+            if (a->gate) {
+                const float *g = a->gate + (size_t)t * a->gate_dim;
+                if (a->gate_mode == GA_GATE_HEADWISE) {
+                    float gv = ga_sigmoidf(g[h]);
+                    for (int e = 0; e < hd; e++) o[e] *= gv;
+                } else {
+                    for (int e = 0; e < hd; e++) o[e] *= ga_sigmoidf(g[h * hd + e]);
+                }
+            }
+            if (a->first_share && t > 0) first += sc[0];
+            if (a->map && (a->head < 0 || a->head == h)) {
+                float *row = a->map + (size_t)bi * res;
+                for (int s = 0; s < nk; s++) row[ga_pool_bin(s, T, res)] += sc[s] * map_w;
+            }
+        }
+    }
+    j->first_partial[task] = first;
+}
+
+int ga_cpu_attention(ga_pool *pool, const ga_cpu_attn_args *a) {
+    int n_tasks = ga_pool_threads(pool) * 4;
+    if (a->map && n_tasks > a->res) n_tasks = a->res;
+    if (n_tasks > a->T) n_tasks = a->T;
+    if (n_tasks < 1) n_tasks = 1;
+    att_job j = {a, n_tasks, malloc((size_t)n_tasks * (a->pos0 + a->T) * sizeof(float)),
+                 calloc((size_t)n_tasks, sizeof(double))};
+    if (!j.scratch || !j.first_partial) {
+        free(j.scratch);
+        free(j.first_partial);
+        return -1;
+    }
+    ga_pool_run(pool, att_task, &j, n_tasks);
+    if (a->first_share) {
+        double s = 0;
+        for (int i = 0; i < n_tasks; i++) s += j.first_partial[i];
+        *a->first_share = a->T > 1 ? s / ((double)a->n_heads * (a->T - 1)) : NAN;
+    }
+    free(j.scratch);
+    free(j.first_partial);
+    return 0;
+}

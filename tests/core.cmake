@@ -1,0 +1,6 @@
+# Engine core: config, safetensors, model binding, CPU backend, CLI.
+ga_add_test(test_config SOURCES test_config.c)
+ga_add_test(test_safetensors SOURCES test_safetensors.c)
+ga_add_test(test_fixtures SOURCES test_fixtures.c)
+ga_add_test(test_cpu_forward SOURCES test_cpu_forward.c)
+ga_add_script_test(test_cli_core test_cli_core.sh)

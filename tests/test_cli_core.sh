@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The engine-core CLI end to end: write-model, info and logits on a fresh random model, and
+# every bad-input case failing with exactly one error line naming the file or argument and a
+# nonzero exit (never a crash: exit codes >= 128 are signals and fail the test).
+set -u
+G=${GA_CLI:?GA_CLI must point at the gattn binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/gattn-cli-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect_fail NEEDLE cmd...: nonzero exit (not a signal), one stderr line containing NEEDLE
+expect_fail() {
+  local needle=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$T/err")
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "exit $rc: $*"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "$lines stderr lines: $* :: $(cat "$T/err")"; return; fi
+  if ! grep -qF -- "$needle" "$T/err"; then bad "stderr lacks '$needle': $(cat "$T/err")"; return; fi
+  ok
+}
+
+M=$T/hw
+"$G" write-model --out "$M" --variant headwise --layers 2 --hidden 48 --heads 4 --kv-heads 2 \
+  --head-dim 16 --intermediate 64 --vocab 100 --max-pos 16 --seed 3 >/dev/null && ok || bad "write-model"
+"$G" info --model "$M" >"$T/info" && grep -q "headwise" "$T/info" && grep -q "q_proj rows      68" "$T/info" \
+  && ok || bad "info: $(cat "$T/info")"
+"$G" info --model "$M" --json | grep -q '"variant":"headwise"' && ok || bad "info --json"
+"$G" logits --model "$M" --tokens 3,14,15 --device cpu >"$T/l1" && [ "$(wc -l <"$T/l1")" -eq 1 ] && ok || bad "logits"
+"$G" logits --model "$M" --tokens 3,14,15 --all --device cpu >"$T/l3" && [ "$(wc -l <"$T/l3")" -eq 3 ] && ok || bad "logits --all"
+# each line is a JSON array of vocab_size numbers; the last line equals the plain output
+[ "$(head -1 "$T/l3" | tr ',' '\n' | wc -l)" -eq 100 ] && ok || bad "logits width"
+[ "$(tail -1 "$T/l3")" = "$(cat "$T/l1")" ] && ok || bad "last row of --all differs from the default"
+grep -qE '^\[-?[0-9]' "$T/l1" && ok || bad "logits format"
+# sharded bf16 and f16 models give the logits their weights imply (bf16 vs f32 of the same seed
+# differ only by weight rounding; just check they run and agree in shape)
+"$G" write-model --out "$T/sh" --variant elementwise --layers 2 --hidden 48 --heads 4 --kv-heads 1 \
+  --head-dim 8 --intermediate 64 --vocab 100 --dtype bf16 --shards 3 --bias --untied >/dev/null && ok || bad "write sharded"
+[ -f "$T/sh/model.safetensors.index.json" ] && [ -f "$T/sh/model-00003-of-00003.safetensors" ] && ok || bad "shards missing"
+"$G" logits --model "$T/sh" --tokens 1,2 --device cpu >/dev/null && ok || bad "logits sharded"
+
+# ---- bad input
+expect_fail "/nonexistent/model" "$G" info --model /nonexistent/model
+expect_fail "--model" "$G" info
+expect_fail "unknown argument" "$G" info --model "$M" --frobnicate
+expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,,2
+expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,x
+expect_fail "--tokens" "$G" logits --model "$M" --tokens -1
+expect_fail "--tokens" "$G" logits --model "$M" --tokens 99999999999
+expect_fail "outside [0, 100)" "$G" logits --model "$M" --tokens 1,100
+expect_fail "max_position_embeddings" "$G" logits --model "$M" --tokens 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
+expect_fail "--device" "$G" logits --model "$M" --tokens 1 --device tpu
+expect_fail "--variant" "$G" write-model --out "$T/x" --variant sideways
+expect_fail "multiple" "$G" write-model --out "$T/x" --heads 3 --kv-heads 2
+expect_fail "--layers" "$G" write-model --out "$T/x" --layers 0
+expect_fail "unknown command" "$G" frobnicate
+
+# corrupt copies of the model
+corrupt() { rm -rf "$T/c"; cp -r "$M" "$T/c"; }
+corrupt; head -c 100 "$M/model.safetensors" >"$T/c/model.safetensors"
+expect_fail "model.safetensors" "$G" logits --model "$T/c" --tokens 1
+corrupt; head -c 5 "$M/model.safetensors" >"$T/c/model.safetensors"
+expect_fail "too short" "$G" info --model "$T/c"
+corrupt; printf '\xff\xff\xff\xff\x00\x00\x00\x00{}' >"$T/c/model.safetensors"
+expect_fail "past the end" "$G" info --model "$T/c"
+corrupt; sed -i 's/"elementwise_attn_output_gate":[[:space:]]*false/"elementwise_attn_output_gate": true/' "$T/c/config.json"
+expect_fail "both" "$G" info --model "$T/c"
+corrupt; sed -i '/"vocab_size"/d' "$T/c/config.json"
+expect_fail "vocab_size" "$G" info --model "$T/c"
+corrupt; echo '{"vocab_size": ' >"$T/c/config.json"
+expect_fail "config.json" "$G" info --model "$T/c"
+corrupt; sed -i 's/"tie_word_embeddings":[[:space:]]*true/"tie_word_embeddings": false/' "$T/c/config.json"
+expect_fail "lm_head.weight" "$G" info --model "$T/c"
+corrupt; sed -i 's/"headwise_attn_output_gate":[[:space:]]*true/"headwise_attn_output_gate": false/' "$T/c/config.json"
+expect_fail "expected shape (64, 48), found (68, 48)" "$G" info --model "$T/c"
+corrupt; sed -i 's/"rope_scaling":[[:space:]]*null/"rope_scaling": {"rope_type": "yarn", "factor": 4.0}/' "$T/c/config.json"
+expect_fail "yarn" "$G" info --model "$T/c"
+corrupt; rm "$T/c/config.json"
+expect_fail "config.json" "$G" info --model "$T/c"
+if ! "$G" logits --model "$M" --tokens 1 --device cuda >/dev/null 2>"$T/err"; then
+  # without a GPU (or without the CUDA backend) the error is one clear line
+  [ "$(wc -l <"$T/err")" -eq 1 ] && grep -qiE "cuda|gpu" "$T/err" && ok || bad "cuda error: $(cat "$T/err")"
+else
+  ok
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,271 @@
+/*
+ * safetensors reading and model binding against hand-made files: a valid round trip, and
+ * every malformed case (truncation, header past the end, bad JSON, offsets out of range,
+ * wrong byte spans, overlaps, unsupported dtypes, duplicates, shard index problems, missing
+ * tensors, wrong shapes). Each must fail with a message naming the file and the tensor.
+ */
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "core/model.h"
+#include "testutil.h"
+
+static char *g_dir;
+
+/* Writes a safetensors file from a header string and a data section of data_len bytes. */
+static char *write_raw(const char *name, const char *hdr, size_t data_len, int64_t len_override) {
+    char *p = ga_test_path(g_dir, name);
+    size_t hl = strlen(hdr);
+    uint64_t n = len_override >= 0 ? (uint64_t)len_override : hl;
+    size_t total = 8 + hl + data_len;
+    uint8_t *buf = calloc(1, total);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(n >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    for (size_t i = 0; i < data_len; i++) buf[8 + hl + i] = (uint8_t)i;
+    ga_test_write_file(p, buf, total);
+    free(buf);
+    return p;
+}
+
+static void expect_open_fail(const char *name, const char *hdr, size_t data_len, int64_t len_override,
+                             ga_status code, const char *needle) {
+    char *p = write_raw(name, hdr, data_len, len_override);
+    ga_store *s = NULL;
+    ga_err e = {{0}};
+    ga_status st = ga_store_open_file(p, &s, &e);
+    CHECK_MSG(st == code, "%s: got %s (%s), wanted %s", name, ga_status_name(st), e.msg,
+              ga_status_name(code));
+    CHECK_MSG(s == NULL, "%s: store returned on failure", name);
+    CHECK_MSG(strstr(e.msg, p) != NULL, "%s: message '%s' does not name the file", name, e.msg);
+    CHECK_MSG(strstr(e.msg, needle) != NULL, "%s: message '%s' lacks '%s'", name, e.msg, needle);
+    ga_store_free(s);
+    free(p);
+}
+
+static void test_roundtrip(void) {
+    ga_store *mem = ga_store_new_memory();
+    int64_t s1[2] = {3, 5}, s2[1] = {7}, s3[1] = {4};
+    ga_tensor *a = ga_store_add_owned(mem, "a.weight", GA_F32, 2, s1);
+    ga_tensor *b = ga_store_add_owned(mem, "b.weight", GA_BF16, 1, s2);
+    ga_tensor *c = ga_store_add_owned(mem, "c.weight", GA_F16, 1, s3);
+    CHECK(a && b && c);
+    for (int i = 0; i < 15; i++) ((float *)a->data)[i] = (float)i * 0.5f - 3.0f;
+    for (int i = 0; i < 7; i++) ((uint16_t *)b->data)[i] = ga_f32_to_bf16((float)i + 0.25f);
+    for (int i = 0; i < 4; i++) ((uint16_t *)c->data)[i] = ga_f32_to_f16((float)i / 3.0f);
+    const ga_tensor *all[3] = {a, b, c};
+    char *p = ga_test_path(g_dir, "ok.safetensors");
+    ga_err e = {{0}};
+    CHECK_OK(ga_safetensors_write(p, all, 3, &e), &e);
+    ga_store *s = NULL;
+    CHECK_OK(ga_store_open_file(p, &s, &e), &e);
+    if (s) {
+        CHECK(ga_store_count(s) == 3);
+        const ga_tensor *ra = ga_store_find(s, "a.weight"), *rb = ga_store_find(s, "b.weight");
+        const ga_tensor *rc = ga_store_find(s, "c.weight");
+        CHECK(ra && rb && rc && !ga_store_find(s, "zzz"));
+        if (ra && rb && rc) {
+            CHECK(ra->dtype == GA_F32 && ra->ndim == 2 && ra->shape[0] == 3 && ra->shape[1] == 5);
+            float f[15];
+            ga_tensor_read_f32(ra, 0, 15, f);
+            CHECK(f[0] == -3.0f && f[14] == 4.0f);
+            ga_tensor_read_f32(rb, 0, 7, f);
+            CHECK(f[6] == 6.25f);
+            ga_tensor_read_f32(rc, 0, 4, f);
+            CHECK(fabsf(f[1] - 1.0f / 3.0f) < 1e-3f && f[0] == 0.0f);
+        }
+    }
+    ga_store_free(s);
+    ga_store_free(mem);
+    free(p);
+}
+
+static void test_dtype_conversions(void) {
+    /* f16: exact round trips of representable values, subnormals, overflow, NaN */
+    float vals[] = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.9604645e-08f, 0.1f};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        float back = ga_f16_to_f32(ga_f32_to_f16(vals[i]));
+        CHECK_MSG(fabsf(back - vals[i]) <= fabsf(vals[i]) * 1e-3f, "%g -> %g", vals[i], back);
+    }
+    CHECK(isinf(ga_f16_to_f32(ga_f32_to_f16(1e6f))));
+    CHECK(isnan(ga_f16_to_f32(ga_f32_to_f16(NAN))));
+    /* bf16: round to nearest even */
+    CHECK(ga_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(ga_bf16_to_f32(ga_f32_to_bf16(1.00390625f)) == 1.0f);    /* tie -> even */
+    CHECK(ga_bf16_to_f32(ga_f32_to_bf16(1.01171875f)) == 1.015625f); /* tie -> even (up) */
+    CHECK(isnan(ga_bf16_to_f32(ga_f32_to_bf16(NAN))));
+}
+
+static void test_malformed(void) {
+    const char *T1 = "\"t\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 16]}";
+    char hdr[512];
+    /* too short for a length */
+    char *p = ga_test_path(g_dir, "short.safetensors");
+    ga_test_write_file(p, "abc", 3);
+    ga_store *s = NULL;
+    ga_err e = {{0}};
+    CHECK(ga_store_open_file(p, &s, &e) == GA_ERR_FORMAT && strstr(e.msg, "too short"));
+    free(p);
+    snprintf(hdr, sizeof hdr, "{%s}", T1);
+    expect_open_fail("len_past_end.safetensors", hdr, 16, 1 << 20, GA_ERR_FORMAT, "past the end");
+    expect_open_fail("len_huge.safetensors", hdr, 16, INT64_MAX, GA_ERR_FORMAT, "past the end");
+    expect_open_fail("bad_json.safetensors", "{\"t\": {\"dtype\": ", 16, -1, GA_ERR_FORMAT, "JSON");
+    expect_open_fail("not_obj.safetensors", "[1,2,3]", 16, -1, GA_ERR_FORMAT, "object");
+    expect_open_fail("truncated_data.safetensors", hdr, 10, -1, GA_ERR_FORMAT, "outside the data");
+    expect_open_fail("off_range.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [8, 24]}}",
+                     16, -1, GA_ERR_FORMAT, "outside the data");
+    expect_open_fail("off_reversed.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 4]}}", 16,
+                     -1, GA_ERR_FORMAT, "\"t\"");
+    expect_open_fail("span.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 16]}}",
+                     16, -1, GA_ERR_FORMAT, "needs 24 bytes");
+    expect_open_fail("overlap.safetensors",
+                     "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}, "
+                     "\"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
+                     16, -1, GA_ERR_FORMAT, "overlap");
+    expect_open_fail("dtype.safetensors",
+                     "{\"t\": {\"dtype\": \"I64\", \"shape\": [2], \"data_offsets\": [0, 16]}}", 16,
+                     -1, GA_ERR_UNSUPPORTED, "I64");
+    expect_open_fail("neg_shape.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}}", 16,
+                     -1, GA_ERR_FORMAT, "shape");
+    expect_open_fail("five_dims.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1], \"data_offsets\": [0, 4]}}",
+                     16, -1, GA_ERR_FORMAT, "dimensions");
+    expect_open_fail("huge_shape.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1099511627776, 1099511627776], "
+                     "\"data_offsets\": [0, 4]}}", 16, -1, GA_ERR_FORMAT, "shape");
+    expect_open_fail("no_offsets.safetensors", "{\"t\": {\"dtype\": \"F32\", \"shape\": [1]}}", 16,
+                     -1, GA_ERR_FORMAT, "data_offsets");
+    expect_open_fail("dup.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, "
+                     "\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+                     16, -1, GA_ERR_FORMAT, "twice");
+    expect_open_fail("frac_off.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0.5, 4.5]}}",
+                     16, -1, GA_ERR_FORMAT, "data_offsets");
+    /* valid with metadata and an empty tensor sharing an offset */
+    char *ok = write_raw("meta.safetensors",
+                         "{\"__metadata__\": {\"format\": \"pt\"}, \"e\": {\"dtype\": \"F32\", "
+                         "\"shape\": [0], \"data_offsets\": [4, 4]}, \"t\": {\"dtype\": \"F32\", "
+                         "\"shape\": [2], \"data_offsets\": [0, 8]}}",
+                         8, -1);
+    CHECK_OK(ga_store_open_file(ok, &s, &e), &e);
+    ga_store_free(s);
+    free(ok);
+}
+
+/* A model folder with a config and one safetensors file from a store, for binding tests. */
+static char *model_dir_with(const char *name, const ga_config *c, ga_store *st) {
+    char *d = ga_test_path(g_dir, name);
+    mkdir(d, 0755);
+    char *cfg = ga_config_to_json(c);
+    char *cp = ga_test_path(d, "config.json");
+    ga_test_write_file(cp, cfg, strlen(cfg));
+    int n = ga_store_count(st);
+    const ga_tensor **all = malloc((size_t)n * sizeof *all);
+    for (int i = 0; i < n; i++) all[i] = ga_store_at(st, i);
+    char *sp = ga_test_path(d, "model.safetensors");
+    ga_err e;
+    ga_safetensors_write(sp, all, n, &e);
+    free(all);
+    free(sp);
+    free(cp);
+    free(cfg);
+    return d;
+}
+
+static void test_binding(void) {
+    ga_config c = {.vocab_size = 50, .hidden_size = 16, .intermediate_size = 24, .n_layers = 2,
+                   .n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .rms_norm_eps = 1e-6f,
+                   .rope_theta = 1e4, .max_position_embeddings = 64, .use_qk_norm = true,
+                   .gate = GA_GATE_HEADWISE, .tie_word_embeddings = true, .bos_token_id = -1};
+    ga_err e = {{0}};
+    ga_model *m = NULL;
+    /* a good folder */
+    ga_store *st = NULL;
+    CHECK_OK(ga_model_random_store(&c, 1, GA_F32, 0.1f, &st, &e), &e);
+    char *good = model_dir_with("good", &c, st);
+    CHECK_OK(ga_model_load(good, &m, &e), &e);
+    if (m) {
+        CHECK(m->layers[1].q_proj->shape[0] == 4 * 8 + 4);
+        CHECK(!strcmp(ga_model_name(m), "good"));
+    }
+    ga_model_free(m);
+    /* the same weights under a config that says elementwise: q_proj has the wrong shape */
+    ga_config ew = c;
+    ew.gate = GA_GATE_ELEMENTWISE;
+    char *wrong = model_dir_with("wrong_shape", &ew, st);
+    CHECK(ga_model_load(wrong, &m, &e) == GA_ERR_SHAPE);
+    CHECK_MSG(strstr(e.msg, "model.layers.0.self_attn.q_proj.weight") && strstr(e.msg, "(64, 16)") &&
+                  strstr(e.msg, "(36, 16)"),
+              "message: %s", e.msg);
+    /* untied config without lm_head: missing tensor */
+    ga_config ut = c;
+    ut.tie_word_embeddings = false;
+    char *missing = model_dir_with("missing", &ut, st);
+    CHECK(ga_model_load(missing, &m, &e) == GA_ERR_SHAPE);
+    CHECK_MSG(strstr(e.msg, "missing tensor \"lm_head.weight\"") && strstr(e.msg, "missing"),
+              "message: %s", e.msg);
+    /* no weights at all */
+    char *empty = ga_test_path(g_dir, "empty");
+    mkdir(empty, 0755);
+    char *cfg = ga_config_to_json(&c);
+    char *cp = ga_test_path(empty, "config.json");
+    ga_test_write_file(cp, cfg, strlen(cfg));
+    CHECK(ga_model_load(empty, &m, &e) == GA_ERR_IO && strstr(e.msg, "no model.safetensors"));
+    /* sharded: path traversal, missing shard, index pointing at the wrong shard */
+    char *idx = ga_test_path(empty, "model.safetensors.index.json");
+    const char *bad_idx[] = {
+        "{\"weight_map\": {\"model.norm.weight\": \"../good/model.safetensors\"}}",
+        "{\"weight_map\": {\"model.norm.weight\": \"model-00001-of-00002.safetensors\"}}",
+        "{\"weight_map\": 3}",
+        "{\"weight_map\": {\"model.norm.weight\": 7}}",
+    };
+    const char *needles[] = {"plain file name", "cannot open", "weight_map", "file name"};
+    for (int i = 0; i < 4; i++) {
+        ga_test_write_file(idx, bad_idx[i], strlen(bad_idx[i]));
+        ga_status r = ga_model_load(empty, &m, &e);
+        CHECK_MSG(r != GA_OK && strstr(e.msg, needles[i]), "index %d: %s", i, e.msg);
+    }
+    /* a real shard, but the index claims a tensor it does not hold */
+    char *gs = ga_test_path(good, "model.safetensors");
+    char *sh = ga_test_path(empty, "shard.safetensors");
+    size_t len;
+    char *bytes = ga_test_read_file(gs, &len);
+    ga_test_write_file(sh, bytes, len);
+    const char *claim = "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\", "
+                        "\"not.a.tensor\": \"shard.safetensors\"}}";
+    ga_test_write_file(idx, claim, strlen(claim));
+    CHECK(ga_model_load(empty, &m, &e) == GA_ERR_FORMAT && strstr(e.msg, "not.a.tensor"));
+    /* and the valid sharded form of the same file loads */
+    const char *fine = "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\"}}";
+    ga_test_write_file(idx, fine, strlen(fine));
+    CHECK_OK(ga_model_load(empty, &m, &e), &e);
+    ga_model_free(m);
+    free(bytes);
+    free(gs);
+    free(sh);
+    free(idx);
+    free(cp);
+    free(cfg);
+    free(empty);
+    free(missing);
+    free(wrong);
+    free(good);
+    ga_store_free(st);
+}
+
+int main(void) {
+    g_dir = ga_test_tmpdir("st");
+    CHECK(g_dir != NULL);
+    if (!g_dir) return ga_test_finish();
+    test_roundtrip();
+    test_dtype_conversions();
+    test_malformed();
+    test_binding();
+    ga_test_rmtree(g_dir);
+    free(g_dir);
+    return ga_test_finish();
+}

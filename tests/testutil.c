@@ -1,0 +1,114 @@
+/* The test harness behind testutil.h. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <ftw.h>
+#include <stdint.h>
+#include <unistd.h>
+
+int ga_t_pass = 0, ga_t_fail = 0;
+
+int ga_test_finish(void) {
+    printf("%d passed, %d failed\n", ga_t_pass, ga_t_fail);
+    return ga_t_fail == 0 ? 0 : 1;
+}
+
+char *ga_test_tmpdir(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    size_t n = strlen(base) + strlen(tag) + 32;
+    char *p = malloc(n);
+    if (!p) return NULL;
+    snprintf(p, n, "%s/gattn-%s-XXXXXX", base, tag);
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void ga_test_rmtree(const char *path) {
+    if (path) nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *ga_test_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+char *ga_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    long sz = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)sz + 1);
+    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[sz] = 0;
+        if (len) *len = (size_t)sz;
+    }
+    return buf;
+}
+
+int ga_test_write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+double ga_test_tol_ratio(const float *a, const float *b, size_t n, double atol, double rtol) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double r = fabs((double)a[i] - b[i]) / (atol + rtol * fabs((double)b[i]));
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+double ga_test_rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+uint64_t ga_test_rand_u64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float ga_test_rand_normal(uint64_t *s) {
+    double u1 = ((ga_test_rand_u64(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (ga_test_rand_u64(s) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+}
+
+const char *ga_test_env(const char *name, const char *def) {
+    const char *v = getenv(name);
+    return (v && *v) ? v : def;
+}

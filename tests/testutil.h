@@ -1,0 +1,81 @@
+/*
+ * A tiny test harness: CHECK-style macros that count passes and failures, a closing line
+ * "N passed, N failed" that ctest's log shows, helpers for temp dirs and for comparing float
+ * arrays with atol + rtol*|ref| and relative L2 error, and the GPU skip convention (exit 77).
+ */
+#ifndef GATTN_TESTUTIL_H
+#define GATTN_TESTUTIL_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gattn/gattn.h"
+
+extern int ga_t_pass, ga_t_fail;
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            ga_t_pass++;                                                                       \
+        } else {                                                                               \
+            ga_t_fail++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                   \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            ga_t_pass++;                                                                       \
+        } else {                                                                               \
+            ga_t_fail++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+        }                                                                                      \
+    } while (0)
+
+/* Checks that a call returned GA_OK, printing the error message otherwise. */
+#define CHECK_OK(call, errp)                                                                   \
+    do {                                                                                       \
+        ga_status st_ = (call);                                                                \
+        CHECK_MSG(st_ == GA_OK, "%s -> %s: %s", #call, ga_status_name(st_), (errp)->msg);      \
+    } while (0)
+
+/* Prints the closing line and returns the exit code. */
+int ga_test_finish(void);
+
+/* Makes a fresh temporary directory (mkdtemp under $TMPDIR or /tmp). Caller frees. */
+char *ga_test_tmpdir(const char *tag);
+/* rm -rf */
+void ga_test_rmtree(const char *path);
+/* Joins a directory and a name into a malloc'd string. */
+char *ga_test_path(const char *dir, const char *name);
+/* Reads a whole file; NULL on failure. */
+char *ga_test_read_file(const char *path, size_t *len);
+int ga_test_write_file(const char *path, const void *data, size_t len);
+
+/* max |a-b| / (atol + rtol*|b|) over n; > 1 means out of tolerance. NaN/Inf in a -> INFINITY */
+double ga_test_tol_ratio(const float *a, const float *b, size_t n, double atol, double rtol);
+/* ||a-b||_2 / ||b||_2 (INFINITY if a has a NaN/Inf) */
+double ga_test_rel_l2(const float *a, const float *b, size_t n);
+
+/* A small deterministic RNG for test inputs (splitmix64). */
+uint64_t ga_test_rand_u64(uint64_t *state);
+float ga_test_rand_normal(uint64_t *state);
+
+/* Environment variable or default. */
+const char *ga_test_env(const char *name, const char *def);
+
+/* Returns 77 (skip) from the calling test when no usable GPU is present. */
+#define GA_REQUIRE_GPU()                                                                       \
+    do {                                                                                       \
+        if (!ga_cuda_available()) {                                                            \
+            printf("no CUDA GPU: skipped\n");                                                  \
+            return 77;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+#endif

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Reference fixtures for gattn, made with Hugging Face transformers (an implementation we did
+not write). Run on the GPU machine (it has torch + transformers 5.x):
+
+    python3 tools/make_fixtures.py --out tests/fixtures
+
+For each case it builds a tiny model with transformers' own Qwen3ForCausalLM. Gated variants
+are the same model with the output gate added exactly per the published layout, without
+touching transformers' attention code:
+  * q_proj gets extra rows: per KV head j, the G*head_dim query rows of heads jG..jG+G-1,
+    then that group's gate rows (G headwise, G*head_dim elementwise, head-major);
+  * a wrapper splits the projection's output into queries (what transformers' attention sees)
+    and the raw gate, and a wrapper around o_proj multiplies each head's attention output by
+    sigmoid(gate) before the projection.
+Weights are saved as published checkpoints are (config.json + model.safetensors, or shards
+with model.safetensors.index.json) and reference logits are computed in float64 from the
+exact stored weights, for every position of fixed token sequences.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+import transformers
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+FORMAT_VERSION = 1
+
+
+class SplitQProj(nn.Module):
+    """q_proj with gate rows: returns the query part, stashes the raw gate."""
+
+    def __init__(self, hidden, n_heads, n_kv, hd, mode, bias, store):
+        super().__init__()
+        self.n_heads, self.n_kv, self.hd, self.mode, self.store = n_heads, n_kv, hd, mode, store
+        self.G = n_heads // n_kv
+        self.gate_per_group = self.G if mode == "headwise" else self.G * hd
+        rows = n_kv * (self.G * hd + self.gate_per_group)
+        self.lin = nn.Linear(hidden, rows, bias=bias)
+
+    def forward(self, x):
+        y = self.lin(x)
+        lead = y.shape[:-1]
+        y = y.view(*lead, self.n_kv, self.G * self.hd + self.gate_per_group)
+        q = y[..., : self.G * self.hd].reshape(*lead, self.n_heads * self.hd)
+        g = y[..., self.G * self.hd :].reshape(*lead, self.n_kv * self.gate_per_group)
+        self.store["gate"] = g
+        return q
+
+
+class GatedOProj(nn.Module):
+    """o_proj preceded by the sigmoid output gate of each head."""
+
+    def __init__(self, o, n_heads, hd, mode, store):
+        super().__init__()
+        self.o, self.n_heads, self.hd, self.mode, self.store = o, n_heads, hd, mode, store
+
+    def forward(self, a):
+        g = torch.sigmoid(self.store["gate"])
+        if self.mode == "headwise":
+            lead = a.shape[:-1]
+            a = (a.view(*lead, self.n_heads, self.hd) * g.unsqueeze(-1)).reshape(*lead, -1)
+        else:
+            a = a * g
+        return self.o(a)
+
+
+def build(case):
+    cfg = Qwen3Config(
+        vocab_size=case["vocab"],
+        hidden_size=case["hidden"],
+        intermediate_size=case["inter"],
+        num_hidden_layers=case["layers"],
+        num_attention_heads=case["heads"],
+        num_key_value_heads=case["kv_heads"],
+        head_dim=case["head_dim"],
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=case["tied"],
+        attention_bias=case.get("bias", False),
+        initializer_range=case.get("init", 0.2),
+    )
+    theta = case.get("theta", 10000.0)
+    # transformers 5 keeps RoPE settings in rope_parameters; older versions in rope_theta.
+    if getattr(cfg, "rope_parameters", None) is not None:
+        cfg.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+    cfg.rope_theta = theta
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(case["seed"])
+    model = Qwen3ForCausalLM(cfg).to(torch.float64)
+    mode = case["variant"]
+    hd, nh, nkv = case["head_dim"], case["heads"], case["kv_heads"]
+    with torch.no_grad():
+        # Random norm weights, so that a backend ignoring them fails the fixture.
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+            if name.endswith(".bias"):
+                p.copy_(0.3 * torch.randn_like(p))
+        if mode != "baseline":
+            for layer in model.model.layers:
+                attn = layer.self_attn
+                store = {}
+                sq = SplitQProj(case["hidden"], nh, nkv, hd, mode, case.get("bias", False), store)
+                sq = sq.to(torch.float64)
+                # Keep the original query rows, interleaving fresh gate rows per KV group.
+                G = nh // nkv
+                gpg = sq.gate_per_group
+                wq = attn.q_proj.weight.view(nkv, G * hd, -1)
+                wg = torch.randn(nkv, gpg, wq.shape[-1], dtype=torch.float64) * case.get("init", 0.2)
+                sq.lin.weight.copy_(torch.cat([wq, wg], dim=1).reshape(-1, wq.shape[-1]))
+                if case.get("bias", False):
+                    bq = attn.q_proj.bias.view(nkv, G * hd)
+                    bg = 0.3 * torch.randn(nkv, gpg, dtype=torch.float64)
+                    sq.lin.bias.copy_(torch.cat([bq, bg], dim=1).reshape(-1))
+                attn.q_proj = sq
+                attn.o_proj = GatedOProj(attn.o_proj, nh, hd, mode, store)
+    model.eval()
+    # Guard against a config field transformers did not honour: the RoPE frequencies must be
+    # exactly theta^(-2i/head_dim), as gattn computes them.
+    inv = model.model.rotary_emb.inv_freq.to(torch.float64)
+    want = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    assert torch.allclose(inv, want, rtol=1e-6), (inv, want)
+    return model, cfg
+
+
+def export_state(model, case):
+    """State dict under the published names (q_proj.lin.* -> q_proj.*, o_proj.o.* -> o_proj.*)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        k = k.replace("q_proj.lin.", "q_proj.").replace("o_proj.o.", "o_proj.")
+        if case["tied"] and k == "lm_head.weight":
+            continue
+        out[k] = v
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    base = dict(vocab=96, hidden=32, inter=64, layers=2, heads=4, head_dim=16)
+    cases = [
+        dict(name="baseline_g1_tied", variant="baseline", kv_heads=4, tied=True, seed=1),
+        dict(name="baseline_g2_untied", variant="baseline", kv_heads=2, tied=False, seed=2),
+        dict(name="headwise_g1_tied", variant="headwise", kv_heads=4, tied=True, seed=3),
+        dict(name="headwise_g2_untied", variant="headwise", kv_heads=2, tied=False, seed=4),
+        dict(name="elementwise_g1_tied", variant="elementwise", kv_heads=4, tied=True, seed=5),
+        dict(name="elementwise_g2_untied", variant="elementwise", kv_heads=2, tied=False, seed=6),
+        # attention_bias, G = 4, head_dim*heads != hidden, bf16 storage, sharded files
+        dict(name="elementwise_g4_bias_bf16_sharded", variant="elementwise", kv_heads=1,
+             tied=False, seed=7, bias=True, dtype="bf16", shards=2, theta=1000000.0),
+        dict(name="headwise_g2_f16", variant="headwise", kv_heads=2, tied=True, seed=8,
+             dtype="f16", layers=3),
+    ]
+    sequences = [
+        [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26],
+        [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 1, 1, 0, 95, 95, 94, 7, 7, 7],
+    ]
+    index = []
+    for c in cases:
+        case = dict(base)
+        case.update(c)
+        model, cfg = build(case)
+        dtype = case.get("dtype", "f32")
+        tdt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
+        state = {k: v.to(tdt).contiguous() for k, v in export_state(model, case).items()}
+        # The reference runs on exactly the stored weights, in float64.
+        with torch.no_grad():
+            exact = {k: v.to(torch.float64) for k, v in state.items()}
+            named = dict(model.named_parameters())
+            for k, p in named.items():
+                kk = k.replace("q_proj.lin.", "q_proj.").replace("o_proj.o.", "o_proj.")
+                if kk in exact:
+                    p.copy_(exact[kk])
+                elif case["tied"] and kk == "lm_head.weight":
+                    p.copy_(exact["model.embed_tokens.weight"])
+        d = os.path.join(args.out, case["name"])
+        os.makedirs(d, exist_ok=True)
+        names = sorted(state.keys())
+        n_shards = case.get("shards", 1)
+        if n_shards == 1:
+            save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+        else:
+            weight_map = {}
+            per = (len(names) + n_shards - 1) // n_shards
+            for s in range(n_shards):
+                fn = f"model-{s + 1:05d}-of-{n_shards:05d}.safetensors"
+                part = {k: state[k] for k in names[s * per:(s + 1) * per]}
+                save_file(part, os.path.join(d, fn), metadata={"format": "pt"})
+                for k in part:
+                    weight_map[k] = fn
+            total = sum(v.numel() * v.element_size() for v in state.values())
+            with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+        conf = cfg.to_dict()
+        conf["architectures"] = ["Qwen3ForCausalLM"]
+        conf["torch_dtype"] = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}[dtype]
+        conf.pop("dtype", None)
+        conf["rope_theta"] = case.get("theta", 10000.0)
+        conf["headwise_attn_output_gate"] = case["variant"] == "headwise"
+        conf["elementwise_attn_output_gate"] = case["variant"] == "elementwise"
+        conf.pop("_attn_implementation", None)
+        conf.pop("_attn_implementation_internal", None)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(conf, f, indent=2, sort_keys=True, default=str)
+        logits = []
+        with torch.no_grad():
+            for seq in sequences:
+                ids = torch.tensor([seq])
+                out = model(input_ids=ids, use_cache=False).logits[0]
+                logits.append([[float(x) for x in row] for row in out])
+        ref = {
+            "format_version": FORMAT_VERSION,
+            "generator": "tools/make_fixtures.py",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "compute_dtype": "float64",
+            "weights_dtype": dtype,
+            "variant": case["variant"],
+            "sequences": sequences,
+            "logits": [[[float(f"{x:.9g}") for x in row] for row in seqlog] for seqlog in logits],
+        }
+        with open(os.path.join(d, "reference_logits.json"), "w") as f:
+            json.dump(ref, f, separators=(",", ":"))
+        index.append(case["name"])
+        print(case["name"], "ok", file=sys.stderr)
+    with open(os.path.join(args.out, "index.json"), "w") as f:
+        json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
+                   "torch": torch.__version__, "cases": index}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what gattn needs to build and test on a Debian/Ubuntu machine: the compiler tools
+# and the libraries it links (cJSON, stb, PCRE2, utf8proc), all Debian packages, plus the
+# independent reference tokenizer the tests compare against (npm, cached under .cache/).
+# Idempotent: does nothing that is already done. Needs root (or sudo) only to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev"
+missing=""
+for p in $PKGS; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# --- reference tokenizer (tests only) ---
+if [ -x tools/tokref/setup.sh ]; then
+  tools/tokref/setup.sh
+fi
+echo "setup: ok"
