@@ -144,6 +144,10 @@ typedef struct ga_session_opts {
     int max_batch;   /* sequences held at once in the KV cache (0: 1) */
     int n_threads;   /* CPU backend threads (0: all cores) */
     int cuda_device; /* CUDA device ordinal */
+    /* Called while the backend converts and uploads weights, with done in [0, 1]
+     * (optional; for progress bars). */
+    void (*progress)(void *user, float done);
+    void *progress_user;
 } ga_session_opts;
 
 typedef struct ga_session ga_session;
@@ -165,6 +169,24 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
  * nb * vocab floats. */
 ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                                   float *logits, ga_err *err);
+
+/* Token selection: greedy when temperature <= 0 or top_k == 1; otherwise softmax at the
+ * temperature, restricted to the top_k most likely tokens (0: all) and then to the smallest
+ * set whose probability reaches top_p (>= 1: all). Draws are reproducible: the random number
+ * for a sequence depends only on (seed, stream, position). */
+typedef struct ga_sampling {
+    float temperature;
+    int top_k;
+    float top_p;
+    uint64_t seed;
+} ga_sampling;
+
+/* Like ga_session_decode_batch, but instead of logits returns each sequence's next token,
+ * chosen on the backend (on the GPU nothing but the ids crosses the bus). sp NULL: greedy.
+ * streams (may be NULL: stream i = seqs[i]) name each row's random stream. */
+ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                                   const ga_sampling *sp, const uint64_t *streams, int32_t *next,
+                                   ga_err *err);
 
 /* Current length of a sequence's cache, and its reset to empty. */
 int ga_session_seq_len(const ga_session *s, int seq);

@@ -24,6 +24,13 @@ struct ga_backend {
                               const int32_t *tokens, int nb, float *logits, ga_err *err);
     void (*free)(ga_backend *b);
     void *impl;
+    /* Optional: decode_batch that picks the next tokens on the backend (sampling per
+     * src/gen/sampler.h, greedy when sp is NULL) instead of returning logits. pos[i] doubles
+     * as the position of the draw. When NULL, the session samples on the host from
+     * decode_batch's logits. */
+    ga_status (*decode_sample)(ga_backend *b, const int *seqs, const int *pos,
+                               const int32_t *tokens, int nb, const ga_sampling *sp,
+                               const uint64_t *streams, int32_t *next, ga_err *err);
 };
 
 ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gen/sampler.h"
 
 struct ga_session {
     const ga_model *model;
@@ -138,8 +139,10 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
     return GA_OK;
 }
 
-ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
-                                  float *logits, ga_err *err) {
+/* Validates a decode batch and returns each row's position (malloc'd) in *pos_out. */
+static ga_status check_batch(const ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                             int **pos_out, ga_err *err) {
+    *pos_out = NULL;
     if (nb < 1 || nb > s->max_batch)
         return ga_err_set(err, GA_ERR_ARG, "batch of %d sequences outside [1, %d]", nb,
                           s->max_batch);
@@ -152,13 +155,61 @@ ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t 
             st = ga_err_set(err, GA_ERR_ARG, "sequence %d outside [0, %d)", seqs[i], s->max_batch);
             break;
         }
-        for (int j = 0; j < i; j++)
+        for (int j = 0; j < i && !st; j++)
             if (seqs[j] == seqs[i])
                 st = ga_err_set(err, GA_ERR_ARG, "sequence %d appears twice in one batch", seqs[i]);
         if (!st) st = check_room(s, seqs[i], 1, err);
         pos[i] = s->seq_len[seqs[i]];
     }
-    if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+    if (st) {
+        free(pos);
+        return st;
+    }
+    *pos_out = pos;
+    return GA_OK;
+}
+
+ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                                  float *logits, ga_err *err) {
+    int *pos;
+    ga_status st = check_batch(s, seqs, tokens, nb, &pos, err);
+    if (st) return st;
+    st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+    free(pos);
+    if (st) return st;
+    for (int i = 0; i < nb; i++) s->seq_len[seqs[i]]++;
+    return GA_OK;
+}
+
+ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+                                   const ga_sampling *sp, const uint64_t *streams, int32_t *next,
+                                   ga_err *err) {
+    int *pos;
+    ga_status st = check_batch(s, seqs, tokens, nb, &pos, err);
+    if (st) return st;
+    uint64_t *own_streams = NULL;
+    if (!streams) {
+        own_streams = malloc((size_t)nb * sizeof *own_streams);
+        if (!own_streams) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+        for (int i = 0; i < nb && own_streams; i++) own_streams[i] = (uint64_t)seqs[i];
+        streams = own_streams;
+    }
+    if (!st && s->backend->decode_sample) {
+        st = s->backend->decode_sample(s->backend, seqs, pos, tokens, nb, sp, streams, next, err);
+    } else if (!st) {
+        int V = s->model->cfg.vocab_size;
+        float *logits = malloc((size_t)nb * V * sizeof(float));
+        void *scratch = malloc(ga_sample_scratch_bytes(V));
+        if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+        if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+        /* The draw for the token at position pos+1 uses that position as its counter. */
+        for (int i = 0; i < nb && !st; i++)
+            next[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i],
+                                     (uint64_t)pos[i] + 1, scratch);
+        free(logits);
+        free(scratch);
+    }
+    free(own_streams);
     free(pos);
     if (st) return st;
     for (int i = 0; i < nb; i++) s->seq_len[seqs[i]]++;

@@ -226,7 +226,8 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
     const ga_config *c = &m->cfg;
     cpu_backend *b = calloc(1, sizeof *b);
     if (!b) return ga_err_set(err, GA_ERR_OOM, "out of memory");
-    b->base = (ga_backend){"cpu", GA_DEVICE_CPU, cpu_forward, cpu_decode_batch, cpu_free, b};
+    b->base = (ga_backend){.name = "cpu", .device = GA_DEVICE_CPU, .forward = cpu_forward,
+                           .decode_batch = cpu_decode_batch, .free = cpu_free, .impl = b};
     b->m = m;
     b->c = *c;
     b->max_context = max_context;
@@ -260,6 +261,7 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
         d->w_gate = convert(b, w->gate_proj, err, &st);
         d->w_up = convert(b, w->up_proj, err, &st);
         d->w_down = convert(b, w->down_proj, err, &st);
+        if (opts && opts->progress) opts->progress(opts->progress_user, (float)(l + 1) / c->n_layers);
     }
     if (!st && ga_cpu_rope_table(&b->cos_tab, &b->sin_tab, max_context, c->head_dim, c->rope_theta))
         st = ga_err_set(err, GA_ERR_OOM, "out of memory for the RoPE table");
