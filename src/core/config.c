@@ -187,7 +187,7 @@ static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
                               "%s: rope_scaling without a type is not supported", c->path);
         }
         if (b == 1 && cJSON_GetObjectItemCaseSensitive(rs, "rope_theta")) {
-            double t;
+            double t = cfg->rope_theta;
             st = get_num(c, rs, "rope_theta", cfg->rope_theta, 0.0, 1e12, &t);
             if (st) return st;
             const cJSON *top = cJSON_GetObjectItemCaseSensitive(c->root, "rope_theta");
@@ -232,7 +232,7 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
     ga_config *g = out;
     ga_status st;
     bool b_attn = false, b_qkv = false, hw = false, ew = false, sliding = false;
-    double eps;
+    double eps = 1e-6;
     if ((st = get_int(&c, "vocab_size", true, 0, 1, MAX_VOCAB, &g->vocab_size)) ||
         (st = get_int(&c, "hidden_size", true, 0, 1, MAX_HIDDEN, &g->hidden_size)) ||
         (st = get_int(&c, "intermediate_size", true, 0, 1, MAX_INTER, &g->intermediate_size)) ||
