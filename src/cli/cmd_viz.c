@@ -1,0 +1,469 @@
+/*
+ * `gattn viz`: attention heatmaps and attention-sink metrics of one prompt.
+ *
+ * Runs one prefill with an attention capture attached (the backend's own attention path
+ * records pooled maps for the selected layers and metrics for every layer), draws the maps
+ * as a grid of viridis heatmaps, prints the metrics table, and with --dump writes the raw
+ * maps (.npy), the tokens and the metrics for plotting elsewhere.
+ *
+ * Default layers: 1, 7, 21, 28 (the seed demo's choice for 28-layer Qwen3 models) when the
+ * model has at least 28 layers; otherwise min(4, n_layers) evenly spread layers,
+ * 1 + round(i * (L - 1) / (k - 1)) for i = 0..k-1 (L=2: 1,2; L=4: 1,2,3,4; L=8: 1,3,6,8).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gattn/tokenizer.h"
+#include "viz/viz.h"
+
+#define CMD "viz"
+#define DEFAULT_MAX_RES 128 /* blocks per axis in the picture; cells stay >= 2 pixels */
+#define MAX_PICTURE_RES 1024
+#define MAX_DUMP_TOKENS 4096 /* a dump is T x T floats per layer: 64 MiB at 4096 */
+#define LABEL_CAP 64
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
+        "\n"
+        "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
+        "(PNG) and prints attention-sink metrics for every layer.\n"
+        "\n"
+        "  --model DIR        Hugging Face model folder\n"
+        "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
+        "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
+        "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
+        "                     evenly spread layers of a smaller model)\n"
+        "  --head N           draw query head N (0-based) instead of the mean over heads\n"
+        "  --out PATH         PNG to write (default {model}_selected_layer_attention_maps.png)\n"
+        "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
+        "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
+        "  --device D         cpu, cuda or auto (default auto)\n"
+        "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
+        "                     at most %d)\n",
+        MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
+}
+
+typedef struct viz_args {
+    const char *model, *prompt, *tokens, *layers, *out, *dump;
+    int head; /* -1: mean */
+    int max_res;
+    ga_device device;
+} viz_args;
+
+static int parse_args(int argc, char **argv, viz_args *a) {
+    *a = (viz_args){.head = -1, .max_res = DEFAULT_MAX_RES, .device = GA_DEVICE_AUTO};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v;
+        long n;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+#define VALUE() (v = ga_cli_value(CMD, argc, argv, &i))
+        if (!strcmp(o, "--model")) {
+            if (!VALUE()) return 1;
+            a->model = v;
+        } else if (!strcmp(o, "--prompt")) {
+            if (!VALUE()) return 1;
+            a->prompt = v;
+        } else if (!strcmp(o, "--tokens")) {
+            if (!VALUE()) return 1;
+            a->tokens = v;
+        } else if (!strcmp(o, "--layers")) {
+            if (!VALUE()) return 1;
+            a->layers = v;
+        } else if (!strcmp(o, "--head")) {
+            if (!VALUE() || ga_cli_int(CMD, o, v, 0, INT_MAX, &n)) return 1;
+            a->head = (int)n;
+        } else if (!strcmp(o, "--out")) {
+            if (!VALUE()) return 1;
+            a->out = v;
+        } else if (!strcmp(o, "--dump")) {
+            if (!VALUE()) return 1;
+            a->dump = v;
+        } else if (!strcmp(o, "--device")) {
+            if (!VALUE() || ga_cli_device(CMD, v, &a->device)) return 1;
+        } else if (!strcmp(o, "--max-res")) {
+            if (!VALUE() || ga_cli_int(CMD, o, v, 1, MAX_PICTURE_RES, &n)) return 1;
+            a->max_res = (int)n;
+        } else {
+            return ga_cli_fail(CMD, "unknown option '%s' (gattn viz --help lists them)", o);
+        }
+#undef VALUE
+    }
+    if (!a->model) return ga_cli_fail(CMD, "--model DIR is required");
+    if (!a->prompt == !a->tokens)
+        return ga_cli_fail(CMD, "give exactly one of --prompt TEXT and --tokens LIST");
+    if (a->out && !*a->out) return ga_cli_fail(CMD, "--out: empty path");
+    if (a->dump && !*a->dump) return ga_cli_fail(CMD, "--dump: empty path");
+    return -1; /* go on */
+}
+
+/* Fills sel (n_layers flags) from --layers or the default rule; returns the count or -1. */
+static int select_layers(const char *list, int L, bool *sel) {
+    memset(sel, 0, (size_t)L * sizeof *sel);
+    int count = 0;
+    if (list) {
+        int32_t *ids = NULL;
+        int n = 0;
+        if (ga_cli_tokens(CMD, "--layers", list, &ids, &n)) return -1;
+        for (int i = 0; i < n; i++) {
+            if (ids[i] < 1 || ids[i] > L) {
+                ga_cli_fail(CMD, "--layers: layer %d outside 1..%d (layers are 1-based)",
+                            (int)ids[i], L);
+                free(ids);
+                return -1;
+            }
+            if (sel[ids[i] - 1]) {
+                ga_cli_fail(CMD, "--layers: layer %d given twice", (int)ids[i]);
+                free(ids);
+                return -1;
+            }
+            sel[ids[i] - 1] = true;
+            count++;
+        }
+        free(ids);
+        if (count == 0) {
+            ga_cli_fail(CMD, "--layers: no layers given");
+            return -1;
+        }
+        return count;
+    }
+    if (L >= 28) {
+        static const int paper[4] = {1, 7, 21, 28};
+        for (int i = 0; i < 4; i++)
+            sel[paper[i] - 1] = true;
+        return 4;
+    }
+    int k = L < 4 ? L : 4;
+    for (int i = 0; i < k; i++) {
+        int layer = k == 1 ? 1 : 1 + (int)lround((double)i * (L - 1) / (k - 1));
+        if (!sel[layer - 1]) count++;
+        sel[layer - 1] = true;
+    }
+    return count;
+}
+
+/* Fails early (before minutes of compute) when a file cannot be created at path. */
+static int check_writable_file(const char *opt, const char *path) {
+    if (access(path, F_OK) == 0) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            return ga_cli_fail(CMD, "%s: %s is a directory", opt, path);
+        if (access(path, W_OK) != 0)
+            return ga_cli_fail(CMD, "%s: cannot write %s: %s", opt, path, strerror(errno));
+        return 0;
+    }
+    char *dir = strdup(path);
+    if (!dir) return ga_cli_fail(CMD, "out of memory");
+    char *slash = strrchr(dir, '/');
+    const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
+    int rc = 0;
+    if (access(d, W_OK | X_OK) != 0)
+        rc = ga_cli_fail(CMD, "%s: cannot write %s: directory %s: %s", opt, path, d,
+                         strerror(errno));
+    free(dir);
+    return rc;
+}
+
+/* Creates the dump folder (one level) if missing and checks it is a writable folder. */
+static int prepare_dump_dir(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0777) != 0)
+            return ga_cli_fail(CMD, "--dump: cannot create %s: %s", dir, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return ga_cli_fail(CMD, "--dump: %s exists and is not a directory", dir);
+    }
+    if (access(dir, W_OK | X_OK) != 0)
+        return ga_cli_fail(CMD, "--dump: cannot write into %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* The prompt's token ids and one printable label per token (the ids themselves when the
+ * model has no tokenizer). Returns 0 or the exit code. */
+static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, int *n,
+                      char ***labels) {
+    ga_err err = {{0}};
+    ga_tokenizer *tok = NULL;
+    char *tj = join_path(a->model, "tokenizer.json");
+    if (!tj) return ga_cli_fail(CMD, "out of memory");
+    bool have_tok = access(tj, F_OK) == 0;
+    free(tj);
+    if (a->prompt && !have_tok)
+        return ga_cli_fail(CMD,
+                           "%s has no tokenizer.json, so --prompt cannot be tokenized; give "
+                           "token ids with --tokens",
+                           a->model);
+    if (have_tok && ga_tok_load_dir(a->model, &tok, &err)) {
+        if (a->prompt) return ga_cli_fail_err(CMD, &err);
+        tok = NULL; /* --tokens still works; the labels fall back to ids */
+        fprintf(stderr, "gattn viz: warning: tokenizer not usable for labels: %s\n", err.msg);
+    }
+    if (a->prompt) {
+        if (ga_tok_encode(tok, a->prompt, strlen(a->prompt), ids, n, &err)) {
+            ga_tok_free(tok);
+            return ga_cli_fail_err(CMD, &err);
+        }
+    } else if (ga_cli_tokens(CMD, "--tokens", a->tokens, ids, n)) {
+        ga_tok_free(tok);
+        return 1;
+    }
+    int rc = 0;
+    if (*n < 1) rc = ga_cli_fail(CMD, "the prompt has no tokens");
+    for (int i = 0; !rc && i < *n; i++)
+        if ((*ids)[i] >= cfg->vocab_size)
+            rc = ga_cli_fail(CMD, "token id %d outside the vocabulary (size %d)", (int)(*ids)[i],
+                             cfg->vocab_size);
+    *labels = rc ? NULL : calloc((size_t)*n, sizeof **labels);
+    if (!rc && !*labels) rc = ga_cli_fail(CMD, "out of memory");
+    for (int i = 0; !rc && i < *n; i++) {
+        (*labels)[i] = malloc(LABEL_CAP);
+        if (!(*labels)[i]) {
+            rc = ga_cli_fail(CMD, "out of memory");
+            break;
+        }
+        if (!tok || ga_tok_token_text(tok, (*ids)[i], (*labels)[i], LABEL_CAP) < 0)
+            snprintf((*labels)[i], LABEL_CAP, "%d", (int)(*ids)[i]);
+    }
+    ga_tok_free(tok);
+    if (rc) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return rc;
+}
+
+static void free_labels(char **labels, int n) {
+    if (!labels) return;
+    for (int i = 0; i < n; i++)
+        free(labels[i]);
+    free(labels);
+}
+
+/* Writes layer_N.npy for the selected layers, tokens.json, metrics.csv and metrics.json. */
+static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *sel, int L,
+                      const int32_t *ids, char *const *labels, int T) {
+    ga_err err = {{0}};
+    char name[64];
+    ga_status st = GA_OK;
+    for (int l = 0; !st && l < L; l++) {
+        if (!sel[l]) continue;
+        snprintf(name, sizeof name, "layer_%d.npy", l + 1);
+        char *p = join_path(dir, name);
+        st = p ? ga_npy_write_f32(p, cap->maps[l], T, T, &err)
+               : ga_err_set(&err, GA_ERR_OOM, "out of memory");
+        free(p);
+    }
+    const char *files[3] = {"tokens.json", "metrics.csv", "metrics.json"};
+    for (int f = 0; !st && f < 3; f++) {
+        char *p = join_path(dir, files[f]);
+        if (!p) {
+            st = ga_err_set(&err, GA_ERR_OOM, "out of memory");
+            break;
+        }
+        if (f == 0) st = ga_tokens_write_json(p, ids, labels, T, &err);
+        if (f == 1) st = ga_metrics_write_csv(p, cap->metrics, L, &err);
+        if (f == 2) st = ga_metrics_write_json(p, cap->metrics, L, &err);
+        free(p);
+    }
+    return st ? ga_cli_fail_err(CMD, &err) : 0;
+}
+
+/* Draws the selected maps (pooled to pic_res) and writes the PNG. */
+static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap, const bool *sel,
+                int n_sel, char *const *tok_labels, const char *out, const char *device_name) {
+    const ga_config *cfg = ga_model_config(m);
+    int L = cfg->n_layers, T = cap->n_tokens;
+    int res = T < a->max_res ? T : a->max_res;
+    ga_err err = {{0}};
+    int rc = 0;
+    ga_fig_panel *panels = calloc((size_t)n_sel, sizeof *panels);
+    float **pooled = calloc((size_t)n_sel, sizeof *pooled);
+    char(*titles)[32] = calloc((size_t)n_sel, sizeof *titles);
+    char **labels = calloc((size_t)res, sizeof *labels);
+    if (!panels || !pooled || !titles || !labels) {
+        rc = ga_cli_fail(CMD, "out of memory");
+        goto done;
+    }
+    int k = 0;
+    for (int l = 0; l < L; l++) {
+        if (!sel[l]) continue;
+        const float *map = cap->maps[l];
+        if (cap->res != res) { /* a full-resolution capture (for --dump) pooled for the picture */
+            pooled[k] = malloc((size_t)res * res * sizeof(float));
+            if (!pooled[k]) {
+                rc = ga_cli_fail(CMD, "out of memory");
+                goto done;
+            }
+            if (ga_attn_pool(cap->maps[l], T, res, pooled[k], &err)) {
+                rc = ga_cli_fail_err(CMD, &err);
+                goto done;
+            }
+            map = pooled[k];
+        }
+        snprintf(titles[k], sizeof titles[k], "Layer %d", l + 1);
+        panels[k] = (ga_fig_panel){titles[k], map, res};
+        k++;
+    }
+    /* Block b starts at the first position p with p * res / T == b; a pooled block is
+     * labelled with that position and its token. */
+    for (int b = 0, p = 0; b < res; b++) {
+        while ((int64_t)p * res / T < b)
+            p++;
+        labels[b] = malloc(LABEL_CAP + 16);
+        if (!labels[b]) {
+            rc = ga_cli_fail(CMD, "out of memory");
+            goto done;
+        }
+        if (res == T)
+            snprintf(labels[b], LABEL_CAP + 16, "%s", tok_labels[p]);
+        else
+            snprintf(labels[b], LABEL_CAP + 16, "%d %s", p, tok_labels[p]);
+    }
+    char title[256], subtitle[256];
+    if (a->head >= 0)
+        snprintf(title, sizeof title, "%s: attention of head %d", ga_model_name(m), a->head);
+    else
+        snprintf(title, sizeof title, "%s: attention, mean over %d heads", ga_model_name(m),
+                 cfg->n_heads);
+    if (res == T)
+        snprintf(subtitle, sizeof subtitle, "%s attention, %d token%s, %s",
+                 ga_gate_mode_name(cfg->gate), T, T == 1 ? "" : "s", device_name);
+    else
+        snprintf(subtitle, sizeof subtitle,
+                 "%s attention, %d tokens pooled to %d x %d blocks (block mean), %s",
+                 ga_gate_mode_name(cfg->gate), T, res, res, device_name);
+    ga_figure fig = {title,
+                     subtitle,
+                     panels,
+                     n_sel,
+                     labels,
+                     res == T ? "key" : "key (first position of block)",
+                     res == T ? "query" : "query (first position of block)"};
+    ga_canvas canvas;
+    if (ga_figure_render(&fig, &canvas, NULL, &err) || ga_canvas_write_png(&canvas, out, &err)) {
+        ga_canvas_free(&canvas);
+        rc = ga_cli_fail_err(CMD, &err);
+        goto done;
+    }
+    ga_canvas_free(&canvas);
+done:
+    for (int i = 0; pooled && i < n_sel; i++)
+        free(pooled[i]);
+    free(pooled);
+    free(panels);
+    free(titles);
+    free_labels(labels, labels ? res : 0);
+    return rc;
+}
+
+int ga_cmd_viz(int argc, char **argv) {
+    viz_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+
+    ga_err err = {{0}};
+    ga_model *m = NULL;
+    ga_session *s = NULL;
+    int32_t *ids = NULL;
+    char **tok_labels = NULL;
+    bool *sel = NULL;
+    char *out = NULL;
+    int T = 0;
+    ga_attn_capture cap = {0};
+    if (ga_model_load(a.model, &m, &err)) return ga_cli_fail_err(CMD, &err);
+    const ga_config *cfg = ga_model_config(m);
+    int L = cfg->n_layers;
+
+    rc = 1;
+    if (a.head >= cfg->n_heads) {
+        ga_cli_fail(CMD, "--head: head %d outside 0..%d (heads are 0-based)", a.head,
+                    cfg->n_heads - 1);
+        goto done;
+    }
+    sel = malloc((size_t)L * sizeof *sel);
+    if (!sel) {
+        ga_cli_fail(CMD, "out of memory");
+        goto done;
+    }
+    int n_sel = select_layers(a.layers, L, sel);
+    if (n_sel < 0) goto done;
+    if (a.out) {
+        out = strdup(a.out);
+    } else {
+        size_t n = strlen(ga_model_name(m)) + 64;
+        out = malloc(n);
+        if (out) snprintf(out, n, "%s_selected_layer_attention_maps.png", ga_model_name(m));
+    }
+    if (!out) {
+        ga_cli_fail(CMD, "out of memory");
+        goto done;
+    }
+    if (check_writable_file("--out", out)) goto done;
+    if (get_tokens(&a, cfg, &ids, &T, &tok_labels)) goto done;
+    if (a.dump) {
+        if (T > MAX_DUMP_TOKENS) {
+            ga_cli_fail(CMD,
+                        "--dump: %d tokens is more than %d; a dump holds T x T floats per "
+                        "layer (drop --dump, or shorten the prompt)",
+                        T, MAX_DUMP_TOKENS);
+            goto done;
+        }
+        if (prepare_dump_dir(a.dump)) goto done;
+    }
+
+    ga_session_opts so = {.device = a.device, .max_context = T, .max_batch = 1};
+    if (ga_session_create(m, &so, &s, &err)) {
+        ga_cli_fail_err(CMD, &err);
+        goto done;
+    }
+    cap.layers = sel;
+    cap.head = a.head;
+    /* A dump needs the unpooled T x T maps; the picture is then pooled on the host. */
+    cap.max_res = a.dump ? T : a.max_res;
+    if (ga_session_set_capture(s, &cap, &err) ||
+        ga_session_forward(s, 0, ids, T, false, NULL, &err)) {
+        ga_cli_fail_err(CMD, &err);
+        goto done;
+    }
+    if (!cap.maps || !cap.metrics || cap.n_tokens != T) {
+        ga_cli_fail(CMD, "the backend returned no attention capture");
+        goto done;
+    }
+    if (draw(&a, m, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s))) goto done;
+    if (a.dump && write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)) goto done;
+
+    printf("%s (%s attention, %d tokens, %s)\n", ga_model_name(m), ga_gate_mode_name(cfg->gate), T,
+           ga_session_device_name(s));
+    ga_metrics_print(stdout, cap.metrics, L);
+    printf("wrote %s\n", out);
+    if (a.dump) printf("wrote layer_N.npy, tokens.json, metrics.csv, metrics.json to %s\n", a.dump);
+    rc = 0;
+done:
+    ga_attn_capture_free(&cap);
+    ga_session_free(s);
+    ga_model_free(m);
+    free_labels(tok_labels, T);
+    free(ids);
+    free(sel);
+    free(out);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/*
+ * Attention-map arithmetic on the host, as pure functions: block-mean pooling (the same
+ * definition the backends use while capturing, see ga_attn_capture in gattn.h) and the
+ * attention-sink metrics. These are the reference definitions the tests check the engine
+ * against, and what `gattn viz` uses to pool a full-resolution capture down for the figure.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/backend.h"
+#include "viz.h"
+
+ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err) {
+    if (T < 1 || res < 1 || res > T)
+        return ga_err_set(err, GA_ERR_ARG, "cannot pool %d tokens to resolution %d", T, res);
+    /* Bins are contiguous runs of rows (ga_pool_bin is monotonic), so one row of sums at a
+     * time suffices; sums in double because a block can cover thousands of rows. */
+    double *acc = malloc((size_t)res * sizeof *acc);
+    if (!acc) return ga_err_set(err, GA_ERR_OOM, "out of memory pooling a %dx%d map", T, T);
+    int q = 0;
+    for (int bi = 0; bi < res; bi++) {
+        for (int bj = 0; bj < res; bj++)
+            acc[bj] = 0.0;
+        int rows = 0;
+        for (; q < T && ga_pool_bin(q, T, res) == bi; q++, rows++) {
+            const float *pr = p + (size_t)q * T;
+            for (int k = 0; k < T; k++)
+                acc[ga_pool_bin(k, T, res)] += pr[k];
+        }
+        /* res <= T gives every bin at least one row */
+        for (int bj = 0; bj < res; bj++)
+            out[(size_t)bi * res + bj] = rows ? (float)(acc[bj] / rows) : 0.0f;
+    }
+    free(acc);
+    return GA_OK;
+}
+
+double ga_attn_first_token_share(const float *p, int n_heads, int T) {
+    if (T < 2 || n_heads < 1) return NAN;
+    double s = 0.0;
+    for (int h = 0; h < n_heads; h++)
+        for (int q = 1; q < T; q++)
+            s += p[((size_t)h * T + q) * T];
+    return s / ((double)n_heads * (T - 1));
+}
+
+void ga_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1) {
+    if (n <= 0) {
+        *mean = *below_0_1 = NAN;
+        return;
+    }
+    double s = 0.0;
+    int64_t below = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += g[i];
+        below += g[i] < 0.1f;
+    }
+    *mean = s / (double)n;
+    *below_0_1 = (double)below / (double)n;
+}

@@ -1,0 +1,326 @@
+/*
+ * Unit tests of the visualisation pieces on synthetic inputs (no model): the viridis table
+ * against the colour map's published hex values, a figure's PNG decoded with stb_image (size,
+ * colours at chosen cells and colour-bar ends, white margins, drawn labels), the font's
+ * measurements and rotation, pooling and the sink metrics on handcrafted matrices with
+ * exact expected numbers, the .npy header and data byte for byte, and the metrics/tokens
+ * files parsed back.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <stb/stb_image.h>
+
+#include "testutil.h"
+#include "viz/viz.h"
+
+static int rgb_eq(ga_rgb c, unsigned hex) {
+    return c.r == ((hex >> 16) & 0xff) && c.g == ((hex >> 8) & 0xff) && c.b == (hex & 0xff);
+}
+
+static ga_rgb px_at(const unsigned char *img, int w, int x, int y) {
+    const unsigned char *p = img + ((size_t)y * w + x) * 3;
+    return (ga_rgb){p[0], p[1], p[2]};
+}
+
+static void test_viridis(void) {
+    /* matplotlib's viridis: #440154 at 0, #21918c at the middle level, #fde725 at 1 */
+    CHECK(rgb_eq(ga_viridis(0.0), 0x440154));
+    CHECK(rgb_eq(ga_viridis_level(128), 0x21918c));
+    CHECK(rgb_eq(ga_viridis(0.5), 0x21918c));
+    CHECK(rgb_eq(ga_viridis(1.0), 0xfde725));
+    CHECK(rgb_eq(ga_viridis(2.0), 0xfde725));
+    CHECK(rgb_eq(ga_viridis(-1.0), 0x440154));
+    CHECK(rgb_eq(ga_viridis(NAN), 0x440154));
+    /* level = floor(t * 256): 1/256 is the first step */
+    CHECK(rgb_eq(ga_viridis(0.999 / 256), 0x440154));
+    CHECK(!rgb_eq(ga_viridis(1.001 / 256), 0x440154));
+}
+
+static void test_font(void) {
+    CHECK(ga_font_text_len("", 1) == 0);
+    CHECK(ga_font_text_len("abc", 1) == 3 * GA_FONT_ADVANCE - 1);
+    CHECK(ga_font_text_len("abc", 2) == 2 * (3 * GA_FONT_ADVANCE - 1));
+    CHECK(ga_font_glyphs("caf\xc3\xa9") == 4);   /* é is one (box) glyph */
+    CHECK(ga_font_glyphs("\xe2\x96\x81x") == 2); /* U+2581 then x */
+    CHECK(ga_font_glyphs("a\xff"
+                         "b") == 3);                     /* an invalid byte is one box */
+    CHECK(ga_font_glyph(0xe9) == ga_font_glyph(0x2581)); /* the box */
+    CHECK(ga_font_glyph('A') != ga_font_glyph(0x2581));
+    int lit = 0;
+    for (int r = 0; r < GA_FONT_HEIGHT; r++)
+        lit += ga_font_glyph('A')[r] != 0;
+    CHECK(lit == 7);                                                 /* caps use rows 0-6 */
+    CHECK(ga_font_glyph('g')[8] != 0 && ga_font_glyph('a')[8] == 0); /* descenders */
+
+    /* Rotated text: "L" drawn upwards from (10, 30) covers x in [10, 17), y in [25, 30),
+     * with the L's foot (its bottom row, glyph row 6) in column 16 along the whole length. */
+    ga_canvas c;
+    ga_err err;
+    CHECK_OK(ga_canvas_create(40, 40, (ga_rgb){255, 255, 255}, &c, &err), &err);
+    ga_font_draw(&c, 10, 30, "L", 1, GA_TEXT_UP, (ga_rgb){0, 0, 0});
+    int inside = 0, outside = 0;
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 40; x++) {
+            int black = c.px[(y * 40 + x) * 3] == 0;
+            if (x >= 10 && x < 17 && y >= 25 && y < 30)
+                inside += black;
+            else
+                outside += black;
+        }
+    CHECK(outside == 0);
+    CHECK(inside == 11); /* the L has 7 + 4 pixels */
+    for (int y = 25; y < 30; y++)
+        CHECK(c.px[(y * 40 + 16) * 3] == 0);
+    ga_canvas_free(&c);
+}
+
+/* A 4x4 panel with known values and a second one on another scale; checks the decoded PNG. */
+static void test_png(void) {
+    ga_err err;
+    const float a[16] = {1.0f, 0, 0, 0, 0.5f, 0.5f, 0, 0, 0.25f, 0.25f, 0.5f, 0, 0, 0, 0, 1.0f};
+    float b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = 0.25f + 0.5f * a[i]; /* own scale: 0.25 .. 0.75 */
+    ga_fig_panel panels[2] = {{"Layer 1", a, 4}, {"Layer 2", b, 4}};
+    char *labels[4] = {"The", " cat", " sat", "."};
+    ga_figure f = {"test: attention", "4 tokens", panels, 2, labels, "key", "query"};
+    ga_canvas c;
+    ga_fig_rect r[2];
+    CHECK_OK(ga_figure_render(&f, &c, r, &err), &err);
+    char *dir = ga_test_tmpdir("viz_png");
+    char *path = ga_test_path(dir, "fig.png");
+    CHECK_OK(ga_canvas_write_png(&c, path, &err), &err);
+
+    int w = 0, h = 0, comp = 0;
+    unsigned char *img = stbi_load(path, &w, &h, &comp, 3);
+    CHECK(img != NULL);
+    if (!img) goto out;
+    CHECK(w == c.w && h == c.h);
+    CHECK(comp == 3);
+    CHECK(memcmp(img, c.px, (size_t)w * h * 3) == 0);
+    /* two panels side by side, square heatmaps of square cells */
+    CHECK(r[0].side == 4 * r[0].cell && r[0].cell >= 40);
+    CHECK(r[1].y == r[0].y && r[1].x > r[0].x + r[0].side);
+    CHECK(w > r[1].bar_x + 16 && h > r[0].y + r[0].side);
+    for (int p = 0; p < 2; p++) {
+        int cs = r[p].cell;
+        /* centre pixel of cell (i, j) */
+#define CELL(i, j) px_at(img, w, r[p].x + (j)*cs + cs / 2, r[p].y + (i)*cs + cs / 2)
+        CHECK(rgb_eq(CELL(0, 0), 0xfde725)); /* the maximum */
+        CHECK(rgb_eq(CELL(0, 1), 0x440154)); /* the minimum */
+        CHECK(rgb_eq(CELL(1, 0), 0x21918c)); /* halfway */
+        CHECK(rgb_eq(CELL(3, 3), 0xfde725));
+        CHECK(rgb_eq(CELL(2, 3), 0x440154));
+#undef CELL
+        /* cell edges: the pixel just inside the cell's corner has the cell's colour */
+        CHECK(rgb_eq(px_at(img, w, r[p].x + cs, r[p].y + cs), 0x21918c)); /* cell (1,1) */
+        /* colour bar: top row is the maximum's colour, bottom row the minimum's */
+        CHECK(rgb_eq(px_at(img, w, r[p].bar_x + 8, r[p].y), 0xfde725));
+        CHECK(rgb_eq(px_at(img, w, r[p].bar_x + 8, r[p].y + r[p].side - 1), 0x440154));
+        /* the heatmap's frame is dark */
+        ga_rgb fr = px_at(img, w, r[p].x - 1, r[p].y + 5);
+        CHECK(fr.r < 80 && fr.g < 80 && fr.b < 80);
+        /* y tick labels: dark pixels in the band left of the first row */
+        int ink = 0;
+        for (int x = 0; x < r[p].x - 6; x++)
+            for (int y = r[p].y; y < r[p].y + r[p].cell; y++)
+                ink += px_at(img, w, x, y).r < 128;
+        CHECK(ink > 10);
+        /* x tick labels: dark pixels below the first column */
+        ink = 0;
+        for (int x = r[p].x; x < r[p].x + r[p].cell; x++)
+            for (int y = r[p].y + r[p].side + 2; y < h; y++)
+                ink += px_at(img, w, x, y).r < 128;
+        CHECK(ink > 10);
+    }
+    /* white margins */
+    ga_rgb corner = px_at(img, w, 0, 0), far = px_at(img, w, w - 1, h - 1);
+    CHECK(rgb_eq(corner, 0xffffff) && rgb_eq(far, 0xffffff));
+    stbi_image_free(img);
+
+    /* one panel and many panels lay out too; many blocks thin the labels */
+    float *big = calloc(200 * 200, sizeof *big);
+    char **many = calloc(200, sizeof *many);
+    for (int i = 0; i < 200; i++) {
+        big[i * 200 + i / 2] = 1.0f;
+        many[i] = "tok";
+    }
+    ga_fig_panel one = {"Layer 3", big, 200};
+    ga_figure g = {"one", NULL, &one, 1, many, NULL, NULL};
+    ga_canvas c2;
+    CHECK_OK(ga_figure_render(&g, &c2, r, &err), &err);
+    CHECK(r[0].cell == 1 && r[0].side == 200);
+    ga_canvas_free(&c2);
+    ga_fig_panel six[6] = {one, one, one, one, one, one};
+    g.panels = six;
+    g.n_panels = 6;
+    ga_fig_rect r6[6];
+    CHECK_OK(ga_figure_render(&g, &c2, r6, &err), &err);
+    CHECK(r6[2].y == r6[0].y && r6[3].y > r6[0].y); /* 3 columns, 2 rows */
+    ga_canvas_free(&c2);
+    free(big);
+    free(many);
+    /* an unwritable path is an error, not a crash */
+    CHECK(ga_canvas_write_png(&c, "/nonexistent-dir/x.png", &err) == GA_ERR_IO);
+out:
+    ga_canvas_free(&c);
+    ga_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_metrics_math(void) {
+    /* 2 heads, T = 3; first_token_share averages p[q][0] over heads and rows 1..2 */
+    const float p[2 * 9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.25f, 0.25f,  0.5f,    /* head 0 */
+                            1, 0, 0, 1,    0,    0, 0.75f, 0.125f, 0.125f}; /* head 1 */
+    CHECK(ga_attn_first_token_share(p, 2, 3) == (0.5 + 0.25 + 1.0 + 0.75) / 4);
+    CHECK(ga_attn_first_token_share(p, 1, 3) == (0.5 + 0.25) / 2);
+    CHECK(isnan(ga_attn_first_token_share(p, 2, 1)));
+
+    const float g[5] = {0.05f, 0.1f, 0.5f, 0.0f, 1.0f};
+    double mean, below;
+    ga_gate_stats(g, 5, &mean, &below);
+    CHECK(fabs(mean - (0.05 + 0.1 + 0.5 + 0.0 + 1.0) / 5) < 1e-8);
+    CHECK(below == 2.0 / 5); /* 0.1 itself is not below 0.1 */
+    ga_gate_stats(g, 0, &mean, &below);
+    CHECK(isnan(mean) && isnan(below));
+}
+
+static void test_pool(void) {
+    ga_err err;
+    /* T = 5 uniform causal rows (row q is 1/(q+1) on keys 0..q) pooled to 2 blocks:
+     * positions 0-2 and 3-4 (bin = floor(i * 2 / 5)). */
+    float p[25] = {0}, out[4] = {-1, -1, -1, -1};
+    for (int q = 0; q < 5; q++)
+        for (int k = 0; k <= q; k++)
+            p[q * 5 + k] = 1.0f / (q + 1);
+    CHECK_OK(ga_attn_pool(p, 5, 2, out, &err), &err);
+    CHECK(fabsf(out[0] - 1.0f) < 1e-6f);
+    CHECK(out[1] == 0.0f);
+    CHECK(fabsf(out[2] - (0.75f + 0.6f) / 2) < 1e-6f);
+    CHECK(fabsf(out[3] - (0.25f + 0.4f) / 2) < 1e-6f);
+    /* res == T is the identity */
+    float same[25];
+    CHECK_OK(ga_attn_pool(p, 5, 5, same, &err), &err);
+    CHECK(memcmp(same, p, sizeof p) == 0);
+    /* res = 1: the mean row sum */
+    CHECK_OK(ga_attn_pool(p, 5, 1, out, &err), &err);
+    CHECK(fabsf(out[0] - 1.0f) < 1e-6f);
+    CHECK(ga_attn_pool(p, 5, 6, out, &err) == GA_ERR_ARG);
+    CHECK(ga_attn_pool(p, 5, 0, out, &err) == GA_ERR_ARG);
+}
+
+static void test_npy(void) {
+    ga_err err;
+    char *dir = ga_test_tmpdir("viz_npy");
+    char *path = ga_test_path(dir, "m.npy");
+    float m[15];
+    for (int i = 0; i < 15; i++)
+        m[i] = (float)i * 0.25f - 1.0f;
+    CHECK_OK(ga_npy_write_f32(path, m, 3, 5, &err), &err);
+    size_t len = 0;
+    char *raw = ga_test_read_file(path, &len);
+    CHECK(raw != NULL);
+    if (raw) {
+        CHECK(memcmp(raw, "\x93NUMPY\x01\x00", 8) == 0);
+        size_t hlen = (unsigned char)raw[8] | (size_t)(unsigned char)raw[9] << 8;
+        CHECK((10 + hlen) % 64 == 0);
+        CHECK(len == 10 + hlen + sizeof m);
+        CHECK(raw[10 + hlen - 1] == '\n');
+        const char *want = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 5), }";
+        CHECK(strncmp(raw + 10, want, strlen(want)) == 0);
+        for (size_t i = 10 + strlen(want); i < 10 + hlen - 1; i++)
+            CHECK(raw[i] == ' ');
+        CHECK(memcmp(raw + 10 + hlen, m, sizeof m) == 0);
+        free(raw);
+    }
+    float *back = NULL;
+    int64_t rows = 0, cols = 0;
+    CHECK_OK(ga_npy_read_f32(path, &back, &rows, &cols, &err), &err);
+    CHECK(rows == 3 && cols == 5 && back && memcmp(back, m, sizeof m) == 0);
+    free(back);
+    /* a truncated file is a format error */
+    raw = ga_test_read_file(path, &len);
+    if (raw) {
+        ga_test_write_file(path, raw, len - 4);
+        free(raw);
+    }
+    CHECK(ga_npy_read_f32(path, &back, &rows, &cols, &err) == GA_ERR_FORMAT);
+    ga_test_write_file(path, "not numpy", 9);
+    CHECK(ga_npy_read_f32(path, &back, &rows, &cols, &err) == GA_ERR_FORMAT);
+    /* an empty array is still a valid file */
+    CHECK_OK(ga_npy_write_f32(path, m, 0, 0, &err), &err);
+    CHECK_OK(ga_npy_read_f32(path, &back, &rows, &cols, &err), &err);
+    CHECK(rows == 0 && cols == 0);
+    free(back);
+    ga_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_report(void) {
+    ga_err err;
+    char *dir = ga_test_tmpdir("viz_report");
+    char *csv = ga_test_path(dir, "metrics.csv"), *json = ga_test_path(dir, "metrics.json");
+    char *tok = ga_test_path(dir, "tokens.json");
+    ga_layer_metrics m[2] = {{0.5, NAN, NAN}, {0.125, 0.25, 0.75}};
+    CHECK_OK(ga_metrics_write_csv(csv, m, 2, &err), &err);
+    CHECK_OK(ga_metrics_write_json(json, m, 2, &err), &err);
+    size_t len;
+    char *text = ga_test_read_file(csv, &len);
+    CHECK(text && !strcmp(text, "layer,first_token_share,gate_mean,gate_below_0_1\n"
+                                "1,0.5,,\n2,0.125,0.25,0.75\n"));
+    free(text);
+    text = ga_test_read_file(json, &len);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK(cJSON_IsArray(root) && cJSON_GetArraySize(root) == 2);
+    if (cJSON_GetArraySize(root) == 2) {
+        cJSON *l1 = cJSON_GetArrayItem(root, 0), *l2 = cJSON_GetArrayItem(root, 1);
+        CHECK(cJSON_GetObjectItem(l1, "layer")->valuedouble == 1);
+        CHECK(cJSON_GetObjectItem(l1, "first_token_share")->valuedouble == 0.5);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(l1, "gate_mean")));
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(l1, "gate_below_0_1")));
+        CHECK(cJSON_GetObjectItem(l2, "layer")->valuedouble == 2);
+        CHECK(cJSON_GetObjectItem(l2, "gate_mean")->valuedouble == 0.25);
+        CHECK(cJSON_GetObjectItem(l2, "gate_below_0_1")->valuedouble == 0.75);
+    }
+    cJSON_Delete(root);
+    free(text);
+
+    int32_t ids[3] = {3, 14, 15};
+    char *names[3] = {"a", "\"q\"", "\xe2\x96\x81"};
+    CHECK_OK(ga_tokens_write_json(tok, ids, names, 3, &err), &err);
+    text = ga_test_read_file(tok, &len);
+    root = text ? cJSON_Parse(text) : NULL;
+    cJSON *ji = cJSON_GetObjectItem(root, "ids"), *jt = cJSON_GetObjectItem(root, "tokens");
+    CHECK(cJSON_GetArraySize(ji) == 3 && cJSON_GetArraySize(jt) == 3);
+    if (cJSON_GetArraySize(ji) == 3 && cJSON_GetArraySize(jt) == 3) {
+        CHECK(cJSON_GetArrayItem(ji, 1)->valuedouble == 14);
+        CHECK(!strcmp(cJSON_GetArrayItem(jt, 1)->valuestring, "\"q\""));
+        CHECK(!strcmp(cJSON_GetArrayItem(jt, 2)->valuestring, "\xe2\x96\x81"));
+    }
+    cJSON_Delete(root);
+    free(text);
+
+    CHECK(ga_metrics_write_csv("/nonexistent-dir/m.csv", m, 2, &err) == GA_ERR_IO);
+    CHECK(ga_metrics_write_json("/nonexistent-dir/m.json", m, 2, &err) == GA_ERR_IO);
+    ga_test_rmtree(dir);
+    free(csv);
+    free(json);
+    free(tok);
+    free(dir);
+}
+
+int main(void) {
+    test_viridis();
+    test_font();
+    test_png();
+    test_metrics_math();
+    test_pool();
+    test_npy();
+    test_report();
+    return ga_test_finish();
+}

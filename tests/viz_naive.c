@@ -1,0 +1,204 @@
+/*
+ * The naive reference forward (see viz_naive.h). Written from the model definition:
+ *   x = embed[token]
+ *   per layer: h = rmsnorm(x) * w_in; q|gate = Wq h (rows grouped per KV head: the group's
+ *   G*hd query rows, then its gate rows); k = Wk h; v = Wv h (+ biases); q, k per head
+ *   rmsnorm with q_norm/k_norm; rotary embedding (rotate-half form, inv_freq =
+ *   theta^(-2i/hd)); p = softmax over keys <= query of q.k / sqrt(hd); o = p v, times
+ *   sigmoid(gate) per head or per element; x += Wo o (+ bias);
+ *   x += Wdown (silu(Wg h2) * (Wu h2)) with h2 = rmsnorm(x) * w_post.
+ * Everything in double, one token and one head at a time.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "viz_naive.h"
+
+static double *read_all(const ga_tensor *t) {
+    if (!t) return NULL;
+    int64_t n = ga_tensor_numel(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    double *d = malloc((size_t)n * sizeof *d);
+    if (f && d) {
+        ga_tensor_read_f32(t, 0, n, f);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = f[i];
+    }
+    free(f);
+    return d;
+}
+
+static void rmsnorm(double *out, const double *x, const double *w, int n, double eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * r * w[i];
+}
+
+/* y[r] = sum_c W[r][c] x[c] (+ b[r]) for W (rows, cols) */
+static void linear(double *y, const double *W, const double *b, const double *x, int rows,
+                   int cols) {
+    for (int r = 0; r < rows; r++) {
+        double s = b ? b[r] : 0.0;
+        const double *w = W + (size_t)r * cols;
+        for (int c = 0; c < cols; c++)
+            s += w[c] * x[c];
+        y[r] = s;
+    }
+}
+
+static void rope(double *v, int hd, int pos, double theta) {
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        double ang = pos * pow(theta, -2.0 * i / hd);
+        double c = cos(ang), s = sin(ang), a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = b * c + a * s;
+    }
+}
+
+int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o) {
+    const ga_config *c = &m->cfg;
+    int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int G = nh / nkv, I = c->intermediate_size, L = c->n_layers;
+    int GD = ga_config_gate_dim(c), gpg = GD / nkv, QR = ga_config_q_rows(c);
+    double eps = c->rms_norm_eps;
+    memset(o, 0, sizeof *o);
+    o->n_layers = L;
+    o->n_heads = nh;
+    o->T = T;
+    o->gate_dim = GD;
+    o->probs = calloc((size_t)L, sizeof *o->probs);
+    o->gates = calloc((size_t)L, sizeof *o->gates);
+    double *x = calloc((size_t)T * H, sizeof *x), *h = calloc((size_t)H, sizeof *h);
+    double *qg = calloc((size_t)QR, sizeof *qg);
+    double *q = calloc((size_t)T * nh * hd, sizeof *q),
+           *k = calloc((size_t)T * nkv * hd, sizeof *k);
+    double *v = calloc((size_t)T * nkv * hd, sizeof *v),
+           *att = calloc((size_t)nh * hd, sizeof *att);
+    double *tmp = calloc((size_t)(H > I ? H : I), sizeof *tmp);
+    double *mg = calloc((size_t)I, sizeof *mg), *mu = calloc((size_t)I, sizeof *mu);
+    double *embed = read_all(m->embed);
+    int ok = o->probs && o->gates && x && h && qg && q && k && v && att && tmp && mg && mu && embed;
+    for (int t = 0; ok && t < T; t++)
+        for (int i = 0; i < H; i++)
+            x[(size_t)t * H + i] = embed[(size_t)tokens[t] * H + i];
+    free(embed);
+
+    for (int l = 0; ok && l < L; l++) {
+        const ga_layer_w *w = &m->layers[l];
+        double *win = read_all(w->input_norm), *wq = read_all(w->q_proj), *bq = read_all(w->q_bias);
+        double *wk = read_all(w->k_proj), *bk = read_all(w->k_bias), *wv = read_all(w->v_proj);
+        double *bv = read_all(w->v_bias), *wo = read_all(w->o_proj), *bo = read_all(w->o_bias);
+        double *qn = read_all(w->q_norm), *kn = read_all(w->k_norm), *wp = read_all(w->post_norm);
+        double *wg = read_all(w->gate_proj), *wu = read_all(w->up_proj),
+               *wd = read_all(w->down_proj);
+        double *P = calloc((size_t)nh * T * T, sizeof *P);
+        double *gate = GD ? calloc((size_t)T * GD, sizeof *gate) : NULL;
+        ok = win && wq && wk && wv && wo && wp && wg && wu && wd && P && (!GD || gate) &&
+             (!c->use_qk_norm || (qn && kn));
+        o->probs[l] = P;
+        o->gates[l] = gate;
+        for (int t = 0; ok && t < T; t++) {
+            rmsnorm(h, x + (size_t)t * H, win, H, eps);
+            linear(qg, wq, bq, h, QR, H);
+            for (int j = 0; j < nkv; j++) {
+                const double *grp = qg + (size_t)j * (G * hd + gpg);
+                for (int g = 0; g < G; g++) {
+                    double *qh = q + ((size_t)t * nh + j * G + g) * hd;
+                    memcpy(qh, grp + (size_t)g * hd, hd * sizeof *qh);
+                    if (qn) rmsnorm(qh, qh, qn, hd, eps);
+                    rope(qh, hd, t, c->rope_theta);
+                }
+                for (int i = 0; i < gpg; i++)
+                    gate[(size_t)t * GD + j * gpg + i] = 1.0 / (1.0 + exp(-grp[G * hd + i]));
+            }
+            linear(k + (size_t)t * nkv * hd, wk, bk, h, nkv * hd, H);
+            linear(v + (size_t)t * nkv * hd, wv, bv, h, nkv * hd, H);
+            for (int j = 0; j < nkv; j++) {
+                double *kh = k + ((size_t)t * nkv + j) * hd;
+                if (kn) rmsnorm(kh, kh, kn, hd, eps);
+                rope(kh, hd, t, c->rope_theta);
+            }
+        }
+        for (int t = 0; ok && t < T; t++) {
+            for (int hh = 0; hh < nh; hh++) {
+                const double *qh = q + ((size_t)t * nh + hh) * hd;
+                double *p = P + ((size_t)hh * T + t) * T, mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    const double *kh = k + ((size_t)s * nkv + hh / G) * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += qh[i] * kh[i];
+                    p[s] = d / sqrt((double)hd);
+                    if (p[s] > mx) mx = p[s];
+                }
+                for (int s = 0; s <= t; s++)
+                    sum += p[s] = exp(p[s] - mx);
+                for (int s = 0; s <= t; s++)
+                    p[s] /= sum;
+                double *oh = att + (size_t)hh * hd;
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int s = 0; s <= t; s++)
+                        acc += p[s] * v[((size_t)s * nkv + hh / G) * hd + i];
+                    if (c->gate == GA_GATE_HEADWISE) acc *= gate[(size_t)t * GD + hh];
+                    if (c->gate == GA_GATE_ELEMENTWISE) acc *= gate[(size_t)t * GD + hh * hd + i];
+                    oh[i] = acc;
+                }
+            }
+            linear(tmp, wo, bo, att, H, nh * hd);
+            for (int i = 0; i < H; i++)
+                x[(size_t)t * H + i] += tmp[i];
+        }
+        for (int t = 0; ok && t < T; t++) {
+            rmsnorm(h, x + (size_t)t * H, wp, H, eps);
+            linear(mg, wg, NULL, h, I, H);
+            linear(mu, wu, NULL, h, I, H);
+            for (int i = 0; i < I; i++)
+                mg[i] = mg[i] / (1.0 + exp(-mg[i])) * mu[i];
+            linear(tmp, wd, NULL, mg, H, I);
+            for (int i = 0; i < H; i++)
+                x[(size_t)t * H + i] += tmp[i];
+        }
+        free(win), free(wq), free(bq), free(wk), free(bk), free(wv), free(bv), free(wo), free(bo);
+        free(qn), free(kn), free(wp), free(wg), free(wu), free(wd);
+    }
+    free(x), free(h), free(qg), free(q), free(k), free(v), free(att), free(tmp), free(mg), free(mu);
+    if (!ok) {
+        naive_free(o);
+        return -1;
+    }
+    return 0;
+}
+
+void naive_free(naive_out *o) {
+    for (int l = 0; l < o->n_layers; l++) {
+        if (o->probs) free(o->probs[l]);
+        if (o->gates) free(o->gates[l]);
+    }
+    free(o->probs);
+    free(o->gates);
+    memset(o, 0, sizeof *o);
+}
+
+float *naive_map(const naive_out *o, int l, int head) {
+    int T = o->T;
+    float *m = malloc((size_t)T * T * sizeof *m);
+    if (!m) return NULL;
+    for (size_t i = 0; i < (size_t)T * T; i++) {
+        double s = 0;
+        if (head >= 0) {
+            s = o->probs[l][(size_t)head * T * T + i];
+        } else {
+            for (int h = 0; h < o->n_heads; h++)
+                s += o->probs[l][(size_t)h * T * T + i];
+            s /= o->n_heads;
+        }
+        m[i] = (float)s;
+    }
+    return m;
+}
