@@ -11,6 +11,8 @@ static const ga_cmd COMMANDS[] = {
     {"tokenize", ga_cmd_tokenize, "text to token ids with a model's tokenizer.json"},
     {"detokenize", ga_cmd_detokenize, "token ids back to text"},
     {"viz", ga_cmd_viz, "draw attention heatmaps and print attention-sink metrics"},
+    {"generate", ga_cmd_generate, "generate text (or ids) from a prompt, streamed or batched"},
+    {"bench", ga_cmd_bench, "benchmark prefill and decode of baseline vs gated variants"},
 };
 
 static void usage(FILE *f) {

@@ -1,5 +1,6 @@
 /* Host token selection (see sampler.h). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,38 @@ static int cmp_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id); /* stable order for equal values */
 }
 
+/* a comes before b in the candidate order: larger p, then the lower id (cmp_desc < 0) */
+static inline bool cand_before(cand a, cand b) {
+    return a.p > b.p || (a.p == b.p && a.id < b.id);
+}
+
+/* Sift node i of a heap of k candidates whose root is the one that comes last in order. */
+static void sift_last_first(cand *h, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k && cand_before(h[w], h[l])) w = l;
+        if (r < k && cand_before(h[w], h[r])) w = r;
+        if (w == i) return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Leaves the first k of c[0..n) in order (as a full sort by cmp_desc would) in c[0..k):
+ * a heap of the k best seen so far, O(n log k), then a sort of those k. Same result as
+ * sorting everything, since the order is total (NaN probabilities were zeroed). */
+static void top_k_in_order(cand *c, int n, int k) {
+    for (int i = k / 2 - 1; i >= 0; i--) sift_last_first(c, k, i);
+    for (int i = k; i < n; i++)
+        if (cand_before(c[i], c[0])) {
+            c[0] = c[i];
+            sift_last_first(c, k, 0);
+        }
+    qsort(c, (size_t)k, sizeof *c, cmp_desc);
+}
+
 int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64_t stream,
                        uint64_t pos, void *scratch) {
     if (!sp || sp->temperature <= 0.0f || sp->top_k == 1) return ga_argmax_f32(logits, n);
@@ -55,7 +88,8 @@ int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64
         sum += v;
     }
     int k = (sp->top_k > 0 && sp->top_k < n) ? sp->top_k : n;
-    qsort(c, (size_t)n, sizeof *c, cmp_desc);
+    if (k < n) top_k_in_order(c, n, k); /* only the first k are ever read */
+    else qsort(c, (size_t)n, sizeof *c, cmp_desc);
     /* top-k, then the smallest prefix whose mass reaches top_p of what top-k kept */
     double kept = 0;
     for (int i = 0; i < k; i++) kept += c[i].p;

@@ -1,0 +1,10 @@
+# Generation, sampling and the bench command (src/gen, cmd_generate.c, cmd_bench.c).
+ga_add_test(test_gen SOURCES test_gen.c)
+ga_add_test(test_gen_sampler SOURCES test_gen_sampler.c)
+ga_add_script_test(test_gen_cli test_gen_cli.sh)
+ga_add_test(test_gen_gpu SOURCES test_gen_gpu.c LABELS gpu)
+if(GA_HAVE_CUDA)
+  # Calls the device sampling launcher directly (kernels/kernels.h).
+  ga_add_test(test_sampling_kernel SOURCES test_sampling_kernel.c LABELS gpu)
+  target_include_directories(test_sampling_kernel PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+endif()

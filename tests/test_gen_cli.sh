@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# gattn generate and gattn bench end to end on the CPU:
+#  - greedy --ids equals repeatedly taking the argmax (in python) of `gattn logits` over the
+#    prompt plus the ids so far; the text output equals `gattn detokenize` of those ids;
+#  - sampling with a seed is reproducible and top-k 1 equals greedy;
+#  - --batch-file prints one JSON object per prompt in order, each with the ids and text
+#    that prompt gets alone;
+#  - `gattn bench --device cpu` on a tiny shape writes a markdown table, CSV and JSON with
+#    rows for every variant;
+#  - bad input: one error line, nonzero exit, never a signal.
+set -u
+G=${GA_CLI:?GA_CLI must point at the gattn binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/gattn-gen-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+expect_fail() {
+  local needle=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$T/err")
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "exit $rc: $*"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "$lines stderr lines: $* :: $(cat "$T/err")"; return; fi
+  if ! grep -qF -- "$needle" "$T/err"; then bad "stderr lacks '$needle': $(cat "$T/err")"; return; fi
+  ok
+}
+
+M=$T/m
+"$G" write-model --out "$M" --variant elementwise --tokenizer --layers 2 --hidden 64 --heads 4 \
+  --kv-heads 2 --head-dim 16 --intermediate 96 --vocab 400 --max-pos 96 --seed 5 --init-std 0.25 \
+  >/dev/null && ok || bad "write-model"
+
+# --- greedy ids against argmax of recomputed logits
+"$G" generate --model "$M" --tokens 3,14,15 -n 6 --ids --device cpu >"$T/ids" 2>"$T/speed" \
+  && ok || bad "generate --ids: $(cat "$T/speed")"
+grep -q "prefill 3 tokens" "$T/speed" && grep -q "tokens/s" "$T/speed" && ok || bad "speed line: $(cat "$T/speed")"
+IDS=$(cat "$T/ids")
+echo "$IDS" | grep -qE '^[0-9]+(,[0-9]+)*$' && ok || bad "ids format: $IDS"
+seq_ids=3,14,15
+want=""
+n=$(echo "$IDS" | tr ',' '\n' | wc -l)
+for _ in $(seq 1 "$n"); do
+  "$G" logits --model "$M" --tokens "$seq_ids" --device cpu >"$T/lg" || { bad "logits"; break; }
+  next=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print(max(range(len(v)), key=lambda i:(v[i],-i)))' "$T/lg")
+  want=${want:+$want,}$next
+  seq_ids=$seq_ids,$next
+done
+# generation may stop early at an EOS id, so compare the common prefix length n
+[ "$IDS" = "$want" ] && ok || bad "greedy ids $IDS != recomputed argmax $want"
+"$G" generate --model "$M" --tokens 3,14,15 -n 6 --ids --device cpu 2>/dev/null | cmp -s - "$T/ids" \
+  && ok || bad "greedy not repeatable"
+
+# --- text output equals detokenize of the same ids
+"$G" generate --model "$M" --tokens 3,14,15 -n 6 --device cpu >"$T/text" 2>/dev/null && ok || bad "generate text"
+"$G" detokenize --model "$M" --tokens "$IDS" >"$T/detok" && ok || bad "detokenize"
+printf '\n' >>"$T/text"
+cmp -s "$T/text" "$T/detok" && ok || bad "text '$(cat "$T/text")' != detokenize '$(cat "$T/detok")'"
+
+# --- sampling: reproducible with a seed, top-k 1 is greedy
+S="--temp 0.9 --top-k 40 --top-p 0.9 --seed 11"
+a=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
+b=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "sampling not reproducible: $a / $b"
+g=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids 2>/dev/null)
+k1=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids --temp 0.9 --top-k 1 --seed 4 2>/dev/null)
+[ -n "$g" ] && [ "$g" = "$k1" ] && ok || bad "top-k 1 ($k1) != greedy ($g)"
+"$G" generate --model "$M" --prompt "hi" --chat -n 4 --ids >/dev/null 2>&1 && ok || bad "--chat"
+
+# --- batch file: input order, each prompt as alone
+printf '"hello there"\n\n"a"\n"the quick brown fox"\n' >"$T/batch.jsonl"
+"$G" generate --model "$M" --batch-file "$T/batch.jsonl" -n 5 --max-batch 2 >"$T/bout" 2>"$T/berr" \
+  && ok || bad "batch-file: $(cat "$T/berr")"
+[ "$(wc -l <"$T/bout")" -eq 3 ] && ok || bad "batch lines: $(cat "$T/bout")"
+i=0
+for p in "hello there" "a" "the quick brown fox"; do
+  alone=$("$G" generate --model "$M" --prompt "$p" -n 5 --ids 2>/dev/null)
+  python3 - "$T/bout" "$i" "$alone" <<'EOF' && ok || bad "batch prompt $i differs from alone ($alone)"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+o = json.loads(lines[int(sys.argv[2])])
+want = [int(x) for x in sys.argv[3].split(",")] if sys.argv[3] else []
+assert o["index"] == int(sys.argv[2]), o
+assert o["ids"] == want, (o["ids"], want)
+assert isinstance(o["text"], str)
+EOF
+  i=$((i + 1))
+done
+printf '"x"\nnot json\n' >"$T/badbatch"
+expect_fail ":2: not a JSON string" "$G" generate --model "$M" --batch-file "$T/badbatch"
+: >"$T/empty"
+expect_fail "holds no prompts" "$G" generate --model "$M" --batch-file "$T/empty"
+
+# --- bad generate arguments
+expect_fail "--model DIR is required" "$G" generate --prompt hi
+expect_fail "exactly one of" "$G" generate --model "$M" --prompt hi --tokens 1,2
+expect_fail "exactly one of" "$G" generate --model "$M"
+expect_fail "-n" "$G" generate --model "$M" --prompt hi -n 0
+expect_fail "--temp" "$G" generate --model "$M" --prompt hi --temp -1
+expect_fail "--top-p" "$G" generate --model "$M" --prompt hi --top-p 0
+expect_fail "--top-p" "$G" generate --model "$M" --prompt hi --top-p 1.5
+expect_fail "--top-k" "$G" generate --model "$M" --prompt hi --top-k x
+expect_fail "outside the model's vocabulary" "$G" generate --model "$M" --tokens 1,400 --ids
+expect_fail "--tokens" "$G" generate --model "$M" --tokens 1,,2
+expect_fail "more than the context" "$G" generate --model "$M" --tokens 1,2,3,4,5 --max-context 4
+expect_fail "max_position_embeddings" "$G" generate --model "$M" --prompt hi --max-context 97
+expect_fail "more than the context" "$G" generate --model "$M" --prompt "$(head -c 2000 /dev/zero | tr '\0' 'x')"
+expect_fail "--chat" "$G" generate --model "$M" --tokens 1,2 --chat
+expect_fail "unknown argument" "$G" generate --model "$M" --prompt hi --bogus
+expect_fail "--device" "$G" generate --model "$M" --prompt hi --device tpu
+expect_fail "cannot open" "$G" generate --model "$M" --batch-file "$T/nope"
+expect_fail "needs a value" "$G" generate --model "$M" --prompt
+expect_fail "$T/nope" "$G" generate --model "$T/nope" --prompt hi
+
+# --- bench on a tiny shape
+B="--device cpu --layers 2 --hidden 64 --heads 4 --kv-heads 2 --head-dim 16 --intermediate 128 --vocab 256"
+"$G" bench $B --prefill 16,32 --depths 0,16 --batch 1,2 --decode-tokens 4 --reps 2 \
+  --csv "$T/b.csv" --json "$T/b.json" >"$T/b.md" 2>"$T/b.err" && ok || bad "bench: $(cat "$T/b.err")"
+# markdown: header, separator, 3 variants x (2 prefill + 2 batches x 2 depths) rows
+[ "$(grep -c '^| \(baseline\|headwise\|elementwise\) |' "$T/b.md")" -eq 18 ] && ok || bad "markdown rows: $(cat "$T/b.md")"
+grep -q '^|---|' "$T/b.md" && grep -q '^| variant | test |' "$T/b.md" && ok || bad "markdown header"
+grep -q "commit" "$T/b.md" && grep -q "device cpu" "$T/b.md" && ok || bad "markdown commit/device"
+python3 - "$T/b.csv" "$T/b.json" <<'EOF' && ok || bad "bench CSV/JSON"
+import csv, json, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 18, len(rows)
+for v in ("baseline", "headwise", "elementwise"):
+    r = [x for x in rows if x["variant"] == v]
+    assert len(r) == 6, (v, len(r))
+    assert {x["test"] for x in r} == {"prefill", "decode"}
+for x in rows:
+    assert float(x["mean_ms"]) > 0 and float(x["tokens_per_s"]) > 0
+    assert float(x["min_ms"]) <= float(x["mean_ms"]) <= float(x["max_ms"])
+    assert (x["overhead_pct"] == "") == (x["variant"] == "baseline")
+d = json.load(open(sys.argv[2]))
+assert d["commit"] and d["device"] == "cpu" and d["shape"]["layers"] == 2
+assert len(d["rows"]) == 18
+for x in d["rows"]:
+    assert x["reps"] == 2 and math.isfinite(x["gb_per_s"]) and x["tflop_per_s"] > 0
+    if x["test"] == "decode":
+        assert x["tokens"] == 4 and x["batch"] in (1, 2) and x["depth"] in (0, 16)
+EOF
+# a depth beyond max positions is skipped and said so, not a crash
+"$G" bench $B --max-pos 64 --variants baseline --prefill 16,128 --depths 0,62 --batch 1 \
+  --decode-tokens 4 --reps 1 --warmup 0 --json "$T/s.json" >"$T/s.md" 2>/dev/null && ok || bad "bench skip"
+grep -q "skipped: baseline prefill batch 1 depth 0 tokens 128" "$T/s.md" && grep -q "skipped: baseline decode batch 1 depth 62" "$T/s.md" \
+  && ok || bad "skip lines: $(cat "$T/s.md")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["skipped"])==2 and len(d["rows"])==2' "$T/s.json" \
+  && ok || bad "skip json"
+expect_fail "--variants" "$G" bench --variants baseline,foo
+expect_fail "--batch" "$G" bench --batch 0
+expect_fail "multiple of --kv-heads" "$G" bench --heads 3 --kv-heads 2
+expect_fail "drop the shape flags" "$G" bench --model "$M" --layers 2
+expect_fail "--reps" "$G" bench --reps 0
+expect_fail "cannot write" "$G" bench $B --prefill 8 --depths 0 --batch 1 --decode-tokens 2 --reps 1 --csv "$T/nodir/x.csv"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
