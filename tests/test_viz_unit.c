@@ -182,10 +182,10 @@ static void test_metrics_math(void) {
 
     const float g[5] = {0.05f, 0.1f, 0.5f, 0.0f, 1.0f};
     double mean, below;
-    ga_gate_stats(g, 5, &mean, &below);
+    ga_viz_gate_stats(g, 5, &mean, &below);
     CHECK(fabs(mean - (0.05 + 0.1 + 0.5 + 0.0 + 1.0) / 5) < 1e-8);
     CHECK(below == 2.0 / 5); /* 0.1 itself is not below 0.1 */
-    ga_gate_stats(g, 0, &mean, &below);
+    ga_viz_gate_stats(g, 0, &mean, &below);
     CHECK(isnan(mean) && isnan(below));
 }
 

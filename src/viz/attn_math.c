@@ -44,7 +44,7 @@ double ga_attn_first_token_share(const float *p, int n_heads, int T) {
     return s / ((double)n_heads * (T - 1));
 }
 
-void ga_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1) {
+void ga_viz_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1) {
     if (n <= 0) {
         *mean = *below_0_1 = NAN;
         return;

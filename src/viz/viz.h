@@ -107,7 +107,7 @@ ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err);
  * query rows 1..T-1 of p[h][q][0]. NaN when T < 2. */
 double ga_attn_first_token_share(const float *p, int n_heads, int T);
 /* Mean and share below 0.1 of n gate values (already through the sigmoid). NaN when n == 0. */
-void ga_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1);
+void ga_viz_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1);
 
 /* ---------------------------------------------------------------- npy */
 
