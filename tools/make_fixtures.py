@@ -156,6 +156,13 @@ def main():
              tied=False, seed=7, bias=True, dtype="bf16", shards=2, theta=1000000.0),
         dict(name="headwise_g2_f16", variant="headwise", kv_heads=2, tied=True, seed=8,
              dtype="f16", layers=3),
+        # head_dim 64, the smallest the CUDA attention kernels take (BF16 keeps them small)
+        dict(name="baseline_hd64_bf16", variant="baseline", kv_heads=1, heads=2, head_dim=64,
+             tied=True, seed=9, dtype="bf16", init=0.1),
+        dict(name="headwise_hd64_bf16", variant="headwise", kv_heads=1, heads=2, head_dim=64,
+             tied=False, seed=10, dtype="bf16", init=0.1),
+        dict(name="elementwise_hd64_bf16", variant="elementwise", kv_heads=1, heads=2,
+             head_dim=64, tied=True, seed=11, dtype="bf16", init=0.1),
     ]
     sequences = [
         [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26],
