@@ -137,11 +137,31 @@ ga_status ga_argmax(const float *logits, int rows, int vocab, int32_t *out,
 ga_status ga_convert_to_bf16(const void *src, ga_dtype src_dtype, void *dst, int64_t n,
                              cudaStream_t stream, ga_err *err);
 
+/* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
+ * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
+ * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second
+ * implementation, and the backend's GEMM when GA_CUDA_GEMM=fallback is set. */
+ga_status ga_gemm_fallback(const void *x, const void *w, void *y, bool y_f32, int M, int N,
+                           int K, cudaStream_t stream, ga_err *err);
+
 /* ---------------------------------------------------------------- gate metrics (gate_stats.cu)
  * Over n raw gate values g (bf16): *sum += sum sigmoid(g) (fp64), *below += #{sigmoid(g) <
  * threshold}. The caller zeroes both. */
 ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *sum,
                         unsigned long long *below, cudaStream_t stream, ga_err *err);
+
+/* ---------------------------------------------------------------- sampling (sampling_topk.cu)
+ * Temperature / top-k / top-p sampling of rows (rows, vocab) of fp32 logits, block per row,
+ * exactly src/gen/sampler.h's ga_sample_host: row r draws with
+ * ga_sample_uniform(sp->seed, streams[r], pos[r] + 1), pos[r] being the position of the token
+ * decoded in that row (the sampled one lands at pos[r] + 1), as session.c's host fallback.
+ * streams, pos (device) and scratch (device, ga_sample_topk_scratch_bytes) are only read when
+ * sampling; sp NULL, temperature <= 0 or top_k 1 is greedy (ga_argmax). Ties with the host
+ * are documented in sampling_topk.cu. */
+size_t ga_sample_topk_scratch_bytes(int rows, int vocab);
+ga_status ga_sample_topk(const float *logits, int rows, int vocab, const ga_sampling *sp,
+                         const uint64_t *streams, const int *pos, float *scratch, int32_t *out,
+                         cudaStream_t stream, ga_err *err);
 
 #ifdef __cplusplus
 }

@@ -62,22 +62,22 @@ cmp -s "$T/text" "$T/detok" && ok || bad "text '$(cat "$T/text")' != detokenize 
 
 # --- sampling: reproducible with a seed, top-k 1 is greedy
 S="--temp 0.9 --top-k 40 --top-p 0.9 --seed 11"
-a=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
-b=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
+a=$("$G" generate --device cpu --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
+b=$("$G" generate --device cpu --model "$M" --prompt "hello there" -n 12 --ids $S 2>/dev/null)
 [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "sampling not reproducible: $a / $b"
-g=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids 2>/dev/null)
-k1=$("$G" generate --model "$M" --prompt "hello there" -n 12 --ids --temp 0.9 --top-k 1 --seed 4 2>/dev/null)
+g=$("$G" generate --device cpu --model "$M" --prompt "hello there" -n 12 --ids 2>/dev/null)
+k1=$("$G" generate --device cpu --model "$M" --prompt "hello there" -n 12 --ids --temp 0.9 --top-k 1 --seed 4 2>/dev/null)
 [ -n "$g" ] && [ "$g" = "$k1" ] && ok || bad "top-k 1 ($k1) != greedy ($g)"
-"$G" generate --model "$M" --prompt "hi" --chat -n 4 --ids >/dev/null 2>&1 && ok || bad "--chat"
+"$G" generate --device cpu --model "$M" --prompt "hi" --chat -n 4 --ids >/dev/null 2>&1 && ok || bad "--chat"
 
 # --- batch file: input order, each prompt as alone
 printf '"hello there"\n\n"a"\n"the quick brown fox"\n' >"$T/batch.jsonl"
-"$G" generate --model "$M" --batch-file "$T/batch.jsonl" -n 5 --max-batch 2 >"$T/bout" 2>"$T/berr" \
+"$G" generate --device cpu --model "$M" --batch-file "$T/batch.jsonl" -n 5 --max-batch 2 >"$T/bout" 2>"$T/berr" \
   && ok || bad "batch-file: $(cat "$T/berr")"
 [ "$(wc -l <"$T/bout")" -eq 3 ] && ok || bad "batch lines: $(cat "$T/bout")"
 i=0
 for p in "hello there" "a" "the quick brown fox"; do
-  alone=$("$G" generate --model "$M" --prompt "$p" -n 5 --ids 2>/dev/null)
+  alone=$("$G" generate --device cpu --model "$M" --prompt "$p" -n 5 --ids 2>/dev/null)
   python3 - "$T/bout" "$i" "$alone" <<'EOF' && ok || bad "batch prompt $i differs from alone ($alone)"
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
@@ -90,30 +90,30 @@ EOF
   i=$((i + 1))
 done
 printf '"x"\nnot json\n' >"$T/badbatch"
-expect_fail ":2: not a JSON string" "$G" generate --model "$M" --batch-file "$T/badbatch"
+expect_fail ":2: not a JSON string" "$G" generate --device cpu --model "$M" --batch-file "$T/badbatch"
 : >"$T/empty"
-expect_fail "holds no prompts" "$G" generate --model "$M" --batch-file "$T/empty"
+expect_fail "holds no prompts" "$G" generate --device cpu --model "$M" --batch-file "$T/empty"
 
 # --- bad generate arguments
-expect_fail "--model DIR is required" "$G" generate --prompt hi
-expect_fail "exactly one of" "$G" generate --model "$M" --prompt hi --tokens 1,2
-expect_fail "exactly one of" "$G" generate --model "$M"
-expect_fail "-n" "$G" generate --model "$M" --prompt hi -n 0
-expect_fail "--temp" "$G" generate --model "$M" --prompt hi --temp -1
-expect_fail "--top-p" "$G" generate --model "$M" --prompt hi --top-p 0
-expect_fail "--top-p" "$G" generate --model "$M" --prompt hi --top-p 1.5
-expect_fail "--top-k" "$G" generate --model "$M" --prompt hi --top-k x
-expect_fail "outside the model's vocabulary" "$G" generate --model "$M" --tokens 1,400 --ids
-expect_fail "--tokens" "$G" generate --model "$M" --tokens 1,,2
-expect_fail "more than the context" "$G" generate --model "$M" --tokens 1,2,3,4,5 --max-context 4
-expect_fail "max_position_embeddings" "$G" generate --model "$M" --prompt hi --max-context 97
-expect_fail "more than the context" "$G" generate --model "$M" --prompt "$(head -c 2000 /dev/zero | tr '\0' 'x')"
-expect_fail "--chat" "$G" generate --model "$M" --tokens 1,2 --chat
-expect_fail "unknown argument" "$G" generate --model "$M" --prompt hi --bogus
+expect_fail "--model DIR is required" "$G" generate --device cpu --prompt hi
+expect_fail "exactly one of" "$G" generate --device cpu --model "$M" --prompt hi --tokens 1,2
+expect_fail "exactly one of" "$G" generate --device cpu --model "$M"
+expect_fail "-n" "$G" generate --device cpu --model "$M" --prompt hi -n 0
+expect_fail "--temp" "$G" generate --device cpu --model "$M" --prompt hi --temp -1
+expect_fail "--top-p" "$G" generate --device cpu --model "$M" --prompt hi --top-p 0
+expect_fail "--top-p" "$G" generate --device cpu --model "$M" --prompt hi --top-p 1.5
+expect_fail "--top-k" "$G" generate --device cpu --model "$M" --prompt hi --top-k x
+expect_fail "outside the model's vocabulary" "$G" generate --device cpu --model "$M" --tokens 1,400 --ids
+expect_fail "--tokens" "$G" generate --device cpu --model "$M" --tokens 1,,2
+expect_fail "more than the context" "$G" generate --device cpu --model "$M" --tokens 1,2,3,4,5 --max-context 4
+expect_fail "max_position_embeddings" "$G" generate --device cpu --model "$M" --prompt hi --max-context 97
+expect_fail "more than the context" "$G" generate --device cpu --model "$M" --prompt "$(head -c 2000 /dev/zero | tr '\0' 'x')"
+expect_fail "--chat" "$G" generate --device cpu --model "$M" --tokens 1,2 --chat
+expect_fail "unknown argument" "$G" generate --device cpu --model "$M" --prompt hi --bogus
 expect_fail "--device" "$G" generate --model "$M" --prompt hi --device tpu
-expect_fail "cannot open" "$G" generate --model "$M" --batch-file "$T/nope"
-expect_fail "needs a value" "$G" generate --model "$M" --prompt
-expect_fail "$T/nope" "$G" generate --model "$T/nope" --prompt hi
+expect_fail "cannot open" "$G" generate --device cpu --model "$M" --batch-file "$T/nope"
+expect_fail "needs a value" "$G" generate --device cpu --model "$M" --prompt
+expect_fail "$T/nope" "$G" generate --device cpu --model "$T/nope" --prompt hi
 
 # --- bench on a tiny shape
 B="--device cpu --layers 2 --hidden 64 --heads 4 --kv-heads 2 --head-dim 16 --intermediate 128 --vocab 256"

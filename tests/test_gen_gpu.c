@@ -90,7 +90,7 @@ int main(void) {
                      .n_layers = 2,
                      .n_heads = 4,
                      .n_kv_heads = 2,
-                     .head_dim = 32,
+                     .head_dim = 64,
                      .rms_norm_eps = 1e-6f,
                      .rope_theta = 10000.0,
                      .max_position_embeddings = 128,

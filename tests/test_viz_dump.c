@@ -153,7 +153,7 @@ static int gpu_vs_cpu(void) {
         snprintf(dcpu, sizeof dcpu, "%s/cpu-%s", dir, variants[v]);
         snprintf(dgpu, sizeof dgpu, "%s/gpu-%s", dir, variants[v]);
         CHECK(run("'%s' write-model --out '%s' --variant %s --layers 4 --hidden 128 --heads 4 "
-                  "--kv-heads 2 --head-dim 32 --intermediate 256 --vocab 2048 --dtype bf16 "
+                  "--kv-heads 2 --head-dim 64 --intermediate 256 --vocab 2048 --dtype bf16 "
                   "--seed 9 >/dev/null",
                   cli, mdir, variants[v]) == 0);
         for (int d = 0; d < 2; d++)

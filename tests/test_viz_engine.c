@@ -22,7 +22,7 @@ static ga_config tiny_config(ga_gate_mode gate) {
                    .n_layers = 3,
                    .n_heads = 4,
                    .n_kv_heads = 2,
-                   .head_dim = 16,
+                   .head_dim = 64,
                    .rms_norm_eps = 1e-6f,
                    .rope_theta = 1000000.0,
                    .max_position_embeddings = 4096,

@@ -1,0 +1,9 @@
+# Attention kernel benchmark (bench_attention): our prefill/decode kernels with and without
+# the fused gate; PyTorch SDPA on the same shapes is tools/bench_attention_torch.py.
+if(GA_HAVE_CUDA)
+  add_executable(bench_attention bench_attention.c)
+  target_include_directories(bench_attention PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+  target_compile_options(bench_attention PRIVATE ${GA_C_WARN})
+  target_link_libraries(bench_attention PRIVATE libgattn)
+  set_target_properties(bench_attention PROPERTIES LINKER_LANGUAGE CUDA)
+endif()

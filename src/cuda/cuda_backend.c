@@ -1,0 +1,322 @@
+/*
+ * The CUDA backend's lifetime: ga_cuda_backend_create (device, cuBLAS, weights, KV cache,
+ * RoPE tables, activation scratch; with a memory check up front that says what is needed
+ * versus free) and its matching free. The work itself is in cuda_forward.c and cuda_decode.c.
+ *
+ * Memory layout on the device:
+ *   weights   bf16, fused per layer (see cuda_weights.c)
+ *   KV cache  one allocation, per layer k then v, each (max_batch, n_kv, max_context, hd) bf16;
+ *             a sequence id is its slot
+ *   rope      fp32 cos and sin tables (max_context, hd/2)
+ *   scratch   activations for max(prefill chunk, max_batch) rows (cuda_internal.h)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+/* Prefill runs in chunks of at most this many tokens (each chunk a continuation of the
+ * previous), which bounds the activation scratch; a capture needs the whole prompt at once
+ * and grows the scratch for it. */
+#define GA_CUDA_PREFILL_CHUNK 512
+#define GA_CUDA_BLAS_WS ((size_t)32 << 20)
+
+static ga_status cuda_malloc(void **p, size_t bytes, const char *what, ga_err *err) {
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 16);
+    if (e == cudaSuccess) return GA_OK;
+    (void)cudaGetLastError();
+    *p = NULL;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return ga_err_set(err, e == cudaErrorMemoryAllocation ? GA_ERR_OOM : GA_ERR_CUDA,
+                      "GPU allocation of %s failed: %zu bytes needed, %zu bytes free (%s)", what,
+                      bytes, free_b, cudaGetErrorName(e));
+}
+
+size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows) {
+    const size_t G = (size_t)(cfg->n_heads / cfg->n_kv_heads);
+    const size_t gate_dim = (size_t)ga_config_gate_dim(cfg);
+    const size_t qkv = (size_t)ga_config_q_rows(cfg) + 2 * (size_t)cfg->n_kv_heads * cfg->head_dim;
+    const size_t gu = 2 * (size_t)cfg->intermediate_size;
+    const size_t attn = (size_t)cfg->n_heads * cfg->head_dim;
+    (void)G;
+    size_t per_row = (size_t)cfg->hidden_size * (4 + 4 + 2) + (qkv > gu ? qkv : gu) * 2 +
+                     attn * 2 * 2 + gate_dim * 2 + (size_t)cfg->intermediate_size * 2 +
+                     (size_t)cfg->vocab_size * 4 + (size_t)cfg->n_heads * 4 + 4 * 4;
+    return per_row * (size_t)rows + 16 * 256; // + alignment slack of the separate buffers
+}
+
+void ga_cuda_scratch_free(ga_cuda *c) {
+    ga_cuda_scratch *s = &c->sc;
+    void *bufs[] = {s->x,   s->delta,  s->xn,  s->qkv,    s->q,         s->gate,  s->attn,
+                    s->act, s->logits, s->lse, s->tokens, s->positions, s->slots, s->kv_lens};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        cudaFree(bufs[i]);
+    memset(s, 0, sizeof *s);
+}
+
+ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err) {
+    ga_cuda_scratch_free(c);
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const size_t r = (size_t)rows, H = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
+    const size_t qkv = (size_t)c->qkv_dim > 2 * I ? (size_t)c->qkv_dim : 2 * I;
+    ga_status st;
+    if ((st = cuda_malloc((void **)&s->x, r * H * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->delta, r * H * 4, "activations", err)) ||
+        (st = cuda_malloc(&s->xn, r * H * 2, "activations", err)) ||
+        (st = cuda_malloc(&s->qkv, r * qkv * 2, "activations", err)) ||
+        (st = cuda_malloc(&s->q, r * c->attn_dim * 2, "activations", err)) ||
+        (c->gate_dim && (st = cuda_malloc(&s->gate, r * c->gate_dim * 2, "activations", err))) ||
+        (st = cuda_malloc(&s->attn, r * c->attn_dim * 2, "activations", err)) ||
+        (st = cuda_malloc(&s->act, r * I * 2, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->logits, r * cfg->vocab_size * 4, "logits", err)) ||
+        (st = cuda_malloc((void **)&s->lse, r * cfg->n_heads * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->tokens, r * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->positions, r * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->slots, r * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->kv_lens, r * 4, "activations", err))) {
+        ga_cuda_scratch_free(c);
+        return st;
+    }
+    s->rows = rows;
+    return GA_OK;
+}
+
+void ga_cuda_drop_graphs(ga_cuda *c) {
+    if (!c->graphs) return;
+    for (int b = 0; b < (c->max_batch + 1) * c->n_kv_buckets; b++) {
+        if (c->graphs[b]) cudaGraphExecDestroy(c->graphs[b]);
+        c->graphs[b] = NULL;
+    }
+}
+
+/* cos/sin(pos * inv_freq[i]) for every cache position, inv_freq = theta^(-2i/hd). Frequency,
+ * angle and cos/sin are all taken in double and rounded once to fp32 (the same table the CPU
+ * reference builds), so long positions carry no fp32 angle error. */
+static ga_status rope_tables(ga_cuda *c, ga_err *err) {
+    const int half = c->cfg.head_dim / 2;
+    const size_t n = (size_t)c->max_context * half;
+    float *hc = malloc(n * sizeof(float)), *hs = malloc(n * sizeof(float));
+    double *inv = malloc((size_t)half * sizeof(double));
+    ga_status st = GA_OK;
+    if (!hc || !hs || !inv) {
+        st = ga_err_set(err, GA_ERR_OOM, "out of host memory for the RoPE tables");
+        goto done;
+    }
+    for (int i = 0; i < half; i++)
+        inv[i] = pow(c->cfg.rope_theta, -2.0 * i / c->cfg.head_dim);
+    for (int p = 0; p < c->max_context; p++)
+        for (int i = 0; i < half; i++) {
+            const double a = p * inv[i];
+            hc[(size_t)p * half + i] = (float)cos(a);
+            hs[(size_t)p * half + i] = (float)sin(a);
+        }
+    if ((st = cuda_malloc((void **)&c->rope_cos, n * 4, "RoPE tables", err))) goto done;
+    if ((st = cuda_malloc((void **)&c->rope_sin, n * 4, "RoPE tables", err))) goto done;
+    if (cudaMemcpy(c->rope_cos, hc, n * 4, cudaMemcpyHostToDevice) != cudaSuccess ||
+        cudaMemcpy(c->rope_sin, hs, n * 4, cudaMemcpyHostToDevice) != cudaSuccess)
+        st = ga_err_set(err, GA_ERR_CUDA, "copying the RoPE tables to the GPU failed");
+done:
+    free(hc);
+    free(hs);
+    free(inv);
+    return st;
+}
+
+static void cuda_free(ga_backend *b) {
+    if (!b) return;
+    ga_cuda *c = b->impl;
+    if (c) {
+        cudaSetDevice(c->dev);
+        if (c->stream) cudaStreamSynchronize(c->stream);
+        ga_cuda_drop_graphs(c);
+        free(c->graphs);
+        ga_cuda_scratch_free(c);
+        ga_cuda_free_weights(c);
+        cudaFree(c->kv);
+        cudaFree(c->rope_cos);
+        cudaFree(c->rope_sin);
+        cudaFree(c->dec_work);
+        cudaFree(c->cap_map);
+        cudaFree(c->cap_first);
+        cudaFree(c->cap_gsum);
+        cudaFree(c->cap_gbelow);
+        cudaFreeHost(c->h_in);
+        cudaFreeHost(c->h_streams);
+        cudaFreeHost(c->h_next);
+        cudaFree(c->d_streams);
+        cudaFree(c->d_next);
+        cudaFree(c->samp_scratch);
+        cudaFree(c->blas_ws);
+        if (c->blas) cublasDestroy(c->blas);
+        if (c->lt) cublasLtDestroy(c->lt);
+        if (c->stream) cudaStreamDestroy(c->stream);
+        free(c);
+    }
+    free(b);
+}
+
+/* Everything the backend will hold, checked against free memory before the first large
+ * allocation so an oversized request fails with numbers instead of half-way through. */
+static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
+    const uint64_t kv = 2ull * cfg->n_layers * c->kv_layer_elems * 2;
+    const uint64_t rope = 2ull * c->max_context * (cfg->head_dim / 2) * 4;
+    const uint64_t act =
+        ga_cuda_scratch_bytes(cfg, scratch_rows) +
+        ga_attention_decode_workspace(c->max_batch, cfg->n_heads, cfg->head_dim, c->max_context) +
+        GA_CUDA_BLAS_WS;
+    size_t free_b = 0, total_b = 0;
+    GA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const uint64_t need = weights + kv + rope + act;
+    if (need > free_b)
+        return ga_err_set(err, GA_ERR_OOM,
+                          "not enough GPU memory on %s: %llu bytes needed (KV cache %llu for "
+                          "max_batch %d x max_context %d, weights %llu, activations %llu, RoPE "
+                          "%llu) but %zu of %zu bytes are free; lower --max-context or the batch",
+                          c->name, (unsigned long long)need, (unsigned long long)kv, c->max_batch,
+                          c->max_context, (unsigned long long)weights, (unsigned long long)act,
+                          (unsigned long long)rope, free_b, total_b);
+    return GA_OK;
+}
+
+ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
+                                 int max_batch, ga_backend **out, ga_err *err) {
+    *out = NULL;
+    const ga_config *cfg = ga_model_config(m);
+    if (max_context <= 0 || max_batch <= 0)
+        return ga_err_set(err, GA_ERR_ARG, "cuda backend: max_context %d / max_batch %d",
+                          max_context, max_batch);
+    // The attention kernels are instantiated for these head sizes (their tile shapes); the
+    // other kernels take any even head_dim up to 256. Refuse early with a clear message.
+    if (cfg->head_dim != 64 && cfg->head_dim != 128)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "the CUDA backend supports head_dim 64 and 128, this model has %d "
+                          "(use --device cpu)",
+                          cfg->head_dim);
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        (void)cudaGetLastError();
+        return ga_err_set(err, GA_ERR_UNSUPPORTED, "no CUDA GPU is available");
+    }
+    const int dev = opts ? opts->cuda_device : 0;
+    if (dev < 0 || dev >= ndev)
+        return ga_err_set(err, GA_ERR_ARG, "CUDA device %d does not exist (%d present)", dev, ndev);
+
+    ga_backend *b = calloc(1, sizeof *b);
+    ga_cuda *c = calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b);
+        free(c);
+        return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    }
+    b->impl = c;
+    b->device = GA_DEVICE_CUDA;
+    b->forward = ga_cuda_forward;
+    b->decode_batch = ga_cuda_decode_batch;
+    b->decode_sample = ga_cuda_decode_sample;
+    b->free = cuda_free;
+    c->model = m;
+    c->cfg = *cfg;
+    c->dev = dev;
+    c->max_context = max_context;
+    c->max_batch = max_batch;
+    c->G = cfg->n_heads / cfg->n_kv_heads;
+    c->q_rows = ga_config_q_rows(cfg);
+    c->gate_dim = ga_config_gate_dim(cfg);
+    c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    c->qkv_dim = c->q_rows + 2 * c->kv_dim;
+    c->attn_dim = cfg->n_heads * cfg->head_dim;
+    c->kv_layer_elems = (size_t)max_batch * cfg->n_kv_heads * (size_t)max_context * cfg->head_dim;
+
+    ga_status st = GA_OK;
+    struct cudaDeviceProp prop;
+    cudaError_t e = cudaSetDevice(dev);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, dev);
+    if (e != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_CUDA, "CUDA device %d: %s", dev, cudaGetErrorName(e));
+        goto fail;
+    }
+    if (prop.major < 8) {
+        st = ga_err_set(err, GA_ERR_UNSUPPORTED, "%s (sm_%d%d): gattn needs sm_80 or newer",
+                        prop.name, prop.major, prop.minor);
+        goto fail;
+    }
+    snprintf(c->name, sizeof c->name, "%s", prop.name);
+    const char *gemm_env = getenv("GA_CUDA_GEMM");
+    c->gemm_impl = !gemm_env                       ? GA_GEMM_CUBLAS
+                   : !strcmp(gemm_env, "fallback") ? GA_GEMM_FALLBACK
+                   : !strcmp(gemm_env, "lt")       ? GA_GEMM_LT
+                                                   : GA_GEMM_CUBLAS;
+    if (c->gemm_impl == GA_GEMM_LT && cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
+        c->lt = NULL;
+        st = ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");
+        goto fail;
+    }
+    b->name = c->name;
+
+    int chunk = max_context < GA_CUDA_PREFILL_CHUNK ? max_context : GA_CUDA_PREFILL_CHUNK;
+    int rows = chunk > max_batch ? chunk : max_batch;
+    if ((st = check_memory(c, rows, err))) goto fail;
+
+    if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) {
+        st = ga_err_set(err, GA_ERR_CUDA, "creating the CUDA stream / cuBLAS handle failed");
+        goto fail;
+    }
+    if ((st = cuda_malloc(&c->blas_ws, GA_CUDA_BLAS_WS, "the cuBLAS workspace", err))) goto fail;
+    c->blas_ws_bytes = GA_CUDA_BLAS_WS;
+    // cublasSetStream resets the workspace to cuBLAS' own pool; ours is set after it so that
+    // GEMMs captured into decode graphs never allocate.
+    if (cublasSetStream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_bytes) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetMathMode(c->blas,
+                          CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION) !=
+            CUBLAS_STATUS_SUCCESS) {
+        st = ga_err_set(err, GA_ERR_CUDA, "configuring cuBLAS failed");
+        goto fail;
+    }
+
+    if ((st = ga_cuda_upload_weights(c, err))) goto fail;
+    const size_t kv_bytes = 2 * (size_t)cfg->n_layers * c->kv_layer_elems * 2;
+    if ((st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;
+    if ((st = rope_tables(c, err))) goto fail;
+    if ((st = ga_cuda_scratch_alloc(c, rows, err))) goto fail;
+    size_t ws = ga_attention_decode_workspace(max_batch, cfg->n_heads, cfg->head_dim, max_context);
+    if ((st = cuda_malloc((void **)&c->dec_work, ws, "the decode workspace", err))) goto fail;
+    if (cudaMallocHost((void **)&c->h_in, 4 * (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
+        goto fail;
+    }
+    /* Device token selection: only ids cross the bus per decode step. */
+    if ((st = cuda_malloc((void **)&c->d_streams, (size_t)max_batch * sizeof(uint64_t),
+                          "the sampler's streams", err)) ||
+        (st = cuda_malloc((void **)&c->d_next, (size_t)max_batch * sizeof(int32_t),
+                          "the sampled ids", err)) ||
+        (st = cuda_malloc((void **)&c->samp_scratch,
+                          ga_sample_topk_scratch_bytes(max_batch, cfg->vocab_size),
+                          "the sampler's scratch", err)))
+        goto fail;
+    if (cudaMallocHost((void **)&c->h_streams, (size_t)max_batch * sizeof(uint64_t)) != cudaSuccess ||
+        cudaMallocHost((void **)&c->h_next, (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
+        goto fail;
+    }
+    c->n_kv_buckets = 1;
+    while ((GA_KV_BUCKET0 << (c->n_kv_buckets - 1)) < max_context) c->n_kv_buckets++;
+    c->graphs = calloc(((size_t)max_batch + 1) * c->n_kv_buckets, sizeof(cudaGraphExec_t));
+    if (!c->graphs) {
+        st = ga_err_set(err, GA_ERR_OOM, "out of host memory");
+        goto fail;
+    }
+    *out = b;
+    return GA_OK;
+fail:
+    cuda_free(b);
+    return st;
+}

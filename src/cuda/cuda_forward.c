@@ -1,0 +1,267 @@
+/*
+ * The CUDA forward pass: the layer stack shared by prefill and decode, the prefill /
+ * continuation entry point of the backend (forward), and the attention capture (pooled maps,
+ * first-token share, gate statistics) taken from the same attention path during a prefill.
+ *
+ * Per layer, for R rows (tokens):
+ *   xn   = rmsnorm(x += delta_prev)            norm.cu      (fp32 residual, bf16 out)
+ *   qkv  = xn . [Wq|Wk|Wv]^T                   cuBLAS       (bf16 out)
+ *   q, gate, K/V cache = qk_norm_rope(qkv)     qk_rope.cu
+ *   attn = sigmoid(gate) * attention(q, K, V)  attention_*.cu (gate in the epilogue)
+ *   delta = attn . Wo^T                        cuBLAS       (fp32 out)
+ *   xn   = rmsnorm(x += delta + o_bias)        norm.cu
+ *   gu   = xn . [Wgate|Wup]^T                  cuBLAS       (bf16 out)
+ *   act  = silu(g) * u                         activation.cu
+ *   delta = act . Wdown^T                      cuBLAS       (fp32 out, added by the next norm)
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+#define GA_GATE_LOW 0.1f
+
+static ga_status capture_layer(ga_cuda *c, int l, int T, ga_attn_capture *cap, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    const bool want_map = cap->layers && cap->layers[l] && cap->maps && cap->maps[l];
+    if (want_map)
+        GA_CUDA_CHECK(cudaMemsetAsync(c->cap_map, 0, (size_t)cap->res * cap->res * 4, c->stream));
+    ga_attn_probs_args pa = {
+        .q = c->sc.q,
+        .k = (uint16_t *)ga_cuda_kcache(c, l), // sequence 0 is slot 0
+        .lse = c->sc.lse,
+        .map = want_map ? c->cap_map : NULL,
+        .first_share = c->cap_first + l,
+        .T = T,
+        .n_heads = cfg->n_heads,
+        .n_kv_heads = cfg->n_kv_heads,
+        .hd = cfg->head_dim,
+        .kv_stride = c->max_context,
+        .head = cap->head,
+        .res = cap->res,
+        .scale = 1.0f / sqrtf((float)cfg->head_dim),
+    };
+    ga_status st = ga_attention_probs(&pa, c->stream, err);
+    if (st) return st;
+    if (c->gate_dim) {
+        st = ga_gate_stats(c->sc.gate, (int64_t)T * c->gate_dim, GA_GATE_LOW, c->cap_gsum + l,
+                           c->cap_gbelow + l, c->stream, err);
+        if (st) return st;
+    }
+    if (want_map) {
+        GA_CUDA_CHECK(cudaMemcpyAsync(cap->maps[l], c->cap_map, (size_t)cap->res * cap->res * 4,
+                                      cudaMemcpyDeviceToHost, c->stream));
+        GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    return GA_OK;
+}
+
+ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
+                         ga_attn_capture *cap, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const int H = cfg->hidden_size, I = cfg->intermediate_size, hd = cfg->head_dim;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t slot_off = (size_t)slot * cfg->n_kv_heads * c->max_context * hd;
+    ga_status st;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const ga_cuda_layer *w = &c->layers[l];
+        void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
+        if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn, rows,
+                                      H, cfg->rms_norm_eps, c->stream, err)))
+            return st;
+        if ((st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H, err)))
+            return st;
+        ga_qk_rope_args ra = {
+            .qkv = s->qkv,
+            .bias = w->b_qkv,
+            .q_norm = w->q_norm,
+            .k_norm = w->k_norm,
+            .rope_cos = c->rope_cos,
+            .rope_sin = c->rope_sin,
+            .q_out = s->q,
+            .gate_out = s->gate,
+            .k_cache = kc,
+            .v_cache = vc,
+            .positions = decode ? s->positions : NULL,
+            .slots = decode ? s->slots : NULL,
+            .pos0 = pos0,
+            .slot = slot,
+            .T = rows,
+            .n_heads = cfg->n_heads,
+            .n_kv_heads = cfg->n_kv_heads,
+            .hd = hd,
+            .kv_stride = c->max_context,
+            .rope_rows = c->max_context,
+            .gate_mode = cfg->gate,
+            .eps = cfg->rms_norm_eps,
+        };
+        if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
+        if (decode) {
+            ga_attn_decode_args da = {
+                .q = s->q,
+                .k_cache = kc,
+                .v_cache = vc,
+                .slots = s->slots,
+                .kv_lens = s->kv_lens,
+                .gate = s->gate,
+                .out = s->attn,
+                .work = c->dec_work,
+                .B = rows,
+                .n_heads = cfg->n_heads,
+                .n_kv_heads = cfg->n_kv_heads,
+                .hd = hd,
+                .kv_stride = c->max_context,
+                // The split over the KV length is fixed by the step's length bucket (see
+                // cuda_decode.c), not the exact lengths, so one captured graph serves every
+                // step whose rows fit the bucket.
+                .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
+                .gate_mode = cfg->gate,
+                .scale = scale,
+            };
+            if ((st = ga_attention_decode(&da, c->stream, err))) return st;
+        } else {
+            ga_attn_prefill_args pa = {
+                .q = s->q,
+                .k = (uint16_t *)kc + slot_off,
+                .v = (uint16_t *)vc + slot_off,
+                .gate = s->gate,
+                .out = s->attn,
+                .lse = cap ? s->lse : NULL,
+                .T = rows,
+                .pos0 = pos0,
+                .n_heads = cfg->n_heads,
+                .n_kv_heads = cfg->n_kv_heads,
+                .hd = hd,
+                .kv_stride = c->max_context,
+                .gate_mode = cfg->gate,
+                .scale = scale,
+            };
+            if ((st = ga_attention_prefill(&pa, c->stream, err))) return st;
+            if (cap && (st = capture_layer(c, l, rows, cap, err))) return st;
+        }
+        if ((st = ga_cuda_gemm(c, s->attn, w->w_o, s->delta, true, rows, H, c->attn_dim, err)))
+            return st;
+        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H,
+                                      cfg->rms_norm_eps, c->stream, err)))
+            return st;
+        if ((st = ga_cuda_gemm(c, s->xn, w->w_gu, s->qkv, false, rows, 2 * I, H, err))) return st;
+        if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
+        if ((st = ga_cuda_gemm(c, s->act, w->w_down, s->delta, true, rows, H, I, err))) return st;
+    }
+    return GA_OK;
+}
+
+/* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the
+ * scratch, logits into sc.logits rows [0, n). */
+static ga_status lm_head(ga_cuda *c, int first, int n, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const size_t H = (size_t)cfg->hidden_size;
+    ga_status st = ga_rmsnorm_residual(s->x + first * H, s->delta + first * H, NULL, c->final_norm,
+                                       (uint16_t *)s->xn + first * H, n, cfg->hidden_size,
+                                       cfg->rms_norm_eps, c->stream, err);
+    if (st) return st;
+    return ga_cuda_gemm(c, (uint16_t *)s->xn + first * H, c->lm_head, s->logits, true, n,
+                        cfg->vocab_size, cfg->hidden_size, err);
+}
+
+static ga_status capture_begin(ga_cuda *c, ga_attn_capture *cap, int n, ga_err *err) {
+    const int L = c->cfg.n_layers;
+    ga_status st;
+    if (!cap->metrics || cap->n_tokens != n || cap->res <= 0) {
+        if ((st = ga_capture_prepare(cap, L, n, err))) return st;
+    }
+    if (!c->cap_first) {
+        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_first, (size_t)L * sizeof(float)));
+        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_gsum, (size_t)L * sizeof(double)));
+        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_gbelow, (size_t)L * sizeof(unsigned long long)));
+    }
+    const int elems = cap->res * cap->res;
+    if (elems > c->cap_map_elems) {
+        cudaFree(c->cap_map);
+        c->cap_map = NULL;
+        c->cap_map_elems = 0;
+        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_map, (size_t)elems * sizeof(float)));
+        c->cap_map_elems = elems;
+    }
+    GA_CUDA_CHECK(cudaMemsetAsync(c->cap_first, 0, (size_t)L * sizeof(float), c->stream));
+    GA_CUDA_CHECK(cudaMemsetAsync(c->cap_gsum, 0, (size_t)L * sizeof(double), c->stream));
+    GA_CUDA_CHECK(cudaMemsetAsync(c->cap_gbelow, 0, (size_t)L * 8, c->stream));
+    // The probabilities need the whole prompt's q and lse at once: hold all n rows.
+    if (c->sc.rows < n) {
+        GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        ga_cuda_drop_graphs(c); // they point at the buffers being replaced
+        if ((st = ga_cuda_scratch_alloc(c, n, err))) return st;
+    }
+    return GA_OK;
+}
+
+static ga_status capture_end(ga_cuda *c, ga_attn_capture *cap, int n, ga_err *err) {
+    const int L = c->cfg.n_layers;
+    float *first = malloc((size_t)L * sizeof(float));
+    double *gsum = malloc((size_t)L * sizeof(double));
+    unsigned long long *gbelow = malloc((size_t)L * sizeof(unsigned long long));
+    ga_status st = GA_OK;
+    if (!first || !gsum || !gbelow) {
+        st = ga_err_set(err, GA_ERR_OOM, "out of host memory");
+        goto done;
+    }
+    if (cudaMemcpyAsync(first, c->cap_first, (size_t)L * 4, cudaMemcpyDeviceToHost, c->stream) ||
+        cudaMemcpyAsync(gsum, c->cap_gsum, (size_t)L * 8, cudaMemcpyDeviceToHost, c->stream) ||
+        cudaMemcpyAsync(gbelow, c->cap_gbelow, (size_t)L * 8, cudaMemcpyDeviceToHost, c->stream) ||
+        cudaStreamSynchronize(c->stream)) {
+        st = ga_err_set(err, GA_ERR_CUDA, "copying the capture metrics back failed");
+        goto done;
+    }
+    const double nh = c->cfg.n_heads, ng = (double)n * c->gate_dim;
+    for (int l = 0; l < L; l++) {
+        ga_layer_metrics *mt = &cap->metrics[l];
+        mt->first_token_share = n >= 2 ? first[l] / (nh * (n - 1)) : NAN;
+        mt->gate_mean = c->gate_dim ? gsum[l] / ng : NAN;
+        mt->gate_below_0_1 = c->gate_dim ? (double)gbelow[l] / ng : NAN;
+    }
+done:
+    free(first);
+    free(gsum);
+    free(gbelow);
+    return st;
+}
+
+ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
+                          bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err) {
+    ga_cuda *c = b->impl;
+    const ga_config *cfg = &c->cfg;
+    const size_t V = (size_t)cfg->vocab_size;
+    ga_status st;
+    GA_CUDA_CHECK(cudaSetDevice(c->dev));
+    if (n <= 0) return GA_OK;
+    if (cap && pos0 != 0)
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a prefill from position 0");
+    if (cap && (st = capture_begin(c, cap, n, err))) return st;
+
+    const int chunk = c->sc.rows;
+    for (int s0 = 0; s0 < n; s0 += chunk) {
+        const int len = n - s0 < chunk ? n - s0 : chunk;
+        const bool last = s0 + len == n;
+        GA_CUDA_CHECK(cudaMemcpyAsync(c->sc.tokens, tokens + s0, (size_t)len * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, c->stream));
+        if ((st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
+                           c->stream, err)))
+            return st;
+        if ((st = ga_cuda_layers(c, len, seq, pos0 + s0, false, cap, err))) return st;
+        if (logits && (all_positions || last)) {
+            const int first = all_positions ? 0 : len - 1;
+            const int rows = all_positions ? len : 1;
+            if ((st = lm_head(c, first, rows, err))) return st;
+            float *dst = all_positions ? logits + (size_t)s0 * V : logits;
+            GA_CUDA_CHECK(cudaMemcpyAsync(dst, c->sc.logits, (size_t)rows * V * sizeof(float),
+                                          cudaMemcpyDeviceToHost, c->stream));
+        }
+        // The next chunk overwrites the token buffer and logits: wait for this one.
+        GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    if (cap && (st = capture_end(c, cap, n, err))) return st;
+    return GA_OK;
+}

@@ -1,0 +1,71 @@
+/*
+ * The GEMM wrapper of the CUDA backend: every projection is Y = X . W^T with X the
+ * activations (M tokens x K) and W a checkpoint Linear weight (N out x K in), both row-major
+ * bf16. cuBLAS is column-major, so we compute Y^T (N x M, column-major == Y row-major) =
+ * W^T-as-stored (op T on the K x N column-major view of W) times X^T (the K x M column-major
+ * view of X, op N). Accumulation is fp32 (CUBLAS_COMPUTE_32F, no reduced-precision
+ * reductions); the output is bf16 or fp32.
+ *
+ * Two alternatives with the same contract, chosen by GA_CUDA_GEMM at backend creation, to
+ * separate a cuBLAS problem on a given machine from a bug in the rest of the backend:
+ * "lt" calls cuBLASLt directly (descriptors and a heuristic algorithm per call: fine for
+ * prefill and for captured decode graphs, slower for eager small calls), "fallback" the plain
+ * kernel of kernels/gemm_fallback.cu.
+ */
+#include "cuda_internal.h"
+
+/* The same Y^T = W^T-op . X^T product through cuBLASLt. Stored layouts (column-major views):
+ * W is K x N (ld K, op T), X is K x M (ld K, op N), Y is N x M (ld N). */
+static ga_status gemm_lt(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M,
+                         int N, int K, ga_err *err) {
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, ly = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const uint64_t ws = c->blas_ws_bytes;
+    const float alpha = 1.0f, beta = 0.0f;
+    cublasLtMatmulHeuristicResult_t res;
+    int nres = 0;
+    cublasStatus_t s = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (!s) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    if (!s) s = cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (!s) s = cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, (uint64_t)K, (uint64_t)N, K);
+    if (!s) s = cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, (uint64_t)K, (uint64_t)M, K);
+    if (!s)
+        s = cublasLtMatrixLayoutCreate(&ly, y_f32 ? CUDA_R_32F : CUDA_R_16BF, (uint64_t)N,
+                                       (uint64_t)M, N);
+    if (!s) s = cublasLtMatmulPreferenceCreate(&pref);
+    if (!s)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &ws, sizeof ws);
+    if (!s) s = cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ly, ly, pref, 1, &res, &nres);
+    if (!s && nres < 1) s = CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!s)
+        s = cublasLtMatmul(c->lt, op, &alpha, w, la, x, lb, &beta, y, ly, y, ly, &res.algo,
+                           c->blas_ws, c->blas_ws_bytes, c->stream);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ly) cublasLtMatrixLayoutDestroy(ly);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (s)
+        return ga_err_set(err, s == CUBLAS_STATUS_ALLOC_FAILED ? GA_ERR_OOM : GA_ERR_CUDA,
+                          "cuBLASLt matmul M %d N %d K %d failed: %s", M, N, K,
+                          cublasGetStatusName(s));
+    return GA_OK;
+}
+
+ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M, int N,
+                       int K, ga_err *err) {
+    if (M < 0 || N <= 0 || K <= 0)
+        return ga_err_set(err, GA_ERR_ARG, "gemm: bad shape M %d N %d K %d", M, N, K);
+    if (M == 0) return GA_OK;
+    if (c->gemm_impl == GA_GEMM_FALLBACK)
+        return ga_gemm_fallback(x, w, y, y_f32, M, N, K, c->stream, err);
+    if (c->gemm_impl == GA_GEMM_LT) return gemm_lt(c, x, w, y, y_f32, M, N, K, err);
+    const float alpha = 1.0f, beta = 0.0f;
+    GA_CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF,
+                                 K, x, CUDA_R_16BF, K, &beta, y, y_f32 ? CUDA_R_32F : CUDA_R_16BF,
+                                 N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return GA_OK;
+}

@@ -1,0 +1,161 @@
+/*
+ * Internals of the CUDA backend (src/cuda/): the device-side model, KV cache and scratch
+ * buffers, and the helpers the backend's files share. Host C only; kernels are reached through
+ * the launchers in kernels/kernels.h.
+ *
+ * Precision: weights bf16 on the device; every GEMM reads bf16 and accumulates in fp32
+ * (cuBLAS COMPUTE_32F). The residual stream x is fp32 for the whole forward; the GEMMs that
+ * feed it (o_proj, down_proj) and the LM head write fp32; the GEMMs that feed other kernels
+ * (QKV, gate|up) write bf16. Norm weights, biases and RoPE tables are fp32.
+ */
+#ifndef GATTN_CUDA_INTERNAL_H
+#define GATTN_CUDA_INTERNAL_H
+
+// cublasLt.h declares one function with () in C; harmless, but -Wstrict-prototypes would
+// reject it if the toolkit's headers were ever included without -isystem.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <cublasLt.h>
+#pragma GCC diagnostic pop
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "core/backend.h"
+#include "cuda_check.h"
+#include "kernels.h"
+
+/* One layer's device weights. Fused projections stack row blocks of the checkpoint's
+ * (out, in) matrices, so one GEMM computes all outputs that read the same input. */
+typedef struct ga_cuda_layer {
+    void *w_qkv;       /* bf16 (q_rows + 2*n_kv*hd, hidden): q_proj (with gate rows) | k | v */
+    float *b_qkv;      /* fp32 (q_rows + 2*n_kv*hd) or NULL (no attention bias) */
+    void *w_o;         /* bf16 (hidden, n_heads*hd) */
+    float *b_o;        /* fp32 (hidden) or NULL */
+    float *q_norm;     /* fp32 (hd) or NULL without qk norm */
+    float *k_norm;     /* fp32 (hd) or NULL */
+    float *input_norm; /* fp32 (hidden) */
+    float *post_norm;  /* fp32 (hidden) */
+    void *w_gu;        /* bf16 (2*inter, hidden): gate_proj | up_proj */
+    void *w_down;      /* bf16 (hidden, inter) */
+} ga_cuda_layer;
+
+/* Activations for up to `rows` tokens at once (a prefill chunk or a decode batch). */
+typedef struct ga_cuda_scratch {
+    int rows;
+    float *x;        /* fp32 (rows, hidden) residual stream */
+    float *delta;    /* fp32 (rows, hidden) o_proj / down_proj output, added by the next norm */
+    void *xn;        /* bf16 (rows, hidden) normed input of the next GEMM */
+    void *qkv;       /* bf16 (rows, qkv_dim) fused QKV(+gate) GEMM output; reused for gate|up */
+    void *q;         /* bf16 (rows, n_heads*hd) normed + roped queries */
+    void *gate;      /* bf16 (rows, gate_dim) raw gate, or NULL for baseline */
+    void *attn;      /* bf16 (rows, n_heads*hd) gated attention output */
+    void *act;       /* bf16 (rows, inter) SwiGLU output */
+    float *logits;   /* fp32 (rows, vocab) */
+    float *lse;      /* fp32 (n_heads, rows) for the capture's probabilities */
+    int32_t *tokens; /* device (rows) */
+    int *positions;  /* device (rows) */
+    int *slots;      /* device (rows) */
+    int *kv_lens;    /* device (rows) */
+} ga_cuda_scratch;
+
+typedef struct ga_cuda {
+    const ga_model *model;
+    ga_config cfg;
+    int dev;
+    char name[256];
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS workspace, set explicitly so GEMMs are graph-capturable */
+    size_t blas_ws_bytes;
+    /* GEMM implementation, from GA_CUDA_GEMM at creation: cuBLAS (default), "lt" (cuBLASLt
+     * matmul with a heuristic algorithm) or "fallback" (the plain kernel); the last two exist
+     * to tell a cuBLAS problem on a given machine from a bug in the rest of the backend. */
+    enum { GA_GEMM_CUBLAS = 0, GA_GEMM_LT, GA_GEMM_FALLBACK } gemm_impl;
+    cublasLtHandle_t lt; /* only with GA_GEMM_LT */
+
+    /* derived shapes */
+    int G, q_rows, gate_dim, kv_dim, qkv_dim, attn_dim;
+
+    /* weights */
+    void *embed;   /* bf16 (vocab, hidden) */
+    void *lm_head; /* bf16 (vocab, hidden); == embed when tied */
+    float *final_norm;
+    ga_cuda_layer *layers;
+    float *rope_cos, *rope_sin; /* fp32 (max_context, hd/2) */
+
+    /* KV cache: one allocation; layer l's k at kv + (2l)*layer_elems, v at (2l+1) */
+    void *kv;
+    size_t kv_layer_elems; /* max_batch * n_kv * max_context * hd */
+    int max_context, max_batch;
+
+    ga_cuda_scratch sc;
+    float *dec_work; /* split-KV partials for decode attention */
+    int32_t *h_in;   /* pinned host staging: tokens | positions | slots | kv_lens (4*max_batch) */
+
+    /* token selection on the device (decode_sample): per-row random streams, the chosen ids
+     * and the sampler's scratch, sized for max_batch rows; pinned host mirrors */
+    uint64_t *d_streams;
+    int32_t *d_next;
+    float *samp_scratch;
+    uint64_t *h_streams;
+    int32_t *h_next;
+
+    /* decode graphs per (batch size, KV-length bucket), captured on first use: index
+     * nb * n_kv_buckets + bucket; bucket b bounds the keys a row attends to by
+     * min(max_context, GA_KV_BUCKET0 << b), and decode_kv_bound is the bound of the step being
+     * run or captured. A fixed split for the whole cache would make every step of a long-
+     * context session launch (and skip) the splits of the full cache. */
+    cudaGraphExec_t *graphs;
+    int n_kv_buckets;
+    int decode_kv_bound;
+
+    /* capture buffers (allocated on first capture) */
+    float *cap_map;
+    int cap_map_elems;
+    float *cap_first;
+    double *cap_gsum;
+    unsigned long long *cap_gbelow;
+} ga_cuda;
+
+/* cuda_gemm.c: Y (M, N) = X (M, K) . W (N, K)^T, row-major, bf16 in, fp32 accumulate; Y is fp32
+ * when y_f32, else bf16. */
+ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M, int N,
+                       int K, ga_err *err);
+
+/* cuda_weights.c */
+ga_status ga_cuda_upload_weights(ga_cuda *c, ga_err *err);
+void ga_cuda_free_weights(ga_cuda *c);
+
+/* cuda_scratch.c: activation buffers for `rows` tokens (frees any previous set). */
+ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err);
+void ga_cuda_scratch_free(ga_cuda *c);
+size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows);
+/* Drops every captured decode graph (after buffers moved). */
+void ga_cuda_drop_graphs(ga_cuda *c);
+
+/* cuda_forward.c: the layer stack for `rows` tokens already embedded in sc.x. Prefill mode
+ * (positions NULL) runs the rows as one sequence in `slot` at pos0..; decode mode uses the
+ * device positions / slots / kv_lens of sc and the decode attention. */
+ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
+                         ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
+                          bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
+
+/* cuda_decode.c */
+ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
+                               const int32_t *tokens, int nb, float *logits, ga_err *err);
+ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
+                                const int32_t *tokens, int nb, const ga_sampling *sp,
+                                const uint64_t *streams, int32_t *next, ga_err *err);
+
+#define GA_KV_BUCKET0 256
+
+/* K / V cache base of layer l (bf16 elements of kv_layer_elems each). */
+static inline void *ga_cuda_kcache(const ga_cuda *c, int l) {
+    return (uint16_t *)c->kv + (size_t)(2 * l) * c->kv_layer_elems;
+}
+static inline void *ga_cuda_vcache(const ga_cuda *c, int l) {
+    return (uint16_t *)c->kv + (size_t)(2 * l + 1) * c->kv_layer_elems;
+}
+
+#endif
