@@ -2,27 +2,7 @@
 # The engine-core CLI end to end: write-model, info and logits on a fresh random model, and
 # every bad-input case failing with exactly one error line naming the file or argument and a
 # nonzero exit (never a crash: exit codes >= 128 are signals and fail the test).
-set -u
-G=${GA_CLI:?GA_CLI must point at the gattn binary}
-T=$(mktemp -d "${TMPDIR:-/tmp}/gattn-cli-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# expect_fail NEEDLE cmd...: nonzero exit (not a signal), one stderr line containing NEEDLE
-expect_fail() {
-  local needle=$1; shift
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$T/err")
-  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "exit $rc: $*"; return; fi
-  if [ "$lines" -ne 1 ]; then bad "$lines stderr lines: $* :: $(cat "$T/err")"; return; fi
-  if ! grep -qF -- "$needle" "$T/err"; then bad "stderr lacks '$needle': $(cat "$T/err")"; return; fi
-  ok
-}
+. "$(dirname "$0")/cli_harness.sh" cli
 
 M=$T/hw
 "$G" write-model --out "$M" --variant headwise --layers 2 --hidden 48 --heads 4 --kv-heads 2 \
@@ -88,5 +68,4 @@ else
   ok
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

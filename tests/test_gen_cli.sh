@@ -8,26 +8,7 @@
 #  - `gattn bench --device cpu` on a tiny shape writes a markdown table, CSV and JSON with
 #    rows for every variant;
 #  - bad input: one error line, nonzero exit, never a signal.
-set -u
-G=${GA_CLI:?GA_CLI must point at the gattn binary}
-T=$(mktemp -d "${TMPDIR:-/tmp}/gattn-gen-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-expect_fail() {
-  local needle=$1; shift
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$T/err")
-  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "exit $rc: $*"; return; fi
-  if [ "$lines" -ne 1 ]; then bad "$lines stderr lines: $* :: $(cat "$T/err")"; return; fi
-  if ! grep -qF -- "$needle" "$T/err"; then bad "stderr lacks '$needle': $(cat "$T/err")"; return; fi
-  ok
-}
+. "$(dirname "$0")/cli_harness.sh" gen
 
 M=$T/m
 "$G" write-model --out "$M" --variant elementwise --tokenizer --layers 2 --hidden 64 --heads 4 \
