@@ -11,28 +11,28 @@
 
 #include "gattn/gattn.h"
 
-#define GA_CUDA_CHECK(call)                                                                    \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess) {                                                               \
-            return ga_err_set(err, e_ == cudaErrorMemoryAllocation ? GA_ERR_OOM : GA_ERR_CUDA, \
-                              "%s failed at %s:%d: %s", #call, __FILE__, __LINE__,             \
-                              cudaGetErrorName(e_));                                           \
-        }                                                                                      \
+#define GA_CUDA_CHECK(call)                                                                        \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            return ga_err_set(err, e_ == cudaErrorMemoryAllocation ? GA_ERR_OOM : GA_ERR_CUDA,     \
+                              "%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
+                              cudaGetErrorName(e_));                                               \
+        }                                                                                          \
     } while (0)
 
 #define GA_CUDA_CHECK_LAUNCH() GA_CUDA_CHECK(cudaGetLastError())
 
-#define GA_CUBLAS_CHECK(call)                                                                  \
-    do {                                                                                       \
-        cublasStatus_t s_ = (call);                                                            \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                     \
-            return ga_err_set(err, s_ == CUBLAS_STATUS_ALLOC_FAILED ? GA_ERR_OOM : GA_ERR_CUDA,\
-                              "%s failed at %s:%d: %s", #call, __FILE__, __LINE__,             \
-                              cublasGetStatusName(s_));                                        \
-        }                                                                                      \
+#define GA_CUBLAS_CHECK(call)                                                                      \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            return ga_err_set(err, s_ == CUBLAS_STATUS_ALLOC_FAILED ? GA_ERR_OOM : GA_ERR_CUDA,    \
+                              "%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
+                              cublasGetStatusName(s_));                                            \
+        }                                                                                          \
     } while (0)
 
-#define GA_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define GA_CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 #endif

@@ -63,8 +63,8 @@ ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream,
  *  - first_share (optional, fp32 scalar, zeroed by caller): += sum over heads and queries
  *    1..T-1 of p(key 0). Prefill from position 0 only (pos0 == 0). */
 typedef struct ga_attn_probs_args {
-    const void *q;   /* bf16 (T, n_heads, hd) as given to the prefill */
-    const void *k;   /* bf16 (n_kv, kv_stride, hd) */
+    const void *q;    /* bf16 (T, n_heads, hd) as given to the prefill */
+    const void *k;    /* bf16 (n_kv, kv_stride, hd) */
     const float *lse; /* (n_heads, T) from the prefill */
     float *map;
     float *first_share;
@@ -84,9 +84,9 @@ ga_status ga_attention_probs(const ga_attn_probs_args *a, cudaStream_t stream, g
  * (+ delta_bias per column) first and is written back; then out = w * x / sqrt(mean(x^2) +
  * eps) in fp32, stored bf16 as the next GEMM's input. delta is a block's fp32 GEMM output
  * (o_proj or down_proj), delta_bias the o_proj bias. */
-ga_status ga_rmsnorm_residual(float *x, const float *delta, const float *delta_bias,
-                              const float *w, void *out, int rows, int dim, float eps,
-                              cudaStream_t stream, ga_err *err);
+ga_status ga_rmsnorm_residual(float *x, const float *delta, const float *delta_bias, const float *w,
+                              void *out, int rows, int dim, float eps, cudaStream_t stream,
+                              ga_err *err);
 
 /* ---------------------------------------------------------------- q/k norm + RoPE (qk_rope.cu)
  * One pass over the fused QKV(+gate) GEMM output, row t = [q_proj rows | k rows | v rows]
@@ -116,20 +116,19 @@ ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stream, ga_err 
 /* ---------------------------------------------------------------- activation (activation.cu)
  * SwiGLU over the fused MLP GEMM output gu (T, 2*I) = [gate | up] per row:
  * out (T, I) = silu(gate) * up, computed in fp32, stored bf16. */
-ga_status ga_swiglu(const void *gu, void *out, int T, int inter, cudaStream_t stream,
-                    ga_err *err);
+ga_status ga_swiglu(const void *gu, void *out, int T, int inter, cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- embedding (embed.cu)
  * x (T, dim) fp32 = table[tokens[t]] (bf16 table (vocab, dim)); tokens on the device. A token
  * outside [0, vocab) (the session validates, so never expected) yields a NaN row. */
-ga_status ga_embed(const int32_t *tokens, const void *table, float *x, int T, int dim,
-                   int vocab, cudaStream_t stream, ga_err *err);
+ga_status ga_embed(const int32_t *tokens, const void *table, float *x, int T, int dim, int vocab,
+                   cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- sampling (sampling.cu)
  * Greedy: out[r] = argmax over logits row r (rows, vocab) fp32, lowest index on ties, NaN
  * never wins (a row of NaN gives 0). */
-ga_status ga_argmax(const float *logits, int rows, int vocab, int32_t *out,
-                    cudaStream_t stream, ga_err *err);
+ga_status ga_argmax(const float *logits, int rows, int vocab, int32_t *out, cudaStream_t stream,
+                    ga_err *err);
 
 /* ---------------------------------------------------------------- conversion (convert.cu)
  * n elements of src (GA_F32 or GA_F16; GA_BF16 is a plain copy) to bf16, rounding to
@@ -141,8 +140,8 @@ ga_status ga_convert_to_bf16(const void *src, ga_dtype src_dtype, void *dst, int
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
  * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second
  * implementation, and the backend's GEMM when GA_CUDA_GEMM=fallback is set. */
-ga_status ga_gemm_fallback(const void *x, const void *w, void *y, bool y_f32, int M, int N,
-                           int K, cudaStream_t stream, ga_err *err);
+ga_status ga_gemm_fallback(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
+                           cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- gate metrics (gate_stats.cu)
  * Over n raw gate values g (bf16): *sum += sum sigmoid(g) (fp64), *below += #{sigmoid(g) <

@@ -3,8 +3,8 @@
 
 #include "core/model.h"
 
-#define BASE                                                                                   \
-    "\"vocab_size\": 96, \"hidden_size\": 32, \"intermediate_size\": 64, "                    \
+#define BASE                                                                                       \
+    "\"vocab_size\": 96, \"hidden_size\": 32, \"intermediate_size\": 64, "                         \
     "\"num_hidden_layers\": 2, \"num_attention_heads\": 4"
 
 static ga_status parse(const char *json, ga_config *c, ga_err *e) {
@@ -28,20 +28,28 @@ int main(void) {
     /* defaults */
     CHECK_OK(parse("{" BASE "}", &c, &e), &e);
     CHECK(c.n_kv_heads == 4 && c.head_dim == 8 && c.use_qk_norm && !c.tie_word_embeddings);
-    CHECK(c.gate == GA_GATE_NONE && c.rope_theta == 10000.0 && fabsf(c.rms_norm_eps - 1e-6f) < 1e-12f);
+    CHECK(c.gate == GA_GATE_NONE && c.rope_theta == 10000.0 &&
+          fabsf(c.rms_norm_eps - 1e-6f) < 1e-12f);
     CHECK(ga_config_q_rows(&c) == 32 && ga_config_gate_dim(&c) == 0);
     /* gates and derived q_proj rows, head_dim independent of hidden */
     CHECK_OK(parse("{" BASE ", \"num_key_value_heads\": 2, \"head_dim\": 16, "
-                   "\"headwise_attn_output_gate\": true}", &c, &e), &e);
+                   "\"headwise_attn_output_gate\": true}",
+                   &c, &e),
+             &e);
     CHECK(c.gate == GA_GATE_HEADWISE && ga_config_q_rows(&c) == 4 * 16 + 4);
     CHECK_OK(parse("{" BASE ", \"head_dim\": 16, \"elementwise_attn_output_gate\": true, "
-                   "\"headwise_attn_output_gate\": false}", &c, &e), &e);
+                   "\"headwise_attn_output_gate\": false}",
+                   &c, &e),
+             &e);
     CHECK(c.gate == GA_GATE_ELEMENTWISE && ga_config_q_rows(&c) == 2 * 4 * 16);
     /* rope in transformers 5 style, eos lists, dtype, biases */
     CHECK_OK(parse("{" BASE ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": "
                    "1000000}, \"eos_token_id\": [5, 7], \"torch_dtype\": \"float32\", "
-                   "\"attention_bias\": true, \"rope_scaling\": null}", &c, &e), &e);
-    CHECK(c.rope_theta == 1e6 && c.n_eos == 2 && c.eos_token_ids[1] == 7 && c.torch_dtype == GA_F32);
+                   "\"attention_bias\": true, \"rope_scaling\": null}",
+                   &c, &e),
+             &e);
+    CHECK(c.rope_theta == 1e6 && c.n_eos == 2 && c.eos_token_ids[1] == 7 &&
+          c.torch_dtype == GA_F32);
     CHECK(c.attention_bias && c.o_bias);
     CHECK_OK(parse("{" BASE ", \"qkv_bias\": true, \"dtype\": \"float16\"}", &c, &e), &e);
     CHECK(c.attention_bias && !c.o_bias && c.torch_dtype == GA_F16);
@@ -64,19 +72,23 @@ int main(void) {
                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4}",
                 GA_ERR_FORMAT, "vocab_size");
     expect_fail("{" BASE ", \"headwise_attn_output_gate\": true, "
-                "\"elementwise_attn_output_gate\": true}", GA_ERR_FORMAT, "both");
+                "\"elementwise_attn_output_gate\": true}",
+                GA_ERR_FORMAT, "both");
     expect_fail("{" BASE ", \"headwise_attn_output_gate\": 1}", GA_ERR_FORMAT,
                 "headwise_attn_output_gate");
     expect_fail("{" BASE ", \"head_dim\": 7}", GA_ERR_FORMAT, "even");
     expect_fail("{\"vocab_size\": 96, \"hidden_size\": 30, \"intermediate_size\": 64, "
-                "\"num_hidden_layers\": 2, \"num_attention_heads\": 4}", GA_ERR_FORMAT, "head_dim");
+                "\"num_hidden_layers\": 2, \"num_attention_heads\": 4}",
+                GA_ERR_FORMAT, "head_dim");
     expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
                 GA_ERR_UNSUPPORTED, "yarn");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"factor\": 4}}", GA_ERR_UNSUPPORTED, "rope_scaling");
+    expect_fail("{" BASE ", \"rope_scaling\": {\"factor\": 4}}", GA_ERR_UNSUPPORTED,
+                "rope_scaling");
     expect_fail("{" BASE ", \"rope_parameters\": {\"rope_type\": \"llama3\"}}", GA_ERR_UNSUPPORTED,
                 "llama3");
     expect_fail("{" BASE ", \"rope_theta\": 10000, \"rope_parameters\": {\"rope_type\": "
-                "\"default\", \"rope_theta\": 500}}", GA_ERR_FORMAT, "disagrees");
+                "\"default\", \"rope_theta\": 500}}",
+                GA_ERR_FORMAT, "disagrees");
     expect_fail("{" BASE ", \"rope_theta\": -1}", GA_ERR_FORMAT, "rope_theta");
     expect_fail("{" BASE ", \"hidden_act\": \"gelu\"}", GA_ERR_UNSUPPORTED, "gelu");
     expect_fail("{" BASE ", \"torch_dtype\": \"int8\"}", GA_ERR_UNSUPPORTED, "int8");
@@ -91,16 +103,28 @@ int main(void) {
     CHECK(strstr(e.msg, "/nonexistent/config.json") != NULL);
 
     /* the writer's JSON is accepted back unchanged */
-    ga_config w = {.vocab_size = 300, .hidden_size = 64, .intermediate_size = 96, .n_layers = 3,
-                   .n_heads = 8, .n_kv_heads = 2, .head_dim = 16, .rms_norm_eps = 1e-5f,
-                   .rope_theta = 5e5, .max_position_embeddings = 512, .use_qk_norm = true,
-                   .gate = GA_GATE_ELEMENTWISE, .torch_dtype = GA_BF16, .n_eos = 1,
-                   .eos_token_ids = {299}, .bos_token_id = -1};
+    ga_config w = {.vocab_size = 300,
+                   .hidden_size = 64,
+                   .intermediate_size = 96,
+                   .n_layers = 3,
+                   .n_heads = 8,
+                   .n_kv_heads = 2,
+                   .head_dim = 16,
+                   .rms_norm_eps = 1e-5f,
+                   .rope_theta = 5e5,
+                   .max_position_embeddings = 512,
+                   .use_qk_norm = true,
+                   .gate = GA_GATE_ELEMENTWISE,
+                   .torch_dtype = GA_BF16,
+                   .n_eos = 1,
+                   .eos_token_ids = {299},
+                   .bos_token_id = -1};
     char *json = ga_config_to_json(&w);
     CHECK(json != NULL);
     if (json) {
         CHECK_OK(parse(json, &c, &e), &e);
-        CHECK(c.vocab_size == 300 && c.n_kv_heads == 2 && c.head_dim == 16 && c.gate == GA_GATE_ELEMENTWISE);
+        CHECK(c.vocab_size == 300 && c.n_kv_heads == 2 && c.head_dim == 16 &&
+              c.gate == GA_GATE_ELEMENTWISE);
         CHECK(c.rope_theta == 5e5 && c.max_position_embeddings == 512 && c.eos_token_ids[0] == 299);
         free(json);
     }

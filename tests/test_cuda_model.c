@@ -10,8 +10,8 @@
  *  - the out-of-memory path (absurd context) fails with GA_ERR_OOM and a message.
  *
  * Tolerance (bf16 weights, activations rounded to bf16 between ops, fp32 accumulation):
- * relative L2 error of the logits <= 2e-2 against the CPU (3e-2 against the fixtures), and the GPU's
- * top-1 token must be within 0.1 standard deviations of the CPU's best logit at every
+ * relative L2 error of the logits <= 2e-2 against the CPU (3e-2 against the fixtures), and the
+ * GPU's top-1 token must be within 0.1 standard deviations of the CPU's best logit at every
  * position (exact top-1 agreement is reported; near-ties may legitimately swap).
  * Two GPU paths over the same bf16 data (prefill vs decode, batched vs single) must agree to
  * 2e-2 too (they differ in accumulation order and in where bf16 rounding happens).

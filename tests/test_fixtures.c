@@ -20,7 +20,8 @@ static float *json_floats(const cJSON *rows, int *n_rows, int width) {
             free(out);
             return NULL;
         }
-        for (int v = 0; v < width; v++) out[(size_t)r * width + v] = (float)cJSON_GetArrayItem(row, v)->valuedouble;
+        for (int v = 0; v < width; v++)
+            out[(size_t)r * width + v] = (float)cJSON_GetArrayItem(row, v)->valuedouble;
     }
     *n_rows = R;
     return out;
@@ -39,17 +40,20 @@ static void check_case(const char *root, const char *name) {
     if (!m || !ref) goto out;
     CHECK(cJSON_GetObjectItem(ref, "format_version")->valueint == 1);
     int V = ga_model_config(m)->vocab_size;
-    const cJSON *seqs = cJSON_GetObjectItem(ref, "sequences"), *logs = cJSON_GetObjectItem(ref, "logits");
+    const cJSON *seqs = cJSON_GetObjectItem(ref, "sequences"),
+                *logs = cJSON_GetObjectItem(ref, "logits");
     for (int si = 0; si < cJSON_GetArraySize(seqs); si++) {
         const cJSON *seq = cJSON_GetArrayItem(seqs, si);
         int T = cJSON_GetArraySize(seq);
         int32_t *ids = malloc((size_t)T * sizeof *ids);
-        for (int t = 0; t < T; t++) ids[t] = cJSON_GetArrayItem(seq, t)->valueint;
+        for (int t = 0; t < T; t++)
+            ids[t] = cJSON_GetArrayItem(seq, t)->valueint;
         int R;
         float *want = json_floats(cJSON_GetArrayItem(logs, si), &R, V);
         CHECK(want && R == T);
         float *got = malloc((size_t)T * V * sizeof(float));
-        for (size_t i = 0; i < (size_t)T * V; i++) got[i] = NAN; /* poison */
+        for (size_t i = 0; i < (size_t)T * V; i++)
+            got[i] = NAN; /* poison */
         ga_session_opts so = {.device = GA_DEVICE_CPU, .max_context = T, .n_threads = 2};
         ga_session *s = NULL;
         CHECK_OK(ga_session_create(m, &so, &s, &e), &e);
@@ -60,13 +64,16 @@ static void check_case(const char *root, const char *name) {
             /* prefill of the first half, then one token at a time */
             ga_session_reset(s, 0);
             int half = T / 2;
-            for (size_t i = 0; i < (size_t)T * V; i++) got[i] = NAN;
+            for (size_t i = 0; i < (size_t)T * V; i++)
+                got[i] = NAN;
             CHECK_OK(ga_session_forward(s, 0, ids, half, true, got, &e), &e);
             for (int t = half; t < T; t++)
                 CHECK_OK(ga_session_forward(s, 0, ids + t, 1, false, got + (size_t)t * V, &e), &e);
             double rel2 = ga_test_rel_l2(got, want, (size_t)T * V);
-            CHECK_MSG(rel2 <= TOL, "%s seq %d: prefill+decode rel L2 %.3g > %g", name, si, rel2, TOL);
-            printf("%-34s seq %d: prefill rel %.2e, prefill+decode rel %.2e\n", name, si, rel, rel2);
+            CHECK_MSG(rel2 <= TOL, "%s seq %d: prefill+decode rel L2 %.3g > %g", name, si, rel2,
+                      TOL);
+            printf("%-34s seq %d: prefill rel %.2e, prefill+decode rel %.2e\n", name, si, rel,
+                   rel2);
         }
         ga_session_free(s);
         free(got);

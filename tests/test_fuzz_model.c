@@ -40,10 +40,20 @@ static int try_load(const char *dir, int *with_msg) {
 
 int main(void) {
     char *dir = ga_test_tmpdir("fuzz");
-    ga_config c = {.vocab_size = 40, .hidden_size = 16, .intermediate_size = 24, .n_layers = 1,
-                   .n_heads = 2, .n_kv_heads = 1, .head_dim = 8, .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e4, .max_position_embeddings = 16, .use_qk_norm = true,
-                   .tie_word_embeddings = true, .gate = GA_GATE_ELEMENTWISE, .bos_token_id = -1};
+    ga_config c = {.vocab_size = 40,
+                   .hidden_size = 16,
+                   .intermediate_size = 24,
+                   .n_layers = 1,
+                   .n_heads = 2,
+                   .n_kv_heads = 1,
+                   .head_dim = 8,
+                   .rms_norm_eps = 1e-6f,
+                   .rope_theta = 1e4,
+                   .max_position_embeddings = 16,
+                   .use_qk_norm = true,
+                   .tie_word_embeddings = true,
+                   .gate = GA_GATE_ELEMENTWISE,
+                   .bos_token_id = -1};
     ga_write_opts wo = {.seed = 5, .dtype = GA_BF16, .n_shards = 1};
     ga_err e = {{0}};
     CHECK_OK(ga_model_write_random(dir, &c, &wo, &e), &e);
@@ -58,7 +68,8 @@ int main(void) {
     const int N = (int)strtol(ga_test_env("GA_FUZZ_N", "6000"), NULL, 10);
     char *buf = malloc(st_len + cfg_len + 64);
     uint64_t hdr_len = 0;
-    for (int i = 0; i < 8; i++) hdr_len |= (uint64_t)(uint8_t)st_orig[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        hdr_len |= (uint64_t)(uint8_t)st_orig[i] << (8 * i);
     for (int it = 0; it < N && st_orig && cfg_orig; it++) {
         uint64_t r = ga_test_rand_u64(&rng);
         bool on_cfg = (r & 7) == 0;
@@ -76,7 +87,8 @@ int main(void) {
             break;
         case 1: /* overwrite with a digit, quote, bracket or comma */
             for (int k = 0; k < 1 + (int)((r >> 8) % 3); k++)
-                buf[ga_test_rand_u64(&rng) % span] = "0123456789\"[]{},:-e."[ga_test_rand_u64(&rng) % 20];
+                buf[ga_test_rand_u64(&rng) % span] =
+                    "0123456789\"[]{},:-e."[ga_test_rand_u64(&rng) % 20];
             break;
         case 2: /* truncate */
             n = ga_test_rand_u64(&rng) % len;
@@ -86,7 +98,8 @@ int main(void) {
                 uint64_t v = hdr_len;
                 int64_t d = (int64_t)(ga_test_rand_u64(&rng) % 64) - 32;
                 v = (r >> 40) & 1 ? (uint64_t)((int64_t)v + d) : ga_test_rand_u64(&rng);
-                for (int b = 0; b < 8; b++) buf[b] = (char)(v >> (8 * b));
+                for (int b = 0; b < 8; b++)
+                    buf[b] = (char)(v >> (8 * b));
             } else {
                 n = len / 2;
             }
@@ -103,7 +116,8 @@ int main(void) {
             break;
         }
         default: /* append garbage (valid for the data section, never for config) */
-            for (int k = 0; k < 16; k++) buf[n++] = (char)ga_test_rand_u64(&rng);
+            for (int k = 0; k < 16; k++)
+                buf[n++] = (char)ga_test_rand_u64(&rng);
             break;
         }
         ga_test_write_file(on_cfg ? cfg_path : st_path, buf, n);
@@ -112,7 +126,8 @@ int main(void) {
         failed += !ok;
         ga_test_write_file(on_cfg ? cfg_path : st_path, orig, len);
     }
-    CHECK_MSG(with_msg == failed, "%d of %d failed loads had no message", failed - with_msg, failed);
+    CHECK_MSG(with_msg == failed, "%d of %d failed loads had no message", failed - with_msg,
+              failed);
     CHECK(failed > N / 4); /* the mutations do hit the parser */
     printf("%d mutations: %d rejected with a message, %d loaded and ran\n", N, failed, loaded);
     free(buf);

@@ -19,16 +19,18 @@ static char *write_raw(const char *name, const char *hdr, size_t data_len, int64
     uint64_t n = len_override >= 0 ? (uint64_t)len_override : hl;
     size_t total = 8 + hl + data_len;
     uint8_t *buf = calloc(1, total);
-    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(n >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)(n >> (8 * i));
     memcpy(buf + 8, hdr, hl);
-    for (size_t i = 0; i < data_len; i++) buf[8 + hl + i] = (uint8_t)i;
+    for (size_t i = 0; i < data_len; i++)
+        buf[8 + hl + i] = (uint8_t)i;
     ga_test_write_file(p, buf, total);
     free(buf);
     return p;
 }
 
-static void expect_open_fail(const char *name, const char *hdr, size_t data_len, int64_t len_override,
-                             ga_status code, const char *needle) {
+static void expect_open_fail(const char *name, const char *hdr, size_t data_len,
+                             int64_t len_override, ga_status code, const char *needle) {
     char *p = write_raw(name, hdr, data_len, len_override);
     ga_store *s = NULL;
     ga_err e = {{0}};
@@ -49,9 +51,12 @@ static void test_roundtrip(void) {
     ga_tensor *b = ga_store_add_owned(mem, "b.weight", GA_BF16, 1, s2);
     ga_tensor *c = ga_store_add_owned(mem, "c.weight", GA_F16, 1, s3);
     CHECK(a && b && c);
-    for (int i = 0; i < 15; i++) ((float *)a->data)[i] = (float)i * 0.5f - 3.0f;
-    for (int i = 0; i < 7; i++) ((uint16_t *)b->data)[i] = ga_f32_to_bf16((float)i + 0.25f);
-    for (int i = 0; i < 4; i++) ((uint16_t *)c->data)[i] = ga_f32_to_f16((float)i / 3.0f);
+    for (int i = 0; i < 15; i++)
+        ((float *)a->data)[i] = (float)i * 0.5f - 3.0f;
+    for (int i = 0; i < 7; i++)
+        ((uint16_t *)b->data)[i] = ga_f32_to_bf16((float)i + 0.25f);
+    for (int i = 0; i < 4; i++)
+        ((uint16_t *)c->data)[i] = ga_f32_to_f16((float)i / 3.0f);
     const ga_tensor *all[3] = {a, b, c};
     char *p = ga_test_path(g_dir, "ok.safetensors");
     ga_err e = {{0}};
@@ -90,7 +95,7 @@ static void test_dtype_conversions(void) {
     CHECK(isnan(ga_f16_to_f32(ga_f32_to_f16(NAN))));
     /* bf16: round to nearest even */
     CHECK(ga_f32_to_bf16(1.0f) == 0x3f80);
-    CHECK(ga_bf16_to_f32(ga_f32_to_bf16(1.00390625f)) == 1.0f);    /* tie -> even */
+    CHECK(ga_bf16_to_f32(ga_f32_to_bf16(1.00390625f)) == 1.0f);      /* tie -> even */
     CHECK(ga_bf16_to_f32(ga_f32_to_bf16(1.01171875f)) == 1.015625f); /* tie -> even (up) */
     CHECK(isnan(ga_bf16_to_f32(ga_f32_to_bf16(NAN))));
 }
@@ -130,12 +135,14 @@ static void test_malformed(void) {
     expect_open_fail("neg_shape.safetensors",
                      "{\"t\": {\"dtype\": \"F32\", \"shape\": [-2], \"data_offsets\": [0, 8]}}", 16,
                      -1, GA_ERR_FORMAT, "shape");
-    expect_open_fail("five_dims.safetensors",
-                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1], \"data_offsets\": [0, 4]}}",
-                     16, -1, GA_ERR_FORMAT, "dimensions");
+    expect_open_fail(
+        "five_dims.safetensors",
+        "{\"t\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1], \"data_offsets\": [0, 4]}}", 16, -1,
+        GA_ERR_FORMAT, "dimensions");
     expect_open_fail("huge_shape.safetensors",
                      "{\"t\": {\"dtype\": \"F32\", \"shape\": [1099511627776, 1099511627776], "
-                     "\"data_offsets\": [0, 4]}}", 16, -1, GA_ERR_FORMAT, "shape");
+                     "\"data_offsets\": [0, 4]}}",
+                     16, -1, GA_ERR_FORMAT, "shape");
     expect_open_fail("no_offsets.safetensors", "{\"t\": {\"dtype\": \"F32\", \"shape\": [1]}}", 16,
                      -1, GA_ERR_FORMAT, "data_offsets");
     expect_open_fail("dup.safetensors",
@@ -165,7 +172,8 @@ static char *model_dir_with(const char *name, const ga_config *c, ga_store *st) 
     ga_test_write_file(cp, cfg, strlen(cfg));
     int n = ga_store_count(st);
     const ga_tensor **all = malloc((size_t)n * sizeof *all);
-    for (int i = 0; i < n; i++) all[i] = ga_store_at(st, i);
+    for (int i = 0; i < n; i++)
+        all[i] = ga_store_at(st, i);
     char *sp = ga_test_path(d, "model.safetensors");
     ga_err e;
     ga_safetensors_write(sp, all, n, &e);
@@ -177,10 +185,20 @@ static char *model_dir_with(const char *name, const ga_config *c, ga_store *st) 
 }
 
 static void test_binding(void) {
-    ga_config c = {.vocab_size = 50, .hidden_size = 16, .intermediate_size = 24, .n_layers = 2,
-                   .n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e4, .max_position_embeddings = 64, .use_qk_norm = true,
-                   .gate = GA_GATE_HEADWISE, .tie_word_embeddings = true, .bos_token_id = -1};
+    ga_config c = {.vocab_size = 50,
+                   .hidden_size = 16,
+                   .intermediate_size = 24,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 8,
+                   .rms_norm_eps = 1e-6f,
+                   .rope_theta = 1e4,
+                   .max_position_embeddings = 64,
+                   .use_qk_norm = true,
+                   .gate = GA_GATE_HEADWISE,
+                   .tie_word_embeddings = true,
+                   .bos_token_id = -1};
     ga_err e = {{0}};
     ga_model *m = NULL;
     /* a good folder */
@@ -198,8 +216,8 @@ static void test_binding(void) {
     ew.gate = GA_GATE_ELEMENTWISE;
     char *wrong = model_dir_with("wrong_shape", &ew, st);
     CHECK(ga_model_load(wrong, &m, &e) == GA_ERR_SHAPE);
-    CHECK_MSG(strstr(e.msg, "model.layers.0.self_attn.q_proj.weight") && strstr(e.msg, "(64, 16)") &&
-                  strstr(e.msg, "(36, 16)"),
+    CHECK_MSG(strstr(e.msg, "model.layers.0.self_attn.q_proj.weight") &&
+                  strstr(e.msg, "(64, 16)") && strstr(e.msg, "(36, 16)"),
               "message: %s", e.msg);
     /* untied config without lm_head: missing tensor */
     ga_config ut = c;

@@ -15,33 +15,33 @@
 
 extern int ga_t_pass, ga_t_fail;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            ga_t_pass++;                                                                       \
-        } else {                                                                               \
-            ga_t_fail++;                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            ga_t_pass++;                                                                           \
+        } else {                                                                                   \
+            ga_t_fail++;                                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                                   \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            ga_t_pass++;                                                                       \
-        } else {                                                                               \
-            ga_t_fail++;                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);           \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-        }                                                                                      \
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            ga_t_pass++;                                                                           \
+        } else {                                                                                   \
+            ga_t_fail++;                                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
 /* Checks that a call returned GA_OK, printing the error message otherwise. */
-#define CHECK_OK(call, errp)                                                                   \
-    do {                                                                                       \
-        ga_status st_ = (call);                                                                \
-        CHECK_MSG(st_ == GA_OK, "%s -> %s: %s", #call, ga_status_name(st_), (errp)->msg);      \
+#define CHECK_OK(call, errp)                                                                       \
+    do {                                                                                           \
+        ga_status st_ = (call);                                                                    \
+        CHECK_MSG(st_ == GA_OK, "%s -> %s: %s", #call, ga_status_name(st_), (errp)->msg);          \
     } while (0)
 
 /* Prints the closing line and returns the exit code. */
@@ -70,12 +70,12 @@ float ga_test_rand_normal(uint64_t *state);
 const char *ga_test_env(const char *name, const char *def);
 
 /* Returns 77 (skip) from the calling test when no usable GPU is present. */
-#define GA_REQUIRE_GPU()                                                                       \
-    do {                                                                                       \
-        if (!ga_cuda_available()) {                                                            \
-            printf("no CUDA GPU: skipped\n");                                                  \
-            return 77;                                                                         \
-        }                                                                                      \
+#define GA_REQUIRE_GPU()                                                                           \
+    do {                                                                                           \
+        if (!ga_cuda_available()) {                                                                \
+            printf("no CUDA GPU: skipped\n");                                                      \
+            return 77;                                                                             \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -120,10 +120,10 @@ uint64_t ga_model_weight_bytes(const ga_model *m);
 /* Options for writing a random-weight model folder in the published format. */
 typedef struct ga_write_opts {
     uint64_t seed;
-    ga_dtype dtype;   /* GA_F32, GA_F16 or GA_BF16 */
-    float init_std;   /* std of the normal init of projection weights (0: 0.02) */
-    int n_shards;     /* 1: model.safetensors; >1: sharded with an index json */
-    bool tokenizer;   /* also write a small byte-level BPE tokenizer.json */
+    ga_dtype dtype; /* GA_F32, GA_F16 or GA_BF16 */
+    float init_std; /* std of the normal init of projection weights (0: 0.02) */
+    int n_shards;   /* 1: model.safetensors; >1: sharded with an index json */
+    bool tokenizer; /* also write a small byte-level BPE tokenizer.json */
 } ga_write_opts;
 
 /* Writes config.json + safetensors (+ tokenizer files) into dir (created if missing). */
@@ -217,9 +217,9 @@ typedef struct ga_attn_capture {
     int head;           /* -1: mean over heads; else that query head */
     int max_res;        /* pooled resolution cap (>= 1) */
     /* outputs, owned by the capture (ga_attn_capture_free) */
-    int res;                  /* resolution used */
-    int n_tokens;             /* T */
-    float **maps;             /* n_layers pointers; maps[l] is res*res floats or NULL */
+    int res;                   /* resolution used */
+    int n_tokens;              /* T */
+    float **maps;              /* n_layers pointers; maps[l] is res*res floats or NULL */
     ga_layer_metrics *metrics; /* n_layers entries */
     int n_layers_alloc;        /* internal: entries allocated in maps and metrics */
 } ga_attn_capture;

@@ -60,7 +60,8 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
     *ids = NULL;
     *n = 0;
     size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
     int32_t *v = malloc(cap * sizeof *v);
     if (!v) {
         ga_cli_fail(cmd, "out of memory");
@@ -69,7 +70,8 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
     int k = 0;
     const char *p = s;
     for (;;) {
-        while (*p == ' ') p++;
+        while (*p == ' ')
+            p++;
         const char *start = p;
         long long x = 0;
         while (*p >= '0' && *p <= '9') {
@@ -77,7 +79,8 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
             if (x > INT32_MAX) break;
             p++;
         }
-        while (*p == ' ') p++;
+        while (*p == ' ')
+            p++;
         if (p == start || x > INT32_MAX || (*p && *p != ',')) {
             free(v);
             ga_cli_fail(cmd, "%s: '%s' is not a comma-separated list of token ids (item %d)", opt,
@@ -94,9 +97,12 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
 }
 
 int ga_cli_device(const char *cmd, const char *s, ga_device *out) {
-    if (!strcmp(s, "cpu")) *out = GA_DEVICE_CPU;
-    else if (!strcmp(s, "cuda") || !strcmp(s, "gpu")) *out = GA_DEVICE_CUDA;
-    else if (!strcmp(s, "auto")) *out = GA_DEVICE_AUTO;
+    if (!strcmp(s, "cpu"))
+        *out = GA_DEVICE_CPU;
+    else if (!strcmp(s, "cuda") || !strcmp(s, "gpu"))
+        *out = GA_DEVICE_CUDA;
+    else if (!strcmp(s, "auto"))
+        *out = GA_DEVICE_AUTO;
     else {
         ga_cli_fail(cmd, "--device: '%s' is not cpu, cuda or auto", s);
         return -1;

@@ -72,7 +72,8 @@ int ga_cmd_info(int argc, char **argv) {
                : c->gate == GA_GATE_ELEMENTWISE ? " gate (one sigmoid gate per output element)"
                                                 : " (no output gate)");
         printf("layers           %d\n", c->n_layers);
-        printf("hidden           %d (intermediate %d, SwiGLU)\n", c->hidden_size, c->intermediate_size);
+        printf("hidden           %d (intermediate %d, SwiGLU)\n", c->hidden_size,
+               c->intermediate_size);
         printf("heads            %d query, %d key/value (G = %d), head_dim %d\n", c->n_heads,
                c->n_kv_heads, c->n_heads / c->n_kv_heads, c->head_dim);
         printf("q_proj rows      %d (%d query + %d gate)\n", ga_config_q_rows(c),

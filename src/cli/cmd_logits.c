@@ -27,7 +27,8 @@ int ga_cmd_logits(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--all")) {
             all = true;
         } else if (!strcmp(argv[i], "--device")) {
-            if (!(v = ga_cli_value("logits", argc, argv, &i)) || ga_cli_device("logits", v, &so.device))
+            if (!(v = ga_cli_value("logits", argc, argv, &i)) ||
+                ga_cli_device("logits", v, &so.device))
                 return 1;
         } else if (!strcmp(argv[i], "--threads")) {
             if (!(v = ga_cli_value("logits", argc, argv, &i)) ||

@@ -22,11 +22,19 @@ static void usage(FILE *f) {
 
 int ga_cmd_write_model(int argc, char **argv) {
     const char *C = "write-model", *out = NULL;
-    ga_config c = {.vocab_size = 1024, .hidden_size = 128, .intermediate_size = 384,
-                   .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32,
-                   .rms_norm_eps = 1e-6f, .rope_theta = 1000000.0,
-                   .max_position_embeddings = 4096, .tie_word_embeddings = true,
-                   .use_qk_norm = true, .bos_token_id = -1};
+    ga_config c = {.vocab_size = 1024,
+                   .hidden_size = 128,
+                   .intermediate_size = 384,
+                   .n_layers = 4,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 32,
+                   .rms_norm_eps = 1e-6f,
+                   .rope_theta = 1000000.0,
+                   .max_position_embeddings = 4096,
+                   .tie_word_embeddings = true,
+                   .use_qk_norm = true,
+                   .bos_token_id = -1};
     ga_write_opts o = {.seed = 1, .dtype = GA_F32, .n_shards = 1};
     /* First pass: the preset, so explicit sizes given in any order override it. */
     for (int i = 1; i < argc; i++) {
@@ -51,10 +59,13 @@ int ga_cmd_write_model(int argc, char **argv) {
             int *dst;
             long lo, hi;
         } ints[] = {
-            {"--layers", &c.n_layers, 1, 1024},       {"--hidden", &c.hidden_size, 1, 65536},
+            {"--layers", &c.n_layers, 1, 1024},
+            {"--hidden", &c.hidden_size, 1, 65536},
             {"--intermediate", &c.intermediate_size, 1, 262144},
-            {"--heads", &c.n_heads, 1, 1024},         {"--kv-heads", &c.n_kv_heads, 1, 1024},
-            {"--head-dim", &c.head_dim, 2, 1024},     {"--vocab", &c.vocab_size, 1, 1 << 22},
+            {"--heads", &c.n_heads, 1, 1024},
+            {"--kv-heads", &c.n_kv_heads, 1, 1024},
+            {"--head-dim", &c.head_dim, 2, 1024},
+            {"--vocab", &c.vocab_size, 1, 1 << 22},
             {"--max-pos", &c.max_position_embeddings, 1, 1 << 24},
             {"--shards", &o.n_shards, 1, 64},
         };
@@ -75,16 +86,25 @@ int ga_cmd_write_model(int argc, char **argv) {
             i++; /* handled above */
         } else if (!strcmp(a, "--variant")) {
             if (!(v = ga_cli_value(C, argc, argv, &i))) return 1;
-            if (!strcmp(v, "baseline")) c.gate = GA_GATE_NONE;
-            else if (!strcmp(v, "headwise")) c.gate = GA_GATE_HEADWISE;
-            else if (!strcmp(v, "elementwise")) c.gate = GA_GATE_ELEMENTWISE;
-            else return ga_cli_fail(C, "--variant: '%s' is not baseline, headwise or elementwise", v);
+            if (!strcmp(v, "baseline"))
+                c.gate = GA_GATE_NONE;
+            else if (!strcmp(v, "headwise"))
+                c.gate = GA_GATE_HEADWISE;
+            else if (!strcmp(v, "elementwise"))
+                c.gate = GA_GATE_ELEMENTWISE;
+            else
+                return ga_cli_fail(C, "--variant: '%s' is not baseline, headwise or elementwise",
+                                   v);
         } else if (!strcmp(a, "--dtype")) {
             if (!(v = ga_cli_value(C, argc, argv, &i))) return 1;
-            if (!strcmp(v, "f32")) o.dtype = GA_F32;
-            else if (!strcmp(v, "bf16")) o.dtype = GA_BF16;
-            else if (!strcmp(v, "f16")) o.dtype = GA_F16;
-            else return ga_cli_fail(C, "--dtype: '%s' is not f32, bf16 or f16", v);
+            if (!strcmp(v, "f32"))
+                o.dtype = GA_F32;
+            else if (!strcmp(v, "bf16"))
+                o.dtype = GA_BF16;
+            else if (!strcmp(v, "f16"))
+                o.dtype = GA_F16;
+            else
+                return ga_cli_fail(C, "--dtype: '%s' is not f32, bf16 or f16", v);
         } else if (!strcmp(a, "--seed")) {
             if (!(v = ga_cli_value(C, argc, argv, &i)) || ga_cli_int(C, a, v, 0, 0x7fffffffL, &x))
                 return 1;

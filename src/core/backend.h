@@ -20,8 +20,8 @@ struct ga_backend {
     ga_status (*forward)(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                          bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
     /* One token for each of nb sequences; pos[i] is seqs[i]'s current length. */
-    ga_status (*decode_batch)(ga_backend *b, const int *seqs, const int *pos,
-                              const int32_t *tokens, int nb, float *logits, ga_err *err);
+    ga_status (*decode_batch)(ga_backend *b, const int *seqs, const int *pos, const int32_t *tokens,
+                              int nb, float *logits, ga_err *err);
     void (*free)(ga_backend *b);
     void *impl;
     /* Optional: decode_batch that picks the next tokens on the backend (sampling per

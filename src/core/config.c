@@ -27,9 +27,12 @@
 
 int ga_config_gate_dim(const ga_config *c) {
     switch (c->gate) {
-    case GA_GATE_HEADWISE: return c->n_heads;
-    case GA_GATE_ELEMENTWISE: return c->n_heads * c->head_dim;
-    default: return 0;
+    case GA_GATE_HEADWISE:
+        return c->n_heads;
+    case GA_GATE_ELEMENTWISE:
+        return c->n_heads * c->head_dim;
+    default:
+        return 0;
     }
 }
 
@@ -40,7 +43,7 @@ int ga_config_q_rows(const ga_config *c) {
 int64_t ga_config_param_count(const ga_config *c) {
     int64_t h = c->hidden_size, hd = c->head_dim, kv = (int64_t)c->n_kv_heads * hd;
     int64_t q = ga_config_q_rows(c), o_in = (int64_t)c->n_heads * hd, I = c->intermediate_size;
-    int64_t per_layer = 2 * h            /* two norms */
+    int64_t per_layer = 2 * h /* two norms */
                         + q * h + 2 * kv * h + h * o_in + 3 * I * h;
     if (c->use_qk_norm) per_layer += 2 * hd;
     if (c->attention_bias) per_layer += q + 2 * kv;
@@ -52,17 +55,23 @@ int64_t ga_config_param_count(const ga_config *c) {
 
 const char *ga_gate_mode_name(ga_gate_mode g) {
     switch (g) {
-    case GA_GATE_HEADWISE: return "headwise";
-    case GA_GATE_ELEMENTWISE: return "elementwise";
-    default: return "baseline";
+    case GA_GATE_HEADWISE:
+        return "headwise";
+    case GA_GATE_ELEMENTWISE:
+        return "elementwise";
+    default:
+        return "baseline";
     }
 }
 
 const char *ga_dtype_name(ga_dtype d) {
     switch (d) {
-    case GA_F32: return "F32";
-    case GA_F16: return "F16";
-    case GA_BF16: return "BF16";
+    case GA_F32:
+        return "F32";
+    case GA_F16:
+        return "F16";
+    case GA_BF16:
+        return "BF16";
     }
     return "?";
 }
@@ -124,8 +133,8 @@ static ga_status get_bool(cfg_ctx *c, const char *key, bool def, bool *out) {
         return GA_OK;
     }
     if (!cJSON_IsBool(it))
-        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s\" must be true or false",
-                          c->path, key);
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s\" must be true or false", c->path,
+                          key);
     *out = cJSON_IsTrue(it);
     return GA_OK;
 }
@@ -209,9 +218,12 @@ static ga_status get_dtype(cfg_ctx *c, ga_config *cfg) {
     if (!cJSON_IsString(it))
         return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"torch_dtype\" must be a string", c->path);
     const char *s = it->valuestring;
-    if (!strcmp(s, "float32")) cfg->torch_dtype = GA_F32;
-    else if (!strcmp(s, "float16")) cfg->torch_dtype = GA_F16;
-    else if (!strcmp(s, "bfloat16")) cfg->torch_dtype = GA_BF16;
+    if (!strcmp(s, "float32"))
+        cfg->torch_dtype = GA_F32;
+    else if (!strcmp(s, "float16"))
+        cfg->torch_dtype = GA_F16;
+    else if (!strcmp(s, "bfloat16"))
+        cfg->torch_dtype = GA_BF16;
     else
         return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
                           "%s: torch_dtype \"%s\" is not supported (float32, float16, bfloat16)",
@@ -238,8 +250,8 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
         (st = get_int(&c, "intermediate_size", true, 0, 1, MAX_INTER, &g->intermediate_size)) ||
         (st = get_int(&c, "num_hidden_layers", true, 0, 1, MAX_LAYERS, &g->n_layers)) ||
         (st = get_int(&c, "num_attention_heads", true, 0, 1, MAX_HEADS, &g->n_heads)) ||
-        (st = get_int(&c, "num_key_value_heads", false, g->n_heads, 1, MAX_HEADS,
-                      &g->n_kv_heads)) ||
+        (st =
+             get_int(&c, "num_key_value_heads", false, g->n_heads, 1, MAX_HEADS, &g->n_kv_heads)) ||
         (st = get_int(&c, "max_position_embeddings", false, 32768, 1, MAX_POSITIONS,
                       &g->max_position_embeddings)) ||
         (st = get_bool(&c, "tie_word_embeddings", false, &g->tie_word_embeddings)) ||
@@ -249,8 +261,8 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
         (st = get_bool(&c, "headwise_attn_output_gate", false, &hw)) ||
         (st = get_bool(&c, "elementwise_attn_output_gate", false, &ew)) ||
         (st = get_bool(&c, "use_sliding_window", false, &sliding)) ||
-        (st = get_num(&c, root, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps)) ||
-        (st = get_rope(&c, g)) || (st = get_dtype(&c, g)))
+        (st = get_num(&c, root, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps)) || (st = get_rope(&c, g)) ||
+        (st = get_dtype(&c, g)))
         goto done;
     g->rms_norm_eps = (float)eps;
     g->attention_bias = b_attn || b_qkv;
@@ -293,8 +305,9 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
         goto done;
     }
     if ((int64_t)g->n_heads * g->head_dim > MAX_HIDDEN * 4) {
-        st = ga_err_set(err, GA_ERR_FORMAT, "%s: num_attention_heads * head_dim = %lld is too large",
-                        path, (long long)g->n_heads * g->head_dim);
+        st =
+            ga_err_set(err, GA_ERR_FORMAT, "%s: num_attention_heads * head_dim = %lld is too large",
+                       path, (long long)g->n_heads * g->head_dim);
         goto done;
     }
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
@@ -304,9 +317,9 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
             goto done;
         }
         if (strcmp(act->valuestring, "silu") != 0 && strcmp(act->valuestring, "swish") != 0) {
-            st = ga_err_set(err, GA_ERR_UNSUPPORTED,
-                            "%s: hidden_act \"%s\" is not supported (silu)", path,
-                            act->valuestring);
+            st =
+                ga_err_set(err, GA_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (silu)",
+                           path, act->valuestring);
             goto done;
         }
     }

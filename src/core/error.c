@@ -16,14 +16,22 @@ ga_status ga_err_set(ga_err *err, ga_status code, const char *fmt, ...) {
 
 const char *ga_status_name(ga_status s) {
     switch (s) {
-    case GA_OK: return "ok";
-    case GA_ERR_IO: return "io error";
-    case GA_ERR_FORMAT: return "format error";
-    case GA_ERR_SHAPE: return "shape error";
-    case GA_ERR_ARG: return "argument error";
-    case GA_ERR_OOM: return "out of memory";
-    case GA_ERR_UNSUPPORTED: return "unsupported";
-    case GA_ERR_CUDA: return "cuda error";
+    case GA_OK:
+        return "ok";
+    case GA_ERR_IO:
+        return "io error";
+    case GA_ERR_FORMAT:
+        return "format error";
+    case GA_ERR_SHAPE:
+        return "shape error";
+    case GA_ERR_ARG:
+        return "argument error";
+    case GA_ERR_OOM:
+        return "out of memory";
+    case GA_ERR_UNSUPPORTED:
+        return "unsupported";
+    case GA_ERR_CUDA:
+        return "cuda error";
     }
     return "unknown error";
 }

@@ -19,10 +19,10 @@ ga_status ga_model_visit_tensors(const ga_config *c, ga_tensor_visit_fn fn, void
     int64_t kv = (int64_t)c->n_kv_heads * hd, o_in = (int64_t)c->n_heads * hd;
     int64_t I = c->intermediate_size, V = c->vocab_size;
     ga_status st;
-#define VISIT(nd, ...)                                                                         \
-    do {                                                                                       \
-        int64_t shp_[] = {__VA_ARGS__};                                                        \
-        if ((st = fn(ctx, name, nd, shp_, err))) return st;                                    \
+#define VISIT(nd, ...)                                                                             \
+    do {                                                                                           \
+        int64_t shp_[] = {__VA_ARGS__};                                                            \
+        if ((st = fn(ctx, name, nd, shp_, err))) return st;                                        \
     } while (0)
     snprintf(name, sizeof name, "model.embed_tokens.weight");
     VISIT(2, V, h);
@@ -132,7 +132,8 @@ static ga_status bind_one(void *vctx, const char *name, int ndim, const int64_t 
         return ga_err_set(err, GA_ERR_SHAPE, "%s: missing tensor \"%s\" (expected shape %s)",
                           c->where, name, want);
     bool same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    for (int i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
     if (!same)
         return ga_err_set(err, GA_ERR_SHAPE, "%s: tensor \"%s\": expected shape %s, found %s",
                           t->file, name, want, ga_shape_str(t->ndim, t->shape, got, sizeof got));
@@ -165,9 +166,11 @@ static char *path_join(const char *dir, const char *name) {
 
 static char *base_name(const char *dir) {
     size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/') n--;
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
     size_t b = n;
-    while (b > 0 && dir[b - 1] != '/') b--;
+    while (b > 0 && dir[b - 1] != '/')
+        b--;
     if (n == b) return strdup("model");
     char *s = strndup(dir + b, n - b);
     return s;
@@ -218,7 +221,8 @@ const char *ga_model_dir(const ga_model *m) {
 
 uint64_t ga_model_weight_bytes(const ga_model *m) {
     uint64_t b = 0;
-    for (int i = 0; i < ga_store_count(m->store); i++) b += ga_store_at(m->store, i)->nbytes;
+    for (int i = 0; i < ga_store_count(m->store); i++)
+        b += ga_store_at(m->store, i)->nbytes;
     return b;
 }
 
@@ -229,8 +233,8 @@ ga_dtype ga_model_weight_dtype(const ga_model *m) {
         by[t->dtype] += t->nbytes;
     }
     return by[GA_BF16] >= by[GA_F32] && by[GA_BF16] >= by[GA_F16] ? GA_BF16
-           : by[GA_F16] >= by[GA_F32]                            ? GA_F16
-                                                                 : GA_F32;
+           : by[GA_F16] >= by[GA_F32]                             ? GA_F16
+                                                                  : GA_F32;
 }
 
 /* ------------------------------------------------------------------ random models */

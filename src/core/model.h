@@ -47,8 +47,8 @@ ga_status ga_model_bind(ga_model *m, ga_err *err);
 
 /* Names every tensor the config requires, in checkpoint order; calls fn for each with its
  * expected shape. Used by binding, the random writer and in-memory models alike. */
-typedef ga_status (*ga_tensor_visit_fn)(void *ctx, const char *name, int ndim,
-                                        const int64_t *shape, ga_err *err);
+typedef ga_status (*ga_tensor_visit_fn)(void *ctx, const char *name, int ndim, const int64_t *shape,
+                                        ga_err *err);
 ga_status ga_model_visit_tensors(const ga_config *cfg, ga_tensor_visit_fn fn, void *ctx,
                                  ga_err *err);
 

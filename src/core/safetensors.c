@@ -89,7 +89,8 @@ ga_tensor *ga_store_add_owned(ga_store *s, const char *name, ga_dtype dtype, int
                               const int64_t *shape) {
     if (ndim < 0 || ndim > GA_MAX_DIMS) return NULL;
     uint64_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= (uint64_t)shape[i];
+    for (int i = 0; i < ndim; i++)
+        numel *= (uint64_t)shape[i];
     uint64_t bytes = numel * ga_dtype_size(dtype);
     void *buf = calloc(1, bytes ? bytes : 1);
     char *nm = strdup(name);
@@ -122,7 +123,8 @@ static const char *store_sort(ga_store *s) {
     free(s->order);
     s->order = malloc((size_t)(s->n ? s->n : 1) * sizeof(int));
     if (!s->order) return NULL;
-    for (int i = 0; i < s->n; i++) s->order[i] = i;
+    for (int i = 0; i < s->n; i++)
+        s->order[i] = i;
     qsort_r(s->order, (size_t)s->n, sizeof(int), cmp_name, s);
     s->sorted = true;
     for (int i = 1; i < s->n; i++)
@@ -139,8 +141,10 @@ const ga_tensor *ga_store_find(const ga_store *s, const char *name) {
         int mid = (lo + hi) / 2;
         int c = strcmp(s->tensors[s->order[mid]].name, name);
         if (c == 0) return &s->tensors[s->order[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid - 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     return NULL;
 }
@@ -156,10 +160,14 @@ const ga_tensor *ga_store_at(const ga_store *s, int i) {
 /* ------------------------------------------------------------------ header parsing */
 
 static int parse_dtype(const char *s, ga_dtype *out) {
-    if (!strcmp(s, "F32")) *out = GA_F32;
-    else if (!strcmp(s, "F16")) *out = GA_F16;
-    else if (!strcmp(s, "BF16")) *out = GA_BF16;
-    else return -1;
+    if (!strcmp(s, "F32"))
+        *out = GA_F32;
+    else if (!strcmp(s, "F16"))
+        *out = GA_F16;
+    else if (!strcmp(s, "BF16"))
+        *out = GA_BF16;
+    else
+        return -1;
     return 0;
 }
 
@@ -179,13 +187,16 @@ typedef struct span {
 
 static int cmp_span(const void *a, const void *b) {
     const span *x = a, *y = b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+    return x->begin < y->begin   ? -1
+           : x->begin > y->begin ? 1
+                                 : (x->end > y->end) - (x->end < y->end);
 }
 
 ga_status ga_store_parse_header(ga_store *s, const char *path, const char *hdr, uint64_t hdr_len,
                                 const uint8_t *data, uint64_t data_len, ga_err *err) {
     cJSON *root = cJSON_ParseWithLength(hdr, (size_t)hdr_len);
-    if (!root) return ga_err_set(err, GA_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
+    if (!root)
+        return ga_err_set(err, GA_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
     ga_status st = GA_OK;
     int first = s->n;
     if (!cJSON_IsObject(root)) {
@@ -275,8 +286,9 @@ ga_status ga_store_parse_header(ga_store *s, const char *path, const char *hdr, 
             char sbuf[96];
             st = ga_err_set(err, GA_ERR_FORMAT,
                             "%s: tensor \"%s\": %s %s needs %llu bytes, data_offsets span %llu",
-                            path, name, dt->valuestring, ga_shape_str(ndim, shape, sbuf, sizeof sbuf),
-                            (unsigned long long)want, (unsigned long long)(en - b));
+                            path, name, dt->valuestring,
+                            ga_shape_str(ndim, shape, sbuf, sizeof sbuf), (unsigned long long)want,
+                            (unsigned long long)(en - b));
             goto done;
         }
         ga_tensor *t = store_push(s);
@@ -355,11 +367,13 @@ static ga_status map_file(ga_store *s, const char *path, ga_err *err) {
     f->size = (size_t)sb.st_size;
     void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) return ga_err_set(err, GA_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    if (m == MAP_FAILED)
+        return ga_err_set(err, GA_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
     f->map = m;
     const uint8_t *p = m;
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | p[i]; /* little-endian regardless of host */
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | p[i]; /* little-endian regardless of host */
     if (n > f->size - 8)
         return ga_err_set(err, GA_ERR_FORMAT,
                           "%s: header length %llu runs past the end of the file (%zu bytes)", path,
@@ -447,7 +461,8 @@ static ga_status open_sharded(ga_store *s, const char *dir, const char *index_pa
             goto done;
         }
         bool seen = false;
-        for (int i = 0; i < s->n_files; i++) seen |= !strcmp(s->files[i].path, path);
+        for (int i = 0; i < s->n_files; i++)
+            seen |= !strcmp(s->files[i].path, path);
         if (!seen) st = map_file(s, path, err);
         free(path);
         if (st) goto done;
@@ -494,8 +509,10 @@ ga_status ga_store_open_dir(const char *dir, ga_store **out, ga_err *err) {
                         "%s: no model.safetensors or model.safetensors.index.json in the folder",
                         dir);
     }
-    if (st) ga_store_free(s);
-    else *out = s;
+    if (st)
+        ga_store_free(s);
+    else
+        *out = s;
 done:
     free(single);
     free(index);
@@ -515,7 +532,8 @@ ga_status ga_safetensors_write(const char *path, const ga_tensor *const *tensors
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
         cJSON_AddStringToObject(e, "dtype", ga_dtype_name(t->dtype));
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
-        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
+        for (int d = 0; d < t->ndim; d++)
+            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[d]));
         cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
         cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
         cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + t->nbytes)));
@@ -532,9 +550,11 @@ ga_status ga_safetensors_write(const char *path, const ga_tensor *const *tensors
         return ga_err_set(err, GA_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
-    for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    for (size_t i = hl; ok && i < padded; i++)
+        ok = fputc(' ', f) != EOF;
     free(hdr);
     for (int i = 0; ok && i < n; i++)
         ok = fwrite(tensors[i]->data, 1, tensors[i]->nbytes, f) == tensors[i]->nbytes;

@@ -15,7 +15,7 @@ struct ga_session {
     const ga_model *model;
     ga_backend *backend;
     int max_context, max_batch;
-    int *seq_len;           /* max_batch */
+    int *seq_len;             /* max_batch */
     ga_attn_capture *capture; /* attached for the next prefill of sequence 0 */
 };
 
@@ -26,7 +26,8 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     const ga_config *c = &m->cfg;
     int max_ctx = opts.max_context;
     if (max_ctx < 0) return ga_err_set(err, GA_ERR_ARG, "max_context %d is negative", max_ctx);
-    if (max_ctx == 0) max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
+    if (max_ctx == 0)
+        max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
     if (max_ctx > c->max_position_embeddings)
         return ga_err_set(err, GA_ERR_ARG,
                           "context of %d tokens exceeds the model's max_position_embeddings %d",
@@ -103,12 +104,13 @@ static ga_status check_tokens(const ga_session *s, const int32_t *tokens, int n,
 static ga_status check_room(const ga_session *s, int seq, int n, ga_err *err) {
     int have = s->seq_len[seq];
     if ((int64_t)have + n > s->max_context)
-        return ga_err_set(err, GA_ERR_ARG,
-                          "%d tokens after %d cached exceed the context of %d tokens (sequence %d%s)",
-                          n, have, s->max_context, seq,
-                          s->max_context == s->model->cfg.max_position_embeddings
-                              ? ", the model's max_position_embeddings"
-                              : "");
+        return ga_err_set(
+            err, GA_ERR_ARG,
+            "%d tokens after %d cached exceed the context of %d tokens (sequence %d%s)", n, have,
+            s->max_context, seq,
+            s->max_context == s->model->cfg.max_position_embeddings
+                ? ", the model's max_position_embeddings"
+                : "");
     return GA_OK;
 }
 
@@ -122,8 +124,9 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
     ga_attn_capture *cap = NULL;
     if (s->capture) {
         if (seq != 0 || s->seq_len[seq] != 0)
-            return ga_err_set(err, GA_ERR_ARG,
-                              "attention capture needs a prefill of sequence 0 from an empty cache");
+            return ga_err_set(
+                err, GA_ERR_ARG,
+                "attention capture needs a prefill of sequence 0 from an empty cache");
         cap = s->capture;
         if ((st = ga_capture_prepare(cap, s->model->cfg.n_layers, n, err))) return st;
     }
@@ -177,7 +180,8 @@ ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t 
     st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
     free(pos);
     if (st) return st;
-    for (int i = 0; i < nb; i++) s->seq_len[seqs[i]]++;
+    for (int i = 0; i < nb; i++)
+        s->seq_len[seqs[i]]++;
     return GA_OK;
 }
 
@@ -191,7 +195,8 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
     if (!streams) {
         own_streams = malloc((size_t)nb * sizeof *own_streams);
         if (!own_streams) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
-        for (int i = 0; i < nb && own_streams; i++) own_streams[i] = (uint64_t)seqs[i];
+        for (int i = 0; i < nb && own_streams; i++)
+            own_streams[i] = (uint64_t)seqs[i];
         streams = own_streams;
     }
     if (!st && s->backend->decode_sample) {
@@ -212,7 +217,8 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
     free(own_streams);
     free(pos);
     if (st) return st;
-    for (int i = 0; i < nb; i++) s->seq_len[seqs[i]]++;
+    for (int i = 0; i < nb; i++)
+        s->seq_len[seqs[i]]++;
     return GA_OK;
 }
 
@@ -257,7 +263,8 @@ oom:
 void ga_attn_capture_free(ga_attn_capture *cap) {
     if (!cap) return;
     if (cap->maps)
-        for (int l = 0; l < cap->n_layers_alloc; l++) free(cap->maps[l]);
+        for (int l = 0; l < cap->n_layers_alloc; l++)
+            free(cap->maps[l]);
     free(cap->maps);
     free(cap->metrics);
     cap->maps = NULL;

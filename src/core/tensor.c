@@ -6,7 +6,8 @@
 
 int64_t ga_tensor_numel(const ga_tensor *t) {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     return n;
 }
 
@@ -43,7 +44,7 @@ uint16_t ga_f32_to_f16(float f) {
     uint32_t absu = u & 0x7fffffffu;
     if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
     if (absu >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
-    if (absu < 0x38800000u) {                                    /* subnormal half or zero */
+    if (absu < 0x38800000u) {                                   /* subnormal half or zero */
         if (absu < 0x33000000u) return (uint16_t)sign;
         uint32_t e = absu >> 23, man = (absu & 0x7fffffu) | 0x800000u;
         uint32_t shift = 126 - e; /* 14..24 */
@@ -58,7 +59,9 @@ uint16_t ga_f32_to_f16(float f) {
 void ga_tensor_read_f32(const ga_tensor *t, int64_t first, int64_t n, float *dst) {
     const uint8_t *p = (const uint8_t *)t->data + (size_t)first * ga_dtype_size(t->dtype);
     switch (t->dtype) {
-    case GA_F32: memcpy(dst, p, (size_t)n * 4); break; /* mapped data may be unaligned */
+    case GA_F32:
+        memcpy(dst, p, (size_t)n * 4);
+        break; /* mapped data may be unaligned */
     case GA_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
@@ -79,7 +82,9 @@ void ga_tensor_read_f32(const ga_tensor *t, int64_t first, int64_t n, float *dst
 void ga_tensor_read_bf16(const ga_tensor *t, int64_t first, int64_t n, uint16_t *dst) {
     const uint8_t *p = (const uint8_t *)t->data + (size_t)first * ga_dtype_size(t->dtype);
     switch (t->dtype) {
-    case GA_BF16: memcpy(dst, p, (size_t)n * 2); break;
+    case GA_BF16:
+        memcpy(dst, p, (size_t)n * 2);
+        break;
     case GA_F32:
         for (int64_t i = 0; i < n; i++) {
             float f;

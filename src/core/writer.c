@@ -36,9 +36,10 @@ char *ga_config_to_json(const ga_config *c) {
     if (c->attention_bias && !c->o_bias) cJSON_AddBoolToObject(r, "qkv_bias", true);
     cJSON_AddBoolToObject(r, "use_qk_norm", c->use_qk_norm);
     cJSON_AddStringToObject(r, "hidden_act", "silu");
-    cJSON_AddStringToObject(r, "torch_dtype", c->torch_dtype == GA_F32   ? "float32"
-                                              : c->torch_dtype == GA_F16 ? "float16"
-                                                                         : "bfloat16");
+    cJSON_AddStringToObject(r, "torch_dtype",
+                            c->torch_dtype == GA_F32   ? "float32"
+                            : c->torch_dtype == GA_F16 ? "float16"
+                                                       : "bfloat16");
     cJSON_AddBoolToObject(r, "headwise_attn_output_gate", c->gate == GA_GATE_HEADWISE);
     cJSON_AddBoolToObject(r, "elementwise_attn_output_gate", c->gate == GA_GATE_ELEMENTWISE);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_token_id);
@@ -81,11 +82,13 @@ static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, 
     int n = ga_store_count(s);
     const ga_tensor **all = malloc((size_t)(n ? n : 1) * sizeof *all);
     if (!all) return ga_err_set(err, GA_ERR_OOM, "out of memory");
-    for (int i = 0; i < n; i++) all[i] = ga_store_at(s, i);
+    for (int i = 0; i < n; i++)
+        all[i] = ga_store_at(s, i);
     ga_status st = GA_OK;
     if (n_shards <= 1) {
         char *p = join(dir, "model.safetensors");
-        st = p ? ga_safetensors_write(p, all, n, err) : ga_err_set(err, GA_ERR_OOM, "out of memory");
+        st =
+            p ? ga_safetensors_write(p, all, n, err) : ga_err_set(err, GA_ERR_OOM, "out of memory");
         free(p);
         free(all);
         return st;
@@ -94,7 +97,8 @@ static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, 
     cJSON *idx = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(idx, "metadata");
     uint64_t total = 0;
-    for (int i = 0; i < n; i++) total += all[i]->nbytes;
+    for (int i = 0; i < n; i++)
+        total += all[i]->nbytes;
     cJSON_AddNumberToObject(meta, "total_size", (double)total);
     cJSON *wm = cJSON_AddObjectToObject(idx, "weight_map");
     int per = (n + n_shards - 1) / n_shards;
@@ -107,12 +111,14 @@ static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, 
         st = p ? ga_safetensors_write(p, all + lo, hi - lo, err)
                : ga_err_set(err, GA_ERR_OOM, "out of memory");
         free(p);
-        for (int i = lo; i < hi; i++) cJSON_AddStringToObject(wm, all[i]->name, fn);
+        for (int i = lo; i < hi; i++)
+            cJSON_AddStringToObject(wm, all[i]->name, fn);
     }
     char *text = cJSON_Print(idx);
     cJSON_Delete(idx);
-    if (!st) st = text ? write_text(dir, "model.safetensors.index.json", text, err)
-                       : ga_err_set(err, GA_ERR_OOM, "out of memory");
+    if (!st)
+        st = text ? write_text(dir, "model.safetensors.index.json", text, err)
+                  : ga_err_set(err, GA_ERR_OOM, "out of memory");
     free(text);
     free(all);
     return st;

@@ -17,7 +17,7 @@
 typedef struct att_job {
     const ga_cpu_attn_args *a;
     int n_tasks;
-    float *scratch;       /* n_tasks * kv_len scores */
+    float *scratch;        /* n_tasks * kv_len scores */
     double *first_partial; /* n_tasks */
 } att_job;
 
@@ -32,7 +32,8 @@ static void att_task(void *ctx, int task) {
     int T = a->T, res = a->res;
     int t0, t1;
     if (a->map) { /* whole pooling blocks per task */
-        int b0 = (int)((int64_t)task * res / j->n_tasks), b1 = (int)((int64_t)(task + 1) * res / j->n_tasks);
+        int b0 = (int)((int64_t)task * res / j->n_tasks),
+            b1 = (int)((int64_t)(task + 1) * res / j->n_tasks);
         t0 = block_start(b0, T, res);
         t1 = block_start(b1, T, res);
     } else {
@@ -59,7 +60,8 @@ static void att_task(void *ctx, int task) {
             for (int s = 0; s < nk; s++) {
                 const float *kr = K + (size_t)s * hd;
                 float d = 0;
-                for (int e = 0; e < hd; e++) d += q[e] * kr[e];
+                for (int e = 0; e < hd; e++)
+                    d += q[e] * kr[e];
                 sc[s] = d * a->scale;
                 if (sc[s] > mx) mx = sc[s];
             }
@@ -75,21 +77,25 @@ static void att_task(void *ctx, int task) {
                 float pw = sc[s] * inv;
                 sc[s] = pw;
                 const float *vr = Vc + (size_t)s * hd;
-                for (int e = 0; e < hd; e++) o[e] += pw * vr[e];
+                for (int e = 0; e < hd; e++)
+                    o[e] += pw * vr[e];
             }
             if (a->gate) {
                 const float *g = a->gate + (size_t)t * a->gate_dim;
                 if (a->gate_mode == GA_GATE_HEADWISE) {
                     float gv = ga_sigmoidf(g[h]);
-                    for (int e = 0; e < hd; e++) o[e] *= gv;
+                    for (int e = 0; e < hd; e++)
+                        o[e] *= gv;
                 } else {
-                    for (int e = 0; e < hd; e++) o[e] *= ga_sigmoidf(g[h * hd + e]);
+                    for (int e = 0; e < hd; e++)
+                        o[e] *= ga_sigmoidf(g[h * hd + e]);
                 }
             }
             if (a->first_share && t > 0) first += sc[0];
             if (a->map && (a->head < 0 || a->head == h)) {
                 float *row = a->map + (size_t)bi * res;
-                for (int s = 0; s < nk; s++) row[ga_pool_bin(s, T, res)] += sc[s] * map_w;
+                for (int s = 0; s < nk; s++)
+                    row[ga_pool_bin(s, T, res)] += sc[s] * map_w;
             }
         }
     }
@@ -111,7 +117,8 @@ int ga_cpu_attention(ga_pool *pool, const ga_cpu_attn_args *a) {
     ga_pool_run(pool, att_task, &j, n_tasks);
     if (a->first_share) {
         double s = 0;
-        for (int i = 0; i < n_tasks; i++) s += j.first_partial[i];
+        for (int i = 0; i < n_tasks; i++)
+            s += j.first_partial[i];
         *a->first_share = a->T > 1 ? s / ((double)a->n_heads * (a->T - 1)) : NAN;
     }
     free(j.scratch);

@@ -18,12 +18,12 @@
 #include "cpu_ops.h"
 
 typedef struct cpu_layer {
-    float *in_norm, *post_norm;         /* (hidden) */
-    float *wq, *bq;                     /* (q_rows, hidden), (q_rows) */
-    float *wk, *bk, *wv, *bv;           /* (n_kv*hd, hidden), (n_kv*hd) */
-    float *wo, *bo;                     /* (hidden, n_heads*hd), (hidden) */
-    float *q_norm, *k_norm;             /* (hd) or NULL */
-    float *w_gate, *w_up, *w_down;      /* (inter, hidden) x2, (hidden, inter) */
+    float *in_norm, *post_norm;    /* (hidden) */
+    float *wq, *bq;                /* (q_rows, hidden), (q_rows) */
+    float *wk, *bk, *wv, *bv;      /* (n_kv*hd, hidden), (n_kv*hd) */
+    float *wo, *bo;                /* (hidden, n_heads*hd), (hidden) */
+    float *q_norm, *k_norm;        /* (hd) or NULL */
+    float *w_gate, *w_up, *w_down; /* (inter, hidden) x2, (hidden, inter) */
 } cpu_layer;
 
 typedef struct cpu_backend {
@@ -45,8 +45,9 @@ static float *convert(cpu_backend *b, const ga_tensor *t, ga_err *err, ga_status
     int64_t n = ga_tensor_numel(t);
     float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!p) {
-        *st = ga_err_set(err, GA_ERR_OOM, "CPU backend: out of memory converting \"%s\" (%lld values)",
-                         t->name, (long long)n);
+        *st = ga_err_set(err, GA_ERR_OOM,
+                         "CPU backend: out of memory converting \"%s\" (%lld values)", t->name,
+                         (long long)n);
         return NULL;
     }
     ga_tensor_read_f32(t, 0, n, p);
@@ -57,7 +58,8 @@ static float *convert(cpu_backend *b, const ga_tensor *t, ga_err *err, ga_status
 static void cpu_free(ga_backend *base) {
     cpu_backend *b = (cpu_backend *)base;
     if (!b) return;
-    for (int i = 0; i < b->n_owned; i++) free(b->owned[i]);
+    for (int i = 0; i < b->n_owned; i++)
+        free(b->owned[i]);
     free(b->owned);
     free(b->layers);
     free(b->cos_tab);
@@ -94,7 +96,8 @@ static void buf_free(fwd_buf *f) {
 
 static int buf_alloc(fwd_buf *f, const ga_config *c, int T) {
     size_t H = c->hidden_size, QR = ga_config_q_rows(c), KV = (size_t)c->n_kv_heads * c->head_dim;
-    size_t QH = (size_t)c->n_heads * c->head_dim, GD = ga_config_gate_dim(c), I = c->intermediate_size;
+    size_t QH = (size_t)c->n_heads * c->head_dim, GD = ga_config_gate_dim(c),
+           I = c->intermediate_size;
     memset(f, 0, sizeof *f);
     f->x = malloc(T * H * sizeof(float));
     f->h = malloc(T * H * sizeof(float));
@@ -129,8 +132,7 @@ static void gate_stats(const float *gate, size_t n, ga_layer_metrics *m) {
 }
 
 static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t *tokens, int T,
-                             bool all_positions, float *logits, ga_attn_capture *cap,
-                             ga_err *err) {
+                             bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err) {
     cpu_backend *b = (cpu_backend *)base;
     const ga_config *c = &b->c;
     int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
@@ -140,19 +142,23 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
     fwd_buf f;
     if (buf_alloc(&f, c, T))
         return ga_err_set(err, GA_ERR_OOM, "CPU backend: out of memory for %d tokens", T);
-    for (int t = 0; t < T; t++) memcpy(f.x + (size_t)t * H, b->embed + (size_t)tokens[t] * H, H * sizeof(float));
+    for (int t = 0; t < T; t++)
+        memcpy(f.x + (size_t)t * H, b->embed + (size_t)tokens[t] * H, H * sizeof(float));
 
     ga_status st = GA_OK;
     for (int l = 0; l < c->n_layers && !st; l++) {
         const cpu_layer *w = &b->layers[l];
-        for (int t = 0; t < T; t++) ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, w->in_norm, H, c->rms_norm_eps);
+        for (int t = 0; t < T; t++)
+            ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, w->in_norm, H,
+                           c->rms_norm_eps);
         ga_cpu_matmul(b->pool, f.qg, f.h, w->wq, w->bq, T, H, QR);
         ga_cpu_matmul(b->pool, f.k, f.h, w->wk, w->bk, T, H, KV);
         ga_cpu_matmul(b->pool, f.v, f.h, w->wv, w->bv, T, H, KV);
         float *kc = b->k_cache + cache_off(b, seq, l), *vc = b->v_cache + cache_off(b, seq, l);
         for (int t = 0; t < T; t++) {
             int p = pos0 + t;
-            const float *cr = b->cos_tab + (size_t)p * (hd / 2), *sr = b->sin_tab + (size_t)p * (hd / 2);
+            const float *cr = b->cos_tab + (size_t)p * (hd / 2),
+                        *sr = b->sin_tab + (size_t)p * (hd / 2);
             /* Split q_proj's output: per KV group j, G*hd query rows then gpg gate rows. */
             const float *row = f.qg + (size_t)t * QR;
             for (int j = 0; j < nkv; j++) {
@@ -163,22 +169,37 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
                     if (w->q_norm) ga_cpu_rmsnorm(qh, qh, w->q_norm, hd, c->rms_norm_eps);
                     ga_cpu_rope(qh, cr, sr, hd);
                 }
-                if (gpg) memcpy(f.gate + (size_t)t * GD + (size_t)j * gpg, grp + (size_t)G * hd, gpg * sizeof(float));
+                if (gpg)
+                    memcpy(f.gate + (size_t)t * GD + (size_t)j * gpg, grp + (size_t)G * hd,
+                           gpg * sizeof(float));
             }
             for (int j = 0; j < nkv; j++) {
                 float *kd = kc + ((size_t)j * b->max_context + p) * hd;
                 float *vd = vc + ((size_t)j * b->max_context + p) * hd;
                 const float *ks = f.k + (size_t)t * KV + (size_t)j * hd;
-                if (w->k_norm) ga_cpu_rmsnorm(kd, ks, w->k_norm, hd, c->rms_norm_eps);
-                else memcpy(kd, ks, hd * sizeof(float));
+                if (w->k_norm)
+                    ga_cpu_rmsnorm(kd, ks, w->k_norm, hd, c->rms_norm_eps);
+                else
+                    memcpy(kd, ks, hd * sizeof(float));
                 ga_cpu_rope(kd, cr, sr, hd);
                 memcpy(vd, f.v + (size_t)t * KV + (size_t)j * hd, hd * sizeof(float));
             }
         }
         ga_cpu_attn_args aa = {
-            .q = f.q, .k = kc, .v = vc, .gate = GD ? f.gate : NULL, .out = f.att, .T = T,
-            .pos0 = pos0, .n_heads = nh, .n_kv_heads = nkv, .hd = hd, .kv_stride = b->max_context,
-            .gate_dim = GD, .gate_mode = c->gate, .scale = 1.0f / sqrtf((float)hd),
+            .q = f.q,
+            .k = kc,
+            .v = vc,
+            .gate = GD ? f.gate : NULL,
+            .out = f.att,
+            .T = T,
+            .pos0 = pos0,
+            .n_heads = nh,
+            .n_kv_heads = nkv,
+            .hd = hd,
+            .kv_stride = b->max_context,
+            .gate_dim = GD,
+            .gate_mode = c->gate,
+            .scale = 1.0f / sqrtf((float)hd),
         };
         if (cap) {
             aa.map = cap->maps[l];
@@ -192,18 +213,26 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
             break;
         }
         ga_cpu_matmul(b->pool, f.o, f.att, w->wo, w->bo, T, nh * hd, H);
-        for (size_t i = 0; i < (size_t)T * H; i++) f.x[i] += f.o[i];
-        for (int t = 0; t < T; t++) ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, w->post_norm, H, c->rms_norm_eps);
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            f.x[i] += f.o[i];
+        for (int t = 0; t < T; t++)
+            ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, w->post_norm, H,
+                           c->rms_norm_eps);
         ga_cpu_matmul(b->pool, f.mg, f.h, w->w_gate, NULL, T, H, I);
         ga_cpu_matmul(b->pool, f.mu, f.h, w->w_up, NULL, T, H, I);
-        for (size_t i = 0; i < (size_t)T * I; i++) f.mg[i] = ga_siluf(f.mg[i]) * f.mu[i];
+        for (size_t i = 0; i < (size_t)T * I; i++)
+            f.mg[i] = ga_siluf(f.mg[i]) * f.mu[i];
         ga_cpu_matmul(b->pool, f.o, f.mg, w->w_down, NULL, T, I, H);
-        for (size_t i = 0; i < (size_t)T * H; i++) f.x[i] += f.o[i];
+        for (size_t i = 0; i < (size_t)T * H; i++)
+            f.x[i] += f.o[i];
     }
     if (!st && logits) {
         int first = all_positions ? 0 : T - 1, n = T - first;
-        for (int t = first; t < T; t++) ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, b->final_norm, H, c->rms_norm_eps);
-        ga_cpu_matmul(b->pool, logits, f.h + (size_t)first * H, b->lm_head, NULL, n, H, c->vocab_size);
+        for (int t = first; t < T; t++)
+            ga_cpu_rmsnorm(f.h + (size_t)t * H, f.x + (size_t)t * H, b->final_norm, H,
+                           c->rms_norm_eps);
+        ga_cpu_matmul(b->pool, logits, f.h + (size_t)first * H, b->lm_head, NULL, n, H,
+                      c->vocab_size);
     }
     buf_free(&f);
     return st;
@@ -226,8 +255,12 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
     const ga_config *c = &m->cfg;
     cpu_backend *b = calloc(1, sizeof *b);
     if (!b) return ga_err_set(err, GA_ERR_OOM, "out of memory");
-    b->base = (ga_backend){.name = "cpu", .device = GA_DEVICE_CPU, .forward = cpu_forward,
-                           .decode_batch = cpu_decode_batch, .free = cpu_free, .impl = b};
+    b->base = (ga_backend){.name = "cpu",
+                           .device = GA_DEVICE_CPU,
+                           .forward = cpu_forward,
+                           .decode_batch = cpu_decode_batch,
+                           .free = cpu_free,
+                           .impl = b};
     b->m = m;
     b->c = *c;
     b->max_context = max_context;
@@ -261,7 +294,8 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
         d->w_gate = convert(b, w->gate_proj, err, &st);
         d->w_up = convert(b, w->up_proj, err, &st);
         d->w_down = convert(b, w->down_proj, err, &st);
-        if (opts && opts->progress) opts->progress(opts->progress_user, (float)(l + 1) / c->n_layers);
+        if (opts && opts->progress)
+            opts->progress(opts->progress_user, (float)(l + 1) / c->n_layers);
     }
     if (!st && ga_cpu_rope_table(&b->cos_tab, &b->sin_tab, max_context, c->head_dim, c->rope_theta))
         st = ga_err_set(err, GA_ERR_OOM, "out of memory for the RoPE table");

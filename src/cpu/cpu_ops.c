@@ -10,9 +10,11 @@ static float dot(const float *a, const float *b, int n) {
     float s[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+        for (int k = 0; k < 8; k++)
+            s[k] += a[i + k] * b[i + k];
     float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
+    for (; i < n; i++)
+        r += a[i] * b[i];
     return r;
 }
 
@@ -50,9 +52,11 @@ void ga_cpu_matmul(ga_pool *pool, float *y, const float *x, const float *w, cons
 
 void ga_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0; /* double: the mean of squares over thousands of elements, exactly */
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
     float inv = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
+    for (int i = 0; i < n; i++)
+        out[i] = w[i] * (x[i] * inv);
 }
 
 void ga_cpu_rope(float *x, const float *c, const float *s, int hd) {

@@ -35,7 +35,8 @@ static void *worker(void *arg) {
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->start, &p->mu);
+        while (!p->stop && p->generation == seen)
+            pthread_cond_wait(&p->start, &p->mu);
         if (p->stop) break;
         seen = p->generation;
         pthread_mutex_unlock(&p->mu);
@@ -80,7 +81,8 @@ int ga_pool_threads(const ga_pool *p) {
 void ga_pool_run(ga_pool *p, ga_task_fn fn, void *ctx, int n) {
     if (n <= 0) return;
     if (p->n_threads == 1 || n == 1) {
-        for (int i = 0; i < n; i++) fn(ctx, i);
+        for (int i = 0; i < n; i++)
+            fn(ctx, i);
         return;
     }
     pthread_mutex_lock(&p->mu);
@@ -94,7 +96,8 @@ void ga_pool_run(ga_pool *p, ga_task_fn fn, void *ctx, int n) {
     pthread_mutex_unlock(&p->mu);
     drain(p);
     pthread_mutex_lock(&p->mu);
-    while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+    while (p->active > 0)
+        pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -104,7 +107,8 @@ void ga_pool_free(ga_pool *p) {
     p->stop = true;
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->workers[i], NULL);
+    for (int i = 0; i < p->n_threads - 1; i++)
+        pthread_join(p->workers[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start);
     pthread_cond_destroy(&p->done);

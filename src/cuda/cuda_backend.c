@@ -302,13 +302,15 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
                           ga_sample_topk_scratch_bytes(max_batch, cfg->vocab_size),
                           "the sampler's scratch", err)))
         goto fail;
-    if (cudaMallocHost((void **)&c->h_streams, (size_t)max_batch * sizeof(uint64_t)) != cudaSuccess ||
+    if (cudaMallocHost((void **)&c->h_streams, (size_t)max_batch * sizeof(uint64_t)) !=
+            cudaSuccess ||
         cudaMallocHost((void **)&c->h_next, (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
         goto fail;
     }
     c->n_kv_buckets = 1;
-    while ((GA_KV_BUCKET0 << (c->n_kv_buckets - 1)) < max_context) c->n_kv_buckets++;
+    while ((GA_KV_BUCKET0 << (c->n_kv_buckets - 1)) < max_context)
+        c->n_kv_buckets++;
     c->graphs = calloc(((size_t)max_batch + 1) * c->n_kv_buckets, sizeof(cudaGraphExec_t));
     if (!c->graphs) {
         st = ga_err_set(err, GA_ERR_OOM, "out of host memory");

@@ -63,8 +63,10 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
     }
     // The smallest length bucket holding every row's keys picks the graph.
     int need = 0, bucket = 0;
-    for (int i = 0; i < nb; i++) need = pos[i] + 1 > need ? pos[i] + 1 : need;
-    while (bucket + 1 < c->n_kv_buckets && (GA_KV_BUCKET0 << bucket) < need) bucket++;
+    for (int i = 0; i < nb; i++)
+        need = pos[i] + 1 > need ? pos[i] + 1 : need;
+    while (bucket + 1 < c->n_kv_buckets && (GA_KV_BUCKET0 << bucket) < need)
+        bucket++;
     int bound = GA_KV_BUCKET0 << bucket;
     c->decode_kv_bound = bound < c->max_context ? bound : c->max_context;
     const int slot = nb * c->n_kv_buckets + bucket;

@@ -64,7 +64,8 @@ static void sift_last_first(cand *h, int k, int i) {
  * a heap of the k best seen so far, O(n log k), then a sort of those k. Same result as
  * sorting everything, since the order is total (NaN probabilities were zeroed). */
 static void top_k_in_order(cand *c, int n, int k) {
-    for (int i = k / 2 - 1; i >= 0; i--) sift_last_first(c, k, i);
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_last_first(c, k, i);
     for (int i = k; i < n; i++)
         if (cand_before(c[i], c[0])) {
             c[0] = c[i];
@@ -88,11 +89,14 @@ int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64
         sum += v;
     }
     int k = (sp->top_k > 0 && sp->top_k < n) ? sp->top_k : n;
-    if (k < n) top_k_in_order(c, n, k); /* only the first k are ever read */
-    else qsort(c, (size_t)n, sizeof *c, cmp_desc);
+    if (k < n)
+        top_k_in_order(c, n, k); /* only the first k are ever read */
+    else
+        qsort(c, (size_t)n, sizeof *c, cmp_desc);
     /* top-k, then the smallest prefix whose mass reaches top_p of what top-k kept */
     double kept = 0;
-    for (int i = 0; i < k; i++) kept += c[i].p;
+    for (int i = 0; i < k; i++)
+        kept += c[i].p;
     if (sp->top_p > 0.0f && sp->top_p < 1.0f) {
         double acc = 0;
         int m = 0;
