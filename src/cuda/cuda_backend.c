@@ -282,7 +282,9 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         goto fail;
     }
 
-    if ((st = ga_cuda_upload_weights(c, err))) goto fail;
+    if ((st = ga_cuda_upload_weights(c, opts ? opts->progress : NULL,
+                                     opts ? opts->progress_user : NULL, err)))
+        goto fail;
     const size_t kv_bytes = 2 * (size_t)cfg->n_layers * c->kv_layer_elems * 2;
     if ((st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;
     if ((st = rope_tables(c, err))) goto fail;

@@ -122,8 +122,9 @@ typedef struct ga_cuda {
 ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M, int N,
                        int K, ga_err *err);
 
-/* cuda_weights.c */
-ga_status ga_cuda_upload_weights(ga_cuda *c, ga_err *err);
+/* cuda_weights.c; progress (optional) is called after each layer with the fraction done. */
+ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), void *user,
+                                 ga_err *err);
 void ga_cuda_free_weights(ga_cuda *c);
 
 /* cuda_scratch.c: activation buffers for `rows` tokens (frees any previous set). */

@@ -90,7 +90,8 @@ static ga_status upload_stacked(ga_cuda *c, const ga_tensor *const *parts, int n
     return GA_OK;
 }
 
-ga_status ga_cuda_upload_weights(ga_cuda *c, ga_err *err) {
+ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), void *user,
+                                 ga_err *err) {
     const ga_model *m = c->model;
     const ga_config *cfg = &c->cfg;
     void *staging = NULL;
@@ -137,6 +138,7 @@ ga_status ga_cuda_upload_weights(ga_cuda *c, ga_err *err) {
             goto done;
         if ((st = upload_stacked(c, &w->down_proj, 1, &d->w_down, staging, "down_proj", err)))
             goto done;
+        if (progress) progress(user, (float)(l + 1) / (float)cfg->n_layers);
     }
 done:
     cudaFree(staging);
