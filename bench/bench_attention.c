@@ -93,32 +93,26 @@ static size_t ba_nonfinite(const void *dev, size_t n) {
     return bad;
 }
 
-static float ba_time_prefill(ba_ctx *c, const ga_attn_prefill_args *a, int reps) {
-    float *ms = malloc(sizeof(float) * (size_t)reps);
-    for (int i = 0; i < 3; i++)
-        BA_OK(ga_attention_prefill(a, c->st, &err_));
-    for (int i = 0; i < reps; i++) {
-        BA_CUDA(cudaMemsetAsync(c->flush, i & 0xff, BA_FLUSH_BYTES, c->st));
-        BA_CUDA(cudaEventRecord(c->e0, c->st));
-        BA_OK(ga_attention_prefill(a, c->st, &err_));
-        BA_CUDA(cudaEventRecord(c->e1, c->st));
-        BA_CUDA(cudaEventSynchronize(c->e1));
-        BA_CUDA(cudaEventElapsedTime(&ms[i], c->e0, c->e1));
-    }
-    qsort(ms, (size_t)reps, sizeof(float), ba_cmp);
-    float med = ms[reps / 2];
-    free(ms);
-    return med;
+/* One launch of the kernel being timed (the prefill or the decode launcher). */
+typedef ga_status (*ba_launch)(const void *args, cudaStream_t stream, ga_err *err);
+
+static ga_status ba_launch_prefill(const void *a, cudaStream_t st, ga_err *err) {
+    return ga_attention_prefill(a, st, err);
 }
 
-static float ba_time_decode(ba_ctx *c, const ga_attn_decode_args *a, int reps) {
+static ga_status ba_launch_decode(const void *a, cudaStream_t st, ga_err *err) {
+    return ga_attention_decode(a, st, err);
+}
+
+/* Median of reps event-timed launches after 3 warm-ups, with L2 flushed before each. */
+static float ba_time(ba_ctx *c, ba_launch launch, const void *args, int reps) {
     float *ms = malloc(sizeof(float) * (size_t)reps);
     for (int i = 0; i < 3; i++)
-        BA_OK(ga_attention_decode(a, c->st, &err_));
+        BA_OK(launch(args, c->st, &err_));
     for (int i = 0; i < reps; i++) {
         BA_CUDA(cudaMemsetAsync(c->flush, i & 0xff, BA_FLUSH_BYTES, c->st));
         BA_CUDA(cudaEventRecord(c->e0, c->st));
-        BA_OK(ga_attention_decode(a, c->st, &err_));
+        BA_OK(launch(args, c->st, &err_));
         BA_CUDA(cudaEventRecord(c->e1, c->st));
         BA_CUDA(cudaEventSynchronize(c->e1));
         BA_CUDA(cudaEventElapsedTime(&ms[i], c->e0, c->e1));
@@ -163,7 +157,7 @@ static void ba_prefill(ba_ctx *c, int T, int reps) {
                                   .gate_mode = (ga_gate_mode)mode,
                                   .scale = 1.0f / sqrtf((float)BA_HD)};
         BA_CUDA(cudaMemset(out, 0xFF, nq * 2));
-        float ms = ba_time_prefill(c, &a, reps);
+        float ms = ba_time(c, ba_launch_prefill, &a, reps);
         size_t bad = ba_nonfinite(out, nq);
         printf("| prefill | %d | %s | %.3f | %.1f TFLOP/s |%s\n", T, names[mode], ms,
                flops / (ms * 1e-3) / 1e12, bad ? " NON-FINITE OUTPUT" : "");
@@ -215,7 +209,7 @@ static void ba_decode(ba_ctx *c, int L, int reps) {
                                  .gate_mode = (ga_gate_mode)mode,
                                  .scale = 1.0f / sqrtf((float)BA_HD)};
         BA_CUDA(cudaMemset(out, 0xFF, nq * 2));
-        float ms = ba_time_decode(c, &a, reps);
+        float ms = ba_time(c, ba_launch_decode, &a, reps);
         size_t bad = ba_nonfinite(out, nq);
         printf("| decode | %d | %s | %.4f | %.0f GB/s |%s\n", L,
                mode ? "headwise gate" : "baseline", ms, bytes / (ms * 1e-3) / 1e9,

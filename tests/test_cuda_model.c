@@ -348,14 +348,7 @@ static void test_fixtures(void) {
 }
 
 /* Sections (separate ctest entries): v0..v4 (one random variant each), oom, fixtures; no
- * argument runs everything. */
-static bool want(int argc, char **argv, const char *sec) {
-    if (argc < 2) return true;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], sec)) return true;
-    return false;
-}
-
+ * argument runs everything (ga_test_want). */
 int main(int argc, char **argv) {
     ga_diag_install();
     GA_REQUIRE_GPU();
@@ -371,10 +364,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
         char sec[8];
         snprintf(sec, sizeof sec, "v%zu", i);
-        if (want(argc, argv, sec)) test_variant(&vs[i]);
+        if (ga_test_want(argc, argv, sec)) test_variant(&vs[i]);
     }
-    if (want(argc, argv, "oom")) test_oom();
-    if (want(argc, argv, "fixtures")) test_fixtures();
+    if (ga_test_want(argc, argv, "oom")) test_oom();
+    if (ga_test_want(argc, argv, "fixtures")) test_fixtures();
     PHASE("exit");
     return ga_test_finish();
 }

@@ -481,14 +481,7 @@ static void test_gemm(ga_cuda *c, int M, int N, int K, bool f32, int impl) {
 }
 
 /* Sections run as separate ctest entries (so one crash cannot hide the others); no argument
- * runs them all (the compute-sanitizer pass). */
-static bool want(int argc, char **argv, const char *sec) {
-    if (argc < 2) return true;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], sec)) return true;
-    return false;
-}
-
+ * runs them all (the compute-sanitizer pass); see ga_test_want. */
 int main(int argc, char **argv) {
     ga_diag_install();
     GA_REQUIRE_GPU();
@@ -496,7 +489,7 @@ int main(int argc, char **argv) {
     const int Ts[] = {1, 7, 128, 1000, 4096};
     const int nT = quick ? 3 : 5;
 
-    if (want(argc, argv, "norm")) {
+    if (ga_test_want(argc, argv, "norm")) {
         printf("== rmsnorm\n");
         for (int i = 0; i < nT; i++) {
             test_rmsnorm(Ts[i], 1024, true, true);
@@ -506,7 +499,7 @@ int main(int argc, char **argv) {
         test_rmsnorm(3, 5120, true, false);
     }
 
-    if (want(argc, argv, "qk")) {
+    if (ga_test_want(argc, argv, "qk")) {
         printf("== qk norm + rope\n");
         const int hds[] = {64, 128}, Gs[] = {1, 2, 4};
         const ga_gate_mode modes[] = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE};
@@ -569,7 +562,7 @@ int main(int argc, char **argv) {
         printf("qk_rope cases: %d\n", nqk);
     }
 
-    if (want(argc, argv, "act")) {
+    if (ga_test_want(argc, argv, "act")) {
         printf("== swiglu\n");
         for (int i = 0; i < nT; i++) {
             test_swiglu(Ts[i], 1024);
@@ -578,21 +571,21 @@ int main(int argc, char **argv) {
         test_swiglu(3, 3072);
     }
 
-    if (want(argc, argv, "embed")) {
+    if (ga_test_want(argc, argv, "embed")) {
         printf("== embed\n");
         test_embed(1, 64, 1000);
         test_embed(7, 100, 1000); // not a multiple of 8: scalar path
         test_embed(1000, 1024, 1000);
     }
 
-    if (want(argc, argv, "argmax")) {
+    if (ga_test_want(argc, argv, "argmax")) {
         printf("== argmax\n");
         test_argmax(1, 1);
         test_argmax(7, 1000);
         test_argmax(quick ? 4 : 128, 151936);
     }
 
-    if (want(argc, argv, "convert")) {
+    if (ga_test_want(argc, argv, "convert")) {
         printf("== convert\n");
         test_convert(GA_F32, 1);
         test_convert(GA_F32, 1000);
@@ -601,7 +594,7 @@ int main(int argc, char **argv) {
         test_convert(GA_F16, quick ? 100003 : (1 << 20) + 3);
     }
 
-    if (want(argc, argv, "gate")) {
+    if (ga_test_want(argc, argv, "gate")) {
         printf("== gate stats\n");
         test_gate_stats(7);
         test_gate_stats(1000 * 16);
@@ -611,7 +604,7 @@ int main(int argc, char **argv) {
     // GEMM: the plain kernel and cuBLAS in section "gemm", cuBLASLt in "gemm_lt" (separate,
     // so a library problem in one cannot hide the other's result).
     for (int sec = 0; sec < 2; sec++) {
-        if (!want(argc, argv, sec ? "gemm_lt" : "gemm")) continue;
+        if (!ga_test_want(argc, argv, sec ? "gemm_lt" : "gemm")) continue;
         printf("== %s\n", sec ? "gemm (cuBLASLt)" : "gemm (plain kernel, cuBLAS)");
         // The wrapper needs only the handles, workspace and stream of the backend context.
         ga_cuda c;

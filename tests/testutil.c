@@ -112,3 +112,10 @@ const char *ga_test_env(const char *name, const char *def) {
     const char *v = getenv(name);
     return (v && *v) ? v : def;
 }
+
+bool ga_test_want(int argc, char **argv, const char *sec) {
+    if (argc < 2) return true;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], sec)) return true;
+    return false;
+}

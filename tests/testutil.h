@@ -66,6 +66,9 @@ double ga_test_rel_l2(const float *a, const float *b, size_t n);
 uint64_t ga_test_rand_u64(uint64_t *state);
 float ga_test_rand_normal(uint64_t *state);
 
+/* Test sections: true when argv names sec, or when no section is named (run them all). */
+bool ga_test_want(int argc, char **argv, const char *sec);
+
 /* Environment variable or default. */
 const char *ga_test_env(const char *name, const char *def);
 
