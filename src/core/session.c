@@ -48,6 +48,12 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
         if (dev == GA_DEVICE_CUDA) {
 #ifdef GA_HAVE_CUDA
             st = ga_cuda_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+            /* "auto" means the best backend that can run this model: a model the GPU kernels
+             * do not cover (a head_dim other than 64/128) runs on the CPU instead. An explicit
+             * --device cuda keeps the error. */
+            if (st == GA_ERR_UNSUPPORTED && opts.device == GA_DEVICE_AUTO) {
+                st = ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+            }
 #else
             st = ga_err_set(err, GA_ERR_UNSUPPORTED,
                             "--device cuda: this build of gattn has no CUDA backend");
