@@ -1,0 +1,350 @@
+/*
+ * gattn bench, the measuring half (see cmd_bench.c for what is measured and how the derived
+ * figures are counted): sessions per batch size and depth, untimed fills, warm-ups, timed
+ * repetitions, and the rows and skips of the report.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_run.h"
+#include "cli.h"
+#ifdef GA_HAVE_CUDA
+#include "cuda/cuda_meminfo.h"
+#endif
+
+#define FILL_CHUNK 4096
+
+static const char *C = "bench";
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ measuring */
+
+static int add_skip(ga_bench_ctx *b, const char *test, int batch, int depth, int tokens,
+                    const char *reason) {
+    ga_bench_report *r = b->rep;
+    if (r->n_skips == b->skips_cap) {
+        int cap = b->skips_cap ? 2 * b->skips_cap : 16;
+        ga_bench_skip *n = realloc(r->skips, (size_t)cap * sizeof *n);
+        if (!n) return ga_cli_fail(C, "out of memory");
+        r->skips = n;
+        b->skips_cap = cap;
+    }
+    ga_bench_skip *s = &r->skips[r->n_skips++];
+    snprintf(s->variant, sizeof s->variant, "%s", b->variant);
+    s->test = test;
+    s->batch = batch;
+    s->depth = depth;
+    s->tokens = tokens;
+    snprintf(s->reason, sizeof s->reason, "%s", reason);
+    fprintf(stderr, "gattn bench: skipped %s %s batch %d depth %d: %s\n", b->variant, test, batch,
+            depth, reason);
+    return 0;
+}
+
+static ga_bench_row *new_row(ga_bench_ctx *b) {
+    ga_bench_report *r = b->rep;
+    if (r->n_rows == b->rows_cap) {
+        int cap = b->rows_cap ? 2 * b->rows_cap : 16;
+        ga_bench_row *n = realloc(r->rows, (size_t)cap * sizeof *n);
+        if (!n) return NULL;
+        r->rows = n;
+        b->rows_cap = cap;
+    }
+    ga_bench_row *x = &r->rows[r->n_rows++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->variant, sizeof x->variant, "%s", b->variant);
+    x->overhead_pct = NAN;
+    x->peak_mem_gib = NAN;
+    return x;
+}
+
+/* Device memory in use now (GiB), NAN on the CPU; keeps the maximum in *peak. */
+static void sample_mem(const ga_session *s, const ga_bench_args *a, double *peak) {
+#ifdef GA_HAVE_CUDA
+    if (ga_session_device(s) == GA_DEVICE_CUDA) {
+        uint64_t fr, tot;
+        ga_err e;
+        if (!ga_cuda_mem_info(0, &fr, &tot, &e)) {
+            double used = (double)(tot - fr) / (1024.0 * 1024.0 * 1024.0);
+            if (isnan(*peak) || used > *peak) *peak = used;
+        }
+    }
+#else
+    (void)s;
+    (void)peak;
+#endif
+    (void)a;
+}
+
+static void fill_stats(ga_bench_row *x, const double *t, int reps, double work_tokens, double bytes,
+                       double flops) {
+    double sum = 0, mn = t[0], mx = t[0];
+    for (int i = 0; i < reps; i++) {
+        sum += t[i];
+        mn = t[i] < mn ? t[i] : mn;
+        mx = t[i] > mx ? t[i] : mx;
+    }
+    double mean = sum / reps, var = 0;
+    for (int i = 0; i < reps; i++)
+        var += (t[i] - mean) * (t[i] - mean);
+    x->reps = reps;
+    x->mean_ms = mean * 1e3;
+    x->min_ms = mn * 1e3;
+    x->max_ms = mx * 1e3;
+    x->std_ms = (reps > 1 ? sqrt(var / (reps - 1)) : 0) * 1e3;
+    x->tokens_per_s = work_tokens / mean;
+    x->gb_per_s = bytes / mean / 1e9;
+    x->tflop_per_s = flops / mean / 1e12;
+}
+
+/* Deterministic ids in [0, vocab), different per use. */
+static void make_tokens(int32_t *t, int n, int vocab, uint64_t seed) {
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int i = 0; i < n; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        t[i] = (int32_t)((z >> 33) % (uint64_t)vocab);
+    }
+}
+
+static bool is_oom(ga_status st) {
+    return st == GA_ERR_OOM;
+}
+
+/* Returns 0, or 1 after printing a fatal error; an out-of-memory row is skipped. */
+static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
+    const ga_bench_args *a = b->a;
+    const ga_config *c = ga_model_config(b->m);
+    int total = (int)(a->warmup + a->reps);
+    double *t = malloc((size_t)total * sizeof *t), peak = NAN;
+    if (!t) return ga_cli_fail(C, "out of memory");
+    make_tokens(b->tokens, P, c->vocab_size, (uint64_t)P);
+    for (int r = 0; r < total; r++) {
+        ga_session_reset(s, 0);
+        double t0 = now_s();
+        ga_status st = ga_session_forward(s, 0, b->tokens, P, false, b->logits, &b->err);
+        t[r] = now_s() - t0;
+        if (st) {
+            free(t);
+            if (is_oom(st)) return add_skip(b, "prefill", 1, 0, P, b->err.msg);
+            return ga_cli_fail_err(C, &b->err);
+        }
+        sample_mem(s, a, &peak);
+    }
+    ga_bench_row *x = new_row(b);
+    if (!x) {
+        free(t);
+        return ga_cli_fail(C, "out of memory");
+    }
+    x->test = "prefill";
+    x->batch = 1;
+    x->tokens = P;
+    x->depth = 0;
+    x->depth_end = P;
+    double attn = 4.0 * c->n_layers * c->n_heads * c->head_dim * ((double)P * (P + 1) / 2);
+    double flops =
+        2.0 * (b->matmul_params - b->lm_head_params) * P + 2.0 * b->lm_head_params + attn;
+    double bytes = b->matmul_params * b->bytes_per_weight;
+    fill_stats(x, t + a->warmup, (int)a->reps, P, bytes, flops);
+    x->peak_mem_gib = peak;
+    free(t);
+    return 0;
+}
+
+/* Fills sequences 0..B-1 to depth d (untimed). */
+static ga_status fill(ga_bench_ctx *b, ga_session *s, int B, int d) {
+    const ga_config *c = ga_model_config(b->m);
+    for (int q = 0; q < B; q++) {
+        ga_session_reset(s, q);
+        for (int done = 0; done < d;) {
+            int n = d - done < FILL_CHUNK ? d - done : FILL_CHUNK;
+            make_tokens(b->tokens, n, c->vocab_size, (uint64_t)(q * 7919 + done));
+            ga_status st = ga_session_forward(s, q, b->tokens, n, false, NULL, &b->err);
+            if (st) return st;
+            done += n;
+        }
+    }
+    return GA_OK;
+}
+
+static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
+    const ga_bench_args *a = b->a;
+    const ga_config *c = ga_model_config(b->m);
+    const int N = (int)a->decode_tokens, total = (int)(a->warmup + a->reps);
+    double *t = malloc((size_t)total * sizeof *t), peak = NAN, bytes = 0, flops = 0;
+    int *seqs = malloc((size_t)B * sizeof *seqs);
+    int32_t *cur = malloc((size_t)B * sizeof *cur), *next = malloc((size_t)B * sizeof *next);
+    int rc = 0;
+    ga_status st = GA_OK;
+    if (!t || !seqs || !cur || !next) {
+        rc = ga_cli_fail(C, "out of memory");
+        goto done;
+    }
+    for (int q = 0; q < B; q++)
+        seqs[q] = q;
+    make_tokens(cur, B, c->vocab_size, 12345);
+    if (d > 0) st = fill(b, s, B, d);
+    sample_mem(s, a, &peak);
+    /* K and V rows read per attended position, over all layers */
+    const double kv_row = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * b->bytes_per_weight;
+    const double attn_per_key = 4.0 * c->n_layers * c->n_heads * c->head_dim;
+    int depth_end = d;
+    for (int r = 0; r < total && !st; r++) {
+        if (d == 0)
+            for (int q = 0; q < B; q++)
+                ga_session_reset(s, q);
+        int ctx0 = ga_session_seq_len(s, 0);
+        double t0 = now_s();
+        for (int k = 0; k < N && !st; k++) {
+            st = ga_session_decode_sample(s, seqs, cur, B, NULL, NULL, next, &b->err);
+            int32_t *tmp = cur;
+            cur = next;
+            next = tmp;
+        }
+        t[r] = now_s() - t0;
+        depth_end = ga_session_seq_len(s, 0);
+        if (r == a->warmup) {
+            /* Every timed repetition of a row has the same work up to the depth drift; the
+             * figures use the first timed one's. Step k attends ctx0 + k + 1 keys. */
+            double keys = (double)N * ctx0 + (double)N * (N + 1) / 2;
+            bytes = (double)N * b->matmul_params * b->bytes_per_weight + B * keys * kv_row;
+            flops = (double)B * N * 2.0 * b->matmul_params + B * keys * attn_per_key;
+        }
+    }
+    sample_mem(s, a, &peak);
+    if (st) {
+        rc = is_oom(st) ? add_skip(b, "decode", B, d, N, b->err.msg) : ga_cli_fail_err(C, &b->err);
+        goto done;
+    }
+    ga_bench_row *x = new_row(b);
+    if (!x) {
+        rc = ga_cli_fail(C, "out of memory");
+        goto done;
+    }
+    x->test = "decode";
+    x->batch = B;
+    x->depth = d;
+    x->depth_end = depth_end;
+    x->tokens = N;
+    fill_stats(x, t + a->warmup, (int)a->reps, (double)B * N, bytes, flops);
+    x->peak_mem_gib = peak;
+done:
+    free(t);
+    free(seqs);
+    free(cur);
+    free(next);
+    return rc;
+}
+
+/* Creates a session; on out-of-memory returns 2 with the message in b->err. */
+static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s) {
+    ga_session_opts so = {.device = b->a->device,
+                          .max_context = ctx,
+                          .max_batch = max_batch,
+                          .n_threads = (int)b->a->threads};
+    ga_status st = ga_session_create(b->m, &so, s, &b->err);
+    if (!st) {
+        b->bytes_per_weight = ga_session_device(*s) == GA_DEVICE_CUDA ? 2.0 : 4.0;
+        if (!b->rep->device) b->rep->device = strdup(ga_session_device_name(*s));
+        return 0;
+    }
+    if (is_oom(st)) return 2;
+    return ga_cli_fail_err(C, &b->err);
+}
+
+/* All rows of one model. */
+static int bench_model(ga_bench_ctx *b) {
+    const ga_bench_args *a = b->a;
+    const ga_config *c = ga_model_config(b->m);
+    const int maxpos = c->max_position_embeddings, N = (int)a->decode_tokens;
+    const int steps = (int)(a->warmup + a->reps) * N;
+    char why[200];
+    int rc = 0;
+    /* Prefill rows: one session of batch 1 sized for the longest length that fits. */
+    int nP = a->n_prefill;
+    while (nP > 0 && a->prefill[nP - 1] > maxpos) {
+        nP--;
+        snprintf(why, sizeof why, "%d tokens exceed max_position_embeddings %d", a->prefill[nP],
+                 maxpos);
+        if ((rc = add_skip(b, "prefill", 1, 0, a->prefill[nP], why))) return rc;
+    }
+    while (nP > 0) {
+        ga_session *s = NULL;
+        rc = open_session(b, 1, a->prefill[nP - 1], &s);
+        if (rc == 1) return 1;
+        if (rc == 2) {
+            nP--;
+            if ((rc = add_skip(b, "prefill", 1, 0, a->prefill[nP], b->err.msg))) return rc;
+            continue;
+        }
+        for (int i = 0; i < nP && !rc; i++)
+            rc = bench_prefill(b, s, a->prefill[i]);
+        ga_session_free(s);
+        if (rc) return rc;
+        break;
+    }
+    /* Decode rows: a session per batch size, sized for the deepest depth that fits. */
+    for (int bi = 0; bi < a->n_batches; bi++) {
+        const int B = a->batches[bi];
+        int nD = a->n_depths;
+        /* depth 0 restarts each repetition; deeper rows keep growing by N per repetition */
+        while (nD > 0) {
+            int d = a->depths[nD - 1];
+            int need = d == 0 ? N : d + steps;
+            if (need <= maxpos) break;
+            nD--;
+            snprintf(why, sizeof why,
+                     "depth + %d timed and warm-up tokens exceed max_position_embeddings %d",
+                     d == 0 ? N : steps, maxpos);
+            if ((rc = add_skip(b, "decode", B, d, N, why))) return rc;
+        }
+        while (nD > 0) {
+            int d = a->depths[nD - 1];
+            ga_session *s = NULL;
+            rc = open_session(b, B, d == 0 ? N : d + steps, &s);
+            if (rc == 1) return 1;
+            if (rc == 2) {
+                nD--;
+                if ((rc = add_skip(b, "decode", B, d, N, b->err.msg))) return rc;
+                continue;
+            }
+            for (int i = 0; i < nD && !rc; i++)
+                rc = bench_decode(b, s, B, a->depths[i]);
+            ga_session_free(s);
+            if (rc) return rc;
+            break;
+        }
+    }
+    return 0;
+}
+
+int ga_bench_run_variant(ga_bench_ctx *b, ga_model *m) {
+    const ga_bench_args *a = b->a;
+    const ga_config *c = ga_model_config(m);
+    b->m = m;
+    b->variant = ga_gate_mode_name(c->gate);
+    double VH = (double)c->vocab_size * c->hidden_size;
+    b->lm_head_params = VH;
+    b->matmul_params = (double)ga_config_param_count(c) - (c->tie_word_embeddings ? 0.0 : VH);
+    int longest = 1;
+    for (int i = 0; i < a->n_prefill; i++)
+        longest = a->prefill[i] > longest ? a->prefill[i] : longest;
+    longest = longest > FILL_CHUNK ? longest : FILL_CHUNK;
+    b->tokens = malloc((size_t)longest * sizeof *b->tokens);
+    b->logits = malloc((size_t)c->vocab_size * sizeof *b->logits);
+    int rc = b->tokens && b->logits ? bench_model(b) : ga_cli_fail(C, "out of memory");
+    free(b->tokens);
+    free(b->logits);
+    b->tokens = NULL;
+    b->logits = NULL;
+    return rc;
+}

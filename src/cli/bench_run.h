@@ -1,0 +1,42 @@
+/*
+ * The measuring half of `gattn bench` (bench_run.c): the options it runs with, and one
+ * variant's prefill and decode rows added to a report (bench_report.h writes it out).
+ * cmd_bench.c parses the command line and drives it.
+ */
+#ifndef GATTN_CLI_BENCH_RUN_H
+#define GATTN_CLI_BENCH_RUN_H
+
+#include "bench_report.h"
+
+#define MAX_LIST 16
+
+typedef struct ga_bench_args {
+    const char *model_dir, *csv, *json;
+    ga_device device;
+    ga_gate_mode variants[3];
+    int n_variants;
+    int prefill[MAX_LIST], n_prefill;
+    int depths[MAX_LIST], n_depths;
+    int batches[MAX_LIST], n_batches;
+    long decode_tokens, reps, warmup, threads;
+    ga_config shape;
+} ga_bench_args;
+
+typedef struct ga_bench_ctx {
+    const ga_bench_args *a;
+    const ga_model *m;
+    const char *variant;
+    ga_bench_report *rep;
+    int rows_cap, skips_cap;
+    double bytes_per_weight; /* as the backend stores them */
+    double matmul_params, lm_head_params;
+    int32_t *tokens; /* scratch ids, long enough for the longest fill */
+    float *logits;   /* vocab */
+    ga_err err;
+} ga_bench_ctx;
+
+/* Measures model m (one variant) per b->a and appends its rows and skips to b->rep; sets
+ * rep->device on first use. Returns the CLI exit code (0, or 1 with the error printed). */
+int ga_bench_run_variant(ga_bench_ctx *b, ga_model *m);
+
+#endif
