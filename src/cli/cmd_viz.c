@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/path.h"
 #include "gattn/tokenizer.h"
 #include "viz/viz.h"
 
@@ -190,20 +191,13 @@ static int prepare_dump_dir(const char *dir) {
     return 0;
 }
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* The prompt's token ids and one printable label per token (the ids themselves when the
  * model has no tokenizer). Returns 0 or the exit code. */
 static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, int *n,
                       char ***labels) {
     ga_err err = {{0}};
     ga_tokenizer *tok = NULL;
-    char *tj = join_path(a->model, "tokenizer.json");
+    char *tj = ga_path_join(a->model, "tokenizer.json");
     if (!tj) return ga_cli_fail(CMD, "out of memory");
     bool have_tok = access(tj, F_OK) == 0;
     free(tj);
@@ -267,14 +261,14 @@ static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *s
     for (int l = 0; !st && l < L; l++) {
         if (!sel[l]) continue;
         snprintf(name, sizeof name, "layer_%d.npy", l + 1);
-        char *p = join_path(dir, name);
+        char *p = ga_path_join(dir, name);
         st = p ? ga_npy_write_f32(p, cap->maps[l], T, T, &err)
                : ga_err_set(&err, GA_ERR_OOM, "out of memory");
         free(p);
     }
     const char *files[3] = {"tokens.json", "metrics.csv", "metrics.json"};
     for (int f = 0; !st && f < 3; f++) {
-        char *p = join_path(dir, files[f]);
+        char *p = ga_path_join(dir, files[f]);
         if (!p) {
             st = ga_err_set(&err, GA_ERR_OOM, "out of memory");
             break;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "path.h"
 
 /* ------------------------------------------------------------------ the tensor list */
 
@@ -157,13 +158,6 @@ ga_status ga_model_bind(ga_model *m, ga_err *err) {
 
 /* ------------------------------------------------------------------ loading */
 
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static char *base_name(const char *dir) {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
@@ -182,7 +176,7 @@ ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
     if (!m) return ga_err_set(err, GA_ERR_OOM, "out of memory");
     m->dir = strdup(dir);
     m->name = base_name(dir);
-    char *cfg_path = path_join(dir, "config.json");
+    char *cfg_path = ga_path_join(dir, "config.json");
     ga_status st;
     if (!m->dir || !m->name || !cfg_path) {
         st = ga_err_set(err, GA_ERR_OOM, "out of memory");

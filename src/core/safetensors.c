@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "path.h"
 #include "safetensors.h"
 
 /* A JSON header over 100 MB is not a header (the format's own reference caps it likewise). */
@@ -407,13 +408,6 @@ ga_status ga_store_open_file(const char *path, ga_store **out, ga_err *err) {
     return GA_OK;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static ga_status open_sharded(ga_store *s, const char *dir, const char *index_path, ga_err *err) {
     FILE *f = fopen(index_path, "rb");
     if (!f) return ga_err_set(err, GA_ERR_IO, "%s: cannot open", index_path);
@@ -455,7 +449,7 @@ static ga_status open_sharded(ga_store *s, const char *dir, const char *index_pa
                             index_path, fn);
             goto done;
         }
-        char *path = join(dir, fn);
+        char *path = ga_path_join(dir, fn);
         if (!path) {
             st = ga_err_set(err, GA_ERR_OOM, "out of memory");
             goto done;
@@ -471,7 +465,7 @@ static ga_status open_sharded(ga_store *s, const char *dir, const char *index_pa
     /* Every tensor the index names must be in the shard it names. */
     cJSON_ArrayForEach(e, wm) {
         const ga_tensor *t = ga_store_find(s, e->string);
-        char *path = join(dir, e->valuestring);
+        char *path = ga_path_join(dir, e->valuestring);
         bool ok = t && path && !strcmp(t->file, path);
         free(path);
         if (!ok) {
@@ -487,8 +481,8 @@ done:
 
 ga_status ga_store_open_dir(const char *dir, ga_store **out, ga_err *err) {
     *out = NULL;
-    char *single = join(dir, "model.safetensors");
-    char *index = join(dir, "model.safetensors.index.json");
+    char *single = ga_path_join(dir, "model.safetensors");
+    char *index = ga_path_join(dir, "model.safetensors.index.json");
     ga_status st;
     if (!single || !index) {
         st = ga_err_set(err, GA_ERR_OOM, "out of memory");

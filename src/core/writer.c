@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "model.h"
+#include "path.h"
 #include "gattn/tokenizer.h"
 
 char *ga_config_to_json(const ga_config *c) {
@@ -55,15 +56,8 @@ char *ga_config_to_json(const ga_config *c) {
     return s;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static ga_status write_text(const char *dir, const char *name, const char *text, ga_err *err) {
-    char *p = join(dir, name);
+    char *p = ga_path_join(dir, name);
     if (!p) return ga_err_set(err, GA_ERR_OOM, "out of memory");
     FILE *f = fopen(p, "wb");
     ga_status st = GA_OK;
@@ -86,7 +80,7 @@ static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, 
         all[i] = ga_store_at(s, i);
     ga_status st = GA_OK;
     if (n_shards <= 1) {
-        char *p = join(dir, "model.safetensors");
+        char *p = ga_path_join(dir, "model.safetensors");
         st =
             p ? ga_safetensors_write(p, all, n, err) : ga_err_set(err, GA_ERR_OOM, "out of memory");
         free(p);
@@ -107,7 +101,7 @@ static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, 
         snprintf(fn, sizeof fn, "model-%05d-of-%05d.safetensors", sh + 1, n_shards);
         int lo = sh * per, hi = lo + per < n ? lo + per : n;
         if (lo >= hi) break;
-        char *p = join(dir, fn);
+        char *p = ga_path_join(dir, fn);
         st = p ? ga_safetensors_write(p, all + lo, hi - lo, err)
                : ga_err_set(err, GA_ERR_OOM, "out of memory");
         free(p);

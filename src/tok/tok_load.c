@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/path.h"
 #include "tok/tok_internal.h"
 
 /* Whole file into memory; a tokenizer.json is tens of MB at most, 1 GiB is refused. */
@@ -68,20 +69,11 @@ ga_status ga_tok_load(const char *path, ga_tokenizer **out, ga_err *err) {
     return GA_OK;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 ga_status ga_tok_load_dir(const char *dir, ga_tokenizer **out, ga_err *err) {
     *out = NULL;
     if (!dir) return ga_err_set(err, GA_ERR_ARG, "model directory is NULL");
-    char *tj = join(dir, "tokenizer.json"), *tc = join(dir, "tokenizer_config.json");
+    char *tj = ga_path_join(dir, "tokenizer.json"),
+         *tc = ga_path_join(dir, "tokenizer_config.json");
     ga_status st = GA_OK;
     if (!tj || !tc) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
     ga_tokenizer *t = NULL;
