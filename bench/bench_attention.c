@@ -139,29 +139,34 @@ static void ba_prefill(ba_ctx *c, int T, int reps) {
     ba_fill(ge, nq, 2.0f, 5);
     const double flops = 4.0 * T * (double)T * BA_HD * BA_HEADS / 2.0;
     static const char *const names[] = {"baseline", "headwise gate", "elementwise gate"};
-    for (int mode = 0; mode < 3; mode++) {
-        ga_attn_prefill_args a = {.q = q,
-                                  .k = k,
-                                  .v = v,
-                                  .gate = mode == 1   ? gh
-                                          : mode == 2 ? ge
-                                                      : NULL,
-                                  .out = out,
-                                  .lse = NULL,
-                                  .T = T,
-                                  .pos0 = 0,
-                                  .n_heads = BA_HEADS,
-                                  .n_kv_heads = BA_KV,
-                                  .hd = BA_HD,
-                                  .kv_stride = T,
-                                  .gate_mode = (ga_gate_mode)mode,
-                                  .scale = 1.0f / sqrtf((float)BA_HD)};
-        BA_CUDA(cudaMemset(out, 0xFF, nq * 2));
-        float ms = ba_time(c, ba_launch_prefill, &a, reps);
-        size_t bad = ba_nonfinite(out, nq);
-        printf("| prefill | %d | %s | %.3f | %.1f TFLOP/s |%s\n", T, names[mode], ms,
-               flops / (ms * 1e-3) / 1e12, bad ? " NON-FINITE OUTPUT" : "");
-    }
+    static const char *const impls[] = {"auto", "mma.sync", "wgmma+TMA"};
+    /* the portable kernel, then the Hopper one where it runs (AUTO picks it there) */
+    const int n_impl = ga_attention_prefill_sm90_usable(BA_HD) ? 2 : 1;
+    for (int ii = 0; ii < n_impl; ii++)
+        for (int mode = 0; mode < 3; mode++) {
+            ga_attn_prefill_args a = {.q = q,
+                                      .k = k,
+                                      .v = v,
+                                      .gate = mode == 1   ? gh
+                                              : mode == 2 ? ge
+                                                          : NULL,
+                                      .out = out,
+                                      .lse = NULL,
+                                      .T = T,
+                                      .pos0 = 0,
+                                      .n_heads = BA_HEADS,
+                                      .n_kv_heads = BA_KV,
+                                      .hd = BA_HD,
+                                      .kv_stride = T,
+                                      .gate_mode = (ga_gate_mode)mode,
+                                      .scale = 1.0f / sqrtf((float)BA_HD),
+                                      .impl = ii == 0 ? GA_ATTN_IMPL_MMA : GA_ATTN_IMPL_WGMMA};
+            BA_CUDA(cudaMemset(out, 0xFF, nq * 2));
+            float ms = ba_time(c, ba_launch_prefill, &a, reps);
+            size_t bad = ba_nonfinite(out, nq);
+            printf("| prefill %s | %d | %s | %.3f | %.1f TFLOP/s |%s\n", impls[a.impl], T,
+                   names[mode], ms, flops / (ms * 1e-3) / 1e12, bad ? " NON-FINITE OUTPUT" : "");
+        }
     cudaFree(q);
     cudaFree(k);
     cudaFree(v);

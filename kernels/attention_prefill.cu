@@ -13,6 +13,10 @@
  * rows all precede a tile skips its math. The epilogue divides by the row sum, multiplies by
  * sigmoid(gate) (headwise or elementwise) and stores bf16, so the gate costs no extra pass;
  * it also writes the row's natural-log log-sum-exp when asked.
+ *
+ * ga_attention_prefill validates the arguments for both kernels and dispatches: on an sm_90
+ * device with an sm_90a build and head_dim 128 it runs the Hopper wgmma/TMA kernel
+ * (attention_prefill_sm90.cu, about twice as fast there), everywhere else this one.
  */
 #include <cuda_bf16.h>
 #include <math.h>
@@ -34,6 +38,12 @@
 #endif
 #ifndef GA_PF_SMALL_T
 #define GA_PF_SMALL_T 2048
+#endif
+
+/* Prompts longer than this take the Hopper kernel where it is usable (its 128-row tiles
+ * leave SMs idle on short prompts, where the 64-row portable tiles fill the GPU better). */
+#ifndef GA_PF_SM90_MIN_T
+#define GA_PF_SM90_MIN_T 0
 #endif
 
 /* Shared-memory rows are padded by 8 bf16 (16 bytes): a row pitch of HD+8 elements is an
@@ -326,6 +336,12 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
         pf_misaligned(a->out, 16) || pf_misaligned(a->gate, 4))
         return ga_err_set(err, GA_ERR_ARG,
                           "attention prefill: q/k/v/out must be 16-byte aligned, gate 4-byte");
+    if (a->impl != GA_ATTN_IMPL_AUTO && a->impl != GA_ATTN_IMPL_MMA &&
+        a->impl != GA_ATTN_IMPL_WGMMA)
+        return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad impl %d", (int)a->impl);
+    if (a->impl == GA_ATTN_IMPL_WGMMA || (a->impl == GA_ATTN_IMPL_AUTO && a->T > GA_PF_SM90_MIN_T &&
+                                          ga_attention_prefill_sm90_usable(a->hd)))
+        return ga_attention_prefill_sm90(a, stream, err);
     if ((a->T + 63) / 64 > 65535)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "attention prefill: T %d too long", a->T);
     /* Short prompts: 64-row tiles give more CTAs to fill the GPU. Long ones: 256-row tiles

@@ -25,6 +25,11 @@ extern "C" {
  * (T, n_heads*hd) elementwise, bf16. The kernels apply sigmoid(gate) to each head's output
  * in their epilogue, before the store. */
 
+/* Which prefill kernel runs: AUTO picks the Hopper wgmma/TMA kernel where it exists (sm_90
+ * device, sm_90a build, head_dim 128) and the portable mma.sync one elsewhere; the other two
+ * force one (tests and benchmarks compare them; WGMMA where unusable is GA_ERR_UNSUPPORTED). */
+typedef enum { GA_ATTN_IMPL_AUTO = 0, GA_ATTN_IMPL_MMA, GA_ATTN_IMPL_WGMMA } ga_attn_impl;
+
 typedef struct ga_attn_prefill_args {
     const void *q;    /* bf16 (T, n_heads, hd), normed + roped, positions pos0..pos0+T-1 */
     const void *k;    /* bf16 this slot's cache for this layer: (n_kv, kv_stride, hd) */
@@ -35,9 +40,15 @@ typedef struct ga_attn_prefill_args {
     int T, pos0;      /* query i sits at position pos0+i and sees keys [0, pos0+i] */
     int n_heads, n_kv_heads, hd, kv_stride;
     ga_gate_mode gate_mode;
-    float scale; /* 1/sqrt(hd) */
+    float scale;       /* 1/sqrt(hd) */
+    ga_attn_impl impl; /* 0: AUTO */
 } ga_attn_prefill_args;
 ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStream_t stream, ga_err *err);
+/* Whether the Hopper kernel can run here for this head_dim (the current device). */
+int ga_attention_prefill_sm90_usable(int hd);
+/* The Hopper kernel itself (attention_prefill_sm90.cu); arguments already validated. */
+ga_status ga_attention_prefill_sm90(const ga_attn_prefill_args *a, cudaStream_t stream,
+                                    ga_err *err);
 
 typedef struct ga_attn_decode_args {
     const void *q;       /* bf16 (B, n_heads, hd): one new token per row */

@@ -24,7 +24,7 @@
 
 /* ---------------------------------------------------------------- prefill */
 
-void ta_prefill_case(const ta_pf_case *c, uint64_t seed) {
+void ta_prefill_case(const ta_pf_case *c, int impl, uint64_t seed) {
     const int hd = c->hd, T = c->T, pos0 = c->pos0, n_kv = c->n_kv;
     const int n_heads = c->G * n_kv, kv_len = pos0 + T, kv_stride = kv_len + 3;
     const int gdim = c->mode == GA_GATE_HEADWISE      ? n_heads
@@ -75,7 +75,8 @@ void ta_prefill_case(const ta_pf_case *c, uint64_t seed) {
                               .hd = hd,
                               .kv_stride = kv_stride,
                               .gate_mode = c->mode,
-                              .scale = 1.0f / sqrtf((float)hd)};
+                              .scale = 1.0f / sqrtf((float)hd),
+                              .impl = (ga_attn_impl)impl};
     ga_err err = {{0}};
     CHECK_OK(ga_attention_prefill(&a, 0, &err), &err);
     TA_CUDA(cudaDeviceSynchronize());
@@ -83,8 +84,9 @@ void ta_prefill_case(const ta_pf_case *c, uint64_t seed) {
     TA_CUDA(cudaMemcpy(lse, dlse, nl * 4, cudaMemcpyDeviceToHost));
 
     char name[160];
-    snprintf(name, sizeof name, "prefill hd=%d G=%d n_kv=%d T=%d pos0=%d gate=%d", hd, c->G, n_kv,
-             T, pos0, (int)c->mode);
+    static const char *const impls[] = {"auto", "mma", "wgmma"};
+    snprintf(name, sizeof name, "prefill[%s] hd=%d G=%d n_kv=%d T=%d pos0=%d gate=%d", impls[impl],
+             hd, c->G, n_kv, T, pos0, (int)c->mode);
     size_t bad_out = ta_count_nonfinite_bf16(out, nq), bad_lse = ta_count_nonfinite_f32(lse, nl);
     CHECK_MSG(bad_out == 0 && bad_lse == 0, "%s: %zu non-finite outputs, %zu non-finite lse", name,
               bad_out, bad_lse);
@@ -141,8 +143,18 @@ void ta_prefill_case(const ta_pf_case *c, uint64_t seed) {
     free(p);
 }
 
+/* A case through every kernel that can run it here: the portable one always, the Hopper one
+ * where it is usable (sm_90 device, sm_90a build, head_dim 128). Same seed, same inputs. */
+static void ta_prefill_all(const ta_pf_case *c, uint64_t seed) {
+    ta_prefill_case(c, GA_ATTN_IMPL_MMA, seed);
+    if (ga_attention_prefill_sm90_usable(c->hd)) ta_prefill_case(c, GA_ATTN_IMPL_WGMMA, seed);
+}
+
 void ta_section_prefill(int long_cases) {
     uint64_t seed = 1000;
+    if (!ga_attention_prefill_sm90_usable(128))
+        printf("note: no Hopper attention kernel here (needs an sm_90 GPU and an sm_90a build); "
+               "the portable kernel is tested alone\n");
     if (!long_cases) {
         static const int Ts[] = {1, 7, 128, 257, 1000};
         for (int hd = 64; hd <= 128; hd += 64)
@@ -154,13 +166,13 @@ void ta_section_prefill(int long_cases) {
                          * that are not tile multiples */
                         int pos0 = (T + G + mode + hd / 64) % 2 ? 0 : 29 + T % 5;
                         ta_pf_case c = {hd, G, G == 4 ? 1 : 2, T, pos0, (ga_gate_mode)mode};
-                        ta_prefill_case(&c, seed++);
+                        ta_prefill_all(&c, seed++);
                     }
         /* a short chunk far into a sequence */
         ta_pf_case c1 = {128, 2, 2, 7, 3000, GA_GATE_HEADWISE};
-        ta_prefill_case(&c1, seed++);
+        ta_prefill_all(&c1, seed++);
         ta_pf_case c2 = {64, 1, 3, 65, 130, GA_GATE_ELEMENTWISE};
-        ta_prefill_case(&c2, seed++);
+        ta_prefill_all(&c2, seed++);
         return;
     }
     const ta_pf_case cases[] = {
@@ -171,9 +183,11 @@ void ta_section_prefill(int long_cases) {
         /* past the short-prompt threshold (2048) with partial last tiles */
         {128, 2, 2, 2100, 77, GA_GATE_HEADWISE},
         {64, 1, 2, 2500, 0, GA_GATE_ELEMENTWISE},
+        /* the Hopper kernel's 128-key tiles with a continuation that is not tile-aligned */
+        {128, 2, 2, 1500, 333, GA_GATE_ELEMENTWISE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ta_prefill_case(&cases[i], seed++);
+        ta_prefill_all(&cases[i], seed++);
 }
 
 /* ---------------------------------------------------------------- bad arguments */
@@ -212,6 +226,14 @@ void ta_section_args(void) {
     CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "aligned") != NULL);
     CHECK(ga_attention_prefill(NULL, 0, &err) == GA_ERR_ARG);
+    pa.q = p;
+    pa.impl = (ga_attn_impl)7;
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_ARG);
+    pa.impl = GA_ATTN_IMPL_WGMMA; /* head_dim 64: the Hopper kernel takes 128 only */
+    pa.hd = 64;
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_UNSUPPORTED);
+    pa.hd = 128;
+    pa.impl = GA_ATTN_IMPL_AUTO;
 
     ga_attn_decode_args da = {.q = p,
                               .k_cache = p,
@@ -282,7 +304,7 @@ void ta_section_quick(void) {
                               /* the long-prompt tile shape (T > 2048) */
                               {128, 2, 1, 2100, 3, GA_GATE_HEADWISE}};
     for (size_t i = 0; i < sizeof pcs / sizeof pcs[0]; i++)
-        ta_prefill_case(&pcs[i], 77 + i);
+        ta_prefill_all(&pcs[i], 77 + i);
     ta_decode_quick();
     ta_probs_quick();
 }

@@ -58,7 +58,7 @@ typedef struct ta_pf_case {
     int hd, G, n_kv, T, pos0;
     ga_gate_mode mode;
 } ta_pf_case;
-void ta_prefill_case(const ta_pf_case *c, uint64_t seed);
+void ta_prefill_case(const ta_pf_case *c, int impl, uint64_t seed); /* impl: ga_attn_impl */
 void ta_decode_quick(void);
 void ta_probs_quick(void);
 
