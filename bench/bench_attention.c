@@ -9,7 +9,8 @@
  * before every timed call. Prints a markdown table. PyTorch's SDPA on the same shapes:
  * tools/bench_attention_torch.py.
  *
- * usage: bench_attention [--reps N] [--only prefill|decode]
+ * usage: bench_attention [--reps N] [--only prefill|decode] [--sweep]
+ *   --sweep: also time decode with CTAs for 2-4 waves of the GPU (the split-count knob)
  */
 #include <math.h>
 #include <stdio.h>
@@ -175,11 +176,13 @@ static void ba_prefill(ba_ctx *c, int T, int reps) {
     cudaFree(ge);
 }
 
-static void ba_decode(ba_ctx *c, int L, int reps) {
+static void ba_decode(ba_ctx *c, int L, int reps, int sweep) {
     const size_t nkv = (size_t)BA_KV * L * BA_HD, nq = (size_t)BA_HEADS * BA_HD;
     void *q, *k, *v, *out, *gh;
     int *slots, *lens;
     float *work;
+    unsigned *counters;
+    const size_t cbytes = ga_attention_decode_counters(1, BA_HEADS, BA_KV);
     BA_CUDA(cudaMalloc(&q, nq * 2));
     BA_CUDA(cudaMalloc(&k, nkv * 2));
     BA_CUDA(cudaMalloc(&v, nkv * 2));
@@ -188,6 +191,8 @@ static void ba_decode(ba_ctx *c, int L, int reps) {
     BA_CUDA(cudaMalloc((void **)&slots, sizeof(int)));
     BA_CUDA(cudaMalloc((void **)&lens, sizeof(int)));
     BA_CUDA(cudaMalloc((void **)&work, ga_attention_decode_workspace(1, BA_HEADS, BA_HD, L)));
+    BA_CUDA(cudaMalloc((void **)&counters, cbytes));
+    BA_CUDA(cudaMemset(counters, 0, cbytes)); /* once: every launch leaves them zero */
     ba_fill(q, nq, 1.0f, 6);
     ba_fill(k, nkv, 1.0f, 7);
     ba_fill(v, nkv, 1.0f, 8);
@@ -205,6 +210,7 @@ static void ba_decode(ba_ctx *c, int L, int reps) {
                                  .gate = mode ? gh : NULL,
                                  .out = out,
                                  .work = work,
+                                 .counters = counters,
                                  .B = 1,
                                  .n_heads = BA_HEADS,
                                  .n_kv_heads = BA_KV,
@@ -219,6 +225,14 @@ static void ba_decode(ba_ctx *c, int L, int reps) {
         printf("| decode | %d | %s | %.4f | %.0f GB/s |%s\n", L,
                mode ? "headwise gate" : "baseline", ms, bytes / (ms * 1e-3) / 1e9,
                bad ? " NON-FINITE OUTPUT" : "");
+        /* the split count's alternatives: CTAs for 2, 3 and 4 waves of the GPU */
+        for (int w = 2; sweep && mode == 0 && w <= 4; w++) {
+            a.waves = w;
+            ms = ba_time(c, ba_launch_decode, &a, reps);
+            printf("| decode | %d | baseline, %d waves | %.4f | %.0f GB/s |\n", L, w, ms,
+                   bytes / (ms * 1e-3) / 1e9);
+            a.waves = 0;
+        }
     }
     cudaFree(q);
     cudaFree(k);
@@ -228,6 +242,7 @@ static void ba_decode(ba_ctx *c, int L, int reps) {
     cudaFree(slots);
     cudaFree(lens);
     cudaFree(work);
+    cudaFree(counters);
 }
 
 /* Device-to-device copy of 1 GiB: bytes read + written per second, the decode ceiling. */
@@ -253,13 +268,15 @@ static void ba_copy(ba_ctx *c) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 20;
+    int reps = 20, sweep = 0;
     const char *only = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--sweep") == 0)
+            sweep = 1;
     }
     const int do_prefill = strcmp(only, "decode") != 0, do_decode = strcmp(only, "prefill") != 0;
     if (reps < 1) reps = 1;
@@ -286,8 +303,8 @@ int main(int argc, char **argv) {
         ba_prefill(&c, 16384, reps > 10 ? 10 : reps);
     }
     if (do_decode) {
-        ba_decode(&c, 4096, reps);
-        ba_decode(&c, 32768, reps);
+        ba_decode(&c, 4096, reps, sweep);
+        ba_decode(&c, 32768, reps, sweep);
         ba_copy(&c);
     }
     cudaFree(c.flush);

@@ -1,20 +1,52 @@
 /*
  * Decode attention (ga_attention_decode): one new query token per row against a long KV
- * cache, split over the KV length (flash-decoding) so that a single sequence still fills
- * the GPU, with the sigmoid output gate applied in the combine step.
+ * cache, split over the KV length (flash-decoding) so that a single sequence still fills the
+ * GPU, with the sigmoid output gate applied where the result is stored. One kernel: the
+ * splits are combined by the last CTA to finish, not by a second launch.
  *
- * Pass 1, k_attn_decode_split: grid (B, n_kv, splits); a CTA takes DC_CHUNK keys of one KV
- * head and ALL G query heads that share it, so K and V are read from memory once per group,
- * not once per query head. V streams into shared memory by cp.async while K goes to
- * registers (16-byte loads, several in flight per thread) and the scores of all G heads are
- * formed; then a per-head max and sum, then acc = sum p V from shared memory. The partial
- * (max, sum, unnormalised acc) goes to `work`. Pass 2, k_attn_decode_combine: grid
- * (B, n_heads) merges the splits of a row with the usual rescaling, divides, gates and
- * stores bf16.
- *
- * The grid depends only on B and the host-side max_kv_len (one split per DC_CHUNK keys), so
- * a CUDA graph captured once replays as the sequences grow: a CTA whose chunk starts past
- * its row's kv_lens[b] exits at once, and the combine only reads the splits that exist.
+ * Decode reads every cached K and V byte once and does almost no arithmetic per byte, so the
+ * goal is the memory system's streaming rate. The design, and why:
+ *  - Grid (B, n_kv * n_slabs, splits). A slab is up to DC_GS = 8 of the G query heads that
+ *    share a KV head: they are the 8 columns of one m16n8k16 tile, so K and V are read once
+ *    per slab (G > 8 is rare; each further slab re-reads K/V).
+ *  - `splits` is chosen on the host to fill about one wave (SM count x CTAs per SM), from B,
+ *    max_kv_len and the shapes only, never from the device-side kv_lens: decode steps are
+ *    captured in CUDA graphs once per KV-length bucket and replayed as the sequences grow.
+ *    Inside the kernel ns = min(splits, chunks of the row) CTAs take part (the others exit
+ *    at once), so a short row uses fewer, not emptier, CTAs.
+ *  - The ns CTAs of a unit take its chunks interleaved (CTA sp: chunks sp, sp + ns, ..), a
+ *    fixed assignment, so each launch sums the same keys in the same order and results are
+ *    bitwise reproducible (greedy decoding gives the same text run after run). Measured on
+ *    an H200 (B = 1, 32k keys), CTAs stream at rates far enough apart that the last one
+ *    finishes ~30% after the average one; claiming chunks dynamically from an atomic
+ *    counter cut the kernel by ~11% but made the summation order, hence the last bit, vary
+ *    between runs. That variant stays a compile-time knob (GA_DC_DYNAMIC=1) for timing.
+ *  - Each CTA walks its chunks of DC_CH = 64 keys through a DC_NST = 3 stage cp.async
+ *    pipeline (K and V of a chunk per stage, 32 KiB at hd 128): two chunks are in flight
+ *    while one is used, about 128 KiB per SM with 2 CTAs. Of 2-5 stages and 1-2 CTAs per SM
+ *    this was the fastest on an H200 (one CTA per SM, even with 4-5 stages, was 20-25%
+ *    slower). Keys past the row are zero-filled.
+ *  - Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) instead of the CUDA-core dot
+ *    products first planned: at 3.4 TB/s an SM receives a 64-key hd-128 chunk every ~2.5k
+ *    cycles per CTA pair, and scalar scores (16 lanes per key, shuffle reductions) plus a
+ *    scalar P V for 8 heads cost ~1.5-2k instructions per warp per chunk with only 8 warps
+ *    per SM to hide latency; the MMA form costs ~250. S = Q K^T uses Q as the A operand
+ *    (rows 0..7 the slab's heads, rows 8..15 zero: the waste is cheap), which leaves S with
+ *    the heads in rows, exactly the B fragment P^T of O^T = V^T P^T; the PV product then
+ *    has the head dims in the 16 rows and the 8 heads in the columns, no padding.
+ *  - Each warp owns 16 of every chunk's 64 keys and keeps its own online softmax (running
+ *    max and sum per head, base 2 with the scale folded in) and O^T accumulators, so the
+ *    per-chunk softmax needs no shared-memory round trip and no extra barrier; the four
+ *    warps are merged once, at the end, through shared memory.
+ *  - Shared rows are XOR-swizzled in 16-byte units (chunk c of row r at c ^ (r % 8)), so
+ *    ldmatrix and the cp.async stores are conflict-free without padding: 3 stages stay at
+ *    96 KiB (hd 128), which fits 2 CTAs per SM on sm_90 and the 99 KiB sm_86/89 limit.
+ *  - Fused combine: each CTA writes its split's (max, sum, unnormalised acc) per head to
+ *    `work`, fences, and takes a ticket on a per-(row, KV head, slab) counter; the CTA that
+ *    draws the last ticket reads the ns partials from L2 (__ldcg: never a stale L1 line),
+ *    merges them with the usual rescaling, gates, stores bf16 and resets the ticket and the
+ *    claim counter, so every launch (and graph replay) starts from zero. A row with one
+ *    CTA skips `work` and the counters.
  */
 #include <cuda_bf16.h>
 #include <math.h>
@@ -24,242 +56,487 @@
 #include "cuda_check.h"
 #include "kernels.h"
 
-/* Keys per split. A compile-time knob only so tools/gpu_attn.sh can time alternatives; the
- * workspace size and the grid follow it. */
-#ifndef GA_DC_CHUNK
-#define GA_DC_CHUNK 128
+#define DC_CH 64 /* keys per pipeline chunk */
+/* cp.async pipeline stages. A compile-time knob only so alternatives can be timed (-D);
+ * shared memory per CTA is DC_NST x 2 x DC_CH x hd x 2 bytes. */
+#ifndef GA_DC_NST
+#define GA_DC_NST 3
 #endif
-#define DC_CHUNK GA_DC_CHUNK
-#define DC_THREADS 128
+#define DC_NST GA_DC_NST
+#define DC_THREADS 128 /* 4 warps, each 16 keys of a chunk */
 #define DC_WARPS (DC_THREADS / 32)
-#define DC_HB 8     /* query heads accumulated at once in the PV step (registers) */
-#define DC_MAX_G 64 /* shared memory bound: scores and q of all G heads are staged */
+#define DC_GS 8 /* query heads per slab: the n = 8 columns of the MMA */
+/* At most one split (CTA of a unit) per DC_MIN_KEYS keys of max_kv_len: fewer keys per CTA
+ * leave its pipeline nothing to overlap and add a partial to combine. It also bounds the
+ * workspace without asking the device, so its size is a pure function of the shapes. */
+#define DC_MIN_KEYS (2 * DC_CH)
+#define DC_FULL 0xffffffffu
+/* 1: CTAs claim chunks from an atomic counter (faster, not bitwise reproducible); 0: fixed
+ * interleaved shares (the default; see the head comment). */
+/* Waves of CTAs a decode launch aims at by default (ga_attn_decode_args.waves overrides). */
+#ifndef GA_DC_WAVES
+#define GA_DC_WAVES 1
+#endif
+#ifndef GA_DC_DYNAMIC
+#define GA_DC_DYNAMIC 0
+#endif
 
-static int dc_splits(int max_kv_len) {
-    return GA_CEIL_DIV(max_kv_len, DC_CHUNK);
+static_assert(DC_WARPS * 16 == DC_CH, "each warp takes 16 keys of a chunk");
+
+template <int HD> static constexpr size_t dc_smem_bytes(void) {
+    return (size_t)DC_NST * 2 * DC_CH * HD * sizeof(__nv_bfloat16);
 }
 
-static size_t dc_smem_bytes(int hd, int G) {
-    return (size_t)DC_CHUNK * hd * 2              /* V chunk, bf16 */
-           + (size_t)G * hd * sizeof(float)       /* q of the group, fp32 */
-           + (size_t)G * DC_CHUNK * sizeof(float) /* scores, then probabilities */
-           + (size_t)2 * G * sizeof(float);       /* max and sum per head */
+static int dc_max_splits(int max_kv_len) {
+    return GA_CEIL_DIV(max_kv_len, DC_MIN_KEYS);
 }
 
-/* The row's usable length: kv_lens[b] clamped to the cache and to the split grid, so a bad
- * length can never read outside the cache (the session validates lengths beforehand). */
-static __device__ __forceinline__ int dc_row_len(const int *kv_lens, int b, int kv_stride,
-                                                 int splits) {
-    return min(min(kv_lens[b], kv_stride), splits * DC_CHUNK);
+/* About one full wave: slots (SMs x resident CTAs per SM) over the B x units CTAs of one
+ * split, clamped to [1, dc_max_splits]. Host-side sizes only (see the head comment). */
+static int dc_splits(int slots, int B, int units, int max_kv_len) {
+    const int64_t ctas = (int64_t)B * units;
+    const int64_t s = ((int64_t)slots + ctas - 1) / ctas;
+    const int smax = dc_max_splits(max_kv_len) < 65535 ? dc_max_splits(max_kv_len) : 65535;
+    return s < 1 ? 1 : s > smax ? smax : (int)s;
 }
 
+/* The row's usable length: kv_lens[b] clamped to [0, the cache], so a bad length can never
+ * read outside the cache (the session validates lengths beforehand). */
+static __device__ __forceinline__ int dc_row_len(const int *kv_lens, int b, int kv_stride) {
+    return min(max(kv_lens[b], 0), kv_stride);
+}
+
+/* Element offset of 8-element chunk c of row r in a swizzled (rows, HD) bf16 tile. */
+template <int HD> static __device__ __forceinline__ int dc_swz(int r, int c) {
+    return r * HD + ((c ^ (r & 7)) << 3);
+}
+
+/* A partial softmax result over some keys: max m (scaled base-2 scores), sum l and the
+ * unnormalised output columns a, both relative to 2^m. No keys: m = -inf, l = 0, a = 0. */
+struct dc_part {
+    float m, l;
+    float4 a;
+};
+
+static __device__ __forceinline__ dc_part dc_part_empty(void) {
+    dc_part p;
+    p.m = -INFINITY;
+    p.l = 0.0f;
+    p.a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    return p;
+}
+
+/* p <- p merged with the partial (m, l, a): both rescaled to the larger max. An empty side
+ * contributes nothing, and two empty sides stay empty (no -inf - -inf). */
+static __device__ __forceinline__ void dc_merge(dc_part &p, float m, float l, float4 a) {
+    const float mn = fmaxf(p.m, m);
+    const float mu = mn == -INFINITY ? 0.0f : mn;
+    const float c = exp2f(p.m - mu), w = exp2f(m - mu);
+    p.l = p.l * c + l * w;
+    p.a.x = p.a.x * c + a.x * w;
+    p.a.y = p.a.y * c + a.y * w;
+    p.a.z = p.a.z * c + a.z * w;
+    p.a.w = p.a.w * c + a.w * w;
+    p.m = mn;
+}
+
+/* Gated bf16 store of out[d..d+3] = acc * inv * sigmoid(gate) of head h of row b. */
 template <int HD>
-__global__ void __launch_bounds__(DC_THREADS, 3)
-    k_attn_decode_split(const __nv_bfloat16 *__restrict__ q,
-                        const __nv_bfloat16 *__restrict__ k_cache,
-                        const __nv_bfloat16 *__restrict__ v_cache, const int *__restrict__ slots,
-                        const int *__restrict__ kv_lens, float *__restrict__ work_acc,
-                        float *__restrict__ work_ml, int n_heads, int n_kv, int G, int kv_stride,
-                        int splits, float scale_log2) {
-    constexpr int LPK = HD / 8;              /* lanes per key: one 16-byte load each */
-    constexpr int GROUPS = DC_THREADS / LPK; /* keys handled side by side in the CTA */
-    constexpr int KPG = DC_CHUNK / GROUPS;   /* keys per lane group */
-    extern __shared__ __align__(16) unsigned char dc_smem[];
-    __nv_bfloat16 *sV = reinterpret_cast<__nv_bfloat16 *>(dc_smem); /* DC_CHUNK x HD */
-    float *sQ = reinterpret_cast<float *>(sV + DC_CHUNK * HD);      /* G x HD */
-    float *sS = sQ + G * HD;                                        /* G x DC_CHUNK */
-    float *sM = sS + G * DC_CHUNK;                                  /* G */
-    float *sL = sM + G;                                             /* G */
+static __device__ __forceinline__ void dc_store(__nv_bfloat16 *out, const __nv_bfloat16 *gate,
+                                                int gate_mode, int b, int h, int n_heads, int d,
+                                                float4 acc, float inv) {
+    const float2 g0 = ga_gate_pair(gate, gate_mode, b, h, n_heads, HD, d);
+    const float2 g1 = ga_gate_pair(gate, gate_mode, b, h, n_heads, HD, d + 2);
+    uint32_t *o = reinterpret_cast<uint32_t *>(out + ((int64_t)b * n_heads + h) * HD + d);
+    o[0] = ga_pack_bf16(acc.x * inv * g0.x, acc.y * inv * g0.y);
+    o[1] = ga_pack_bf16(acc.z * inv * g1.x, acc.w * inv * g1.y);
+}
 
-    const int b = blockIdx.x, hk = blockIdx.y, sp = blockIdx.z;
+/* Merges into p the splits s0, s0 + step, .. < ns of 4 columns of one head (acc and ml
+ * point at split 0): CB splits' loads are all issued before any is used, so a batch costs
+ * one L2 latency, not CB. L2 reads (__ldcg): the other CTAs' partials, never a stale L1. */
+template <int CB>
+static __device__ __forceinline__ void
+dc_merge_splits(dc_part &p, const float *acc, const float *ml, int hd, int s0, int step, int ns) {
+    for (int sb = s0; sb < ns; sb += CB * step) {
+        float2 mv[CB];
+        float4 av[CB];
+#pragma unroll
+        for (int j = 0; j < CB; j++) {
+            const int s = sb + j * step;
+            mv[j] = make_float2(-INFINITY, 0.0f);
+            av[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (s < ns) {
+                mv[j] = __ldcg(reinterpret_cast<const float2 *>(ml + 2 * s));
+                av[j] = __ldcg(reinterpret_cast<const float4 *>(acc + (int64_t)s * hd));
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < CB; j++)
+            dc_merge(p, mv[j].x, mv[j].y, av[j]);
+    }
+}
+
+/* work_acc: (B, n_heads, splits, HD) and work_ml: (B, n_heads, splits, 2) = (max, sum), fp32;
+ * only the splits s < ns of a row are written and read. */
+template <int HD>
+__global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
+    k_attn_decode(const __nv_bfloat16 *__restrict__ q, const __nv_bfloat16 *__restrict__ k_cache,
+                  const __nv_bfloat16 *__restrict__ v_cache, const int *__restrict__ slots,
+                  const int *__restrict__ kv_lens, const __nv_bfloat16 *__restrict__ gate,
+                  __nv_bfloat16 *__restrict__ out, float *__restrict__ work_acc,
+                  float *__restrict__ work_ml, unsigned *__restrict__ counters, int n_heads,
+                  int n_kv, int G, int n_slabs, int kv_stride, int gate_mode, float scale_log2) {
+    constexpr int CPR = HD / 8;             /* 16-byte chunks per row */
+    constexpr int RSTEP = DC_THREADS / CPR; /* rows between one thread's copies */
+    constexpr int KC = HD / 16;           /* k-steps of Q K^T; also the 16-dim m-tiles of V^T P^T */
+    constexpr int STAGE = 2 * DC_CH * HD; /* K then V of one chunk, bf16 elements */
+    constexpr int OP = HD + 4; /* fp32 row pitch of the merge buffer (conflict-free stores) */
+    constexpr int Q4 = HD / 4; /* float4 columns of a head */
+    static_assert(RSTEP % 8 == 0, "a thread's copy rows must share their swizzle");
+    static_assert((DC_WARPS * DC_GS * OP + 2 * DC_WARPS * DC_GS) * sizeof(float) <=
+                      dc_smem_bytes<HD>(),
+                  "the merge buffer reuses the pipeline stages");
+    extern __shared__ __align__(16) unsigned char dc_smem[];
+    __nv_bfloat16 *sKV = reinterpret_cast<__nv_bfloat16 *>(dc_smem);
+    __shared__ int s_last;
+
+    const int b = blockIdx.x, hk = blockIdx.y / n_slabs, slab = blockIdx.y % n_slabs;
+    const int sp = blockIdx.z, splits = gridDim.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int len = dc_row_len(kv_lens, b, kv_stride, splits);
-    const int start = sp * DC_CHUNK;
-    if (start >= len) return; /* this row is shorter than the grid: nothing here */
-    const int n = min(DC_CHUNK, len - start);
-    const int64_t base = (((int64_t)slots[b] * n_kv + hk) * kv_stride + start) * HD;
+    const int g = lane >> 2, c4 = lane & 3; /* MMA fragment row / column pair */
+    const int h0 = hk * G + slab * DC_GS;   /* first query head of the slab */
+    const int gs = min(DC_GS, G - slab * DC_GS);
+    const int len = dc_row_len(kv_lens, b, kv_stride);
+    if (len == 0) { /* an empty row (rejected upstream) stores zeros rather than garbage */
+        if (sp == 0) {
+            uint32_t *ob = reinterpret_cast<uint32_t *>(out + ((int64_t)b * n_heads + h0) * HD);
+            for (int i = tid; i < gs * HD / 2; i += DC_THREADS)
+                ob[i] = 0u;
+        }
+        return;
+    }
+    /* The ns CTAs of a unit (row, KV head, slab) share its nch chunks of DC_CH keys: CTA sp
+     * takes chunks sp, sp + ns, .. (or, with GA_DC_DYNAMIC, only its first DC_NST-1 of
+     * those and then claims one at a time from the unit's work counter; see the head
+     * comment). Softmax partials do not care which keys they cover. A chunk index < 0 ends
+     * the sequence (it stays < 0). */
+    const int nch = GA_CEIL_DIV(len, DC_CH);
+    const int ns = min(splits, nch); /* CTAs taking part, each with at least one chunk */
+    if (sp >= ns) return;
+    const int64_t cidx = (int64_t)b * gridDim.y + blockIdx.y;
+    unsigned *ticket = counters + 2 * cidx, *claim = ticket + 1;
+    const int dyn0 = (DC_NST - 1) * ns; /* first dynamically claimed chunk */
+    auto fixed_chunk = [&](int j) { return sp + j * ns < nch ? sp + j * ns : -1; };
+    const int64_t base = ((int64_t)slots[b] * n_kv + hk) * kv_stride * HD;
     const __nv_bfloat16 *kb = k_cache + base;
     const __nv_bfloat16 *vb = v_cache + base;
 
-    /* V chunk -> shared memory in the background; rows past n are zero-filled. */
-    for (int c = tid; c < DC_CHUNK * LPK; c += DC_THREADS) {
-        int r = c / LPK, col = (c % LPK) * 8;
-        bool ok = r < n;
-        ga_cp_async16(sV + r * HD + col, ok ? vb + r * HD + col : vb, ok ? 16 : 0);
+    /* Chunk c -> stage `st`. A thread copies the same 16-byte column of rows lr, lr + RSTEP,
+     * ..; keys at or past len are zero-filled, not read. */
+    const int lr = tid / CPR, lc = tid % CPR;
+    const int dst0 = dc_swz<HD>(lr, lc);
+    auto load_chunk = [&](int c, int st) {
+        __nv_bfloat16 *sK = sKV + st * STAGE;
+        __nv_bfloat16 *sV = sK + DC_CH * HD;
+        const int key0 = c * DC_CH + lr;
+#pragma unroll
+        for (int j = 0; j < DC_CH / RSTEP; j++) {
+            const int key = key0 + j * RSTEP;
+            const bool ok = key < len;
+            const int64_t src = ok ? (int64_t)key * HD + lc * 8 : 0;
+            ga_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0);
+            ga_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0);
+        }
+    };
+    /* The claimed chunk indices pass through a ring in shared memory: the chunk of
+     * iteration i sits in s_ring[i % (DC_NST + 1)], written by thread 0 one iteration
+     * before its loads are issued (NST + 1 slots: the slot it overwrites belongs to the
+     * chunk of the previous iteration, which every thread has finished with). */
+    __shared__ int s_ring[DC_NST + 1];
+    /* Claims the chunk of iteration j (>= DC_NST-1) if the sequence has not ended; an
+     * atomic's result is only stored after this iteration's math, so its latency hides. */
+    auto claim_next = [&](int j, bool more) -> int { /* the chunk of iteration j */
+                                                     if (!more) return -1;
+                                                     if (!GA_DC_DYNAMIC || ns == 1)
+                                                         return fixed_chunk(j);
+                                                     const unsigned v = atomicAdd(claim, 1u);
+                                                     return (int64_t)dyn0 + v < nch ? dyn0 + (int)v
+                                                                                    : -1;
+    };
+    int next = 0; /* thread 0: the chunk of the iteration after next */
+    if (tid == 0) next = claim_next(DC_NST - 1, fixed_chunk(DC_NST - 2) >= 0);
+#pragma unroll
+    for (int j = 0; j < DC_NST - 1; j++) {
+        const int c = fixed_chunk(j);
+        if (c >= 0) load_chunk(c, j);
+        ga_cp_async_commit(); /* possibly empty: one group per iteration, always */
     }
-    ga_cp_async_commit();
+    if (tid == 0) s_ring[(DC_NST - 1) % (DC_NST + 1)] = next;
 
-    /* K chunk -> registers: all KPG loads issued before any is used. Streaming loads (read
-     * once, no reuse worth caching). */
-    const int grp = tid / LPK, lig = tid % LPK;
-    uint4 kr[KPG];
+    /* Q as the A fragment (rows = heads, cols = dims): a0 (head g, dims 16kc + 2c4, +1),
+     * a2 (head g, dims 16kc + 8 + 2c4, +1); rows 8..15 (a1, a3) and heads past the slab are
+     * zero. bf16 as given: the scale is applied to the fp32 scores. */
+    uint32_t qf[KC][2];
+    {
+        const uint32_t *qrow = reinterpret_cast<const uint32_t *>(
+            q + ((int64_t)b * n_heads + h0 + min(g, gs - 1)) * HD);
 #pragma unroll
-    for (int r = 0; r < KPG; r++) {
-        int key = r * GROUPS + grp;
-        kr[r] = key < n ? __ldcs(reinterpret_cast<const uint4 *>(kb + key * HD + lig * 8))
-                        : make_uint4(0, 0, 0, 0);
-    }
-    const __nv_bfloat16 *qb = q + ((int64_t)b * n_heads + (int64_t)hk * G) * HD;
-    for (int i = tid; i < G * HD; i += DC_THREADS)
-        sQ[i] = __bfloat162float(qb[i]);
-    __syncthreads();
-
-    /* Scores of every head of the group: each lane dots its 8 dims, the LPK lanes of a key
-     * reduce by butterfly shuffles (they stay inside their aligned lane group). */
-    for (int gi = 0; gi < G; gi++) {
-        const float4 qa = *reinterpret_cast<const float4 *>(sQ + gi * HD + lig * 8);
-        const float4 qc = *reinterpret_cast<const float4 *>(sQ + gi * HD + lig * 8 + 4);
-#pragma unroll
-        for (int r = 0; r < KPG; r++) {
-            float2 k01 = ga_unpack_bf16(kr[r].x), k23 = ga_unpack_bf16(kr[r].y);
-            float2 k45 = ga_unpack_bf16(kr[r].z), k67 = ga_unpack_bf16(kr[r].w);
-            float dot = qa.x * k01.x + qa.y * k01.y + qa.z * k23.x + qa.w * k23.y + qc.x * k45.x +
-                        qc.y * k45.y + qc.z * k67.x + qc.w * k67.y;
-#pragma unroll
-            for (int off = LPK / 2; off >= 1; off >>= 1)
-                dot += __shfl_xor_sync(0xffffffffu, dot, off);
-            int key = r * GROUPS + grp;
-            if (lig == 0 && key < n) sS[gi * DC_CHUNK + key] = dot * scale_log2;
+        for (int kc = 0; kc < KC; kc++) {
+            qf[kc][0] = g < gs ? qrow[kc * 8 + c4] : 0u;
+            qf[kc][1] = g < gs ? qrow[kc * 8 + 4 + c4] : 0u;
         }
     }
-    __syncthreads();
 
-    /* Max and sum per head (a warp per head); scores become p = 2^(s - max). */
-    for (int gi = warp; gi < G; gi += DC_WARPS) {
-        float *srow = sS + gi * DC_CHUNK;
-        float mx = -INFINITY;
-        for (int j = lane; j < n; j += 32)
-            mx = fmaxf(mx, srow[j]);
+    /* O^T accumulators: o[mt] = (dims 16mt + g, 16mt + g + 8) x (heads 2c4, 2c4 + 1). */
+    float o[KC][4];
 #pragma unroll
-        for (int off = 16; off >= 1; off >>= 1)
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        float sum = 0.0f;
-        for (int j = lane; j < n; j += 32) {
-            float p = exp2f(srow[j] - mx);
-            srow[j] = p;
-            sum += p;
-        }
+    for (int mt = 0; mt < KC; mt++)
+        o[mt][0] = o[mt][1] = o[mt][2] = o[mt][3] = 0.0f;
+    float m_run = -INFINITY; /* head g: running max of the scaled base-2 scores */
+    float l_run = 0.0f;      /* head g: this lane's share of the running sum */
+
+    /* ldmatrix row addresses: lanes 8m..8m+7 address matrix m = (keys +0..7 | +8..15) x
+     * (dims +0..7 | +8..15) as keys +8*(m/2), dims +8*(m%2). The same addresses serve K
+     * (plain: the B fragments of two 8-key n-tiles) and V (transposed: the A fragment of
+     * V^T). lrow % 8 == lane % 8 is the row's swizzle. */
+    const int lrow = warp * 16 + (lane & 7) + ((lane >> 4) << 3);
+    const int lhalf = (lane >> 3) & 1;
+
+    for (int i = 0;; i++) {
+        ga_cp_async_wait<DC_NST - 2>(); /* this thread's copies of chunk i have landed */
+        __syncthreads(); /* everyone's have; and stage (i-1) % DC_NST is no longer read */
+        const int c = i < DC_NST - 1 ? fixed_chunk(i) : s_ring[i % (DC_NST + 1)];
+        if (c < 0) break; /* the same for every thread: read after the barrier */
+        const int cn = s_ring[(i + DC_NST - 1) % (DC_NST + 1)];
+        if (cn >= 0) load_chunk(cn, (i + DC_NST - 1) % DC_NST);
+        ga_cp_async_commit();
+        if (tid == 0) next = claim_next(i + DC_NST, cn >= 0);
+
+        const __nv_bfloat16 *sK = sKV + (i % DC_NST) * STAGE;
+        const __nv_bfloat16 *sV = sK + DC_CH * HD;
+
+        /* S = Q K^T for this warp's 16 keys: s[nt][0..1] = head g, keys 8nt + 2c4, +1
+         * (s[nt][2..3] are the zero rows 8..15). */
+        float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
 #pragma unroll
-        for (int off = 16; off >= 1; off >>= 1)
-            sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (lane == 0) {
-            sM[gi] = mx;
-            sL[gi] = sum;
+        for (int kc = 0; kc < KC; kc++) {
+            uint32_t kf[4];
+            ga_ldmatrix_x4(kf, sK + dc_swz<HD>(lrow, 2 * kc + lhalf));
+            const uint32_t a[4] = {qf[kc][0], 0u, qf[kc][1], 0u};
+            ga_mma_bf16(s[0], a, kf[0], kf[1]);
+            ga_mma_bf16(s[1], a, kf[2], kf[3]);
         }
+        const int key = c * DC_CH + warp * 16 + 2 * c4;
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                if (key + 8 * nt + e >= len) s[nt][e] = -INFINITY;
+
+        /* Online softmax of head g over these 16 keys; its 4 lanes (a quad) agree on the max.
+         * A warp whose keys are all past the end keeps m = -inf: subtract 0 then, so exp2
+         * gives 0 instead of NaN. */
+        float mx = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
+        mx = fmaxf(mx, __shfl_xor_sync(DC_FULL, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(DC_FULL, mx, 2));
+        const float m_new = fmaxf(m_run, mx * scale_log2); /* scale > 0 */
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+        const float alpha = exp2f(m_run - m_use);
+        m_run = m_new;
+        float p[2][2];
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 2; e++)
+                p[nt][e] = exp2f(fmaf(s[nt][e], scale_log2, -m_use));
+        l_run = l_run * alpha + ((p[0][0] + p[0][1]) + (p[1][0] + p[1][1]));
+
+        /* The accumulator columns are heads 2c4 and 2c4+1, whose alphas sit in lanes 8c4
+         * and 8c4 + 4 (fragment rows g = 2c4, 2c4 + 1). */
+        const float a_lo = __shfl_sync(DC_FULL, alpha, 8 * c4);
+        const float a_hi = __shfl_sync(DC_FULL, alpha, 8 * c4 + 4);
+        /* O^T += V^T P^T: the S fragment of head g is already P^T's B fragment (b0 keys
+         * 2c4, +1 of n-tile 0; b1 of n-tile 1). P is rounded to bf16 for the MMA. */
+        const uint32_t pb0 = ga_pack_bf16(p[0][0], p[0][1]);
+        const uint32_t pb1 = ga_pack_bf16(p[1][0], p[1][1]);
+#pragma unroll
+        for (int mt = 0; mt < KC; mt++) {
+            uint32_t vf[4];
+            ga_ldmatrix_x4_trans(vf, sV + dc_swz<HD>(lrow, 2 * mt + lhalf));
+            o[mt][0] *= a_lo;
+            o[mt][1] *= a_hi;
+            o[mt][2] *= a_lo;
+            o[mt][3] *= a_hi;
+            ga_mma_bf16(o[mt], vf, pb0, pb1);
+        }
+        if (tid == 0) s_ring[(i + DC_NST) % (DC_NST + 1)] = next;
     }
+
+    /* Merge the four warps through shared memory (the stages, now free). */
     ga_cp_async_wait<0>();
     __syncthreads();
+    float *sO = reinterpret_cast<float *>(dc_smem); /* (DC_WARPS, DC_GS, OP) */
+    float *sM = sO + DC_WARPS * DC_GS * OP;         /* (DC_WARPS, DC_GS) */
+    float *sL = sM + DC_WARPS * DC_GS;              /* (DC_WARPS, DC_GS) */
+    {
+        float l = l_run;
+        l += __shfl_xor_sync(DC_FULL, l, 1);
+        l += __shfl_xor_sync(DC_FULL, l, 2);
+        if (c4 == 0) {
+            sM[warp * DC_GS + g] = m_run;
+            sL[warp * DC_GS + g] = l;
+        }
+        float *ow = sO + warp * DC_GS * OP;
+#pragma unroll
+        for (int mt = 0; mt < KC; mt++) {
+            ow[2 * c4 * OP + 16 * mt + g] = o[mt][0];
+            ow[(2 * c4 + 1) * OP + 16 * mt + g] = o[mt][1];
+            ow[2 * c4 * OP + 16 * mt + 8 + g] = o[mt][2];
+            ow[(2 * c4 + 1) * OP + 16 * mt + 8 + g] = o[mt][3];
+        }
+    }
+    __syncthreads();
 
-    /* acc = sum_j p_j V_j: a thread per head-dim column walks the chunk's keys, DC_HB heads
-     * at a time (the V column is re-read from shared memory for the next batch). */
-    const int64_t part0 = ((int64_t)b * n_heads + (int64_t)hk * G) * splits + sp;
-    if (tid < HD) {
-        for (int h0 = 0; h0 < G; h0 += DC_HB) {
-            float acc[DC_HB];
+    const bool direct = ns == 1; /* the only split of its row: store the output now */
+    const int64_t row0 = (int64_t)b * n_heads + h0; /* (row, head) index of head 0 */
+    for (int it = tid; it < gs * Q4; it += DC_THREADS) {
+        const int r = it / Q4, d = (it % Q4) * 4;
+        float M = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < DC_HB; j++)
-                acc[j] = 0.0f;
-#pragma unroll 4
-            for (int key = 0; key < n; key++) {
-                float vv = __bfloat162float(sV[key * HD + tid]);
+        for (int w = 0; w < DC_WARPS; w++)
+            M = fmaxf(M, sM[w * DC_GS + r]);
+        const float Mu = M == -INFINITY ? 0.0f : M;
+        float L = 0.0f;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
-                for (int j = 0; j < DC_HB; j++)
-                    if (h0 + j < G) acc[j] += sS[(h0 + j) * DC_CHUNK + key] * vv;
+        for (int w = 0; w < DC_WARPS; w++) {
+            const float e = exp2f(sM[w * DC_GS + r] - Mu);
+            const float4 v = *reinterpret_cast<const float4 *>(sO + (w * DC_GS + r) * OP + d);
+            L += e * sL[w * DC_GS + r];
+            acc.x += e * v.x;
+            acc.y += e * v.y;
+            acc.z += e * v.z;
+            acc.w += e * v.w;
+        }
+        if (direct) {
+            dc_store<HD>(out, gate, gate_mode, b, h0 + r, n_heads, d, acc,
+                         L > 0.0f ? 1.0f / L : 0.0f);
+        } else {
+            const int64_t part = (row0 + r) * splits + sp;
+            *reinterpret_cast<float4 *>(work_acc + part * HD + d) = acc;
+            if (d == 0) *reinterpret_cast<float2 *>(work_ml + part * 2) = make_float2(M, L);
+        }
+    }
+    if (direct) return;
+
+    /* Publish this split, then take a ticket; the ns-th arrival combines. The barrier
+     * orders every thread's stores before thread 0's fence and ticket (release), and the
+     * last CTA's thread 0 fences after its ticket before the barrier that lets the others
+     * read (acquire): the pattern of cooperative groups' grid sync. */
+    __syncthreads();
+    if (tid == 0) {
+        __threadfence();
+        const unsigned t = atomicAdd(ticket, 1u);
+        s_last = t == (unsigned)(ns - 1);
+        if (s_last) { /* all ns arrived, so no claim is in flight: zero for the next launch */
+            *ticket = 0u;
+            *claim = 0u;
+            __threadfence();
+        }
+    }
+    __syncthreads();
+    if (!s_last) return;
+
+    /* out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s. Each thread merges its share
+     * of the splits online (dc_merge: no global max needed first, so a single batch of
+     * loads), and with few heads the splits are also spread over ng groups of threads that
+     * are merged in shared memory: no thread walks the ns splits one L2 latency at a time. */
+    const int items = gs * Q4;
+    const int ng = items >= DC_THREADS ? 1 : DC_THREADS / items;
+    if (ng == 1) {
+        for (int it = tid; it < items; it += DC_THREADS) {
+            const int r = it / Q4, d = (it % Q4) * 4;
+            dc_part p = dc_part_empty();
+            dc_merge_splits<HD == 64 ? 8 : 32>(p, work_acc + (row0 + r) * splits * HD + d,
+                                               work_ml + (row0 + r) * splits * 2, HD, 0, 1, ns);
+            dc_store<HD>(out, gate, gate_mode, b, h0 + r, n_heads, d, p.a,
+                         p.l > 0.0f ? 1.0f / p.l : 0.0f);
+        }
+    } else {
+        float4 *sCa = reinterpret_cast<float4 *>(dc_smem); /* (ng, items) */
+        float2 *sCml = reinterpret_cast<float2 *>(sCa + DC_THREADS);
+        const int grp = tid / items, it = tid % items;
+        const int r = it / Q4, d = (it % Q4) * 4;
+        dc_part p = dc_part_empty();
+        if (grp < ng)
+            dc_merge_splits<HD == 64 ? 8 : 32>(p, work_acc + (row0 + r) * splits * HD + d,
+                                               work_ml + (row0 + r) * splits * 2, HD, grp, ng, ns);
+        sCa[tid] = p.a;
+        sCml[tid] = make_float2(p.m, p.l);
+        __syncthreads();
+        if (tid < items) {
+            for (int j = 1; j < ng; j++) {
+                const float2 v = sCml[j * items + tid];
+                dc_merge(p, v.x, v.y, sCa[j * items + tid]);
             }
-#pragma unroll
-            for (int j = 0; j < DC_HB; j++)
-                if (h0 + j < G) work_acc[(part0 + (int64_t)(h0 + j) * splits) * HD + tid] = acc[j];
+            dc_store<HD>(out, gate, gate_mode, b, h0 + r, n_heads, d, p.a,
+                         p.l > 0.0f ? 1.0f / p.l : 0.0f);
         }
-    }
-    for (int gi = tid; gi < G; gi += DC_THREADS) {
-        work_ml[(part0 + (int64_t)gi * splits) * 2 + 0] = sM[gi];
-        work_ml[(part0 + (int64_t)gi * splits) * 2 + 1] = sL[gi];
-    }
-}
-
-/* Merges the splits of (row b, head h): with M the largest split max, out = sum_s 2^(m_s-M)
- * acc_s / sum_s 2^(m_s-M) l_s, then the gate. At 32k tokens a row has 256 splits, so the
- * splits are spread over the block (a serial loop per thread would pay one L2 latency per
- * split): first M and L by block reductions, then DC_CB_THREADS/(hd/4) groups of threads
- * each sum a share of the splits with float4 loads, then the groups are added in shared
- * memory. */
-#define DC_CB_THREADS 256
-static __device__ __forceinline__ float dc_block_reduce(float v, bool is_max, float *red) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-    for (int off = 16; off >= 1; off >>= 1) {
-        float o = __shfl_xor_sync(0xffffffffu, v, off);
-        v = is_max ? fmaxf(v, o) : v + o;
-    }
-    __syncthreads(); /* red may still be read from a previous reduction */
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    v = red[0];
-    for (int w = 1; w < DC_CB_THREADS / 32; w++)
-        v = is_max ? fmaxf(v, red[w]) : v + red[w];
-    return v;
-}
-
-template <int HD>
-__global__ void __launch_bounds__(DC_CB_THREADS)
-    k_attn_decode_combine(const int *__restrict__ kv_lens, const float *__restrict__ work_acc,
-                          const float *__restrict__ work_ml, const __nv_bfloat16 *__restrict__ gate,
-                          __nv_bfloat16 *__restrict__ out, int n_heads, int kv_stride, int splits,
-                          int gate_mode) {
-    constexpr int R = HD / 4;             /* threads per split row (float4 each) */
-    constexpr int NG = DC_CB_THREADS / R; /* split groups */
-    __shared__ float red[DC_CB_THREADS / 32];
-    __shared__ __align__(16) float sacc[NG][HD];
-    const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
-    const int len = dc_row_len(kv_lens, b, kv_stride, splits);
-    const int ns = len > 0 ? GA_CEIL_DIV(len, DC_CHUNK) : 0;
-    const int64_t part0 = ((int64_t)b * n_heads + h) * splits;
-    const float *ml = work_ml + part0 * 2;
-
-    float M = -INFINITY;
-    for (int s = tid; s < ns; s += DC_CB_THREADS)
-        M = fmaxf(M, ml[2 * s]);
-    M = dc_block_reduce(M, true, red);
-    float L = 0.0f;
-    for (int s = tid; s < ns; s += DC_CB_THREADS)
-        L += exp2f(ml[2 * s] - M) * ml[2 * s + 1];
-    L = dc_block_reduce(L, false, red);
-
-    const int r = tid % R, grp = tid / R;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 4
-    for (int s = grp; s < ns; s += NG) {
-        float w = exp2f(ml[2 * s] - M);
-        float4 v = *reinterpret_cast<const float4 *>(work_acc + (part0 + s) * HD + 4 * r);
-        a.x += w * v.x;
-        a.y += w * v.y;
-        a.z += w * v.z;
-        a.w += w * v.w;
-    }
-    *reinterpret_cast<float4 *>(&sacc[grp][4 * r]) = a;
-    __syncthreads();
-    /* An empty row (length 0, rejected upstream) stores zeros rather than NaN. */
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    for (int d = 2 * tid; d < HD; d += 2 * DC_CB_THREADS) {
-        float a0 = 0.0f, a1 = 0.0f;
-#pragma unroll
-        for (int g = 0; g < NG; g++) {
-            a0 += sacc[g][d];
-            a1 += sacc[g][d + 1];
-        }
-        float2 gv = ga_gate_pair(gate, gate_mode, b, h, n_heads, HD, d);
-        *reinterpret_cast<uint32_t *>(out + ((int64_t)b * n_heads + h) * HD + d) =
-            ga_pack_bf16(a0 * inv * gv.x, a1 * inv * gv.y);
     }
 }
 
 extern "C" size_t ga_attention_decode_workspace(int B, int n_heads, int hd, int max_kv_len) {
     if (B < 1 || n_heads < 1 || hd < 1 || max_kv_len < 1) return 0;
-    return (size_t)B * n_heads * dc_splits(max_kv_len) * (hd + 2) * sizeof(float);
+    return (size_t)B * n_heads * dc_max_splits(max_kv_len) * (hd + 2) * sizeof(float);
+}
+
+extern "C" size_t ga_attention_decode_counters(int B, int n_heads, int n_kv_heads) {
+    if (B < 1 || n_heads < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0) return 0;
+    /* per (row, KV head, slab): the arrival ticket and the chunk claim counter */
+    return (size_t)B * n_kv_heads * GA_CEIL_DIV(n_heads / n_kv_heads, DC_GS) * 2 * sizeof(unsigned);
 }
 
 static int dc_misaligned(const void *p, uintptr_t align) {
     return ((uintptr_t)p & (align - 1)) != 0;
+}
+
+template <int HD>
+static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cudaStream_t stream,
+                           ga_err *err) {
+    auto kern = k_attn_decode<HD>;
+    constexpr size_t smem = dc_smem_bytes<HD>();
+    int dev = 0, n_sm = 0, optin = 0, per_sm = 0;
+    GA_CUDA_CHECK(cudaGetDevice(&dev));
+    GA_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    GA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (smem > (size_t)optin)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "attention decode: needs %zu bytes of shared memory per block, the GPU "
+                          "allows %d",
+                          smem, optin);
+    /* Over the 48 KiB default: opt in, and ask for the largest shared-memory carveout (L1 is
+     * of no use here: cp.async.cg bypasses it). Function attributes, not stream operations,
+     * so this is legal while a graph is being captured. */
+    GA_CUDA_CHECK(
+        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    GA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       (int)cudaSharedmemCarveoutMaxShared));
+    GA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, DC_THREADS, smem));
+    if (per_sm < 1) per_sm = 1;
+    const int units = a->n_kv_heads * n_slabs;
+    const int waves = a->waves > 0 ? a->waves : GA_DC_WAVES;
+    const int splits = dc_splits(n_sm * per_sm * waves, a->B, units, a->max_kv_len);
+    float *work_acc = a->work;
+    float *work_ml = a->work + (size_t)a->B * a->n_heads * splits * HD;
+    const dim3 grid(a->B, units, splits);
+    kern<<<grid, DC_THREADS, smem, stream>>>(
+        (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
+        (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, (const __nv_bfloat16 *)a->gate,
+        (__nv_bfloat16 *)a->out, work_acc, work_ml, a->counters, a->n_heads, a->n_kv_heads, G,
+        n_slabs, a->kv_stride, (int)a->gate_mode, a->scale * GA_LOG2E);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
 }
 
 extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream,
@@ -283,10 +560,6 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: max_kv_len %d exceeds the cache length %d",
                           a->max_kv_len, a->kv_stride);
-    const int G = a->n_heads / a->n_kv_heads;
-    if (G > DC_MAX_G)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention decode: %d query heads per KV head (at most %d)", G, DC_MAX_G);
     if (a->gate_mode != GA_GATE_NONE && a->gate_mode != GA_GATE_HEADWISE &&
         a->gate_mode != GA_GATE_ELEMENTWISE)
         return ga_err_set(err, GA_ERR_ARG, "attention decode: bad gate mode %d", (int)a->gate_mode);
@@ -295,47 +568,19 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
                           "attention decode: gate must be given exactly when gate_mode != none");
     if (!(a->scale > 0.0f) || !isfinite(a->scale))
         return ga_err_set(err, GA_ERR_ARG, "attention decode: bad scale %g", (double)a->scale);
-    if (dc_misaligned(a->k_cache, 16) || dc_misaligned(a->v_cache, 16) || dc_misaligned(a->q, 4) ||
-        dc_misaligned(a->out, 4) || dc_misaligned(a->gate, 4) || dc_misaligned(a->work, 16))
+    if (!a->counters)
         return ga_err_set(err, GA_ERR_ARG,
-                          "attention decode: caches/work must be 16-byte aligned, q/out/gate "
-                          "4-byte");
-    const int splits = dc_splits(a->max_kv_len);
-    if (splits > 65535 || a->n_kv_heads > 65535 || a->n_heads > 65535)
+                          "attention decode: NULL counters (ga_attention_decode_counters)");
+    if (dc_misaligned(a->k_cache, 16) || dc_misaligned(a->v_cache, 16) || dc_misaligned(a->q, 4) ||
+        dc_misaligned(a->out, 4) || dc_misaligned(a->gate, 4) || dc_misaligned(a->work, 16) ||
+        dc_misaligned(a->counters, 4))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "attention decode: caches/work must be 16-byte aligned, "
+                          "q/out/gate/counters 4-byte");
+    const int G = a->n_heads / a->n_kv_heads;
+    const int n_slabs = GA_CEIL_DIV(G, DC_GS);
+    if ((int64_t)a->n_kv_heads * n_slabs > 65535)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "attention decode: grid too large");
-
-    float *work_acc = a->work;
-    float *work_ml = a->work + (size_t)a->B * a->n_heads * splits * a->hd;
-    const size_t smem = dc_smem_bytes(a->hd, G);
-    dim3 grid(a->B, a->n_kv_heads, splits);
-    const float sl2 = a->scale * GA_LOG2E;
-    if (a->hd == 64) {
-        if (smem > 48 * 1024)
-            GA_CUDA_CHECK(cudaFuncSetAttribute(
-                k_attn_decode_split<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        k_attn_decode_split<64><<<grid, DC_THREADS, smem, stream>>>(
-            (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
-            (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, work_acc, work_ml, a->n_heads,
-            a->n_kv_heads, G, a->kv_stride, splits, sl2);
-    } else {
-        if (smem > 48 * 1024)
-            GA_CUDA_CHECK(cudaFuncSetAttribute(
-                k_attn_decode_split<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        k_attn_decode_split<128><<<grid, DC_THREADS, smem, stream>>>(
-            (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
-            (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, work_acc, work_ml, a->n_heads,
-            a->n_kv_heads, G, a->kv_stride, splits, sl2);
-    }
-    GA_CUDA_CHECK_LAUNCH();
-    const dim3 cgrid(a->B, a->n_heads);
-    if (a->hd == 64)
-        k_attn_decode_combine<64><<<cgrid, DC_CB_THREADS, 0, stream>>>(
-            a->kv_lens, work_acc, work_ml, (const __nv_bfloat16 *)a->gate, (__nv_bfloat16 *)a->out,
-            a->n_heads, a->kv_stride, splits, (int)a->gate_mode);
-    else
-        k_attn_decode_combine<128><<<cgrid, DC_CB_THREADS, 0, stream>>>(
-            a->kv_lens, work_acc, work_ml, (const __nv_bfloat16 *)a->gate, (__nv_bfloat16 *)a->out,
-            a->n_heads, a->kv_stride, splits, (int)a->gate_mode);
-    GA_CUDA_CHECK_LAUNCH();
-    return GA_OK;
+    return a->hd == 64 ? dc_launch<64>(a, G, n_slabs, stream, err)
+                       : dc_launch<128>(a, G, n_slabs, stream, err);
 }

@@ -59,12 +59,20 @@ typedef struct ga_attn_decode_args {
     const void *gate;    /* bf16 raw gate (B, gate_dim), NULL for baseline */
     void *out;           /* bf16 (B, n_heads*hd), gated */
     float *work;         /* split-KV partials, ga_attention_decode_workspace() bytes */
+    unsigned *counters;  /* split tickets and chunk claims, ga_attention_decode_counters()
+                            bytes: zeroed once by the caller (cudaMemset at allocation); every
+                            launch leaves them zero. One launch at a time per buffer. */
     int B, n_heads, n_kv_heads, hd, kv_stride;
     int max_kv_len; /* host-side upper bound of kv_lens; fixes the split so graphs replay */
+    int waves;      /* 0: the default; else CTAs per row and KV head for about this many
+                       waves of the GPU (more, shorter CTAs balance uneven streaming rates) */
     ga_gate_mode gate_mode;
     float scale;
 } ga_attn_decode_args;
+/* Bytes of `work` (an upper bound for any GPU) and of `counters` for B rows; 0 on bad sizes.
+ * Both also serve any smaller B or max_kv_len. */
 size_t ga_attention_decode_workspace(int B, int n_heads, int hd, int max_kv_len);
+size_t ga_attention_decode_counters(int B, int n_heads, int n_kv_heads);
 ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream, ga_err *err);
 
 /* Attention probabilities for visualisation, recomputed tile by tile from q, k and the

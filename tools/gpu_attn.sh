@@ -7,7 +7,8 @@
 # tables) and logs.tgz (everything else).
 #
 # usage (repo root, GPU machine, .deps/ carried): tools/gpu_attn.sh
-#   env: OUT, JOBS, GATTN_CUDA_GENCODE, GA_ATTN_SECTIONS (default: all sections),
+#   env: OUT, JOBS, GATTN_CUDA_GENCODE, GA_ATTN_BUILD (build dir), GA_ATTN_SECTIONS (default:
+#        all sections),
 #        GA_ATTN_NO_TORCH=1, GA_ATTN_NO_SAN=1, GA_ATTN_NO_NCU=1,
 #        GA_ATTN_BENCH_ARGS (e.g. "--only prefill")
 set -uo pipefail
@@ -19,7 +20,7 @@ mkdir -p "$OUT" "$LOG"
 JOBS=${JOBS:-$(nproc)}
 GEN=${GATTN_CUDA_GENCODE:--gencode=arch=compute_90a,code=sm_90a}
 SECTIONS=${GA_ATTN_SECTIONS:-args quick prefill decode probs prefill_long probs_long}
-B=build-gpu-attn
+B=${GA_ATTN_BUILD:-build-gpu-attn}
 status=0
 step() { echo; echo "=== [$(date -u +%H:%M:%S) +${SECONDS}s] $*"; }
 fail() { echo "FAILED: $*"; status=1; }
@@ -98,7 +99,7 @@ fi
 [ -n "${GA_ATTN_NO_NCU:-}" ] && finish
 step "per-kernel durations (ncu: decode at 4k and 32k, the Hopper prefill at 16k)"
 timeout 90 ncu --clock-control none -k regex:k_attn --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
-  -c 8 $BENCH --only decode --reps 1 2>&1 | grep -E "k_attn|duration|dram__" | head -32 || true
+  -c 16 $BENCH --only decode --reps 1 2>&1 | grep -E "k_attn|duration|dram__" | head -32 || true
 timeout 120 ncu --clock-control none -k regex:k_attn_prefill_sm90 --metrics gpu__time_duration.sum,sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,smsp__warps_active.avg.pct_of_peak_sustained_active \
   -s 24 -c 1 $BENCH --only prefill --reps 1 2>&1 | grep -E "k_attn|duration|gmma|warps_active" | head -12 || true
 

@@ -170,7 +170,7 @@ static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
     const uint64_t act =
         ga_cuda_scratch_bytes(cfg, scratch_rows) +
         ga_attention_decode_workspace(c->max_batch, cfg->n_heads, cfg->head_dim, c->max_context) +
-        GA_CUDA_BLAS_WS;
+        ga_attention_decode_counters(c->max_batch, cfg->n_heads, cfg->n_kv_heads) + GA_CUDA_BLAS_WS;
     size_t free_b = 0, total_b = 0;
     GA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const uint64_t need = weights + kv + rope + act;
@@ -289,8 +289,15 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     if ((st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;
     if ((st = rope_tables(c, err))) goto fail;
     if ((st = ga_cuda_scratch_alloc(c, rows, err))) goto fail;
+    /* The decode workspace, then the decode kernel's split counters (zeroed once here; every
+     * launch leaves them zero) in the same allocation: cuda_forward.c finds them at offset ws. */
     size_t ws = ga_attention_decode_workspace(max_batch, cfg->n_heads, cfg->head_dim, max_context);
-    if ((st = cuda_malloc((void **)&c->dec_work, ws, "the decode workspace", err))) goto fail;
+    size_t wc = ga_attention_decode_counters(max_batch, cfg->n_heads, cfg->n_kv_heads);
+    if ((st = cuda_malloc((void **)&c->dec_work, ws + wc, "the decode workspace", err))) goto fail;
+    if ((e = cudaMemset((char *)c->dec_work + ws, 0, wc)) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_CUDA, "zeroing the decode counters: %s", cudaGetErrorName(e));
+        goto fail;
+    }
     if (cudaMallocHost((void **)&c->h_in, 4 * (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
         goto fail;
