@@ -19,8 +19,9 @@
  *    bitwise reproducible (greedy decoding gives the same text run after run). Measured on
  *    an H200 (B = 1, 32k keys), CTAs stream at rates far enough apart that the last one
  *    finishes ~30% after the average one; claiming chunks dynamically from an atomic
- *    counter cut the kernel by ~11% but made the summation order, hence the last bit, vary
- *    between runs. That variant stays a compile-time knob (GA_DC_DYNAMIC=1) for timing.
+ *    counter cut the kernel by ~11% with L2 cleaned by a read pass, made no difference in
+ *    bench_attention (2846 against 2828 GB/s), and makes the summation order, hence the
+ *    last bit, vary between runs. That variant stays a compile-time knob (GA_DC_DYNAMIC=1).
  *  - Each CTA walks its chunks of DC_CH = 64 keys through a DC_NST = 3 stage cp.async
  *    pipeline (K and V of a chunk per stage, 32 KiB at hd 128): two chunks are in flight
  *    while one is used, about 128 KiB per SM with 2 CTAs. Of 2-5 stages and 1-2 CTAs per SM
@@ -82,6 +83,42 @@
 #endif
 
 static_assert(DC_WARPS * 16 == DC_CH, "each warp takes 16 keys of a chunk");
+
+/* How K/V are brought through L2. They are read exactly once per step, so they are loaded
+ * evict-first (they displace each other rather than whatever else L2 holds) with the
+ * 256-byte L2 prefetch (a K/V row at hd 128 is 256 contiguous bytes). 0: the normal policy;
+ * 1: evict-first; 2: evict-first + 256-byte prefetch. Measured on an H200 (bench_attention,
+ * B = 1, L2 flushed by a 256 MiB memset before each call), 32k / 4k keys: 2834 / 1147 GB/s,
+ * 2941 / 1165, 2952 / 1183. A compile-time knob so tools/gpu_attn.sh can time them. */
+#ifndef GA_DC_L2HINT
+#define GA_DC_L2HINT 2
+#endif
+static __device__ __forceinline__ uint64_t dc_stream_policy(void) {
+    uint64_t pol = 0;
+#if GA_DC_L2HINT
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+#endif
+    return pol;
+}
+/* ga_cp_async16 (16 bytes, zero-filled past src_bytes) with the L2 policy above. */
+static __device__ __forceinline__ void dc_cp_async16(void *smem, const void *gmem, int src_bytes,
+                                                     uint64_t pol) {
+#if GA_DC_L2HINT == 2
+    asm volatile(
+        "cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n" ::"r"(
+            ga_smem_addr(smem)),
+        "l"(gmem), "r"(src_bytes), "l"(pol)
+        : "memory");
+#elif GA_DC_L2HINT == 1
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(
+                     ga_smem_addr(smem)),
+                 "l"(gmem), "r"(src_bytes), "l"(pol)
+                 : "memory");
+#else
+    (void)pol;
+    ga_cp_async16(smem, gmem, src_bytes);
+#endif
+}
 
 template <int HD> static constexpr size_t dc_smem_bytes(void) {
     return (size_t)DC_NST * 2 * DC_CH * HD * sizeof(__nv_bfloat16);
@@ -235,6 +272,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
     /* Chunk c -> stage `st`. A thread copies the same 16-byte column of rows lr, lr + RSTEP,
      * ..; keys at or past len are zero-filled, not read. */
     const int lr = tid / CPR, lc = tid % CPR;
+    const uint64_t l2pol = dc_stream_policy();
     const int dst0 = dc_swz<HD>(lr, lc);
     auto load_chunk = [&](int c, int st) {
         __nv_bfloat16 *sK = sKV + st * STAGE;
@@ -245,8 +283,8 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
             const int key = key0 + j * RSTEP;
             const bool ok = key < len;
             const int64_t src = ok ? (int64_t)key * HD + lc * 8 : 0;
-            ga_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0);
-            ga_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0);
+            dc_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0, l2pol);
+            dc_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0, l2pol);
         }
     };
     /* The claimed chunk indices pass through a ring in shared memory: the chunk of

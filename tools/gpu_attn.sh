@@ -10,7 +10,8 @@
 #   env: OUT, JOBS, GATTN_CUDA_GENCODE, GA_ATTN_BUILD (build dir), GA_ATTN_SECTIONS (default:
 #        all sections),
 #        GA_ATTN_NO_TORCH=1, GA_ATTN_NO_SAN=1, GA_ATTN_NO_NCU=1,
-#        GA_ATTN_BENCH_ARGS (e.g. "--only prefill")
+#        GA_ATTN_BENCH_ARGS (e.g. "--only prefill"), GA_ATTN_VARIANTS (";"-separated -D
+#        flag sets: each builds, tests and times the kernels so compiled)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gattn-attn-out}
@@ -96,10 +97,32 @@ if [ -z "${GA_ATTN_NO_TORCH:-}" ]; then
     fail "bench_attention_torch.py"
 fi
 
+# Compile-time variants of the kernels (e.g. GA_ATTN_VARIANTS="-DGA_DC_L2HINT=0;-DGA_DC_L2HINT=2"):
+# each is built in its own directory, tested (decode and quick sections) and timed.
+IFS=';' read -r -a VARIANTS <<< "${GA_ATTN_VARIANTS:-}"
+for def in "${VARIANTS[@]}"; do
+  [ -n "$def" ] || continue
+  step "variant $def"
+  vb="$B-var$(echo "$def" | tr -dc 'A-Za-z0-9')"
+  if timeout 200 cmake -S . -B "$vb" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGATTN_CUDA=ON \
+       -DGATTN_WERROR=OFF -DGATTN_DEPS_PREFIX=/tmp/deps "-DGATTN_CUDA_GENCODE=$GEN" \
+       "-DCMAKE_CUDA_FLAGS=$def" > "$LOG/var.log" 2>&1 &&
+     timeout 200 cmake --build "$vb" -j "$JOBS" --target test_attention bench_attention \
+       >> "$LOG/var.log" 2>&1; then
+    for sec in decode quick; do
+      timeout 200 "$vb/tests/test_attention" $sec 2>&1 | tail -1
+    done
+    timeout 100 "$vb/bench/bench_attention" --only decode | tail -n +5
+  else
+    tail -20 "$LOG/var.log"
+    fail "variant $def"
+  fi
+done
+
 [ -n "${GA_ATTN_NO_NCU:-}" ] && finish
 step "per-kernel durations (ncu: decode at 4k and 32k, the Hopper prefill at 16k)"
-timeout 90 ncu --clock-control none -k regex:k_attn --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
-  -c 16 $BENCH --only decode --reps 1 2>&1 | grep -E "k_attn|duration|dram__" | head -32 || true
+timeout 90 ncu --clock-control none -k regex:"k_attn_decode|k_read" --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
+  -c 24 $BENCH --only decode --reps 1 2>&1 | grep -E "k_attn|k_read|duration|dram__" | head -72 || true
 timeout 120 ncu --clock-control none -k regex:k_attn_prefill_sm90 --metrics gpu__time_duration.sum,sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,smsp__warps_active.avg.pct_of_peak_sustained_active \
   -s 24 -c 1 $BENCH --only prefill --reps 1 2>&1 | grep -E "k_attn|duration|gmma|warps_active" | head -12 || true
 
