@@ -11,6 +11,8 @@
  *
  * usage: bench_attention [--reps N] [--only prefill|decode] [--sweep]
  *   --sweep: also time decode with CTAs for 2-4 waves of the GPU (the split-count knob)
+ *   --flush read: flush L2 by reading 256 MiB (clean lines, as after a decode step's weight
+ *                 reads) instead of zeroing it (dirty lines, written back during the call)
  */
 #include <math.h>
 #include <stdio.h>
@@ -47,6 +49,8 @@
 
 typedef struct ba_ctx {
     int n_sm;
+    int flush_read; /* flush L2 by reading the buffer (clean lines) instead of a memset */
+    unsigned *sink; /* the read flush's output word */
     cudaStream_t st;
     cudaEvent_t e0, e1;
     void *flush;
@@ -117,7 +121,7 @@ typedef struct ba_ceiling_args {
 
 static ga_status ba_launch_ceiling(const void *p, cudaStream_t st, ga_err *err) {
     const ba_ceiling_args *a = p;
-    if (ba_read_ceiling(a->k, a->bytes, a->v, a->bytes, a->sink, a->n_sm, st))
+    if (ba_read_ceiling(a->k, a->bytes, a->v, a->bytes, a->sink, a->n_sm, 1, st))
         return ga_err_set(err, GA_ERR_CUDA, "the read-ceiling kernel failed to launch");
     return GA_OK;
 }
@@ -128,7 +132,12 @@ static float ba_time(ba_ctx *c, ba_launch launch, const void *args, int reps) {
     for (int i = 0; i < 3; i++)
         BA_OK(launch(args, c->st, &err_));
     for (int i = 0; i < reps; i++) {
-        BA_CUDA(cudaMemsetAsync(c->flush, i & 0xff, BA_FLUSH_BYTES, c->st));
+        if (c->flush_read) {
+            if (ba_read_ceiling(c->flush, BA_FLUSH_BYTES, c->flush, 0, c->sink, c->n_sm, 0, c->st))
+                BA_CUDA(cudaGetLastError());
+        } else {
+            BA_CUDA(cudaMemsetAsync(c->flush, i & 0xff, BA_FLUSH_BYTES, c->st));
+        }
         BA_CUDA(cudaEventRecord(c->e0, c->st));
         BA_OK(launch(args, c->st, &err_));
         BA_CUDA(cudaEventRecord(c->e1, c->st));
@@ -292,7 +301,7 @@ static void ba_copy(ba_ctx *c) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 20, sweep = 0;
+    int reps = 20, sweep = 0, flush_read = 0;
     const char *only = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
@@ -301,6 +310,8 @@ int main(int argc, char **argv) {
             only = argv[++i];
         else if (strcmp(argv[i], "--sweep") == 0)
             sweep = 1;
+        else if (strcmp(argv[i], "--flush") == 0 && i + 1 < argc)
+            flush_read = strcmp(argv[++i], "read") == 0;
     }
     const int do_prefill = strcmp(only, "decode") != 0, do_decode = strcmp(only, "prefill") != 0;
     if (reps < 1) reps = 1;
@@ -311,15 +322,16 @@ int main(int argc, char **argv) {
     }
     struct cudaDeviceProp prop;
     BA_CUDA(cudaGetDeviceProperties(&prop, 0));
-    ba_ctx c = {.n_sm = prop.multiProcessorCount};
+    ba_ctx c = {.n_sm = prop.multiProcessorCount, .flush_read = flush_read};
+    BA_CUDA(cudaMalloc((void **)&c.sink, sizeof(unsigned)));
     BA_CUDA(cudaStreamCreate(&c.st));
     BA_CUDA(cudaEventCreate(&c.e0));
     BA_CUDA(cudaEventCreate(&c.e1));
     BA_CUDA(cudaMalloc(&c.flush, BA_FLUSH_BYTES));
     printf("gattn attention kernels on %s (sm_%d%d, %d SMs); heads %d/%d, head_dim %d, batch 1, "
-           "median of %d\n\n",
+           "median of %d, L2 flushed before each call by %s\n\n",
            prop.name, prop.major, prop.minor, prop.multiProcessorCount, BA_HEADS, BA_KV, BA_HD,
-           reps);
+           reps, flush_read ? "reading 256 MiB" : "a 256 MiB memset");
     printf("| kernel | T / cache | variant | ms | rate |\n|---|---|---|---|---|\n");
     if (do_prefill) {
         ba_prefill(&c, 1024, reps);
@@ -332,6 +344,7 @@ int main(int argc, char **argv) {
         ba_copy(&c);
     }
     cudaFree(c.flush);
+    cudaFree(c.sink);
     cudaEventDestroy(c.e0);
     cudaEventDestroy(c.e1);
     cudaStreamDestroy(c.st);

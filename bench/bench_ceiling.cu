@@ -3,14 +3,18 @@
  * the decode kernel reads, timed the same way (bench_attention.c). Decode attention can at
  * best match it, so it shows how much of the gap to the copy bandwidth is the kernel's and
  * how much is the memory system's under this timing method (short kernels, L2 flushed).
+ * The same kernel with ordinary (L2-allocating) loads is the bench's read flush.
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "bench_ceiling.h"
 
-/* Four independent 16-byte streaming loads per thread per step keep enough bytes in flight;
- * the XOR of everything is stored only if it hits a magic value, so the loads stay live. */
+/* Four independent 16-byte loads per thread per step keep enough bytes in flight; the XOR
+ * of everything is stored only if it hits a magic value, so the loads stay live. STREAM:
+ * evict-first loads (the ceiling, like the decode kernel's); else ordinary ones that fill L2
+ * (the read flush). */
+template <bool STREAM>
 __global__ void __launch_bounds__(512)
     k_read(const uint4 *__restrict__ a, size_t na, const uint4 *__restrict__ b, size_t nb,
            unsigned *sink) {
@@ -21,7 +25,8 @@ __global__ void __launch_bounds__(512)
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             size_t j = i + u * stride;
-            v[u] = j < na ? __ldcs(a + j) : j < n ? __ldcs(b + (j - na)) : make_uint4(0, 0, 0, 0);
+            const uint4 *p = j < na ? a + j : b + (j - na);
+            v[u] = j >= n ? make_uint4(0, 0, 0, 0) : STREAM ? __ldcs(p) : __ldcg(p);
         }
 #pragma unroll
         for (int u = 0; u < 4; u++)
@@ -31,8 +36,12 @@ __global__ void __launch_bounds__(512)
 }
 
 extern "C" int ba_read_ceiling(const void *a, size_t bytes_a, const void *b, size_t bytes_b,
-                               unsigned *sink, int n_sm, cudaStream_t st) {
-    k_read<<<n_sm * 4, 512, 0, st>>>((const uint4 *)a, bytes_a / 16, (const uint4 *)b, bytes_b / 16,
-                                     sink);
+                               unsigned *sink, int n_sm, int streaming, cudaStream_t st) {
+    if (streaming)
+        k_read<true><<<n_sm * 4, 512, 0, st>>>((const uint4 *)a, bytes_a / 16, (const uint4 *)b,
+                                               bytes_b / 16, sink);
+    else
+        k_read<false><<<n_sm * 4, 512, 0, st>>>((const uint4 *)a, bytes_a / 16, (const uint4 *)b,
+                                                bytes_b / 16, sink);
     return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }

@@ -4,8 +4,9 @@ torch.nn.functional.scaled_dot_product_attention (causal, bf16, 16 query heads, 
 head_dim 128, batch 1, T = 1k/4k/16k), alone and followed by a separate sigmoid-gate multiply
 (headwise and elementwise), plus one-token decode against 4k and 32k cached tokens.
 
-Same method as the C bench: warm-up, L2 flushed (256 MiB zeroed) before every timed call,
-median of repeats, CUDA events. TFLOP/s counts the causal half (4*T^2*hd*heads/2); decode
+Same method as the C bench: warm-up, L2 flushed before every timed call (256 MiB zeroed;
+with --flush read, 256 MiB read instead, which leaves L2 clean as after the weight reads of
+a real decode step), median of repeats, CUDA events. TFLOP/s counts the causal half (4*T^2*hd*heads/2); decode
 GB/s counts the K+V bytes read. Also times each SDPA backend PyTorch offers here (flash,
 cuDNN, memory-efficient) so the default's choice is visible. Prints a markdown table.
 Runs on the GPU machine (tools/gpu_attn.sh); not part of the build or the tests.
@@ -19,12 +20,18 @@ import torch.nn.functional as F
 HEADS, KV, HD = 16, 8, 128
 
 
+FLUSH_READ = False
+
+
 def timed(fn, reps, flush):
     for _ in range(3):
         fn()
     times = []
     for _ in range(reps):
-        flush.zero_()
+        if FLUSH_READ:
+            torch.amax(flush.view(torch.int32))  # reads all of it, writes 4 bytes
+        else:
+            flush.zero_()
         e0 = torch.cuda.Event(enable_timing=True)
         e1 = torch.cuda.Event(enable_timing=True)
         e0.record()
@@ -55,19 +62,24 @@ def backends():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--flush", choices=["memset", "read"], default="memset")
+    ap.add_argument("--only", choices=["prefill", "decode"], default=None)
     args = ap.parse_args()
+    global FLUSH_READ
+    FLUSH_READ = args.flush == "read"
     dev = torch.device("cuda")
     flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
     p = torch.cuda.get_device_properties(dev)
     print(f"torch {torch.__version__} on {p.name} ({p.multi_processor_count} SMs); "
           f"heads {HEADS}/{KV}, head_dim {HD}, batch 1, median of {args.reps}\n")
-    print("| kernel | T / cache | variant | ms | rate |\n|---|---|---|---|---|")
     g = torch.Generator(device=dev).manual_seed(0)
 
     def randn(*shape, std=1.0):
         return (torch.randn(*shape, generator=g, device=dev) * std).to(torch.bfloat16)
 
-    for T in (1024, 4096, 16384):
+    print(f"L2 flush before each call: {args.flush}\n")
+    print("| kernel | T / cache | variant | ms | rate |\n|---|---|---|---|---|")
+    for T in (1024, 4096, 16384) if args.only != "decode" else ():
         reps = args.reps if T < 16384 else min(args.reps, 10)
         q, k, v = randn(1, HEADS, T, HD), randn(1, KV, T, HD), randn(1, KV, T, HD)
         gh, ge = randn(1, HEADS, T, 1, std=2.0), randn(1, HEADS, T, HD, std=2.0)
@@ -90,7 +102,7 @@ def main():
                   f"{flops / ms / 1e9:.1f} TFLOP/s |")
         del q, k, v, gh, ge
 
-    for L in (4096, 32768):
+    for L in (4096, 32768) if args.only != "prefill" else ():
         q, k, v = randn(1, HEADS, 1, HD), randn(1, KV, L, HD), randn(1, KV, L, HD)
         nbytes = 2.0 * KV * L * HD * 2
         for bname, ctx in backends():

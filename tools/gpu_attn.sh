@@ -97,6 +97,15 @@ if [ -z "${GA_ATTN_NO_TORCH:-}" ]; then
     fail "bench_attention_torch.py"
 fi
 
+step "decode again, L2 flushed by a read (clean lines) instead of a memset (dirty lines)"
+echo >> "$OUT/bench.md"
+timeout 60 $BENCH --only decode --flush read | tee -a "$OUT/bench.md" || fail "bench --flush read"
+if [ -z "${GA_ATTN_NO_TORCH:-}" ]; then
+  echo >> "$OUT/bench.md"
+  PYTHONUNBUFFERED=1 timeout 90 python3 tools/bench_attention_torch.py --only decode --flush read \
+    2>/dev/null | tee -a "$OUT/bench.md" || fail "bench_attention_torch.py --flush read"
+fi
+
 # Compile-time variants of the kernels (e.g. GA_ATTN_VARIANTS="-DGA_DC_L2HINT=0;-DGA_DC_L2HINT=2"):
 # each is built in its own directory, tested (decode and quick sections) and timed.
 IFS=';' read -r -a VARIANTS <<< "${GA_ATTN_VARIANTS:-}"
