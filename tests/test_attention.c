@@ -242,6 +242,7 @@ void ta_section_args(void) {
                               .kv_lens = p,
                               .out = p,
                               .work = p,
+                              .counters = p,
                               .B = 1,
                               .n_heads = 4,
                               .n_kv_heads = 2,
@@ -263,8 +264,16 @@ void ta_section_args(void) {
     da.max_kv_len = 100;
     da.gate_mode = GA_GATE_ELEMENTWISE;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    da.gate_mode = GA_GATE_NONE;
+    da.counters = NULL;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "counters") != NULL);
     CHECK(ga_attention_decode_workspace(2, 8, 128, 300) == (size_t)2 * 8 * 3 * 130 * 4);
     CHECK(ga_attention_decode_workspace(0, 8, 128, 300) == 0);
+    /* two counters per (row, KV head, slab of up to 8 query heads) */
+    CHECK(ga_attention_decode_counters(3, 32, 8) == 3 * 8 * 2 * sizeof(unsigned));
+    CHECK(ga_attention_decode_counters(2, 24, 2) == 2 * 2 * 2 * 2 * sizeof(unsigned));
+    CHECK(ga_attention_decode_counters(1, 6, 4) == 0);
 
     float *f = (float *)p;
     ga_attn_probs_args ra = {.q = p,

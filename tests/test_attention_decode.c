@@ -173,36 +173,7 @@ static void decode_case(const dc_case *c, uint64_t seed) {
     free(p);
 }
 
-/* The launcher's own checks that the args section (no GPU) does not reach. */
-static void decode_args(void) {
-    void *p = (void *)(uintptr_t)0x10000;
-    ga_err err = {{0}};
-    ga_attn_decode_args da = {.q = p,
-                              .k_cache = p,
-                              .v_cache = p,
-                              .slots = p,
-                              .kv_lens = p,
-                              .out = p,
-                              .work = p,
-                              .counters = NULL,
-                              .B = 1,
-                              .n_heads = 4,
-                              .n_kv_heads = 2,
-                              .hd = 64,
-                              .kv_stride = 100,
-                              .max_kv_len = 100,
-                              .gate_mode = GA_GATE_NONE,
-                              .scale = 0.1f};
-    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
-    CHECK(strstr(err.msg, "counters") != NULL);
-    /* two counters per (row, KV head, slab of up to 8 query heads) */
-    CHECK(ga_attention_decode_counters(3, 32, 8) == 3 * 8 * 2 * sizeof(unsigned));
-    CHECK(ga_attention_decode_counters(2, 24, 2) == 2 * 2 * 2 * 2 * sizeof(unsigned));
-    CHECK(ga_attention_decode_counters(1, 6, 4) == 0);
-}
-
 void ta_section_decode(void) {
-    decode_args();
     const dc_case cases[] = {
         /* four rows of very different lengths in permuted slots, one at 32k */
         {128, 2, 2, 4, {1, 100, 4096, 32768}, {2, 0, 3, 1}, 4, 32768, 32771, GA_GATE_NONE},
