@@ -129,9 +129,24 @@ for def in "${VARIANTS[@]}"; do
 done
 
 [ -n "${GA_ATTN_NO_NCU:-}" ] && finish
-step "per-kernel durations (ncu: decode at 4k and 32k, the Hopper prefill at 16k)"
-timeout 90 ncu --clock-control none -k regex:"k_attn_decode|k_read" --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
-  -c 24 $BENCH --only decode --reps 1 2>&1 | grep -E "k_attn|k_read|duration|dram__" | head -72 || true
+step "per-kernel durations (ncu, caches flushed by ncu): decode at 4k and 32k, ours and torch's"
+# Kernel time alone, without launch latency or the flush's after-effects; torch's kernels are
+# listed by name (its decode may take several), each with its duration.
+ncu_table() { # duration, grid and name of every kernel, one line each, in launch order
+  awk -F'","' '/gpu__time_duration/ { gsub(/"/, "", $NF); print $NF " " $(NF-1) " | grid " $9 " | " $5 }' |
+    cut -c1-150
+}
+# launch order: 4k (8 decode, 4 read), then 32k (the same)
+timeout 120 ncu --clock-control none --csv --metrics gpu__time_duration.sum \
+  -k regex:"k_attn_decode|k_read" $BENCH --only decode --reps 1 --flush read 2>/dev/null |
+  ncu_table | tee "$LOG/ncu_ours.txt"
+if [ -z "${GA_ATTN_NO_TORCH:-}" ]; then
+  timeout 200 ncu --clock-control none --csv --metrics gpu__time_duration.sum \
+    python3 tools/bench_attention_torch.py --only decode --reps 1 --flush read 2>/dev/null |
+    ncu_table > "$LOG/ncu_torch.txt"
+  grep -viE "elementwise|reduce|fill|copy|distribution|amax|normal" "$LOG/ncu_torch.txt" |
+    head -60
+fi
 timeout 120 ncu --clock-control none -k regex:k_attn_prefill_sm90 --metrics gpu__time_duration.sum,sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,smsp__warps_active.avg.pct_of_peak_sustained_active \
   -s 24 -c 1 $BENCH --only prefill --reps 1 2>&1 | grep -E "k_attn|duration|gmma|warps_active" | head -12 || true
 
