@@ -72,12 +72,12 @@
  * workspace without asking the device, so its size is a pure function of the shapes. */
 #define DC_MIN_KEYS (2 * DC_CH)
 #define DC_FULL 0xffffffffu
-/* 1: CTAs claim chunks from an atomic counter (faster, not bitwise reproducible); 0: fixed
- * interleaved shares (the default; see the head comment). */
 /* Waves of CTAs a decode launch aims at by default (ga_attn_decode_args.waves overrides). */
 #ifndef GA_DC_WAVES
 #define GA_DC_WAVES 1
 #endif
+/* 1: CTAs claim chunks from an atomic counter (not bitwise reproducible); 0: fixed
+ * interleaved shares (the default; see the head comment). */
 #ifndef GA_DC_DYNAMIC
 #define GA_DC_DYNAMIC 0
 #endif
