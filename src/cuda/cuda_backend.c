@@ -290,11 +290,12 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     if ((st = rope_tables(c, err))) goto fail;
     if ((st = ga_cuda_scratch_alloc(c, rows, err))) goto fail;
     /* The decode workspace, then the decode kernel's split counters (zeroed once here; every
-     * launch leaves them zero) in the same allocation: cuda_forward.c finds them at offset ws. */
+     * launch leaves them zero) in the same allocation. */
     size_t ws = ga_attention_decode_workspace(max_batch, cfg->n_heads, cfg->head_dim, max_context);
     size_t wc = ga_attention_decode_counters(max_batch, cfg->n_heads, cfg->n_kv_heads);
     if ((st = cuda_malloc((void **)&c->dec_work, ws + wc, "the decode workspace", err))) goto fail;
-    if ((e = cudaMemset((char *)c->dec_work + ws, 0, wc)) != cudaSuccess) {
+    c->dec_counters = (unsigned *)((char *)c->dec_work + ws);
+    if ((e = cudaMemset(c->dec_counters, 0, wc)) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_CUDA, "zeroing the decode counters: %s", cudaGetErrorName(e));
         goto fail;
     }

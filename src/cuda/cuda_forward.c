@@ -99,10 +99,6 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
         };
         if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
         if (decode) {
-            // The split counters follow the workspace in its allocation (cuda_backend.c).
-            const size_t dec_ws =
-                ga_attention_decode_workspace(c->max_batch, cfg->n_heads, hd, c->max_context);
-            unsigned *dec_counters = (unsigned *)((char *)c->dec_work + dec_ws);
             ga_attn_decode_args da = {
                 .q = s->q,
                 .k_cache = kc,
@@ -112,7 +108,7 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
                 .gate = s->gate,
                 .out = s->attn,
                 .work = c->dec_work,
-                .counters = dec_counters,
+                .counters = c->dec_counters,
                 .B = rows,
                 .n_heads = cfg->n_heads,
                 .n_kv_heads = cfg->n_kv_heads,

@@ -89,8 +89,9 @@ typedef struct ga_cuda {
     int max_context, max_batch;
 
     ga_cuda_scratch sc;
-    float *dec_work; /* split-KV partials for decode attention */
-    int32_t *h_in;   /* pinned host staging: tokens | positions | slots | kv_lens (4*max_batch) */
+    float *dec_work;        /* split-KV partials for decode attention */
+    unsigned *dec_counters; /* its split counters, in the same allocation after the partials */
+    int32_t *h_in; /* pinned host staging: tokens | positions | slots | kv_lens (4*max_batch) */
 
     /* token selection on the device (decode_sample): per-row random streams, the chosen ids
      * and the sampler's scratch, sized for max_batch rows; pinned host mirrors */
