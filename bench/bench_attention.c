@@ -121,8 +121,9 @@ typedef struct ba_ceiling_args {
 
 static ga_status ba_launch_ceiling(const void *p, cudaStream_t st, ga_err *err) {
     const ba_ceiling_args *a = p;
-    if (ba_read_ceiling(a->k, a->bytes, a->v, a->bytes, a->sink, a->n_sm, 1, st))
-        return ga_err_set(err, GA_ERR_CUDA, "the read-ceiling kernel failed to launch");
+    cudaError_t e = ba_read_ceiling(a->k, a->bytes, a->v, a->bytes, a->sink, a->n_sm, 1, st);
+    if (e != cudaSuccess)
+        return ga_err_set(err, GA_ERR_CUDA, "the read-ceiling kernel: %s", cudaGetErrorString(e));
     return GA_OK;
 }
 
@@ -132,12 +133,11 @@ static float ba_time(ba_ctx *c, ba_launch launch, const void *args, int reps) {
     for (int i = 0; i < 3; i++)
         BA_OK(launch(args, c->st, &err_));
     for (int i = 0; i < reps; i++) {
-        if (c->flush_read) {
-            if (ba_read_ceiling(c->flush, BA_FLUSH_BYTES, c->flush, 0, c->sink, c->n_sm, 0, c->st))
-                BA_CUDA(cudaGetLastError());
-        } else {
+        if (c->flush_read)
+            BA_CUDA(
+                ba_read_ceiling(c->flush, BA_FLUSH_BYTES, c->flush, 0, c->sink, c->n_sm, 0, c->st));
+        else
             BA_CUDA(cudaMemsetAsync(c->flush, i & 0xff, BA_FLUSH_BYTES, c->st));
-        }
         BA_CUDA(cudaEventRecord(c->e0, c->st));
         BA_OK(launch(args, c->st, &err_));
         BA_CUDA(cudaEventRecord(c->e1, c->st));

@@ -10,9 +10,9 @@
 extern "C" {
 #endif
 /* Reads bytes_a of a and bytes_b of b (multiples of 16) once, with streaming (evict-first)
- * loads or, streaming = 0, ordinary ones that fill L2; 0 on a good launch. */
-int ba_read_ceiling(const void *a, size_t bytes_a, const void *b, size_t bytes_b, unsigned *sink,
-                    int n_sm, int streaming, cudaStream_t st);
+ * loads or, streaming = 0, ordinary ones that fill L2; returns the launch's error. */
+cudaError_t ba_read_ceiling(const void *a, size_t bytes_a, const void *b, size_t bytes_b,
+                            unsigned *sink, int n_sm, int streaming, cudaStream_t st);
 #ifdef __cplusplus
 }
 #endif
