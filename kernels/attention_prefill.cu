@@ -40,12 +40,6 @@
 #define GA_PF_SMALL_T 2048
 #endif
 
-/* Prompts longer than this take the Hopper kernel where it is usable (its 128-row tiles
- * leave SMs idle on short prompts, where the 64-row portable tiles fill the GPU better). */
-#ifndef GA_PF_SM90_MIN_T
-#define GA_PF_SM90_MIN_T 0
-#endif
-
 /* Shared-memory rows are padded by 8 bf16 (16 bytes): a row pitch of HD+8 elements is an
  * odd number of 16-byte units, so the 8 row addresses of one ldmatrix phase fall in 8
  * different bank groups (no conflicts) while every row stays 16-byte aligned for cp.async. */
@@ -339,8 +333,10 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
     if (a->impl != GA_ATTN_IMPL_AUTO && a->impl != GA_ATTN_IMPL_MMA &&
         a->impl != GA_ATTN_IMPL_WGMMA)
         return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad impl %d", (int)a->impl);
-    if (a->impl == GA_ATTN_IMPL_WGMMA || (a->impl == GA_ATTN_IMPL_AUTO && a->T > GA_PF_SM90_MIN_T &&
-                                          ga_attention_prefill_sm90_usable(a->hd)))
+    /* AUTO: the Hopper kernel wherever it is usable; measured faster than this one from 1k
+     * tokens up (bench/RESULTS.md), and tested at every length the prefill tests cover. */
+    if (a->impl == GA_ATTN_IMPL_WGMMA ||
+        (a->impl == GA_ATTN_IMPL_AUTO && ga_attention_prefill_sm90_usable(a->hd)))
         return ga_attention_prefill_sm90(a, stream, err);
     if ((a->T + 63) / 64 > 65535)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "attention prefill: T %d too long", a->T);
