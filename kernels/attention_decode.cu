@@ -76,6 +76,7 @@
 #ifndef GA_DC_WAVES
 #define GA_DC_WAVES 1
 #endif
+#define DC_MAX_WAVES 64 /* far past any useful value; keeps SMs x CTAs x waves in an int */
 /* 1: CTAs claim chunks from an atomic counter (not bitwise reproducible); 0: fixed
  * interleaved shares (the default; see the head comment). */
 #ifndef GA_DC_DYNAMIC
@@ -606,6 +607,9 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
                           "attention decode: gate must be given exactly when gate_mode != none");
     if (!(a->scale > 0.0f) || !isfinite(a->scale))
         return ga_err_set(err, GA_ERR_ARG, "attention decode: bad scale %g", (double)a->scale);
+    if (a->waves < 0 || a->waves > DC_MAX_WAVES)
+        return ga_err_set(err, GA_ERR_ARG, "attention decode: waves %d (0 = default, at most %d)",
+                          a->waves, DC_MAX_WAVES);
     if (!a->counters)
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: NULL counters (ga_attention_decode_counters)");

@@ -64,8 +64,8 @@ typedef struct ga_attn_decode_args {
                             launch leaves them zero. One launch at a time per buffer. */
     int B, n_heads, n_kv_heads, hd, kv_stride;
     int max_kv_len; /* host-side upper bound of kv_lens; fixes the split so graphs replay */
-    int waves;      /* 0: the default; else CTAs per row and KV head for about this many
-                       waves of the GPU (more, shorter CTAs balance uneven streaming rates) */
+    int waves;      /* 0: the default; else (1..64) CTAs per row and KV head for about this
+                       many waves of the GPU (more, shorter CTAs balance uneven rates) */
     ga_gate_mode gate_mode;
     float scale;
 } ga_attn_decode_args;

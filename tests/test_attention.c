@@ -265,6 +265,12 @@ void ta_section_args(void) {
     da.gate_mode = GA_GATE_ELEMENTWISE;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
     da.gate_mode = GA_GATE_NONE;
+    da.waves = -1;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "waves") != NULL);
+    da.waves = 65;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    da.waves = 0;
     da.counters = NULL;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "counters") != NULL);
