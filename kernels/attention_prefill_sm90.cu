@@ -338,12 +338,13 @@ __global__ void __launch_bounds__(W_THREADS, 1)
         step(kt, p, p2);
         if (kt + 1 < n_kt) step(kt + 1, p2, p);
     }
-    if ((n_kt - 1) & 1)
-        last_pv(p2); /* tile n_kt-1's P sits in the set of its parity */
-    else
+    if ((n_kt - 1) & 1) { /* tile n_kt-1's P sits in the set of its parity */
+        last_pv(p2);
+    } else {
         last_pv(p);
+    }
 
-        /* Epilogue: normalise, gate, store bf16, write lse. */
+    /* Epilogue: normalise, gate, store bf16, write lse. */
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float l = l_run[r];
