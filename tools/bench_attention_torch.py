@@ -6,8 +6,8 @@ head_dim 128, batch 1, T = 1k/4k/16k), alone and followed by a separate sigmoid-
 
 Same method as the C bench: warm-up, L2 flushed before every timed call (256 MiB zeroed;
 with --flush read, 256 MiB read instead, which leaves L2 clean as after the weight reads of
-a real decode step), median of repeats, CUDA events. TFLOP/s counts the causal half (4*T^2*hd*heads/2); decode
-GB/s counts the K+V bytes read. Also times each SDPA backend PyTorch offers here (flash,
+a real decode step), median of repeats, CUDA events. TFLOP/s counts the causal half
+(4*T^2*hd*heads/2); decode GB/s counts the K+V bytes read. Also times each SDPA backend PyTorch offers here (flash,
 cuDNN, memory-efficient) so the default's choice is visible. Prints a markdown table.
 Runs on the GPU machine (tools/gpu_attn.sh); not part of the build or the tests.
 """
@@ -20,18 +20,13 @@ import torch.nn.functional as F
 HEADS, KV, HD = 16, 8, 128
 
 
-FLUSH_READ = False
-
-
 def timed(fn, reps, flush):
+    """Median ms of reps calls of fn, each after flush() (the L2 flush)."""
     for _ in range(3):
         fn()
     times = []
     for _ in range(reps):
-        if FLUSH_READ:
-            torch.amax(flush.view(torch.int32))  # reads all of it, writes 4 bytes
-        else:
-            flush.zero_()
+        flush()
         e0 = torch.cuda.Event(enable_timing=True)
         e1 = torch.cuda.Event(enable_timing=True)
         e0.record()
@@ -65,10 +60,13 @@ def main():
     ap.add_argument("--flush", choices=["memset", "read"], default="memset")
     ap.add_argument("--only", choices=["prefill", "decode"], default=None)
     args = ap.parse_args()
-    global FLUSH_READ
-    FLUSH_READ = args.flush == "read"
     dev = torch.device("cuda")
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
+    buf = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
+    if args.flush == "read":
+        def flush():
+            torch.amax(buf.view(torch.int32))  # reads all of it, writes 4 bytes
+    else:
+        flush = buf.zero_
     p = torch.cuda.get_device_properties(dev)
     print(f"torch {torch.__version__} on {p.name} ({p.multi_processor_count} SMs); "
           f"heads {HEADS}/{KV}, head_dim {HD}, batch 1, median of {args.reps}\n")
