@@ -6,3 +6,11 @@ if(GA_HAVE_CUDA)
   target_link_libraries(bench_cuda_model PRIVATE libgattn)
   set_target_properties(bench_cuda_model PROPERTIES LINKER_LANGUAGE CUDA)
 endif()
+
+# One prefill or decode step bracketed for ncu (tools/gpu_profile.sh).
+if(GA_HAVE_CUDA)
+  add_executable(profile_step profile_step.c)
+  target_compile_options(profile_step PRIVATE ${GA_C_WARN})
+  target_link_libraries(profile_step PRIVATE libgattn)
+  set_target_properties(profile_step PROPERTIES LINKER_LANGUAGE CUDA)
+endif()
