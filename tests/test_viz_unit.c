@@ -2,7 +2,7 @@
  * Unit tests of the visualisation pieces on synthetic inputs (no model): the viridis table
  * against the colour map's published hex values, a figure's PNG decoded with stb_image (size,
  * colours at chosen cells and colour-bar ends, white margins, drawn labels), the font's
- * measurements and rotation, pooling and the sink metrics on handcrafted matrices with
+ * measurements and rotation, pooling on handcrafted matrices with
  * exact expected numbers, the .npy header and data byte for byte, and the metrics/tokens
  * files parsed back.
  */
@@ -172,23 +172,6 @@ out:
     free(dir);
 }
 
-static void test_metrics_math(void) {
-    /* 2 heads, T = 3; first_token_share averages p[q][0] over heads and rows 1..2 */
-    const float p[2 * 9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.25f, 0.25f,  0.5f,    /* head 0 */
-                            1, 0, 0, 1,    0,    0, 0.75f, 0.125f, 0.125f}; /* head 1 */
-    CHECK(ga_attn_first_token_share(p, 2, 3) == (0.5 + 0.25 + 1.0 + 0.75) / 4);
-    CHECK(ga_attn_first_token_share(p, 1, 3) == (0.5 + 0.25) / 2);
-    CHECK(isnan(ga_attn_first_token_share(p, 2, 1)));
-
-    const float g[5] = {0.05f, 0.1f, 0.5f, 0.0f, 1.0f};
-    double mean, below;
-    ga_viz_gate_stats(g, 5, &mean, &below);
-    CHECK(fabs(mean - (0.05 + 0.1 + 0.5 + 0.0 + 1.0) / 5) < 1e-8);
-    CHECK(below == 2.0 / 5); /* 0.1 itself is not below 0.1 */
-    ga_viz_gate_stats(g, 0, &mean, &below);
-    CHECK(isnan(mean) && isnan(below));
-}
-
 static void test_pool(void) {
     ga_err err;
     /* T = 5 uniform causal rows (row q is 1/(q+1) on keys 0..q) pooled to 2 blocks:
@@ -318,7 +301,6 @@ int main(void) {
     test_viridis();
     test_font();
     test_png();
-    test_metrics_math();
     test_pool();
     test_npy();
     test_report();

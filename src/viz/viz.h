@@ -4,7 +4,7 @@
  *   font.c      an embedded 5x7 bitmap font (plus descenders), drawn upright or rotated
  *   colormap.c  the viridis colour map
  *   figure.c    the figure layout: a grid of heatmap panels with axes, labels, colour bars
- *   attn_math.c pooling of attention maps and the attention-sink metrics, as pure functions
+ *   attn_math.c pooling of attention maps (a full-resolution capture down to the picture's)
  *   npy.c       the .npy writer (and reader, for tests and tools)
  *   report.c    the metrics table, metrics.csv / metrics.json and tokens.json
  * Nothing here touches a model or a backend; the CLI (src/cli/cmd_viz.c) wires them up.
@@ -103,11 +103,6 @@ ga_status ga_figure_render(const ga_figure *f, ga_canvas *out, ga_fig_rect *rect
  * out[bi][bj] = sum over keys in bj of the mean over queries in bi; block b covers
  * positions [b*T/res, (b+1)*T/res). Requires 1 <= res <= T. */
 ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err);
-/* first_token_share of attention probabilities p (n_heads, T, T): the mean over heads and
- * query rows 1..T-1 of p[h][q][0]. NaN when T < 2. */
-double ga_attn_first_token_share(const float *p, int n_heads, int T);
-/* Mean and share below 0.1 of n gate values (already through the sigmoid). NaN when n == 0. */
-void ga_viz_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1);
 
 /* ---------------------------------------------------------------- npy */
 
