@@ -4,7 +4,8 @@
  * probabilities recomputed by an independent naive forward from the same model folder, the
  * metrics.json/metrics.csv values against the same reference, tokens.json against the ids
  * (and the tokenizer's encoding for --prompt), and that the PNG decodes. Also the default
- * output name.
+ * output name, JPEG output for --out x.jpg, and that a full disk (/dev/full) or an unknown
+ * extension is an error, not "wrote".
  */
 #include <math.h>
 #include <stdarg.h>
@@ -261,6 +262,41 @@ int main(int argc, char **argv) {
         check_dump(mdir, dump, ids, 12, all, &below);
         CHECK_MSG(below >= 10, "the fixture has only %g gates below 0.1", below);
         free(mdir);
+    }
+    /* --out: the extension picks the format; a full disk and an unknown extension fail with
+     * the path named, and nothing claims to have been written */
+    {
+        char jpg[512], full[512], gif[512], log[512];
+        snprintf(jpg, sizeof jpg, "%s/pic.jpg", dir);
+        snprintf(full, sizeof full, "%s/full.png", dir);
+        snprintf(gif, sizeof gif, "%s/pic.gif", dir);
+        snprintf(log, sizeof log, "%s/out.log", dir);
+        CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                  ">/dev/null",
+                  cli, dir, jpg) == 0);
+        size_t len = 0;
+        unsigned char *b = (unsigned char *)ga_test_read_file(jpg, &len);
+        CHECK_MSG(b && len > 4 && b[0] == 0xff && b[1] == 0xd8, "%s is not a JPEG", jpg);
+        free(b);
+        check_png(jpg); /* stb_image decodes JPEG too: the picture is whole */
+        if (access("/dev/full", W_OK) == 0 && symlink("/dev/full", full) == 0) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                      ">'%s' 2>&1",
+                      cli, dir, full, log) != 0);
+            char *text = ga_test_read_file(log, &len);
+            CHECK_MSG(text && strstr(text, full) && strstr(text, "No space") &&
+                          !strstr(text, "wrote"),
+                      "output: %s", text ? text : "(none)");
+            free(text);
+        }
+        CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                  ">'%s' 2>&1",
+                  cli, dir, gif, log) != 0);
+        char *text = ga_test_read_file(log, &len);
+        CHECK_MSG(text && strstr(text, "--out") && strstr(text, gif) && strstr(text, ".jpg"),
+                  "output: %s", text ? text : "(none)");
+        free(text);
+        CHECK(access(gif, F_OK) != 0);
     }
     /* default output name, in the current directory */
     CHECK(run("cd '%s' && '%s' viz --model m-headwise --tokens 1,2,3,4 --device cpu >/dev/null",

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <stb/stb_image.h>
@@ -92,7 +93,7 @@ static void test_png(void) {
     CHECK_OK(ga_figure_render(&f, &c, r, &err), &err);
     char *dir = ga_test_tmpdir("viz_png");
     char *path = ga_test_path(dir, "fig.png");
-    CHECK_OK(ga_canvas_write_png(&c, path, &err), &err);
+    CHECK_OK(ga_canvas_write(&c, path, &err), &err);
 
     int w = 0, h = 0, comp = 0;
     unsigned char *img = stbi_load(path, &w, &h, &comp, 3);
@@ -164,11 +165,75 @@ static void test_png(void) {
     free(big);
     free(many);
     /* an unwritable path is an error, not a crash */
-    CHECK(ga_canvas_write_png(&c, "/nonexistent-dir/x.png", &err) == GA_ERR_IO);
+    CHECK(ga_canvas_write(&c, "/nonexistent-dir/x.png", &err) == GA_ERR_IO);
 out:
     ga_canvas_free(&c);
     ga_test_rmtree(dir);
     free(path);
+    free(dir);
+}
+
+/* The output format follows the extension; a full disk or an unknown extension is an error
+ * naming the path, never a silent success. */
+static void test_image_write(void) {
+    ga_err err;
+    ga_canvas c;
+    CHECK_OK(ga_canvas_create(40, 30, (ga_rgb){200, 30, 60}, &c, &err), &err);
+    if (!c.px) return;
+    char *dir = ga_test_tmpdir("viz_write");
+    const char *names[4] = {"a.png", "b.jpg", "c.JPEG", "d.PNG"};
+    const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    for (int i = 0; i < 4; i++) {
+        char *p = ga_test_path(dir, names[i]);
+        CHECK_OK(ga_canvas_write(&c, p, &err), &err);
+        size_t len = 0;
+        unsigned char *b = (unsigned char *)ga_test_read_file(p, &len);
+        int png = i == 0 || i == 3;
+        if (png)
+            CHECK_MSG(b && len > 8 && !memcmp(b, png_magic, 8), "%s is not a PNG", names[i]);
+        else /* JPEG: SOI marker, then the JFIF APP0 segment */
+            CHECK_MSG(b && len > 4 && b[0] == 0xff && b[1] == 0xd8 && b[len - 2] == 0xff &&
+                          b[len - 1] == 0xd9,
+                      "%s is not a JPEG", names[i]);
+        int w = 0, h = 0, comp = 0;
+        unsigned char *img = stbi_load(p, &w, &h, &comp, 3);
+        CHECK(img && w == 40 && h == 30);
+        if (img) { /* JPEG is lossy: within a few levels of the colour */
+            int tol = png ? 0 : 6;
+            CHECK(abs(img[0] - 200) <= tol && abs(img[1] - 30) <= tol && abs(img[2] - 60) <= tol);
+        }
+        stbi_image_free(img);
+        free(b);
+        free(p);
+    }
+    /* a full device: the write fails, with the path in the message */
+    if (access("/dev/full", W_OK) == 0) {
+        ga_canvas big;
+        CHECK_OK(ga_canvas_create(800, 800, (ga_rgb){1, 2, 3}, &big, &err), &err);
+        /* /dev/full has no extension; a symlink named .png to it does */
+        char *link = ga_test_path(dir, "full.png");
+        CHECK(symlink("/dev/full", link) == 0);
+        err.msg[0] = 0;
+        CHECK(ga_canvas_write(&big, link, &err) == GA_ERR_IO);
+        CHECK_MSG(strstr(err.msg, link) && strstr(err.msg, "No space"), "message: %s", err.msg);
+        ga_canvas_free(&big);
+        free(link);
+    }
+    /* other extensions are refused before anything is written */
+    const char *bad[5] = {"x.gif", "x", "x.png.txt", "dir.png/x", ".jpgx"};
+    for (int i = 0; i < 5; i++) {
+        char *p = ga_test_path(dir, bad[i]);
+        err.msg[0] = 0;
+        CHECK_MSG(ga_canvas_write(&c, p, &err) == GA_ERR_ARG, "%s accepted", bad[i]);
+        CHECK(strstr(err.msg, p) != NULL);
+        CHECK(access(p, F_OK) != 0);
+        free(p);
+    }
+    ga_image_format fmt;
+    CHECK(ga_image_format_of("pic.jpeg", &fmt, &err) == GA_OK && fmt == GA_IMAGE_JPEG);
+    CHECK(ga_image_format_of("a.jpg/pic.png", &fmt, &err) == GA_OK && fmt == GA_IMAGE_PNG);
+    ga_canvas_free(&c);
+    ga_test_rmtree(dir);
     free(dir);
 }
 
@@ -302,6 +367,7 @@ int main(void) {
     test_font();
     test_png();
     test_pool();
+    test_image_write();
     test_npy();
     test_report();
     return ga_test_finish();

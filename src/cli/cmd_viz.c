@@ -31,26 +31,26 @@
 #define LABEL_CAP 64
 
 static void usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
-        "\n"
-        "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
-        "(PNG) and prints attention-sink metrics for every layer.\n"
-        "\n"
-        "  --model DIR        Hugging Face model folder\n"
-        "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
-        "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
-        "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
-        "                     evenly spread layers of a smaller model)\n"
-        "  --head N           draw query head N (0-based) instead of the mean over heads\n"
-        "  --out PATH         PNG to write (default {model}_selected_layer_attention_maps.png)\n"
-        "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
-        "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
-        "  --device D         cpu, cuda or auto (default auto)\n"
-        "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
-        "                     at most %d)\n",
-        MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
+    fprintf(f,
+            "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
+            "\n"
+            "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
+            "(PNG) and prints attention-sink metrics for every layer.\n"
+            "\n"
+            "  --model DIR        Hugging Face model folder\n"
+            "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
+            "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
+            "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
+            "                     evenly spread layers of a smaller model)\n"
+            "  --head N           draw query head N (0-based) instead of the mean over heads\n"
+            "  --out PATH         picture to write, .png or .jpg/.jpeg\n"
+            "                     (default {model}_selected_layer_attention_maps.png)\n"
+            "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
+            "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
+            "  --device D         cpu, cuda or auto (default auto)\n"
+            "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
+            "                     at most %d)\n",
+            MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
 }
 
 typedef struct viz_args {
@@ -106,6 +106,10 @@ static int parse_args(int argc, char **argv, viz_args *a) {
     if (!a->prompt == !a->tokens)
         return ga_cli_fail(CMD, "give exactly one of --prompt TEXT and --tokens LIST");
     if (a->out && !*a->out) return ga_cli_fail(CMD, "--out: empty path");
+    ga_image_format fmt;
+    ga_err ferr;
+    if (a->out && ga_image_format_of(a->out, &fmt, &ferr))
+        return ga_cli_fail(CMD, "--out %s", ferr.msg);
     if (a->dump && !*a->dump) return ga_cli_fail(CMD, "--dump: empty path");
     return -1; /* go on */
 }
@@ -353,7 +357,7 @@ static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap
                      res == T ? "key" : "key (first position of block)",
                      res == T ? "query" : "query (first position of block)"};
     ga_canvas canvas;
-    if (ga_figure_render(&fig, &canvas, NULL, &err) || ga_canvas_write_png(&canvas, out, &err)) {
+    if (ga_figure_render(&fig, &canvas, NULL, &err) || ga_canvas_write(&canvas, out, &err)) {
         ga_canvas_free(&canvas);
         rc = ga_cli_fail_err(CMD, &err);
         goto done;

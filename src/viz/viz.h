@@ -1,6 +1,6 @@
 /*
  * Visualisation of attention: the pieces `gattn viz` is built from, each in its own file.
- *   canvas.c    an RGB8 raster with rectangles, lines and PNG output (stb_image_write)
+ *   canvas.c    an RGB8 raster with rectangles, lines and PNG/JPEG output (stb_image_write)
  *   font.c      an embedded 5x7 bitmap font (plus descenders), drawn upright or rotated
  *   colormap.c  the viridis colour map
  *   figure.c    the figure layout: a grid of heatmap panels with axes, labels, colour bars
@@ -36,7 +36,13 @@ void ga_canvas_fill(ga_canvas *c, int x, int y, int w, int h, ga_rgb col);
 void ga_canvas_put(ga_canvas *c, int x, int y, ga_rgb col);
 /* 1-pixel rectangle outline around the w x h box at (x, y) (drawn just outside it). */
 void ga_canvas_frame(ga_canvas *c, int x, int y, int w, int h, ga_rgb col);
-ga_status ga_canvas_write_png(const ga_canvas *c, const char *path, ga_err *err);
+typedef enum ga_image_format { GA_IMAGE_PNG, GA_IMAGE_JPEG } ga_image_format;
+/* The format a path's extension names: .png, or .jpg / .jpeg (any case); anything else is
+ * GA_ERR_ARG naming the path. */
+ga_status ga_image_format_of(const char *path, ga_image_format *fmt, ga_err *err);
+/* Writes the canvas as PNG or JPEG (quality 95) by the path's extension; a failed write
+ * (a full disk, an I/O error on close) is GA_ERR_IO naming the path. */
+ga_status ga_canvas_write(const ga_canvas *c, const char *path, ga_err *err);
 
 /* ---------------------------------------------------------------- font */
 
