@@ -108,6 +108,9 @@ static int parse_args(int argc, char **argv, viz_args *a) {
     if (a->out && !*a->out) return ga_cli_fail(CMD, "--out: empty path");
     ga_image_format fmt;
     ga_err ferr;
+    struct stat ost;
+    if (a->out && stat(a->out, &ost) == 0 && S_ISDIR(ost.st_mode))
+        return ga_cli_fail(CMD, "--out: %s is a directory", a->out);
     if (a->out && ga_image_format_of(a->out, &fmt, &ferr))
         return ga_cli_fail(CMD, "--out %s", ferr.msg);
     if (a->dump && !*a->dump) return ga_cli_fail(CMD, "--dump: empty path");
