@@ -298,6 +298,32 @@ int main(int argc, char **argv) {
         free(text);
         CHECK(access(gif, F_OK) != 0);
     }
+    /* --color-scale and --font: a known scale draws, an unknown one or a font that does not
+     * load is an error naming the option */
+    {
+        char pic[512], log[512];
+        snprintf(pic, sizeof pic, "%s/scale.png", dir);
+        snprintf(log, sizeof log, "%s/scale.log", dir);
+        const char *scales[2] = {"log", "p99"};
+        for (int i = 0; i < 2; i++) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3,4,5 --device cpu "
+                      "--color-scale %s --out '%s' >/dev/null",
+                      cli, dir, scales[i], pic) == 0);
+            check_png(pic);
+        }
+        const char *bad[3][2] = {{"--color-scale sqrt", "--color-scale"},
+                                 {"--font /nonexistent/f.ttf", "--font"},
+                                 {"--font /dev/null", "--font"}};
+        for (int i = 0; i < 3; i++) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2 --device cpu %s --out '%s' "
+                      ">'%s' 2>&1",
+                      cli, dir, bad[i][0], pic, log) != 0);
+            size_t len;
+            char *text = ga_test_read_file(log, &len);
+            CHECK_MSG(text && strstr(text, bad[i][1]), "%s: %s", bad[i][0], text ? text : "");
+            free(text);
+        }
+    }
     /* default output name, in the current directory */
     CHECK(run("cd '%s' && '%s' viz --model m-headwise --tokens 1,2,3,4 --device cpu >/dev/null",
               dir, cli) == 0);

@@ -50,6 +50,14 @@ void ga_canvas_put(ga_canvas *c, int x, int y, ga_rgb col) {
     p[2] = col.b;
 }
 
+void ga_canvas_blend(ga_canvas *c, int x, int y, ga_rgb col, int alpha) {
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    uint8_t *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
+    const uint8_t v[3] = {col.r, col.g, col.b};
+    for (int i = 0; i < 3; i++)
+        p[i] = (uint8_t)((p[i] * (255 - alpha) + v[i] * alpha + 127) / 255);
+}
+
 void ga_canvas_fill(ga_canvas *c, int x, int y, int w, int h, ga_rgb col) {
     int x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
     int x1 = x + w > c->w ? c->w : x + w, y1 = y + h > c->h ? c->h : y + h;
