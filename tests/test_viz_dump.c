@@ -4,7 +4,8 @@
  * probabilities recomputed by an independent naive forward from the same model folder, the
  * metrics.json/metrics.csv values against the same reference, tokens.json against the ids
  * (and the tokenizer's encoding for --prompt), and that the PNG decodes. Also the default
- * output name.
+ * output name, JPEG output for --out x.jpg, and that a full disk (/dev/full) or an unknown
+ * extension is an error, not "wrote".
  */
 #include <math.h>
 #include <stdarg.h>
@@ -45,7 +46,7 @@ static cJSON *read_json(const char *dir, const char *name) {
 
 /* Checks the dump in `dump` of model folder `mdir` for tokens ids (T) and layers sel. */
 static void check_dump(const char *mdir, const char *dump, const int32_t *ids, int T,
-                       const bool *sel) {
+                       const bool *sel, double *gates_below) {
     ga_err err;
     ga_model *m = NULL;
     CHECK_OK(ga_model_load(mdir, &m, &err), &err);
@@ -101,12 +102,19 @@ static void check_dump(const char *mdir, const char *dump, const int32_t *ids, i
         if (c->gate == GA_GATE_NONE) {
             CHECK(cJSON_IsNull(gm) && cJSON_IsNull(gb));
         } else {
-            double mean = 0;
+            double mean = 0, below = 0;
             size_t n = (size_t)T * ref.gate_dim;
-            for (size_t i = 0; i < n; i++)
+            for (size_t i = 0; i < n; i++) {
                 mean += ref.gates[l][i];
+                below += ref.gates[l][i] < 0.1;
+            }
             CHECK(cJSON_IsNumber(gm) && fabs(gm->valuedouble - mean / (double)n) < 1e-6);
-            CHECK(cJSON_IsNumber(gb) && gb->valuedouble >= 0 && gb->valuedouble <= 1);
+            /* one gate within float rounding of 0.1 may land on the other side */
+            CHECK_MSG(cJSON_IsNumber(gb) &&
+                          fabs(gb->valuedouble - below / (double)n) <= 1.0 / (double)n + 1e-12,
+                      "%s layer %d: gate_below_0_1 %g vs naive %g", mdir, l + 1,
+                      cJSON_IsNumber(gb) ? gb->valuedouble : NAN, below / (double)n);
+            *gates_below += below;
         }
     }
     cJSON_Delete(mj);
@@ -199,6 +207,7 @@ int main(int argc, char **argv) {
     cli = ga_test_env("GA_CLI", "gattn");
     if (argc > 1 && !strcmp(argv[1], "gpu")) return gpu_vs_cpu();
     char *dir = ga_test_tmpdir("viz_dump");
+    double below = 0; /* gates below 0.1 the reference counted */
     const char *variants[3] = {"baseline", "headwise", "elementwise"};
     for (int v = 0; v < 3; v++) {
         char mdir[512], dump[512], png[512];
@@ -216,7 +225,7 @@ int main(int argc, char **argv) {
         CHECK(run("'%s' viz --model '%s' --tokens 3,14,15,92,65,35,89,79,32,38,46,26,43,38,32,"
                   "79,50,28,8 --layers 1,3 --device cpu --out '%s' --dump '%s' >/dev/null",
                   cli, mdir, png, dump) == 0);
-        check_dump(mdir, dump, ids, 19, sel);
+        check_dump(mdir, dump, ids, 19, sel, &below);
         check_png(png);
 
         /* text prompt through the model's tokenizer, default layers (all 3 of a 3-layer model) */
@@ -232,9 +241,88 @@ int main(int argc, char **argv) {
         int n = 0;
         if (tok) CHECK_OK(ga_tok_encode(tok, prompt, strlen(prompt), &pids, &n, &err), &err);
         bool all[3] = {true, true, true};
-        if (pids && n > 1) check_dump(mdir, dump, pids, n, all);
+        if (pids && n > 1) check_dump(mdir, dump, pids, n, all, &below);
         free(pids);
         ga_tok_free(tok);
+    }
+    /* A model made by transformers whose gates spread (random models have gates near 0.5,
+     * so their share below 0.1 is 0 in engine and reference alike): the dumped
+     * gate_below_0_1 must equal the reference where it is not trivially 0. */
+    {
+        char *mdir =
+            ga_test_path(ga_test_env("GA_FIXTURES", "tests/fixtures"), "elementwise_g2_untied");
+        char dump[512];
+        snprintf(dump, sizeof dump, "%s/dump-fixture", dir);
+        const int32_t ids[12] = {5, 17, 94, 3, 3, 60, 41, 88, 12, 0, 71, 33};
+        bool all[2] = {true, true};
+        CHECK(run("'%s' viz --model '%s' --tokens 5,17,94,3,3,60,41,88,12,0,71,33 --device cpu "
+                  "--out '%s/fixture.png' --dump '%s' >/dev/null",
+                  cli, mdir, dir, dump) == 0);
+        below = 0;
+        check_dump(mdir, dump, ids, 12, all, &below);
+        CHECK_MSG(below >= 10, "the fixture has only %g gates below 0.1", below);
+        free(mdir);
+    }
+    /* --out: the extension picks the format; a full disk and an unknown extension fail with
+     * the path named, and nothing claims to have been written */
+    {
+        char jpg[512], full[512], gif[512], log[512];
+        snprintf(jpg, sizeof jpg, "%s/pic.jpg", dir);
+        snprintf(full, sizeof full, "%s/full.png", dir);
+        snprintf(gif, sizeof gif, "%s/pic.gif", dir);
+        snprintf(log, sizeof log, "%s/out.log", dir);
+        CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                  ">/dev/null",
+                  cli, dir, jpg) == 0);
+        size_t len = 0;
+        unsigned char *b = (unsigned char *)ga_test_read_file(jpg, &len);
+        CHECK_MSG(b && len > 4 && b[0] == 0xff && b[1] == 0xd8, "%s is not a JPEG", jpg);
+        free(b);
+        check_png(jpg); /* stb_image decodes JPEG too: the picture is whole */
+        if (access("/dev/full", W_OK) == 0 && symlink("/dev/full", full) == 0) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                      ">'%s' 2>&1",
+                      cli, dir, full, log) != 0);
+            char *text = ga_test_read_file(log, &len);
+            CHECK_MSG(text && strstr(text, full) && strstr(text, "No space") &&
+                          !strstr(text, "wrote"),
+                      "output: %s", text ? text : "(none)");
+            free(text);
+        }
+        CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3 --device cpu --out '%s' "
+                  ">'%s' 2>&1",
+                  cli, dir, gif, log) != 0);
+        char *text = ga_test_read_file(log, &len);
+        CHECK_MSG(text && strstr(text, "--out") && strstr(text, gif) && strstr(text, ".jpg"),
+                  "output: %s", text ? text : "(none)");
+        free(text);
+        CHECK(access(gif, F_OK) != 0);
+    }
+    /* --color-scale and --font: a known scale draws, an unknown one or a font that does not
+     * load is an error naming the option */
+    {
+        char pic[512], log[512];
+        snprintf(pic, sizeof pic, "%s/scale.png", dir);
+        snprintf(log, sizeof log, "%s/scale.log", dir);
+        const char *scales[2] = {"log", "p99"};
+        for (int i = 0; i < 2; i++) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2,3,4,5 --device cpu "
+                      "--color-scale %s --out '%s' >/dev/null",
+                      cli, dir, scales[i], pic) == 0);
+            check_png(pic);
+        }
+        const char *bad[3][2] = {{"--color-scale sqrt", "--color-scale"},
+                                 {"--font /nonexistent/f.ttf", "--font"},
+                                 {"--font /dev/null", "--font"}};
+        for (int i = 0; i < 3; i++) {
+            CHECK(run("'%s' viz --model '%s/m-headwise' --tokens 1,2 --device cpu %s --out '%s' "
+                      ">'%s' 2>&1",
+                      cli, dir, bad[i][0], pic, log) != 0);
+            size_t len;
+            char *text = ga_test_read_file(log, &len);
+            CHECK_MSG(text && strstr(text, bad[i][1]), "%s: %s", bad[i][0], text ? text : "");
+            free(text);
+        }
     }
     /* default output name, in the current directory */
     CHECK(run("cd '%s' && '%s' viz --model m-headwise --tokens 1,2,3,4 --device cpu >/dev/null",

@@ -5,6 +5,10 @@
  *    baseline, headwise and elementwise variants; rows sum to 1, zeros above the diagonal;
  *  - a long prompt (T = 600) pooled to 64 x 64: every pooled row sums to 1, the mean of the
  *    rows it covers, and equals the host pooling (ga_attn_pool) of the naive map;
+ *  - the metrics of the gated reference fixtures (tests/fixtures, made by transformers, whose
+ *    gates spread: 9-17% lie below 0.1) against the same reference, exactly up to the one
+ *    gate that float rounding may put on the other side of 0.1; random test models have
+ *    gates near 0.5, so only these catch a wrong threshold in gate_below_0_1;
  *  - with the argument "gpu": the CUDA backend's maps and metrics equal the CPU backend's
  *    within bf16 tolerance (exit 77 without a GPU).
  */
@@ -135,6 +139,77 @@ static void test_cpu_vs_naive(ga_gate_mode gate) {
     ga_model_free(m);
 }
 
+/* The reference metrics of layer l from the naive forward's double-precision probabilities
+ * and gates, written from their definitions in gattn.h. */
+static void naive_metrics(const naive_out *ref, int l, double *share, double *mean, double *below) {
+    int T = ref->T;
+    double s = 0;
+    for (int h = 0; h < ref->n_heads; h++)
+        for (int q = 1; q < T; q++)
+            s += ref->probs[l][((size_t)h * T + q) * T];
+    *share = T > 1 ? s / ((double)ref->n_heads * (T - 1)) : NAN;
+    *mean = *below = NAN;
+    if (!ref->gates || !ref->gates[l]) return;
+    size_t n = (size_t)T * ref->gate_dim;
+    double m = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        m += ref->gates[l][i];
+        b += ref->gates[l][i] < 0.1;
+    }
+    *mean = m / (double)n;
+    *below = b / (double)n;
+}
+
+/* Gated fixtures: share, gate mean and the share of gates below 0.1 of every layer equal the
+ * naive reference. The test first checks that the fixture's gates really spread around 0.1
+ * (some below 0.1, and some between 0.1 and 0.2), so a threshold moved in either direction
+ * changes the count by many gates, not by the one that rounding allows. */
+static void test_fixture_metrics(const char *name) {
+    ga_err err;
+    char *dir = ga_test_path(ga_test_env("GA_FIXTURES", "tests/fixtures"), name);
+    ga_model *m = NULL;
+    CHECK_OK(ga_model_load(dir, &m, &err), &err);
+    free(dir);
+    if (!m) return;
+    const ga_config *c = ga_model_config(m);
+    enum { T = 41 };
+    int32_t ids[T];
+    random_ids(ids, T, c->vocab_size, 29);
+    naive_out ref;
+    CHECK(naive_forward(m, ids, T, &ref) == 0);
+    bool *all = malloc((size_t)c->n_layers * sizeof *all);
+    for (int l = 0; l < c->n_layers; l++)
+        all[l] = true;
+    ga_attn_capture cap = {.layers = all, .head = -1, .max_res = 8};
+    CHECK_OK(capture(m, GA_DEVICE_CPU, ids, T, &cap, &err), &err);
+    size_t n = (size_t)T * ref.gate_dim, low = 0, mid = 0;
+    for (int l = 0; ref.gates && l < c->n_layers; l++)
+        for (size_t i = 0; i < n; i++) {
+            low += ref.gates[l][i] < 0.1;
+            mid += ref.gates[l][i] >= 0.1 && ref.gates[l][i] < 0.2;
+        }
+    CHECK_MSG(low >= 4 && mid >= 4,
+              "%s: gates do not spread (%zu below 0.1, %zu in [0.1, 0.2) of %zu a layer)", name,
+              low, mid, n);
+    for (int l = 0; cap.metrics && ref.gates && l < c->n_layers; l++) {
+        double share, mean, below;
+        naive_metrics(&ref, l, &share, &mean, &below);
+        const ga_layer_metrics *mt = &cap.metrics[l];
+        CHECK_MSG(fabs(mt->first_token_share - share) < 1e-6, "%s layer %d share %.9f vs %.9f",
+                  name, l + 1, mt->first_token_share, share);
+        CHECK_MSG(fabs(mt->gate_mean - mean) < 1e-6, "%s layer %d gate mean %.9f vs %.9f", name,
+                  l + 1, mt->gate_mean, mean);
+        /* one gate within float rounding of 0.1 may land on the other side */
+        CHECK_MSG(fabs(mt->gate_below_0_1 - below) <= 1.0 / (double)n + 1e-12,
+                  "%s layer %d gate_below_0_1 %.6f vs %.6f (%zu gates)", name, l + 1,
+                  mt->gate_below_0_1, below, n);
+    }
+    ga_attn_capture_free(&cap);
+    free(all);
+    naive_free(&ref);
+    ga_model_free(m);
+}
+
 /* T = 600 pooled to 64: rows sum to 1 and match the host pooling of the naive map. */
 static void test_long_pooled(void) {
     ga_err err;
@@ -248,5 +323,10 @@ int main(int argc, char **argv) {
     for (int g = 0; g < 3; g++)
         test_cpu_vs_naive((ga_gate_mode)g);
     test_long_pooled();
+    const char *gated[] = {"headwise_g1_tied",      "headwise_g2_untied",
+                           "headwise_g2_f16",       "elementwise_g1_tied",
+                           "elementwise_g2_untied", "elementwise_g4_bias_bf16_sharded"};
+    for (size_t i = 0; i < sizeof gated / sizeof *gated; i++)
+        test_fixture_metrics(gated[i]);
     return ga_test_finish();
 }

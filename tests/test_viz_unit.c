@@ -2,13 +2,14 @@
  * Unit tests of the visualisation pieces on synthetic inputs (no model): the viridis table
  * against the colour map's published hex values, a figure's PNG decoded with stb_image (size,
  * colours at chosen cells and colour-bar ends, white margins, drawn labels), the font's
- * measurements and rotation, pooling and the sink metrics on handcrafted matrices with
+ * measurements and rotation, pooling on handcrafted matrices with
  * exact expected numbers, the .npy header and data byte for byte, and the metrics/tokens
  * files parsed back.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <stb/stb_image.h>
@@ -40,9 +41,9 @@ static void test_viridis(void) {
 }
 
 static void test_font(void) {
-    CHECK(ga_font_text_len("", 1) == 0);
-    CHECK(ga_font_text_len("abc", 1) == 3 * GA_FONT_ADVANCE - 1);
-    CHECK(ga_font_text_len("abc", 2) == 2 * (3 * GA_FONT_ADVANCE - 1));
+    CHECK(ga_font_text_len(NULL, "", 1) == 0);
+    CHECK(ga_font_text_len(NULL, "abc", 1) == 3 * GA_FONT_ADVANCE - 1);
+    CHECK(ga_font_text_len(NULL, "abc", 2) == 2 * (3 * GA_FONT_ADVANCE - 1));
     CHECK(ga_font_glyphs("caf\xc3\xa9") == 4);   /* é is one (box) glyph */
     CHECK(ga_font_glyphs("\xe2\x96\x81x") == 2); /* U+2581 then x */
     CHECK(ga_font_glyphs("a\xff"
@@ -54,13 +55,18 @@ static void test_font(void) {
         lit += ga_font_glyph('A')[r] != 0;
     CHECK(lit == 7);                                                 /* caps use rows 0-6 */
     CHECK(ga_font_glyph('g')[8] != 0 && ga_font_glyph('a')[8] == 0); /* descenders */
+    /* the label markers have glyphs of their own in the bitmap font */
+    const uint32_t marks[3] = {0x2423, 0x21b5, 0x21e5};
+    for (int i = 0; i < 3; i++)
+        CHECK(ga_font_glyph(marks[i]) != ga_font_glyph(0xe9) &&
+              ga_font_glyph(marks[i]) != ga_font_glyph(' '));
 
     /* Rotated text: "L" drawn upwards from (10, 30) covers x in [10, 17), y in [25, 30),
      * with the L's foot (its bottom row, glyph row 6) in column 16 along the whole length. */
     ga_canvas c;
     ga_err err;
     CHECK_OK(ga_canvas_create(40, 40, (ga_rgb){255, 255, 255}, &c, &err), &err);
-    ga_font_draw(&c, 10, 30, "L", 1, GA_TEXT_UP, (ga_rgb){0, 0, 0});
+    ga_font_draw(NULL, &c, 10, 30, "L", 1, GA_TEXT_UP, (ga_rgb){0, 0, 0});
     int inside = 0, outside = 0;
     for (int y = 0; y < 40; y++)
         for (int x = 0; x < 40; x++) {
@@ -86,13 +92,14 @@ static void test_png(void) {
         b[i] = 0.25f + 0.5f * a[i]; /* own scale: 0.25 .. 0.75 */
     ga_fig_panel panels[2] = {{"Layer 1", a, 4}, {"Layer 2", b, 4}};
     char *labels[4] = {"The", " cat", " sat", "."};
-    ga_figure f = {"test: attention", "4 tokens", panels, 2, labels, "key", "query"};
+    ga_figure f = {"test: attention", "4 tokens", panels,         2, labels, "key",
+                   "query",           NULL,       GA_SCALE_LINEAR};
     ga_canvas c;
     ga_fig_rect r[2];
     CHECK_OK(ga_figure_render(&f, &c, r, &err), &err);
     char *dir = ga_test_tmpdir("viz_png");
     char *path = ga_test_path(dir, "fig.png");
-    CHECK_OK(ga_canvas_write_png(&c, path, &err), &err);
+    CHECK_OK(ga_canvas_write(&c, path, &err), &err);
 
     int w = 0, h = 0, comp = 0;
     unsigned char *img = stbi_load(path, &w, &h, &comp, 3);
@@ -149,7 +156,7 @@ static void test_png(void) {
         many[i] = "tok";
     }
     ga_fig_panel one = {"Layer 3", big, 200};
-    ga_figure g = {"one", NULL, &one, 1, many, NULL, NULL};
+    ga_figure g = {"one", NULL, &one, 1, many, NULL, NULL, NULL, GA_SCALE_LINEAR};
     ga_canvas c2;
     CHECK_OK(ga_figure_render(&g, &c2, r, &err), &err);
     CHECK(r[0].cell == 1 && r[0].side == 200);
@@ -164,7 +171,7 @@ static void test_png(void) {
     free(big);
     free(many);
     /* an unwritable path is an error, not a crash */
-    CHECK(ga_canvas_write_png(&c, "/nonexistent-dir/x.png", &err) == GA_ERR_IO);
+    CHECK(ga_canvas_write(&c, "/nonexistent-dir/x.png", &err) == GA_ERR_IO);
 out:
     ga_canvas_free(&c);
     ga_test_rmtree(dir);
@@ -172,21 +179,247 @@ out:
     free(dir);
 }
 
-static void test_metrics_math(void) {
-    /* 2 heads, T = 3; first_token_share averages p[q][0] over heads and rows 1..2 */
-    const float p[2 * 9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.25f, 0.25f,  0.5f,    /* head 0 */
-                            1, 0, 0, 1,    0,    0, 0.75f, 0.125f, 0.125f}; /* head 1 */
-    CHECK(ga_attn_first_token_share(p, 2, 3) == (0.5 + 0.25 + 1.0 + 0.75) / 4);
-    CHECK(ga_attn_first_token_share(p, 1, 3) == (0.5 + 0.25) / 2);
-    CHECK(isnan(ga_attn_first_token_share(p, 2, 1)));
+/* The output format follows the extension; a full disk or an unknown extension is an error
+ * naming the path, never a silent success. */
+static void test_image_write(void) {
+    ga_err err;
+    ga_canvas c;
+    CHECK_OK(ga_canvas_create(40, 30, (ga_rgb){200, 30, 60}, &c, &err), &err);
+    if (!c.px) return;
+    char *dir = ga_test_tmpdir("viz_write");
+    const char *names[4] = {"a.png", "b.jpg", "c.JPEG", "d.PNG"};
+    const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    for (int i = 0; i < 4; i++) {
+        char *p = ga_test_path(dir, names[i]);
+        CHECK_OK(ga_canvas_write(&c, p, &err), &err);
+        size_t len = 0;
+        unsigned char *b = (unsigned char *)ga_test_read_file(p, &len);
+        int png = i == 0 || i == 3;
+        if (png)
+            CHECK_MSG(b && len > 8 && !memcmp(b, png_magic, 8), "%s is not a PNG", names[i]);
+        else /* JPEG: SOI marker, then the JFIF APP0 segment */
+            CHECK_MSG(b && len > 4 && b[0] == 0xff && b[1] == 0xd8 && b[len - 2] == 0xff &&
+                          b[len - 1] == 0xd9,
+                      "%s is not a JPEG", names[i]);
+        int w = 0, h = 0, comp = 0;
+        unsigned char *img = stbi_load(p, &w, &h, &comp, 3);
+        CHECK(img && w == 40 && h == 30);
+        if (img) { /* JPEG is lossy: within a few levels of the colour */
+            int tol = png ? 0 : 6;
+            CHECK(abs(img[0] - 200) <= tol && abs(img[1] - 30) <= tol && abs(img[2] - 60) <= tol);
+        }
+        stbi_image_free(img);
+        free(b);
+        free(p);
+    }
+    /* a full device: the write fails, with the path in the message */
+    if (access("/dev/full", W_OK) == 0) {
+        ga_canvas big;
+        CHECK_OK(ga_canvas_create(800, 800, (ga_rgb){1, 2, 3}, &big, &err), &err);
+        /* /dev/full has no extension; a symlink named .png to it does */
+        char *link = ga_test_path(dir, "full.png");
+        CHECK(symlink("/dev/full", link) == 0);
+        err.msg[0] = 0;
+        CHECK(ga_canvas_write(&big, link, &err) == GA_ERR_IO);
+        CHECK_MSG(strstr(err.msg, link) && strstr(err.msg, "No space"), "message: %s", err.msg);
+        ga_canvas_free(&big);
+        free(link);
+    }
+    /* other extensions are refused before anything is written */
+    const char *bad[5] = {"x.gif", "x", "x.png.txt", "dir.png/x", ".jpgx"};
+    for (int i = 0; i < 5; i++) {
+        char *p = ga_test_path(dir, bad[i]);
+        err.msg[0] = 0;
+        CHECK_MSG(ga_canvas_write(&c, p, &err) == GA_ERR_ARG, "%s accepted", bad[i]);
+        CHECK(strstr(err.msg, p) != NULL);
+        CHECK(access(p, F_OK) != 0);
+        free(p);
+    }
+    ga_image_format fmt;
+    CHECK(ga_image_format_of("pic.jpeg", &fmt, &err) == GA_OK && fmt == GA_IMAGE_JPEG);
+    CHECK(ga_image_format_of("a.jpg/pic.png", &fmt, &err) == GA_OK && fmt == GA_IMAGE_PNG);
+    ga_canvas_free(&c);
+    ga_test_rmtree(dir);
+    free(dir);
+}
 
-    const float g[5] = {0.05f, 0.1f, 0.5f, 0.0f, 1.0f};
-    double mean, below;
-    ga_viz_gate_stats(g, 5, &mean, &below);
-    CHECK(fabs(mean - (0.05 + 0.1 + 0.5 + 0.0 + 1.0) / 5) < 1e-8);
-    CHECK(below == 2.0 / 5); /* 0.1 itself is not below 0.1 */
-    ga_viz_gate_stats(g, 0, &mean, &below);
-    CHECK(isnan(mean) && isnan(below));
+/* Token text to tick label: spaces, newlines and tabs become visible marks. */
+static void test_token_label(void) {
+    const char *cases[][2] = {
+        {" gating", "\xe2\x90\xa3gating"},
+        {"s", "s"},
+        {" s", "\xe2\x90\xa3s"},
+        {"   ", "\xe2\x90\xa3\xe2\x90\xa3\xe2\x90\xa3"},
+        {"\\n", "\xe2\x86\xb5"},
+        {"\\n\\n", "\xe2\x86\xb5\xe2\x86\xb5"},
+        {"\\t", "\xe2\x87\xa5"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"}, /* valid UTF-8 stays as it is */
+        {"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac"},
+        {"\\xc3", "\\xc3"}, /* part of a character: its byte */
+        {"", "\"\""},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ga_viz_token_label(cases[i][0], out, sizeof out);
+        CHECK_MSG(!strcmp(out, cases[i][1]), "label of '%s' is '%s', want '%s'", cases[i][0], out,
+                  cases[i][1]);
+    }
+    /* a short buffer cuts between whole characters */
+    ga_viz_token_label(" ab", out, 5);
+    CHECK(!strcmp(out, "\xe2\x90\xa3"
+                       "a"));
+    ga_viz_token_label("  ", out, 6);
+    CHECK(!strcmp(out, "\xe2\x90\xa3"));
+}
+
+static const char *dejavu(void) {
+    const char *p = ga_test_env("GATTN_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    return access(p, R_OK) == 0 ? p : NULL;
+}
+
+/* The TrueType path: loads, measures, draws anti-aliased text inside its box (upright and
+ * rotated), tells a leading space marker apart, and refuses files that are not fonts. */
+static void test_ttf(void) {
+    ga_err err;
+    ga_font *f = NULL;
+    char *dir = ga_test_tmpdir("viz_font");
+    /* not fonts: a missing file, a folder, a text file, a truncated font */
+    char *txt = ga_test_path(dir, "not-a-font.ttf");
+    CHECK(ga_test_write_file(txt, "hello, this is not a font at all\n", 33) == 0);
+    err.msg[0] = 0;
+    CHECK(ga_font_load("/nonexistent/x.ttf", &f, &err) == GA_ERR_IO && !f);
+    CHECK(strstr(err.msg, "/nonexistent/x.ttf") != NULL);
+    CHECK(ga_font_load(dir, &f, &err) == GA_ERR_IO && !f);
+    err.msg[0] = 0;
+    CHECK(ga_font_load(txt, &f, &err) == GA_ERR_FORMAT && !f);
+    CHECK(strstr(err.msg, txt) != NULL);
+    const char *path = dejavu();
+    if (!path) {
+        printf("no DejaVu Sans (fonts-dejavu-core): TrueType drawing not tested\n");
+        goto out;
+    }
+    size_t len = 0;
+    char *font = ga_test_read_file(path, &len);
+    for (size_t cut = 12; font && cut < len; cut = cut * 3 + 1) {
+        CHECK(ga_test_write_file(txt, font, cut) == 0);
+        CHECK_MSG(ga_font_load(txt, &f, &err) == GA_ERR_FORMAT && !f, "a font cut to %zu bytes",
+                  cut);
+        ga_font_free(f);
+        f = NULL;
+    }
+    free(font);
+    CHECK_OK(ga_font_load(path, &f, &err), &err);
+    if (!f) goto out;
+    int h = ga_font_height(f, 1), mid = ga_font_mid(f, 1);
+    CHECK(h >= 12 && h <= 16 && mid > 2 && mid < h && ga_font_height(f, 2) > h);
+    int w_s = ga_font_text_len(f, "s", 1);
+    int w_sp = ga_font_text_len(f, "\xe2\x90\xa3s", 1);
+    CHECK(w_s > 2 && w_sp > w_s + 3); /* the marker takes room of its own */
+    CHECK(ga_font_text_len(f, "caf\xc3\xa9", 1) > ga_font_text_len(f, "caf", 1));
+
+    ga_canvas c;
+    CHECK_OK(ga_canvas_create(120, 120, (ga_rgb){255, 255, 255}, &c, &err), &err);
+    if (c.px) {
+        /* upright: ink only inside the text box, and some of it partial (anti-aliased) */
+        const char *s = "Gate \xc3\xa9\xe2\x90\xa3";
+        int w = ga_font_text_len(f, s, 1);
+        ga_font_draw(f, &c, 10, 10, s, 1, GA_TEXT_RIGHT, (ga_rgb){0, 0, 0});
+        int in = 0, out = 0, grey = 0;
+        for (int y = 0; y < 120; y++)
+            for (int x = 0; x < 120; x++) {
+                int v = c.px[(y * 120 + x) * 3];
+                int inside = x >= 10 && x < 10 + w + 1 && y >= 10 && y < 10 + h;
+                if (v < 255) inside ? in++ : out++;
+                grey += v > 40 && v < 215;
+            }
+        CHECK(in > 30 && out == 0 && grey > 10);
+        /* rotated: the same text read upwards from (60, 110) stays in its box */
+        ga_canvas_fill(&c, 0, 0, 120, 120, (ga_rgb){255, 255, 255});
+        ga_font_draw(f, &c, 60, 110, s, 1, GA_TEXT_UP, (ga_rgb){0, 0, 0});
+        in = out = 0;
+        for (int y = 0; y < 120; y++)
+            for (int x = 0; x < 120; x++) {
+                int inside = x >= 60 && x < 60 + h && y >= 110 - w - 1 && y < 110;
+                if (c.px[(y * 120 + x) * 3] < 255) inside ? in++ : out++;
+            }
+        CHECK(in > 30 && out == 0);
+    }
+    ga_canvas_free(&c);
+    /* a whole figure renders in the font */
+    float map[4] = {1, 0, 0.5f, 0.5f};
+    ga_fig_panel pan = {"Layer 1", map, 2};
+    char *labels[2] = {"\xe2\x90\xa3gating", "caf\xc3\xa9"};
+    ga_figure fig = {"title", "sub", &pan, 1, labels, "key", "query", f, GA_SCALE_LINEAR};
+    CHECK_OK(ga_figure_render(&fig, &c, NULL, &err), &err);
+    ga_canvas_free(&c);
+out:
+    ga_font_free(f);
+    ga_test_rmtree(dir);
+    free(txt);
+    free(dir);
+}
+
+/* A map that key 0 dominates: linear shows the rest as the lowest colours, log and p99 show
+ * it; each bar's ends are the scale's ends. */
+static void test_color_scales(void) {
+    ga_err err;
+    enum { R = 20 };
+    float map[R * R];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < R; j++)
+            map[i * R + j] = j > i ? 0.0f : j == 0 ? 0.9f : 0.1f / (float)(i + 1) / (j + 1);
+    ga_color_scale sc;
+    CHECK(ga_color_scale_parse("log", &sc) == 0 && sc == GA_SCALE_LOG);
+    CHECK(ga_color_scale_parse("p99", &sc) == 0 && sc == GA_SCALE_P99);
+    CHECK(ga_color_scale_parse("linear", &sc) == 0 && sc == GA_SCALE_LINEAR);
+    CHECK(ga_color_scale_parse("Log", &sc) == -1 && ga_color_scale_parse("", &sc) == -1);
+    CHECK(!strcmp(ga_color_scale_name(GA_SCALE_P99), "p99"));
+    int level[3]; /* the viridis level of cell (10, 5), value 0.1/11/6 = 0.0015 */
+    for (int s = 0; s < 3; s++) {
+        ga_fig_panel pan = {"Layer 1", map, R};
+        ga_figure fig = {"t", NULL, &pan, 1, NULL, NULL, NULL, NULL, (ga_color_scale)s};
+        ga_canvas c;
+        ga_fig_rect r;
+        CHECK_OK(ga_figure_render(&fig, &c, &r, &err), &err);
+        if (!c.px) return;
+        int x = r.x + 5 * r.cell + r.cell / 2, y = r.y + 10 * r.cell + r.cell / 2;
+        const uint8_t *p = c.px + ((size_t)y * c.w + x) * 3;
+        level[s] = -1;
+        for (int l = 0; l < 256; l++) {
+            ga_rgb v = ga_viridis_level(l);
+            if (v.r == p[0] && v.g == p[1] && v.b == p[2]) level[s] = l;
+        }
+        /* the column of key 0 is the top colour in every scale (p99 caps at or below it) */
+        int x0 = r.x + r.cell / 2;
+        const uint8_t *q = c.px + ((size_t)y * c.w + x0) * 3;
+        ga_rgb top = ga_viridis(1.0);
+        CHECK(q[0] == top.r && q[1] == top.g && q[2] == top.b);
+        ga_canvas_free(&c);
+    }
+    CHECK_MSG(level[0] >= 0 && level[0] <= 1, "linear level %d", level[0]);
+    /* log: from the smallest positive value 0.1/20/20 = 2.5e-4 to 0.9; 0.1/11/6 lies at
+     * log(0.001515/2.5e-4)/log(0.9/2.5e-4) = 0.2199 of the bar: level floor(0.2199*256) */
+    CHECK_MSG(level[1] == 56, "log level %d", level[1]);
+    /* p99 of 400 cells (210 below the diagonal, 20 of them 0.9): the cap is 0.9 (the column
+     * of key 0 is 5% of the cells), so p99 falls back to the linear scale here */
+    CHECK_MSG(level[2] == level[0], "p99 level %d", level[2]);
+    /* a map whose largest values are fewer than 1% of the cells: p99 lifts the rest */
+    float big[100 * 100];
+    for (int i = 0; i < 100 * 100; i++)
+        big[i] = i < 50 ? 1.0f : 0.01f * (float)(i % 7);
+    ga_fig_panel pan = {"Layer 1", big, 100};
+    ga_figure fig = {"t", NULL, &pan, 1, NULL, NULL, NULL, NULL, GA_SCALE_P99};
+    ga_canvas c;
+    ga_fig_rect r;
+    CHECK_OK(ga_figure_render(&fig, &c, &r, &err), &err);
+    if (c.px) {
+        /* cell (99, 4) holds 0.06 (the cap, the 99th percentile): the top colour */
+        int x = r.x + 4 * r.cell + r.cell / 2, y = r.y + 99 * r.cell + r.cell / 2;
+        const uint8_t *p = c.px + ((size_t)y * c.w + x) * 3;
+        ga_rgb top = ga_viridis(1.0);
+        CHECK(p[0] == top.r && p[1] == top.g && p[2] == top.b);
+    }
+    ga_canvas_free(&c);
 }
 
 static void test_pool(void) {
@@ -318,8 +551,11 @@ int main(void) {
     test_viridis();
     test_font();
     test_png();
-    test_metrics_math();
     test_pool();
+    test_token_label();
+    test_ttf();
+    test_color_scales();
+    test_image_write();
     test_npy();
     test_report();
     return ga_test_finish();

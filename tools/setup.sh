@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what gattn needs to build and test on a Debian/Ubuntu machine: the compiler tools
-# and the libraries it links (cJSON, stb, PCRE2, utf8proc), all Debian packages, plus the
+# and the libraries it links (cJSON, stb, PCRE2, utf8proc), all Debian packages, the font the
+# heatmaps are labelled in (fonts-dejavu-core; without it viz uses a bitmap font), plus the
 # independent reference tokenizer the tests compare against (npm, cached under .cache/).
 # Idempotent: does nothing that is already done. Needs root (or sudo) only to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev"
+PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -29,33 +29,43 @@
 #define MAX_PICTURE_RES 1024
 #define MAX_DUMP_TOKENS 4096 /* a dump is T x T floats per layer: 64 MiB at 4096 */
 #define LABEL_CAP 64
+/* fonts-dejavu-core's file; --font or GATTN_FONT name another, the bitmap font is the
+ * fallback when neither is given and this one is missing */
+#define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 static void usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
-        "\n"
-        "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
-        "(PNG) and prints attention-sink metrics for every layer.\n"
-        "\n"
-        "  --model DIR        Hugging Face model folder\n"
-        "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
-        "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
-        "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
-        "                     evenly spread layers of a smaller model)\n"
-        "  --head N           draw query head N (0-based) instead of the mean over heads\n"
-        "  --out PATH         PNG to write (default {model}_selected_layer_attention_maps.png)\n"
-        "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
-        "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
-        "  --device D         cpu, cuda or auto (default auto)\n"
-        "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
-        "                     at most %d)\n",
-        MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
+    fprintf(f,
+            "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
+            "\n"
+            "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
+            "(PNG) and prints attention-sink metrics for every layer.\n"
+            "\n"
+            "  --model DIR        Hugging Face model folder\n"
+            "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
+            "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
+            "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
+            "                     evenly spread layers of a smaller model)\n"
+            "  --head N           draw query head N (0-based) instead of the mean over heads\n"
+            "  --out PATH         picture to write, .png or .jpg/.jpeg\n"
+            "                     (default {model}_selected_layer_attention_maps.png)\n"
+            "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
+            "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
+            "  --color-scale S    linear (default), log, or p99 (linear up to the 99th\n"
+            "                     percentile, above it the top colour): log and p99 show the\n"
+            "                     rest of a map that the first key's column dominates\n"
+            "  --font PATH        TrueType font for the text (default $GATTN_FONT, else\n"
+            "                     " DEFAULT_FONT ";\n"
+            "                     the built-in bitmap font when that is missing)\n"
+            "  --device D         cpu, cuda or auto (default auto)\n"
+            "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
+            "                     at most %d)\n",
+            MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
 }
 
 typedef struct viz_args {
-    const char *model, *prompt, *tokens, *layers, *out, *dump;
+    const char *model, *prompt, *tokens, *layers, *out, *dump, *font;
     int head; /* -1: mean */
+    ga_color_scale scale;
     int max_res;
     ga_device device;
 } viz_args;
@@ -92,6 +102,13 @@ static int parse_args(int argc, char **argv, viz_args *a) {
         } else if (!strcmp(o, "--dump")) {
             if (!VALUE()) return 1;
             a->dump = v;
+        } else if (!strcmp(o, "--color-scale")) {
+            if (!VALUE()) return 1;
+            if (ga_color_scale_parse(v, &a->scale))
+                return ga_cli_fail(CMD, "--color-scale: '%s' is not linear, log or p99", v);
+        } else if (!strcmp(o, "--font")) {
+            if (!VALUE()) return 1;
+            a->font = v;
         } else if (!strcmp(o, "--device")) {
             if (!VALUE() || ga_cli_device(CMD, v, &a->device)) return 1;
         } else if (!strcmp(o, "--max-res")) {
@@ -106,6 +123,13 @@ static int parse_args(int argc, char **argv, viz_args *a) {
     if (!a->prompt == !a->tokens)
         return ga_cli_fail(CMD, "give exactly one of --prompt TEXT and --tokens LIST");
     if (a->out && !*a->out) return ga_cli_fail(CMD, "--out: empty path");
+    ga_image_format fmt;
+    ga_err ferr;
+    struct stat ost;
+    if (a->out && stat(a->out, &ost) == 0 && S_ISDIR(ost.st_mode))
+        return ga_cli_fail(CMD, "--out: %s is a directory", a->out);
+    if (a->out && ga_image_format_of(a->out, &fmt, &ferr))
+        return ga_cli_fail(CMD, "--out %s", ferr.msg);
     if (a->dump && !*a->dump) return ga_cli_fail(CMD, "--dump: empty path");
     return -1; /* go on */
 }
@@ -245,6 +269,29 @@ static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, in
     return rc;
 }
 
+/* The figure's font: --font, else $GATTN_FONT, else DEFAULT_FONT; a font that was asked for
+ * must load, the default may be missing (a one-line notice, then the bitmap font). */
+static int load_font(const char *opt, ga_font **font) {
+    const char *env = getenv("GATTN_FONT");
+    const char *path = opt ? opt : env && *env ? env : DEFAULT_FONT;
+    ga_err err = {{0}};
+    *font = NULL;
+    if (!opt && !(env && *env) && access(path, F_OK) != 0) {
+        fprintf(stderr,
+                "gattn viz: note: no font at %s (Debian: fonts-dejavu-core); using the "
+                "built-in bitmap font\n",
+                path);
+        return 0;
+    }
+    if (ga_font_load(path, font, &err))
+        return ga_cli_fail(CMD, "%s: %s",
+                           opt           ? "--font"
+                           : env && *env ? "GATTN_FONT"
+                                         : "font",
+                           err.msg);
+    return 0;
+}
+
 static void free_labels(char **labels, int n) {
     if (!labels) return;
     for (int i = 0; i < n; i++)
@@ -283,7 +330,8 @@ static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *s
 
 /* Draws the selected maps (pooled to pic_res) and writes the PNG. */
 static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap, const bool *sel,
-                int n_sel, char *const *tok_labels, const char *out, const char *device_name) {
+                int n_sel, char *const *tok_labels, const char *out, const char *device_name,
+                const ga_font *font) {
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers, T = cap->n_tokens;
     int res = T < a->max_res ? T : a->max_res;
@@ -322,38 +370,44 @@ static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap
     for (int b = 0, p = 0; b < res; b++) {
         while ((int64_t)p * res / T < b)
             p++;
-        labels[b] = malloc(LABEL_CAP + 16);
+        labels[b] = malloc(3 * LABEL_CAP + 16);
         if (!labels[b]) {
             rc = ga_cli_fail(CMD, "out of memory");
             goto done;
         }
+        char shown[3 * LABEL_CAP]; /* a marker takes 3 bytes for 1 */
+        ga_viz_token_label(tok_labels[p], shown, sizeof shown);
         if (res == T)
-            snprintf(labels[b], LABEL_CAP + 16, "%s", tok_labels[p]);
+            snprintf(labels[b], 3 * LABEL_CAP + 16, "%s", shown);
         else
-            snprintf(labels[b], LABEL_CAP + 16, "%d %s", p, tok_labels[p]);
+            snprintf(labels[b], 3 * LABEL_CAP + 16, "%d %s", p, shown);
     }
-    char title[256], subtitle[256];
+    char title[256], subtitle[256], scale_note[40] = "";
+    if (a->scale != GA_SCALE_LINEAR)
+        snprintf(scale_note, sizeof scale_note, ", %s colour scale", ga_color_scale_name(a->scale));
     if (a->head >= 0)
         snprintf(title, sizeof title, "%s: attention of head %d", ga_model_name(m), a->head);
     else
         snprintf(title, sizeof title, "%s: attention, mean over %d heads", ga_model_name(m),
                  cfg->n_heads);
     if (res == T)
-        snprintf(subtitle, sizeof subtitle, "%s attention, %d token%s, %s",
-                 ga_gate_mode_name(cfg->gate), T, T == 1 ? "" : "s", device_name);
+        snprintf(subtitle, sizeof subtitle, "%s attention, %d token%s, %s%s",
+                 ga_gate_mode_name(cfg->gate), T, T == 1 ? "" : "s", device_name, scale_note);
     else
         snprintf(subtitle, sizeof subtitle,
-                 "%s attention, %d tokens pooled to %d x %d blocks (block mean), %s",
-                 ga_gate_mode_name(cfg->gate), T, res, res, device_name);
+                 "%s attention, %d tokens pooled to %d x %d blocks (block mean), %s%s",
+                 ga_gate_mode_name(cfg->gate), T, res, res, device_name, scale_note);
     ga_figure fig = {title,
                      subtitle,
                      panels,
                      n_sel,
                      labels,
                      res == T ? "key" : "key (first position of block)",
-                     res == T ? "query" : "query (first position of block)"};
+                     res == T ? "query" : "query (first position of block)",
+                     font,
+                     a->scale};
     ga_canvas canvas;
-    if (ga_figure_render(&fig, &canvas, NULL, &err) || ga_canvas_write_png(&canvas, out, &err)) {
+    if (ga_figure_render(&fig, &canvas, NULL, &err) || ga_canvas_write(&canvas, out, &err)) {
         ga_canvas_free(&canvas);
         rc = ga_cli_fail_err(CMD, &err);
         goto done;
@@ -383,6 +437,7 @@ int ga_cmd_viz(int argc, char **argv) {
     char *out = NULL;
     int T = 0;
     ga_attn_capture cap = {0};
+    ga_font *font = NULL;
     if (ga_model_load(a.model, &m, &err)) return ga_cli_fail_err(CMD, &err);
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers;
@@ -412,6 +467,7 @@ int ga_cmd_viz(int argc, char **argv) {
         goto done;
     }
     if (check_writable_file("--out", out)) goto done;
+    if (load_font(a.font, &font)) goto done;
     if (get_tokens(&a, cfg, &ids, &T, &tok_labels)) goto done;
     if (a.dump) {
         if (T > MAX_DUMP_TOKENS) {
@@ -442,7 +498,7 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "the backend returned no attention capture");
         goto done;
     }
-    if (draw(&a, m, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s))) goto done;
+    if (draw(&a, m, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font)) goto done;
     if (a.dump && write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)) goto done;
 
     printf("%s (%s attention, %d tokens, %s)\n", ga_model_name(m), ga_gate_mode_name(cfg->gate), T,
@@ -452,6 +508,7 @@ int ga_cmd_viz(int argc, char **argv) {
     if (a.dump) printf("wrote layer_N.npy, tokens.json, metrics.csv, metrics.json to %s\n", a.dump);
     rc = 0;
 done:
+    ga_font_free(font);
     ga_attn_capture_free(&cap);
     ga_session_free(s);
     ga_model_free(m);

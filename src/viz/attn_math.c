@@ -1,10 +1,10 @@
 /*
- * Attention-map arithmetic on the host, as pure functions: block-mean pooling (the same
- * definition the backends use while capturing, see ga_attn_capture in gattn.h) and the
- * attention-sink metrics. These are the reference definitions the tests check the engine
- * against, and what `gattn viz` uses to pool a full-resolution capture down for the figure.
+ * Attention-map arithmetic on the host: block-mean pooling (the same definition the backends
+ * use while capturing, see ga_attn_capture in gattn.h), what `gattn viz` uses to pool a
+ * full-resolution capture down for the figure. The attention-sink metrics are computed by
+ * the backends themselves during the capture (cpu_backend.c, cuda_forward.c); the tests
+ * check them against a naive forward.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "core/backend.h"
@@ -33,28 +33,4 @@ ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err) 
     }
     free(acc);
     return GA_OK;
-}
-
-double ga_attn_first_token_share(const float *p, int n_heads, int T) {
-    if (T < 2 || n_heads < 1) return NAN;
-    double s = 0.0;
-    for (int h = 0; h < n_heads; h++)
-        for (int q = 1; q < T; q++)
-            s += p[((size_t)h * T + q) * T];
-    return s / ((double)n_heads * (T - 1));
-}
-
-void ga_viz_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1) {
-    if (n <= 0) {
-        *mean = *below_0_1 = NAN;
-        return;
-    }
-    double s = 0.0;
-    int64_t below = 0;
-    for (int64_t i = 0; i < n; i++) {
-        s += g[i];
-        below += g[i] < 0.1f;
-    }
-    *mean = s / (double)n;
-    *below_0_1 = (double)below / (double)n;
 }

@@ -1,10 +1,12 @@
 /*
- * The canvas: an RGB8 raster that the figure is drawn on, and its PNG output through
- * stb_image_write (Debian's libstb carries the implementation, so no IMPLEMENTATION define).
+ * The canvas: an RGB8 raster that the figure is drawn on, and its PNG or JPEG output
+ * through stb_image_write (Debian's libstb carries the implementation, so no
+ * IMPLEMENTATION define), encoded in memory and written to the file with every write checked.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <stb/stb_image_write.h>
 
@@ -48,6 +50,14 @@ void ga_canvas_put(ga_canvas *c, int x, int y, ga_rgb col) {
     p[2] = col.b;
 }
 
+void ga_canvas_blend(ga_canvas *c, int x, int y, ga_rgb col, int alpha) {
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    uint8_t *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
+    const uint8_t v[3] = {col.r, col.g, col.b};
+    for (int i = 0; i < 3; i++)
+        p[i] = (uint8_t)((p[i] * (255 - alpha) + v[i] * alpha + 127) / 255);
+}
+
 void ga_canvas_fill(ga_canvas *c, int x, int y, int w, int h, ga_rgb col) {
     int x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
     int x1 = x + w > c->w ? c->w : x + w, y1 = y + h > c->h ? c->h : y + h;
@@ -68,12 +78,70 @@ void ga_canvas_frame(ga_canvas *c, int x, int y, int w, int h, ga_rgb col) {
     ga_canvas_fill(c, x + w, y, 1, h, col);
 }
 
-ga_status ga_canvas_write_png(const ga_canvas *c, const char *path, ga_err *err) {
-    /* stb reports failure without a reason; probing the path first gives the user one. */
+ga_status ga_image_format_of(const char *path, ga_image_format *fmt, ga_err *err) {
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : path, '.');
+    if (dot && !strcasecmp(dot, ".png")) {
+        *fmt = GA_IMAGE_PNG;
+        return GA_OK;
+    }
+    if (dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"))) {
+        *fmt = GA_IMAGE_JPEG;
+        return GA_OK;
+    }
+    return ga_err_set(err, GA_ERR_ARG, "%s: the name must end in .png, .jpg or .jpeg", path);
+}
+
+/* The encoded image, grown as stb hands over pieces. */
+typedef struct mem_sink {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} mem_sink;
+
+static void sink_write(void *ctx, void *data, int size) {
+    mem_sink *m = ctx;
+    if (m->oom || size <= 0) return;
+    if (m->n + (size_t)size > m->cap) {
+        size_t cap = m->cap ? m->cap : 1 << 16;
+        while (cap < m->n + (size_t)size)
+            cap *= 2;
+        uint8_t *p = realloc(m->p, cap);
+        if (!p) {
+            m->oom = 1;
+            return;
+        }
+        m->p = p;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->n, data, (size_t)size);
+    m->n += (size_t)size;
+}
+
+ga_status ga_canvas_write(const ga_canvas *c, const char *path, ga_err *err) {
+    ga_image_format fmt;
+    ga_status st = ga_image_format_of(path, &fmt, err);
+    if (st) return st;
+    /* stb's file writers ignore fwrite/fclose failures (a full disk "succeeds"), so the
+     * image is encoded into memory and written here with every step checked. */
+    mem_sink m = {0};
+    int ok = fmt == GA_IMAGE_PNG
+                 ? stbi_write_png_to_func(sink_write, &m, c->w, c->h, 3, c->px, c->w * 3)
+                 : stbi_write_jpg_to_func(sink_write, &m, c->w, c->h, 3, c->px, 95);
+    if (!ok || m.oom || m.n == 0) {
+        free(m.p);
+        return ga_err_set(err, m.oom ? GA_ERR_OOM : GA_ERR_IO, "cannot encode %s (%dx%d %s)", path,
+                          c->w, c->h, fmt == GA_IMAGE_PNG ? "PNG" : "JPEG");
+    }
     FILE *f = fopen(path, "wb");
-    if (!f) return ga_err_set(err, GA_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    fclose(f);
-    if (!stbi_write_png(path, c->w, c->h, 3, c->px, c->w * 3))
-        return ga_err_set(err, GA_ERR_IO, "cannot write PNG %s", path);
+    if (!f) {
+        free(m.p);
+        return ga_err_set(err, GA_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    }
+    int e = 0;
+    if (fwrite(m.p, 1, m.n, f) != m.n || fflush(f) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    free(m.p);
+    if (e) return ga_err_set(err, GA_ERR_IO, "cannot write %s: %s", path, strerror(e));
     return GA_OK;
 }

@@ -1,10 +1,11 @@
 /*
  * Visualisation of attention: the pieces `gattn viz` is built from, each in its own file.
- *   canvas.c    an RGB8 raster with rectangles, lines and PNG output (stb_image_write)
- *   font.c      an embedded 5x7 bitmap font (plus descenders), drawn upright or rotated
+ *   canvas.c    an RGB8 raster with rectangles, lines and PNG/JPEG output (stb_image_write)
+ *   font.c      text in a TrueType font (stb_truetype) or an embedded 5x7 bitmap font
+ *   label.c     token text made readable as a tick label (visible space, newline, tab)
  *   colormap.c  the viridis colour map
  *   figure.c    the figure layout: a grid of heatmap panels with axes, labels, colour bars
- *   attn_math.c pooling of attention maps and the attention-sink metrics, as pure functions
+ *   attn_math.c pooling of attention maps (a full-resolution capture down to the picture's)
  *   npy.c       the .npy writer (and reader, for tests and tools)
  *   report.c    the metrics table, metrics.csv / metrics.json and tokens.json
  * Nothing here touches a model or a backend; the CLI (src/cli/cmd_viz.c) wires them up.
@@ -34,30 +35,55 @@ void ga_canvas_free(ga_canvas *c);
 /* Clipped to the canvas: drawing off the edge is not an error. */
 void ga_canvas_fill(ga_canvas *c, int x, int y, int w, int h, ga_rgb col);
 void ga_canvas_put(ga_canvas *c, int x, int y, ga_rgb col);
+/* Mixes col into the pixel with coverage alpha (0..255). */
+void ga_canvas_blend(ga_canvas *c, int x, int y, ga_rgb col, int alpha);
 /* 1-pixel rectangle outline around the w x h box at (x, y) (drawn just outside it). */
 void ga_canvas_frame(ga_canvas *c, int x, int y, int w, int h, ga_rgb col);
-ga_status ga_canvas_write_png(const ga_canvas *c, const char *path, ga_err *err);
+typedef enum ga_image_format { GA_IMAGE_PNG, GA_IMAGE_JPEG } ga_image_format;
+/* The format a path's extension names: .png, or .jpg / .jpeg (any case); anything else is
+ * GA_ERR_ARG naming the path. */
+ga_status ga_image_format_of(const char *path, ga_image_format *fmt, ga_err *err);
+/* Writes the canvas as PNG or JPEG (quality 95) by the path's extension; a failed write
+ * (a full disk, an I/O error on close) is GA_ERR_IO naming the path. */
+ga_status ga_canvas_write(const ga_canvas *c, const char *path, ga_err *err);
 
 /* ---------------------------------------------------------------- font */
 
-#define GA_FONT_ADVANCE 6 /* pixels per character at scale 1 (5 glyph columns + 1 gap) */
-#define GA_FONT_ASCENT 7  /* cap height */
-#define GA_FONT_HEIGHT 9  /* cap height + 2 descender rows */
+#define GA_FONT_ADVANCE 6 /* bitmap font: pixels per character at size 1 (5 columns + 1 gap) */
+#define GA_FONT_ASCENT 7  /* bitmap font: cap height */
+#define GA_FONT_HEIGHT 9  /* bitmap font: cap height + 2 descender rows */
+
+/* A TrueType font; every function below takes NULL for the built-in bitmap font. */
+typedef struct ga_font ga_font;
 
 typedef enum ga_text_dir {
-    GA_TEXT_RIGHT = 0, /* normal text; (x, y) is the top-left of the first glyph cell */
+    GA_TEXT_RIGHT = 0, /* normal text; (x, y) is the top-left of the text box */
     GA_TEXT_UP = 1,    /* rotated 90 degrees counter-clockwise, read bottom to top; (x, y) is
-                          the bottom-left of the first glyph (text grows upwards) */
+                          the bottom-left of the text box (text grows upwards) */
 } ga_text_dir;
 
-/* Number of glyphs a UTF-8 string draws as (each multibyte character is one box glyph). */
+/* Reads a TrueType file (a regular file, at most 64 MiB, with an 'H'); errors name the path. */
+ga_status ga_font_load(const char *path, ga_font **out, ga_err *err);
+void ga_font_free(ga_font *f);
+/* Height of the text box at size 1 (labels) or 2 (titles). */
+int ga_font_height(const ga_font *f, int size);
+/* Offset from the box top to the middle of a capital: the line that sits on a tick. */
+int ga_font_mid(const ga_font *f, int size);
+/* Length in pixels along the text direction. */
+int ga_font_text_len(const ga_font *f, const char *s, int size);
+void ga_font_draw(const ga_font *f, ga_canvas *c, int x, int y, const char *s, int size,
+                  ga_text_dir dir, ga_rgb col);
+/* Bitmap font: number of glyphs a UTF-8 string draws as (each character is one glyph; an
+ * invalid byte is one box), and the 9 rows of a character's glyph (bit 4 = leftmost column;
+ * characters it lacks get the box). */
 int ga_font_glyphs(const char *s);
-/* Length in pixels along the text direction at `scale`. */
-int ga_font_text_len(const char *s, int scale);
-void ga_font_draw(ga_canvas *c, int x, int y, const char *s, int scale, ga_text_dir dir,
-                  ga_rgb col);
-/* The 9 rows of a character's glyph (bit 4 = leftmost column); non-ASCII gets the box. */
 const uint8_t *ga_font_glyph(uint32_t codepoint);
+
+/* A token's text (as ga_tok_token_text writes it: \n, \t, \r and \xNN escapes) made
+ * readable as a tick label: each space as U+2423 (an open box, as tokenizers show "Ġ"),
+ * \n as U+21B5, \t as U+21E5, the rest unchanged; an empty token shows as "" (two quotes).
+ * Writes at most cap-1 bytes and a NUL, cutting only between whole characters. */
+void ga_viz_token_label(const char *text, char *out, size_t cap);
 
 /* ---------------------------------------------------------------- colour map */
 
@@ -74,6 +100,20 @@ typedef struct ga_fig_panel {
     int res;
 } ga_fig_panel;
 
+/* How a panel's values map to colours. Attention maps are often dominated by the first
+ * key's column (the sink); the other two scales show the rest of the map. */
+typedef enum ga_color_scale {
+    GA_SCALE_LINEAR = 0, /* data minimum to data maximum (matplotlib's imshow default) */
+    GA_SCALE_LOG = 1,    /* log10, from max(smallest positive value, max * 1e-4) to max;
+                            values at or below the bottom get the lowest colour */
+    GA_SCALE_P99 = 2,    /* linear from the minimum to the 99th percentile of the panel's
+                            values; higher values get the top colour (bar labelled >=) */
+} ga_color_scale;
+
+/* "linear", "log", "p99"; ga_color_scale_parse returns -1 for any other name. */
+const char *ga_color_scale_name(ga_color_scale s);
+int ga_color_scale_parse(const char *name, ga_color_scale *out);
+
 typedef struct ga_figure {
     const char *title;    /* the figure's title line */
     const char *subtitle; /* a smaller second line, or NULL */
@@ -83,6 +123,8 @@ typedef struct ga_figure {
     char *const *labels;
     const char *x_axis; /* axis captions, e.g. "key" / "query" (NULL: none) */
     const char *y_axis;
+    const ga_font *font;  /* NULL: the built-in bitmap font */
+    ga_color_scale scale; /* every panel's, each over its own values */
 } ga_figure;
 
 /* Where a panel's heatmap landed: top-left pixel, cell size, side (= cell * res). */
@@ -92,9 +134,9 @@ typedef struct ga_fig_rect {
 } ga_fig_rect;
 
 /* Lays the panels out in a grid (1..3 in one row, 4 as 2 x 2, more in ceil(sqrt(n))
- * columns), each a square heatmap of square cells with its own colour scale (data min to
- * data max), tick labels thinned to what fits, and a colour bar. rects (n_panels entries,
- * or NULL) receives where each heatmap was drawn. */
+ * columns), each a square heatmap of square cells with its own colour scale (f->scale over
+ * the panel's values), tick labels centred on their ticks and thinned to what fits, and a
+ * colour bar. rects (n_panels entries, or NULL) receives where each heatmap was drawn. */
 ga_status ga_figure_render(const ga_figure *f, ga_canvas *out, ga_fig_rect *rects, ga_err *err);
 
 /* ---------------------------------------------------------------- attention maths */
@@ -103,11 +145,6 @@ ga_status ga_figure_render(const ga_figure *f, ga_canvas *out, ga_fig_rect *rect
  * out[bi][bj] = sum over keys in bj of the mean over queries in bi; block b covers
  * positions [b*T/res, (b+1)*T/res). Requires 1 <= res <= T. */
 ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err);
-/* first_token_share of attention probabilities p (n_heads, T, T): the mean over heads and
- * query rows 1..T-1 of p[h][q][0]. NaN when T < 2. */
-double ga_attn_first_token_share(const float *p, int n_heads, int T);
-/* Mean and share below 0.1 of n gate values (already through the sigmoid). NaN when n == 0. */
-void ga_viz_gate_stats(const float *g, int64_t n, double *mean, double *below_0_1);
 
 /* ---------------------------------------------------------------- npy */
 
