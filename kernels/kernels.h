@@ -155,6 +155,14 @@ ga_status ga_argmax(const float *logits, int rows, int vocab, int32_t *out, cuda
 ga_status ga_convert_to_bf16(const void *src, ga_dtype src_dtype, void *dst, int64_t n,
                              cudaStream_t stream, ga_err *err);
 
+/* ---------------------------------------------------------------- skinny GEMM (gemv.cu)
+ * Y (M x N, bf16 or fp32) = X (M x K bf16) . W^T (W: N x K bf16), row-major, for the decode
+ * batch M <= GA_GEMV_MAX_M; K a multiple of 8 and x, w 16-byte aligned (ga_gemv_supported). */
+#define GA_GEMV_MAX_M 8
+int ga_gemv_supported(const void *x, const void *w, int M, int K);
+ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
+                  cudaStream_t stream, ga_err *err);
+
 /* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
  * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second

@@ -13,6 +13,9 @@ if(GA_HAVE_CUDA)
     set_tests_properties(test_cuda_ops_${sec} PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu)
   endforeach()
 
+  ga_add_test(test_gemv SOURCES test_gemv.c LABELS gpu)
+  target_include_directories(test_gemv PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+
   ga_add_test(test_cuda_model SOURCES test_cuda_model.c LABELS "gpu;slow" ARGS v0)
   target_link_options(test_cuda_model PRIVATE -rdynamic)
   foreach(sec v1 v2 v3 v4 oom fixtures)
