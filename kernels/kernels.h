@@ -170,9 +170,10 @@ ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *su
 
 /* ---------------------------------------------------------------- sampling (sampling_topk.cu)
  * Temperature / top-k / top-p sampling of rows (rows, vocab) of fp32 logits, block per row,
- * exactly src/gen/sampler.h's ga_sample_host: row r draws with
+ * exactly src/engine/sampler.h's ga_sample_host: row r draws with
  * ga_sample_uniform(sp->seed, streams[r], pos[r] + 1), pos[r] being the position of the token
- * decoded in that row (the sampled one lands at pos[r] + 1), as session.c's host fallback.
+ * decoded in that row (the sampled one lands at pos[r] + 1), as the session's host fallback
+ * (src/engine/session.c).
  * streams, pos (device) and scratch (device, ga_sample_topk_scratch_bytes) are only read when
  * sampling; sp NULL, temperature <= 0 or top_k 1 is greedy (ga_argmax). Ties with the host
  * are documented in sampling_topk.cu. */

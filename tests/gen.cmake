@@ -1,4 +1,4 @@
-# Generation, sampling and the bench command (src/gen, cmd_generate.c, cmd_bench.c).
+# Generation, sampling and the bench command (src/engine, cmd_generate.c, cmd_bench.c).
 ga_add_test(test_gen SOURCES test_gen.c)
 ga_add_test(test_gen_sampler SOURCES test_gen_sampler.c)
 ga_add_script_test(test_gen_cli test_gen_cli.sh)

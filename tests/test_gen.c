@@ -1,5 +1,5 @@
 /*
- * Generation (src/gen/generate.c) on the CPU backend, checked against definitions computed
+ * Generation (src/engine/generate.c) on the CPU backend, checked against definitions computed
  * here without the generation loop:
  *  - greedy ids equal repeatedly taking the argmax (a plain loop in this file) of the
  *    last-position logits of a full recompute (fresh prefill of prompt + ids so far);
@@ -10,8 +10,8 @@
  *  - stop ids, the context limit and the callback end a sequence as documented;
  *  - bad arguments fail with GA_ERR_ARG.
  */
-#include "gen/generate.h"
-#include "gen/sampler.h"
+#include "engine/generate.h"
+#include "engine/sampler.h"
 #include "testutil.h"
 
 #define MAXG 64

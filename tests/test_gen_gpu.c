@@ -4,7 +4,7 @@
  * step whose CPU top-2 logit gap is at least 0.25 (until the first closer call); GPU generation is
  * identical across runs, batched equals alone, and sampling with a fixed seed is reproducible.
  */
-#include "gen/generate.h"
+#include "engine/generate.h"
 #include "testutil.h"
 
 #define NG 12

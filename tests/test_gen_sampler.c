@@ -1,5 +1,5 @@
 /*
- * The host sampler (src/gen/sampler.c):
+ * The host sampler (src/engine/sampler.c):
  *  - ga_sample_host equals a straightforward implementation of its definition written here
  *    (softmax at T, full sort by (p desc, id asc), top-k, top-p prefix, draw) on random rows
  *    with exact ties, NaN and -inf, for many parameter sets (this covers the partial top-k
@@ -9,7 +9,7 @@
  *  - ga_sample_uniform is in [0, 1) with mean 1/2 and depends on each of its inputs;
  *  - greedy cases and ga_argmax_f32's tie and NaN rules.
  */
-#include "gen/sampler.h"
+#include "engine/sampler.h"
 #include "testutil.h"
 
 typedef struct ref_cand {

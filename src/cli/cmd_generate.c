@@ -11,7 +11,7 @@
 
 #include "cli.h"
 #include "gattn/tokenizer.h"
-#include "gen/generate.h"
+#include "engine/generate.h"
 
 static const char *C = "generate";
 

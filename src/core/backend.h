@@ -25,7 +25,7 @@ struct ga_backend {
     void (*free)(ga_backend *b);
     void *impl;
     /* Optional: decode_batch that picks the next tokens on the backend (sampling per
-     * src/gen/sampler.h, greedy when sp is NULL) instead of returning logits. pos[i] doubles
+     * src/engine/sampler.h, greedy when sp is NULL) instead of returning logits. pos[i] doubles
      * as the position of the draw. When NULL, the session samples on the host from
      * decode_batch's logits. */
     ga_status (*decode_sample)(ga_backend *b, const int *seqs, const int *pos,

@@ -103,7 +103,7 @@ ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
     return GA_OK;
 }
 
-/* The step, then token selection on the device (src/gen/sampler.h's definition, through
+/* The step, then token selection on the device (src/engine/sampler.h's definition, through
  * kernels/sampling_topk.cu): only nb ids come back instead of nb x vocab logits. The draw for
  * row i uses position pos[i] + 1 (sc.positions holds pos), as the host fallback does. */
 ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,

@@ -4,7 +4,7 @@
  *
  * Definition (what the tests check): the first token comes from the prefill's last-position
  * logits, each later token from one ga_session_decode_sample step that appends the previous
- * token. Token selection follows src/gen/sampler.h; the token at sequence position p draws
+ * token. Token selection follows src/engine/sampler.h; the token at sequence position p draws
  * with counter p from the prompt's stream (ga_gen_opts.stream + prompt index), so a prompt
  * gets the same tokens alone or in any batch. Generation of a sequence stops
  *  - at a stop id (the EOS id is not passed to the callback and not counted),
@@ -13,8 +13,8 @@
  *  - or when the KV cache of the slot is full (the last token is still produced: a token
  *    is only appended to the cache when the next one is wanted).
  */
-#ifndef GATTN_GEN_GENERATE_H
-#define GATTN_GEN_GENERATE_H
+#ifndef GATTN_ENGINE_GENERATE_H
+#define GATTN_ENGINE_GENERATE_H
 
 #include "gattn/gattn.h"
 #include "gattn/tokenizer.h"

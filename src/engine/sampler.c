@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sampler.h"
+#include "engine/sampler.h"
 
 double ga_sample_uniform(uint64_t seed, uint64_t stream, uint64_t pos) {
     uint64_t z = seed ^ (stream * 0x9e3779b97f4a7c15ull) ^ (pos * 0xc2b2ae3d27d4eb4full);

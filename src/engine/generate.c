@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gen/generate.h"
-#include "gen/sampler.h"
+#include "engine/generate.h"
+#include "engine/sampler.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "gen/sampler.h"
+#include "core/backend.h"
+#include "engine/sampler.h"
 
 struct ga_session {
     const ga_model *model;

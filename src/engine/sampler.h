@@ -5,8 +5,8 @@
  * batch compositions and backends. The CUDA backend's device sampler implements the same
  * definition.
  */
-#ifndef GATTN_GEN_SAMPLER_H
-#define GATTN_GEN_SAMPLER_H
+#ifndef GATTN_ENGINE_SAMPLER_H
+#define GATTN_ENGINE_SAMPLER_H
 
 #include "gattn/gattn.h"
 
