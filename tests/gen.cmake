@@ -8,3 +8,5 @@ if(GA_HAVE_CUDA)
   ga_add_test(test_sampling_kernel SOURCES test_sampling_kernel.c LABELS gpu)
   target_include_directories(test_sampling_kernel PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
 endif()
+# The layering of src/ (README "Layout"): an upward #include fails here.
+ga_add_script_test(test_layers test_layers.sh LABELS lint)
