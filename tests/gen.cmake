@@ -2,6 +2,7 @@
 ga_add_test(test_gen SOURCES test_gen.c)
 ga_add_test(test_gen_sampler SOURCES test_gen_sampler.c)
 ga_add_script_test(test_gen_cli test_gen_cli.sh)
+ga_add_script_test(test_gen_seed test_gen_seed.sh)
 ga_add_test(test_gen_gpu SOURCES test_gen_gpu.c LABELS gpu)
 if(GA_HAVE_CUDA)
   # Calls the device sampling launcher directly (kernels/kernels.h).

@@ -183,7 +183,8 @@ typedef struct ga_sampling {
 
 /* Like ga_session_decode_batch, but instead of logits returns each sequence's next token,
  * chosen on the backend (on the GPU nothing but the ids crosses the bus). sp NULL: greedy.
- * streams (may be NULL: stream i = seqs[i]) name each row's random stream. */
+ * streams (may be NULL: stream 0 for every row) name each row's random stream; a row's draw
+ * depends on (seed, its stream, its position) only, not on its slot or place in the batch. */
 ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                                    const ga_sampling *sp, const uint64_t *streams, int32_t *next,
                                    ga_err *err);

@@ -202,7 +202,7 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
         own_streams = malloc((size_t)nb * sizeof *own_streams);
         if (!own_streams) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
         for (int i = 0; i < nb && own_streams; i++)
-            own_streams[i] = (uint64_t)seqs[i];
+            own_streams[i] = 0; /* not the slot: a row draws the same in any batch */
         streams = own_streams;
     }
     if (!st && s->backend->decode_sample) {
