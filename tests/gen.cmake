@@ -11,3 +11,6 @@ if(GA_HAVE_CUDA)
 endif()
 # The layering of src/ (README "Layout"): an upward #include fails here.
 ga_add_script_test(test_layers test_layers.sh LABELS lint)
+# Injected allocation failures: the test wraps calloc/realloc/free at link time (test-only).
+ga_add_test(test_gen_faults SOURCES test_gen_faults.c)
+target_link_options(test_gen_faults PRIVATE -Wl,--wrap=calloc -Wl,--wrap=realloc -Wl,--wrap=free)

@@ -14,6 +14,9 @@ ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, g
     cap->res = n_tokens < cap->max_res ? n_tokens : cap->max_res;
     cap->maps = calloc((size_t)n_layers, sizeof *cap->maps);
     cap->metrics = calloc((size_t)n_layers, sizeof *cap->metrics);
+    /* Set before the maps are made, so the free below also releases those made before a
+     * failing one. */
+    if (cap->maps) cap->n_layers_alloc = n_layers;
     if (!cap->maps || !cap->metrics) goto oom;
     for (int l = 0; l < n_layers; l++) {
         cap->metrics[l].first_token_share = NAN;
@@ -24,7 +27,6 @@ ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, g
             if (!cap->maps[l]) goto oom;
         }
     }
-    cap->n_layers_alloc = n_layers;
     return GA_OK;
 oom:
     ga_attn_capture_free(cap);
