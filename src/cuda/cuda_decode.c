@@ -1,10 +1,13 @@
 /*
  * Batched decode: one new token for each of nb sequences. The whole step (embedding, layers,
- * final norm, LM head) is captured once per batch size into a CUDA graph and replayed; the
- * per-step inputs (tokens, positions, cache slots, KV lengths) live in device buffers that are
- * refreshed by copies before each replay, and the decode attention's KV split is fixed by
- * max_context, so the same graph is valid at every step. This removes the ~15 launches per
- * layer of CPU overhead that dominates decode of small models.
+ * final norm, LM head) is captured into a CUDA graph once per (batch size, KV-length bucket)
+ * and replayed; the per-step inputs (tokens, positions, cache slots, KV lengths) live in device
+ * buffers that are refreshed by copies before each replay. Bucket b bounds the keys any row of
+ * the step attends to by min(max_context, GA_KV_BUCKET0 << b), and the decode attention's KV
+ * split is fixed by that bound rather than by the exact lengths, so one graph serves every step
+ * whose rows fit its bucket while a short sequence in a long-context session does not launch
+ * (and skip) the splits of the whole cache. Graphs remove the ~15 launches per layer of CPU
+ * overhead that dominates decode of small models.
  */
 #include <string.h>
 
