@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "gattn/tokenizer.h"
-#include "tok/tok_synth.h"
+#include "synth/tok_synth.h"
 
 #ifndef GA_SOURCE_DIR
 #define GA_SOURCE_DIR "."

@@ -1,6 +1,7 @@
 /*
  * Private helpers of the attention kernels (attention_prefill.cu, attention_decode.cu,
- * attention_probs.cu): bf16 packing, the sigmoid gate read, cp.async, ldmatrix and the
+ * attention_probs.cu) and of gate_stats.cu: bf16 packing, the precise sigmoid and the gate
+ * read, cp.async, ldmatrix and the
  * m16n8k16 bf16 tensor-core MMA as inline PTX (sm_80 and later). Device code only.
  */
 #ifndef GATTN_ATTENTION_COMMON_CUH
@@ -15,10 +16,35 @@
 #define GA_LOG2E 1.4426950408889634f
 #define GA_LN2 0.6931471805599453f
 
-/* The sigmoid of a raw gate value, in fp32. Full-precision expf: the gate multiplies the
- * whole head output, so its error shows directly in the result. */
+/* e^x to about 1 ulp for |x| <= 87 (clamped there: beyond, e^-x of a sigmoid is below fp32's
+ * resolution of 1 or its result below the smallest normal), whatever the compiler flags. Every
+ * .cu is built with --use_fast_math, which turns expf into ex2.approx of x*log2(e) (about 20
+ * ulp at |x| = 20, from rounding the product) and 1/x into rcp.approx.ftz; this uses only what
+ * fast-math leaves alone: rintf, fmaf and an exponent built from integer bits. Cody-Waite
+ * reduction x = n*ln2 + r (ln2 split so n*hi is exact), then e^r on |r| <= ln2/2 by its
+ * Taylor series to r^7 (the next term is below 5e-9 relative). */
+static __device__ __forceinline__ float ga_exp_precise(float x) {
+    x = fminf(fmaxf(x, -87.0f), 87.0f);
+    const float n = rintf(x * GA_LOG2E); /* |n| <= 126: 2^n is a normal float */
+    float r = fmaf(n, -0.693145751953125f, x);
+    r = fmaf(n, -1.428606765330187045e-06f, r);
+    float p = 1.984126984126984e-04f; /* 1/7! */
+    p = fmaf(p, r, 1.388888888888889e-03f);
+    p = fmaf(p, r, 8.333333333333333e-03f);
+    p = fmaf(p, r, 4.166666666666667e-02f);
+    p = fmaf(p, r, 1.666666666666667e-01f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    return p * __int_as_float(((int)n + 127) << 23);
+}
+
+/* The sigmoid of a raw gate value in fp32, within about 2 ulp of the exact value whatever the
+ * flags (checked against double per bf16 value by test_gate_sigmoid through ga_gate_stats):
+ * the gate multiplies the whole head output, and the CPU reference uses glibc's expf. The
+ * reciprocal is __frcp_rn (IEEE round-to-nearest), which fast-math does not replace. */
 static __device__ __forceinline__ float ga_sigmoid(float x) {
-    return 1.0f / (1.0f + expf(-x));
+    return __frcp_rn(1.0f + ga_exp_precise(-x));
 }
 
 static __device__ __forceinline__ uint32_t ga_pack_bf16(float lo, float hi) {

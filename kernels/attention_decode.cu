@@ -545,10 +545,8 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
                            ga_err *err) {
     auto kern = k_attn_decode<HD>;
     constexpr size_t smem = dc_smem_bytes<HD>();
-    int dev = 0, n_sm = 0, optin = 0, per_sm = 0;
-    GA_CUDA_CHECK(cudaGetDevice(&dev));
-    GA_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    GA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const int n_sm = a->devinfo->n_sm, optin = a->devinfo->smem_optin;
+    int per_sm = 0;
     if (smem > (size_t)optin)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
                           "attention decode: needs %zu bytes of shared memory per block, the GPU "
@@ -623,6 +621,18 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
     const int n_slabs = GA_CEIL_DIV(G, DC_GS);
     if ((int64_t)a->n_kv_heads * n_slabs > 65535)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "attention decode: grid too large");
+    /* The device's attributes come with the args (queried once by the backend); a caller
+     * without them (a test, a bench) pays for one query here. Not while a graph is captured:
+     * the backend always passes them. */
+    ga_attn_decode_args own;
+    ga_cuda_devinfo queried;
+    if (!a->devinfo) {
+        ga_status st = ga_cuda_devinfo_query(&queried, err);
+        if (st) return st;
+        own = *a;
+        own.devinfo = &queried;
+        a = &own;
+    }
     return a->hd == 64 ? dc_launch<64>(a, G, n_slabs, stream, err)
                        : dc_launch<128>(a, G, n_slabs, stream, err);
 }

@@ -333,10 +333,21 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
     if (a->impl != GA_ATTN_IMPL_AUTO && a->impl != GA_ATTN_IMPL_MMA &&
         a->impl != GA_ATTN_IMPL_WGMMA)
         return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad impl %d", (int)a->impl);
+    /* The device's attributes come with the args (queried once by the backend); a caller
+     * without them (a test, a bench) pays for one query here. */
+    ga_attn_prefill_args own;
+    ga_cuda_devinfo queried;
+    if (!a->devinfo) {
+        ga_status st = ga_cuda_devinfo_query(&queried, err);
+        if (st) return st;
+        own = *a;
+        own.devinfo = &queried;
+        a = &own;
+    }
     /* AUTO: the Hopper kernel wherever it is usable; measured faster than this one from 1k
      * tokens up (bench/RESULTS.md), and tested at every length the prefill tests cover. */
     if (a->impl == GA_ATTN_IMPL_WGMMA ||
-        (a->impl == GA_ATTN_IMPL_AUTO && ga_attention_prefill_sm90_usable(a->hd)))
+        (a->impl == GA_ATTN_IMPL_AUTO && ga_attention_prefill_sm90_usable_on(a->devinfo, a->hd)))
         return ga_attention_prefill_sm90(a, stream, err);
     if ((a->T + 63) / 64 > 65535)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "attention prefill: T %d too long", a->T);
@@ -344,9 +355,7 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
      * (8 warps x 32 rows) load each K/V tile once per 256 query rows and each fragment once
      * per 32, but need 139 KiB of shared memory at hd 128: cards with less per block
      * (sm_86/89: 99 KiB) take the 64-row shape (87 KiB) instead. */
-    int dev = 0, optin = 0;
-    GA_CUDA_CHECK(cudaGetDevice(&dev));
-    GA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    const int optin = a->devinfo->smem_optin;
     const size_t long_smem = a->hd == 64 ? pf_smem_bytes<64, GA_PF_LONG_WARPS, GA_PF_LONG_MT>()
                                          : pf_smem_bytes<128, GA_PF_LONG_WARPS, GA_PF_LONG_MT>();
     const bool small = a->T <= GA_PF_SMALL_T || long_smem > (size_t)optin;

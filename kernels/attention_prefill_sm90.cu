@@ -407,25 +407,32 @@ static ga_status w_make_map(CUtensorMap *m, const void *ptr, uint64_t d0, uint64
     return GA_OK;
 }
 
-extern "C" int ga_attention_prefill_sm90_usable(int hd) {
+extern "C" int ga_attention_prefill_sm90_usable_on(const ga_cuda_devinfo *d, int hd) {
 #ifdef GA_BUILD_SM90A
-    if (hd != W_HD) return 0;
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-        return 0;
-    return major == 9 && minor == 0;
+    return hd == W_HD && d && d->cc_major == 9 && d->cc_minor == 0;
 #else
+    (void)d;
     (void)hd;
     return 0;
 #endif
 }
 
+extern "C" int ga_attention_prefill_sm90_usable(int hd) {
+    ga_cuda_devinfo d;
+    ga_err ignored;
+    return ga_cuda_devinfo_query(&d, &ignored) == GA_OK &&
+           ga_attention_prefill_sm90_usable_on(&d, hd);
+}
+
 /* Arguments are validated by ga_attention_prefill before it gets here. */
 extern "C" ga_status ga_attention_prefill_sm90(const ga_attn_prefill_args *a, cudaStream_t stream,
                                                ga_err *err) {
-    if (!ga_attention_prefill_sm90_usable(a->hd))
+    ga_cuda_devinfo own;
+    if (!a->devinfo) {
+        ga_status st = ga_cuda_devinfo_query(&own, err);
+        if (st) return st;
+    }
+    if (!ga_attention_prefill_sm90_usable_on(a->devinfo ? a->devinfo : &own, a->hd))
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
                           "attention prefill: the Hopper path needs an sm_90 device, an sm_90a "
                           "build and head_dim 128 (have head_dim %d)",

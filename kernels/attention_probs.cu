@@ -10,7 +10,7 @@
  * tensor cores here), then each thread adds p * 1/(heads * |query block|) to its own
  * registers across heads, then once into a shared-memory copy of the map bins the tile
  * touches, then once per bin into the global map with atomics. Pooling matches ga_pool_bin
- * (src/core/backend.h): position i lies in block floor(i*res/T).
+ * (src/core/capture.h): position i lies in block floor(i*res/T).
  */
 #include <cuda_bf16.h>
 #include <math.h>

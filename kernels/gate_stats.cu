@@ -7,6 +7,7 @@
  */
 #include <cuda_bf16.h>
 
+#include "attention_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
 
@@ -21,8 +22,9 @@ __global__ void __launch_bounds__(GATE_THREADS)
     unsigned c = 0;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        // Accurate expf: this is a metric, not a hot path.
-        const float g = 1.f / (1.f + expf(-__bfloat162float(gate[i])));
+        // The attention epilogues' own sigmoid (precise under --use_fast_math, see
+        // attention_common.cuh), so the metric describes the gate as applied.
+        const float g = ga_sigmoid(__bfloat162float(gate[i]));
         s += g;
         c += g < threshold;
     }

@@ -2,8 +2,9 @@
  * A plain tiled GEMM, Y (M, N) = X (M, K) . W (N, K)^T with bf16 inputs, fp32 accumulation and
  * bf16 or fp32 output: the same contract as the cuBLAS wrapper (src/cuda/cuda_gemm.c). It is
  * not the production path; it exists as an independent implementation that the GEMM test
- * checks both against, and as a fallback the backend uses when GA_CUDA_GEMM=fallback (to
- * tell a cuBLAS problem on a machine from a bug in the rest of the backend).
+ * checks both against, and as a fallback the backend uses with ga_session_opts.cuda_gemm
+ * GA_CUDA_GEMM_FALLBACK (to tell a cuBLAS problem on a machine from a bug in the rest of the
+ * backend).
  *
  * 64x64 output tile per block, K staged 32 at a time through shared memory as fp32, 4x4
  * outputs per thread. Any M, N, K (edges are guarded).

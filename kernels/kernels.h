@@ -25,6 +25,18 @@ extern "C" {
  * (T, n_heads*hd) elementwise, bf16. The kernels apply sigmoid(gate) to each head's output
  * in their epilogue, before the store. */
 
+/* ---------------------------------------------------------------- device attributes
+ * (device_info.cu) What the launchers need to know about the GPU, queried once per device (the
+ * CUDA backend does it at creation) and passed in the attention launchers' args; a NULL
+ * devinfo there makes the launcher query it for that call (tests and benches). */
+typedef struct ga_cuda_devinfo {
+    int n_sm;               /* multiprocessors */
+    int smem_optin;         /* bytes of shared memory a block may opt in to */
+    int cc_major, cc_minor; /* compute capability */
+} ga_cuda_devinfo;
+/* Attributes of the current device. */
+ga_status ga_cuda_devinfo_query(ga_cuda_devinfo *out, ga_err *err);
+
 /* Which prefill kernel runs: AUTO picks the Hopper wgmma/TMA kernel where it exists (sm_90
  * device, sm_90a build, head_dim 128) and the portable mma.sync one elsewhere; the other two
  * force one (tests and benchmarks compare them; WGMMA where unusable is GA_ERR_UNSUPPORTED). */
@@ -40,11 +52,14 @@ typedef struct ga_attn_prefill_args {
     int T, pos0;      /* query i sits at position pos0+i and sees keys [0, pos0+i] */
     int n_heads, n_kv_heads, hd, kv_stride;
     ga_gate_mode gate_mode;
-    float scale;       /* 1/sqrt(hd) */
-    ga_attn_impl impl; /* 0: AUTO */
+    float scale;                    /* 1/sqrt(hd) */
+    ga_attn_impl impl;              /* 0: AUTO */
+    const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
 } ga_attn_prefill_args;
 ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStream_t stream, ga_err *err);
-/* Whether the Hopper kernel can run here for this head_dim (the current device). */
+/* Whether the Hopper kernel can run for this head_dim on the device d describes (the _usable
+ * form queries the current device). */
+int ga_attention_prefill_sm90_usable_on(const ga_cuda_devinfo *d, int hd);
 int ga_attention_prefill_sm90_usable(int hd);
 /* The Hopper kernel itself (attention_prefill_sm90.cu); arguments already validated. */
 ga_status ga_attention_prefill_sm90(const ga_attn_prefill_args *a, cudaStream_t stream,
@@ -68,6 +83,7 @@ typedef struct ga_attn_decode_args {
                        many waves of the GPU (more, shorter CTAs balance uneven rates) */
     ga_gate_mode gate_mode;
     float scale;
+    const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
 } ga_attn_decode_args;
 /* Bytes of `work` (an upper bound for any GPU) and of `counters` for B rows; 0 on bad sizes.
  * Both also serve any smaller B or max_kv_len. */
@@ -166,7 +182,7 @@ ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int 
 /* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
  * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second
- * implementation, and the backend's GEMM when GA_CUDA_GEMM=fallback is set. */
+ * implementation, and the backend's GEMM with ga_session_opts.cuda_gemm GA_CUDA_GEMM_FALLBACK. */
 ga_status ga_gemm_fallback(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
                            cudaStream_t stream, ga_err *err);
 
@@ -178,9 +194,10 @@ ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *su
 
 /* ---------------------------------------------------------------- sampling (sampling_topk.cu)
  * Temperature / top-k / top-p sampling of rows (rows, vocab) of fp32 logits, block per row,
- * exactly src/gen/sampler.h's ga_sample_host: row r draws with
+ * exactly src/engine/sampler.h's ga_sample_host: row r draws with
  * ga_sample_uniform(sp->seed, streams[r], pos[r] + 1), pos[r] being the position of the token
- * decoded in that row (the sampled one lands at pos[r] + 1), as session.c's host fallback.
+ * decoded in that row (the sampled one lands at pos[r] + 1), as the session's host fallback
+ * (src/engine/session.c).
  * streams, pos (device) and scratch (device, ga_sample_topk_scratch_bytes) are only read when
  * sampling; sp NULL, temperature <= 0 or top_k 1 is greedy (ga_argmax). Ties with the host
  * are documented in sampling_topk.cu. */

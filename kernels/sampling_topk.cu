@@ -1,6 +1,6 @@
 /*
  * Temperature / top-k / top-p sampling on the device, one block per row of fp32 logits,
- * implementing src/gen/sampler.h's ga_sample_host exactly:
+ * implementing src/engine/sampler.h's ga_sample_host exactly:
  *   p_i = expf((l_i - max) / T) (NaN -> 0), candidates ordered by (p desc, id asc), the first
  *   k kept (top_k 0 or >= vocab: all), then the shortest prefix whose running double sum
  *   reaches top_p * kept (0 < top_p < 1), then u = uniform(seed, stream, pos + 1) * kept' and

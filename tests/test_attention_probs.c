@@ -1,11 +1,11 @@
 /* test_attention: the attention-probability (heatmap) kernel against the double reference,
- * pooled with ga_pool_bin from src/core/backend.h. */
+ * pooled with ga_pool_bin from src/core/capture.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backend.h"
+#include "core/capture.h"
 #include "kernels.h"
 #include "test_attention_ref.h"
 #include "testutil.h"

@@ -1,5 +1,5 @@
 /*
- * Generation (src/gen/generate.c) on the CPU backend, checked against definitions computed
+ * Generation (src/engine/generate.c) on the CPU backend, checked against definitions computed
  * here without the generation loop:
  *  - greedy ids equal repeatedly taking the argmax (a plain loop in this file) of the
  *    last-position logits of a full recompute (fresh prefill of prompt + ids so far);
@@ -10,8 +10,8 @@
  *  - stop ids, the context limit and the callback end a sequence as documented;
  *  - bad arguments fail with GA_ERR_ARG.
  */
-#include "gen/generate.h"
-#include "gen/sampler.h"
+#include "engine/generate.h"
+#include "engine/sampler.h"
 #include "testutil.h"
 
 #define MAXG 64
@@ -164,7 +164,8 @@ static void test_variant(ga_gate_mode gate, const char *tmp) {
     int nk = gen_alone(m, prompts[0], plen[0], &k1, t1, &why);
     CHECK(nk == n1 && !memcmp(t1, g1, (size_t)n1 * sizeof *t1));
 
-    /* Batched equals alone, greedy and sampled (prompt i uses stream o.stream + i). */
+    /* Batched equals alone with the same options, greedy and sampled: a prompt's draws do not
+     * depend on its index in the batch (issue 10 item 6). */
     for (int mode = 0; mode < 2; mode++) {
         ga_gen_opts o = mode ? samp : greedy;
         ga_session *s = session(m, 64, 3);
@@ -176,15 +177,47 @@ static void test_variant(ga_gate_mode gate, const char *tmp) {
         CHECK_OK(ga_generate_batch(s, m, pp, plen, 3, &o, on_token, &c, &st, whys, &err), &err);
         for (int i = 0; i < 3; i++) {
             int32_t alone[MAXG];
-            ga_gen_opts oi = o;
-            oi.stream = o.stream + (uint64_t)i;
-            int na = gen_alone(m, prompts[i], plen[i], &oi, alone, &why);
+            int na = gen_alone(m, prompts[i], plen[i], &o, alone, &why);
             CHECK_MSG(na == c.n[i] && !memcmp(alone, c.ids[i], (size_t)na * sizeof *alone),
                       "%s: prompt %d batched differs from alone", mode ? "sampled" : "greedy", i);
         }
         CHECK(st.prompt_tokens == plen[0] + plen[1] + plen[2]);
         CHECK(st.decode_tokens == 3 * (NG - 1));
         ga_session_free(s);
+    }
+
+    /* The session's default streams (NULL) do not depend on the slot: the same history in
+     * slot 1 of a batch and alone in slot 0 draws the same tokens. */
+    {
+        ga_session *s = session(m, 64, 2);
+        const ga_sampling hot = {2.0f, 0, 1.0f, 31};
+        int32_t a_tok = prompts[1][1], b_tok[2] = {prompts[2][2], prompts[1][1]};
+        bool same = true;
+        if (s) {
+            CHECK_OK(ga_session_forward(s, 0, prompts[1], plen[1], false, NULL, &err), &err);
+            CHECK_OK(ga_session_forward(s, 1, prompts[2], plen[2], false, NULL, &err), &err);
+            int32_t alone[MAXG];
+            for (int k = 0; k < NG; k++) {
+                const int seq0 = 0;
+                CHECK_OK(ga_session_decode_sample(s, &seq0, &a_tok, 1, &hot, NULL, &alone[k], &err),
+                         &err);
+                a_tok = alone[k];
+            }
+            ga_session_reset(s, 0);
+            ga_session_reset(s, 1);
+            CHECK_OK(ga_session_forward(s, 0, prompts[2], plen[2], false, NULL, &err), &err);
+            CHECK_OK(ga_session_forward(s, 1, prompts[1], plen[1], false, NULL, &err), &err);
+            for (int k = 0; k < NG && same; k++) {
+                const int seqs[2] = {0, 1};
+                int32_t next[2];
+                CHECK_OK(ga_session_decode_sample(s, seqs, b_tok, 2, &hot, NULL, next, &err), &err);
+                same = next[1] == alone[k];
+                b_tok[0] = next[0];
+                b_tok[1] = next[1];
+            }
+            CHECK_MSG(same, "decode_sample with default streams: slot 1 differs from slot 0");
+            ga_session_free(s);
+        }
     }
 
     /* A stop id ends the sequence before it; the stop token is not reported. */

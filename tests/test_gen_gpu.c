@@ -4,7 +4,7 @@
  * step whose CPU top-2 logit gap is at least 0.25 (until the first closer call); GPU generation is
  * identical across runs, batched equals alone, and sampling with a fixed seed is reproducible.
  */
-#include "gen/generate.h"
+#include "engine/generate.h"
 #include "testutil.h"
 
 #define NG 12
@@ -34,10 +34,7 @@ static void run(const ga_model *m, ga_device dev, int batch, const ga_gen_opts *
     } else {
         for (int i = 0; i < NP; i++) {
             collect one = {0};
-            ga_gen_opts oi = *o;
-            oi.stream = o->stream + (uint64_t)i;
-            CHECK_OK(ga_generate(s, m, 0, p[i], np[i], &oi, on_token, &one, NULL, NULL, &err),
-                     &err);
+            CHECK_OK(ga_generate(s, m, 0, p[i], np[i], o, on_token, &one, NULL, NULL, &err), &err);
             memcpy(c->ids[i], one.ids[0], sizeof one.ids[0]);
             c->n[i] = one.n[0];
         }

@@ -1,74 +1,82 @@
 /*
- * The host sampler (src/gen/sampler.c):
- *  - ga_sample_host equals a straightforward implementation of its definition written here
- *    (softmax at T, full sort by (p desc, id asc), top-k, top-p prefix, draw) on random rows
- *    with exact ties, NaN and -inf, for many parameter sets (this covers the partial top-k
- *    selection, which must give the full sort's order);
+ * The host sampler (src/engine/sampler.c):
+ *  - ga_sample_host equals a reference written from the definition here, sharing no code
+ *    or loop with the sampler (softmax at T, a full sort of ids by (p desc, id asc), top-k,
+ *    the top-p set in closed form, the draw by binary search of cumulative masses) on random
+ *    rows with exact ties, NaN and -inf, for many parameter sets (this covers the partial
+ *    top-k selection, which must give the full sort's order);
+ *  - exactly on the top-p boundary (exact masses) the prefix stops at the token that reaches
+ *    top_p, by reference and by frequency;
  *  - sampled frequencies match the renormalised probabilities the definition implies
  *    (computed by hand here for small rows), so the draw is a real sample;
  *  - ga_sample_uniform is in [0, 1) with mean 1/2 and depends on each of its inputs;
  *  - greedy cases and ga_argmax_f32's tie and NaN rules.
  */
-#include "gen/sampler.h"
+#include "engine/sampler.h"
 #include "testutil.h"
 
-typedef struct ref_cand {
-    float p;
-    int32_t id;
-} ref_cand;
+/* The reference shares no code or loop shape with sampler.c: it states the definition of
+ * sampler.h on index arrays in double, with the top-p set taken by its closed form and the draw
+ * by a binary search of the cumulative masses. */
+static const double *ref_p; /* for ref_order_cmp */
 
-static int ref_cmp(const void *a, const void *b) {
-    const ref_cand *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
+/* Candidate order: larger probability first, then the lower id. */
+static int ref_order_cmp(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    if (ref_p[i] != ref_p[j]) return ref_p[i] > ref_p[j] ? -1 : 1;
+    return i < j ? -1 : 1;
 }
 
-/* The definition of sampler.h, spelled out. */
+static int32_t ref_argmax(const float *l, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++) /* first of the largest non-NaN values */
+        if (!isnan(l[i]) && (best < 0 || l[i] > l[best])) best = i;
+    return best < 0 ? 0 : best;
+}
+
 static int32_t ref_sample(const float *l, int n, const ga_sampling *sp, uint64_t stream,
                           uint64_t pos) {
-    if (sp->temperature <= 0.0f || sp->top_k == 1) {
-        int best = 0;
-        float bv = -INFINITY;
-        for (int i = 0; i < n; i++)
-            if (l[i] > bv) bv = l[i], best = i;
-        return best;
-    }
-    int a = 0;
-    float bv = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (l[i] > bv) bv = l[i], a = i;
-    float mx = l[a];
-    ref_cand *c = malloc((size_t)n * sizeof *c);
+    if (sp->temperature <= 0.0f || sp->top_k == 1) return ref_argmax(l, n);
+    /* p_i = expf((l_i - max) / T) in fp32 (the documented numerics; NaN -> 0), held in double */
+    const float mx = l[ref_argmax(l, n)];
+    double *p = malloc((size_t)n * sizeof *p);
+    int *order = malloc((size_t)n * sizeof *order);
+    double *before = malloc(((size_t)n + 1) * sizeof *before); /* mass ranked before r */
     for (int i = 0; i < n; i++) {
-        float v = expf((l[i] - mx) / sp->temperature);
-        c[i].p = isnan(v) ? 0.0f : v;
-        c[i].id = i;
+        const float v = expf((l[i] - mx) / sp->temperature);
+        p[i] = isnan(v) ? 0.0 : (double)v;
+        order[i] = i;
     }
-    qsort(c, (size_t)n, sizeof *c, ref_cmp);
-    int k = (sp->top_k > 0 && sp->top_k < n) ? sp->top_k : n;
-    double kept = 0;
-    for (int i = 0; i < k; i++)
-        kept += c[i].p;
+    ref_p = p;
+    qsort(order, (size_t)n, sizeof *order, ref_order_cmp);
+    before[0] = 0;
+    for (int r = 0; r < n; r++)
+        before[r + 1] = before[r] + p[order[r]];
+    const int K = (sp->top_k > 0 && sp->top_k < n) ? sp->top_k : n;
+    /* top-p: the smallest prefix of the top K whose mass reaches top_p of theirs is exactly the
+     * ranks whose mass before them is still below that threshold. */
+    int M = K;
     if (sp->top_p > 0.0f && sp->top_p < 1.0f) {
-        double acc = 0;
-        int m = 0;
-        while (m < k) {
-            acc += c[m++].p;
-            if (acc >= sp->top_p * kept) break;
-        }
-        k = m;
-        kept = acc;
+        const double thr = (double)sp->top_p * before[K];
+        M = 0;
+        for (int r = 0; r < K; r++)
+            M += before[r] < thr;
+        if (M == 0) M = 1;
     }
-    double u = ga_sample_uniform(sp->seed, stream, pos) * kept, acc = 0;
-    int32_t r = c[k - 1].id;
-    for (int i = 0; i < k; i++) {
-        acc += c[i].p;
-        if (u < acc) {
-            r = c[i].id;
-            break;
-        }
+    /* Inverse CDF over the kept ranks: the first rank r whose cumulative mass exceeds u. */
+    const double u = ga_sample_uniform(sp->seed, stream, pos) * before[M];
+    int lo = 0, hi = M - 1; /* smallest r in [0, M-1] with before[r + 1] > u, else M - 1 */
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (before[mid + 1] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    free(c);
+    const int32_t r = order[lo];
+    free(p);
+    free(order);
+    free(before);
     return r;
 }
 
@@ -104,6 +112,35 @@ static void test_against_reference(void) {
         free(scratch);
     }
     CHECK_MSG(bad == 0, "%d of %d draws differ from the reference", bad, total);
+}
+
+/* Exactly on the top-p boundary: four tokens at the maximum (p = expf(0) = 1 exactly), the
+ * rest -inf or NaN, so the prefix masses 1, 2, 3, 4 are exact and top_p 0.5 / 0.75 reaches
+ * the threshold exactly at 2 / 3 tokens: those tokens and no more are drawn (a `>` for the
+ * `>=` would keep one more). */
+static void test_top_p_boundary(void) {
+    const float l[9] = {-INFINITY, 0.0f, NAN, 0.0f, -INFINITY, 0.0f, 0.0f, -INFINITY, -INFINITY};
+    const int ids[4] = {1, 3, 5, 6}; /* candidate order: equal p, lower id first */
+    void *scratch = malloc(ga_sample_scratch_bytes(9));
+    const float tops[2] = {0.5f, 0.75f};
+    for (int c = 0; c < 2; c++) {
+        const int keep = c ? 3 : 2;
+        ga_sampling sp = {1.0f, 0, tops[c], 17};
+        int counts[9] = {0}, bad = 0;
+        enum { DRAWS = 20000 };
+        for (int d = 0; d < DRAWS; d++) {
+            int32_t t = ga_sample_host(l, 9, &sp, 4, (uint64_t)d, scratch);
+            bad += t != ref_sample(l, 9, &sp, 4, (uint64_t)d);
+            counts[t]++;
+        }
+        CHECK_MSG(bad == 0, "top_p %g: %d draws differ from the reference", (double)tops[c], bad);
+        for (int k = 0; k < 4; k++) {
+            const double f = (double)counts[ids[k]] / DRAWS, want = k < keep ? 1.0 / keep : 0.0;
+            CHECK_MSG(fabs(f - want) < 0.02, "top_p %g: token %d frequency %.4f, want %.4f",
+                      (double)tops[c], ids[k], f, want);
+        }
+    }
+    free(scratch);
 }
 
 /* Draws at many positions and compares frequencies with the expected distribution. */
@@ -172,6 +209,7 @@ static void test_uniform_and_argmax(void) {
 
 int main(void) {
     test_against_reference();
+    test_top_p_boundary();
     test_frequencies();
     test_uniform_and_argmax();
     return ga_test_finish();

@@ -7,7 +7,7 @@
  */
 #include <cuda_runtime.h>
 
-#include "gen/sampler.h"
+#include "engine/sampler.h"
 #include "kernels.h"
 #include "testutil.h"
 

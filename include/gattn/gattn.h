@@ -138,12 +138,21 @@ typedef enum ga_device {
     GA_DEVICE_CUDA = 2,
 } ga_device;
 
+/* The CUDA backend's GEMM. The alternatives to cuBLAS exist to tell a cuBLAS problem on a
+ * given machine from a bug in the rest of the backend. */
+typedef enum ga_cuda_gemm_impl {
+    GA_CUDA_GEMM_CUBLAS = 0,   /* cuBLAS (the default) */
+    GA_CUDA_GEMM_LT = 1,       /* cuBLASLt with a heuristic algorithm per call */
+    GA_CUDA_GEMM_FALLBACK = 2, /* the plain tiled kernel (kernels/gemm_fallback.cu) */
+} ga_cuda_gemm_impl;
+
 typedef struct ga_session_opts {
     ga_device device;
     int max_context; /* KV cache length per sequence (0: min(max_position_embeddings, 4096)) */
     int max_batch;   /* sequences held at once in the KV cache (0: 1) */
     int n_threads;   /* CPU backend threads (0: all cores) */
     int cuda_device; /* CUDA device ordinal */
+    ga_cuda_gemm_impl cuda_gemm; /* CUDA GEMM implementation (0: cuBLAS) */
     /* Called while the backend converts and uploads weights, with done in [0, 1]
      * (optional; for progress bars). */
     void (*progress)(void *user, float done);
@@ -183,7 +192,8 @@ typedef struct ga_sampling {
 
 /* Like ga_session_decode_batch, but instead of logits returns each sequence's next token,
  * chosen on the backend (on the GPU nothing but the ids crosses the bus). sp NULL: greedy.
- * streams (may be NULL: stream i = seqs[i]) name each row's random stream. */
+ * streams (may be NULL: stream 0 for every row) name each row's random stream; a row's draw
+ * depends on (seed, its stream, its position) only, not on its slot or place in the batch. */
 ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                                    const ga_sampling *sp, const uint64_t *streams, int32_t *next,
                                    ga_err *err);

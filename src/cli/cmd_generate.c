@@ -11,7 +11,7 @@
 
 #include "cli.h"
 #include "gattn/tokenizer.h"
-#include "gen/generate.h"
+#include "engine/generate.h"
 
 static const char *C = "generate";
 
@@ -431,7 +431,6 @@ int ga_cmd_generate(int argc, char **argv) {
         int nb = n_prompts - first < batch ? n_prompts - first : batch;
         memset(out_n, 0, (size_t)batch * sizeof *out_n);
         batch_out bo = {out_ids, out_n};
-        go.stream = (uint64_t)first; /* prompt i keeps stream i whatever the chunking */
         if (ga_generate_batch(s, m, (const int32_t *const *)pids + first, plen + first, nb, &go,
                               on_batch_token, &bo, &gs, NULL, &err)) {
             rc = ga_cli_fail_err(C, &err);

@@ -7,6 +7,7 @@
 #ifndef GATTN_CORE_BACKEND_H
 #define GATTN_CORE_BACKEND_H
 
+#include "capture.h"
 #include "model.h"
 
 typedef struct ga_backend ga_backend;
@@ -25,7 +26,7 @@ struct ga_backend {
     void (*free)(ga_backend *b);
     void *impl;
     /* Optional: decode_batch that picks the next tokens on the backend (sampling per
-     * src/gen/sampler.h, greedy when sp is NULL) instead of returning logits. pos[i] doubles
+     * src/engine/sampler.h, greedy when sp is NULL) instead of returning logits. pos[i] doubles
      * as the position of the draw. When NULL, the session samples on the host from
      * decode_batch's logits. */
     ga_status (*decode_sample)(ga_backend *b, const int *seqs, const int *pos,
@@ -39,13 +40,5 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
 ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
                                  int max_batch, ga_backend **out, ga_err *err);
 #endif
-
-/* Allocates the capture outputs for n_layers layers at resolution res (fills cap->res,
- * cap->n_tokens, maps for the selected layers, metrics set to NaN). */
-ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, ga_err *err);
-/* Pooling block of position i for T tokens at resolution res. */
-static inline int ga_pool_bin(int64_t i, int T, int res) {
-    return (int)((i * res) / T);
-}
 
 #endif

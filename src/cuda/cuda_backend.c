@@ -58,8 +58,8 @@ void ga_cuda_scratch_free(ga_cuda *c) {
     memset(s, 0, sizeof *s);
 }
 
-ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err) {
-    ga_cuda_scratch_free(c);
+/* Allocates the buffers for `rows` into the empty c->sc; on failure leaves it empty. */
+static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const size_t r = (size_t)rows, H = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
@@ -84,6 +84,19 @@ ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err) {
     }
     s->rows = rows;
     return GA_OK;
+}
+
+ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err) {
+    const int old = c->sc.rows;
+    // Free first so the new set can use the old one's memory; if it does not fit, put the old
+    // size back, so a failed capture of a long prompt leaves a working backend behind.
+    ga_cuda_scratch_free(c);
+    ga_status st = scratch_set(c, rows, err);
+    if (st && old > 0) {
+        ga_err ignored = {{0}};
+        (void)scratch_set(c, old, &ignored);
+    }
+    return st;
 }
 
 void ga_cuda_drop_graphs(ga_cuda *c) {
@@ -248,11 +261,22 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         goto fail;
     }
     snprintf(c->name, sizeof c->name, "%s", prop.name);
-    const char *gemm_env = getenv("GA_CUDA_GEMM");
-    c->gemm_impl = !gemm_env                       ? GA_GEMM_CUBLAS
-                   : !strcmp(gemm_env, "fallback") ? GA_GEMM_FALLBACK
-                   : !strcmp(gemm_env, "lt")       ? GA_GEMM_LT
-                                                   : GA_GEMM_CUBLAS;
+    if ((st = ga_cuda_devinfo_query(&c->devinfo, err))) goto fail;
+    switch (opts ? opts->cuda_gemm : GA_CUDA_GEMM_CUBLAS) {
+    case GA_CUDA_GEMM_CUBLAS:
+        c->gemm_impl = GA_GEMM_CUBLAS;
+        break;
+    case GA_CUDA_GEMM_LT:
+        c->gemm_impl = GA_GEMM_LT;
+        break;
+    case GA_CUDA_GEMM_FALLBACK:
+        c->gemm_impl = GA_GEMM_FALLBACK;
+        break;
+    default:
+        st = ga_err_set(err, GA_ERR_ARG, "cuda_gemm %d is not a GEMM implementation",
+                        (int)opts->cuda_gemm);
+        goto fail;
+    }
     if (c->gemm_impl == GA_GEMM_LT && cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
         c->lt = NULL;
         st = ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");

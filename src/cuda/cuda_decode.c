@@ -1,10 +1,13 @@
 /*
  * Batched decode: one new token for each of nb sequences. The whole step (embedding, layers,
- * final norm, LM head) is captured once per batch size into a CUDA graph and replayed; the
- * per-step inputs (tokens, positions, cache slots, KV lengths) live in device buffers that are
- * refreshed by copies before each replay, and the decode attention's KV split is fixed by
- * max_context, so the same graph is valid at every step. This removes the ~15 launches per
- * layer of CPU overhead that dominates decode of small models.
+ * final norm, LM head) is captured into a CUDA graph once per (batch size, KV-length bucket)
+ * and replayed; the per-step inputs (tokens, positions, cache slots, KV lengths) live in device
+ * buffers that are refreshed by copies before each replay. Bucket b bounds the keys any row of
+ * the step attends to by min(max_context, GA_KV_BUCKET0 << b), and the decode attention's KV
+ * split is fixed by that bound rather than by the exact lengths, so one graph serves every step
+ * whose rows fit its bucket while a short sequence in a long-context session does not launch
+ * (and skip) the splits of the whole cache. Graphs remove the ~15 launches per layer of CPU
+ * overhead that dominates decode of small models.
  */
 #include <string.h>
 
@@ -103,7 +106,7 @@ ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
     return GA_OK;
 }
 
-/* The step, then token selection on the device (src/gen/sampler.h's definition, through
+/* The step, then token selection on the device (src/engine/sampler.h's definition, through
  * kernels/sampling_topk.cu): only nb ids come back instead of nb x vocab logits. The draw for
  * row i uses position pos[i] + 1 (sc.positions holds pos), as the host fallback does. */
 ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,

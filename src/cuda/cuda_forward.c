@@ -120,6 +120,7 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
                 .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
                 .gate_mode = cfg->gate,
                 .scale = scale,
+                .devinfo = &c->devinfo,
             };
             if ((st = ga_attention_decode(&da, c->stream, err))) return st;
         } else {
@@ -138,6 +139,7 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
                 .kv_stride = c->max_context,
                 .gate_mode = cfg->gate,
                 .scale = scale,
+                .devinfo = &c->devinfo,
             };
             if ((st = ga_attention_prefill(&pa, c->stream, err))) return st;
             if (cap && (st = capture_layer(c, l, rows, cap, err))) return st;
@@ -175,16 +177,37 @@ static ga_status capture_begin(ga_cuda *c, ga_attn_capture *cap, int n, ga_err *
         if ((st = ga_capture_prepare(cap, L, n, err))) return st;
     }
     if (!c->cap_first) {
-        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_first, (size_t)L * sizeof(float)));
-        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_gsum, (size_t)L * sizeof(double)));
-        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_gbelow, (size_t)L * sizeof(unsigned long long)));
+        // All three or none: a half-made set (cap_first without cap_gsum) would pass the test
+        // above on the next capture and leave it writing through NULL.
+        float *first = NULL;
+        double *gsum = NULL;
+        unsigned long long *gbelow = NULL;
+        cudaError_t e = cudaMalloc((void **)&first, (size_t)L * sizeof(float));
+        if (e == cudaSuccess) e = cudaMalloc((void **)&gsum, (size_t)L * sizeof(double));
+        if (e == cudaSuccess) e = cudaMalloc((void **)&gbelow, (size_t)L * sizeof(*gbelow));
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            cudaFree(first);
+            cudaFree(gsum);
+            cudaFree(gbelow);
+            return ga_err_set(err, e == cudaErrorMemoryAllocation ? GA_ERR_OOM : GA_ERR_CUDA,
+                              "attention capture: GPU allocation of the metrics failed (%s)",
+                              cudaGetErrorName(e));
+        }
+        c->cap_first = first;
+        c->cap_gsum = gsum;
+        c->cap_gbelow = gbelow;
     }
     const int elems = cap->res * cap->res;
     if (elems > c->cap_map_elems) {
         cudaFree(c->cap_map);
         c->cap_map = NULL;
         c->cap_map_elems = 0;
-        GA_CUDA_CHECK(cudaMalloc((void **)&c->cap_map, (size_t)elems * sizeof(float)));
+        cudaError_t e = cudaMalloc((void **)&c->cap_map, (size_t)elems * sizeof(float));
+        if (e != cudaSuccess) {
+            c->cap_map = NULL; // retried by the next capture
+            GA_CUDA_CHECK(e);
+        }
         c->cap_map_elems = elems;
     }
     GA_CUDA_CHECK(cudaMemsetAsync(c->cap_first, 0, (size_t)L * sizeof(float), c->stream));
@@ -238,6 +261,8 @@ ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *token
     ga_status st;
     GA_CUDA_CHECK(cudaSetDevice(c->dev));
     if (n <= 0) return GA_OK;
+    if (c->sc.rows < 1) // only after a failed scratch resize could not restore the old size
+        return ga_err_set(err, GA_ERR_OOM, "the CUDA backend has no activation buffers left");
     if (cap && pos0 != 0)
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a prefill from position 0");
     if (cap && (st = capture_begin(c, cap, n, err))) return st;

@@ -7,7 +7,8 @@
  * reductions); the output is bf16 or fp32. Decode batches (M <= GA_GEMV_MAX_M, K a multiple of
  * 8) take the weight-streaming kernel of kernels/gemv.cu instead, with the same contract.
  *
- * Two alternatives with the same contract, chosen by GA_CUDA_GEMM at backend creation, to
+ * Two alternatives with the same contract, chosen by ga_session_opts.cuda_gemm at backend
+ * creation, to
  * separate a cuBLAS problem on a given machine from a bug in the rest of the backend:
  * "lt" calls cuBLASLt directly (descriptors and a heuristic algorithm per call: fine for
  * prefill and for captured decode graphs, slower for eager small calls), "fallback" the plain

@@ -62,14 +62,15 @@ typedef struct ga_cuda {
     const ga_model *model;
     ga_config cfg;
     int dev;
+    ga_cuda_devinfo devinfo; /* the device's attributes, queried once at creation */
     char name[256];
     cudaStream_t stream;
     cublasHandle_t blas;
     void *blas_ws; /* cuBLAS workspace, set explicitly so GEMMs are graph-capturable */
     size_t blas_ws_bytes;
-    /* GEMM implementation, from GA_CUDA_GEMM at creation: cuBLAS (default), "lt" (cuBLASLt
-     * matmul with a heuristic algorithm) or "fallback" (the plain kernel); the last two exist
-     * to tell a cuBLAS problem on a given machine from a bug in the rest of the backend. */
+    /* GEMM implementation, from ga_session_opts.cuda_gemm at creation: cuBLAS (default),
+     * cuBLASLt (matmul with a heuristic algorithm) or the plain kernel; the last two exist to
+     * tell a cuBLAS problem on a given machine from a bug in the rest of the backend. */
     enum { GA_GEMM_CUBLAS = 0, GA_GEMM_LT, GA_GEMM_FALLBACK } gemm_impl;
     cublasLtHandle_t lt; /* only with GA_GEMM_LT */
 
@@ -128,7 +129,8 @@ ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), vo
                                  ga_err *err);
 void ga_cuda_free_weights(ga_cuda *c);
 
-/* cuda_scratch.c: activation buffers for `rows` tokens (frees any previous set). */
+/* cuda_backend.c: activation buffers for `rows` tokens, replacing the current set. On failure
+ * the previous set (and its row count) is kept, so the backend stays usable. */
 ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err);
 void ga_cuda_scratch_free(ga_cuda *c);
 size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows);

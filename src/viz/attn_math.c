@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "core/backend.h"
+#include "core/capture.h"
 #include "viz.h"
 
 ga_status ga_attn_pool(const float *p, int T, int res, float *out, ga_err *err) {

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "tok/tok_internal.h"
-#include "tok/tok_synth.h"
+#include "synth/tok_synth.h"
 
 /* Qwen2/Qwen3's pre-tokenizer pattern, as their tokenizer.json carries it. */
 static const char QWEN_REGEX[] =

@@ -4,12 +4,12 @@
  * (sequence ids, token ids, lengths against the cache and max_position_embeddings) before a
  * backend sees it, so each backend only has to compute.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "gen/sampler.h"
+#include "core/backend.h"
+#include "core/capture.h"
+#include "engine/sampler.h"
 
 struct ga_session {
     const ga_model *model;
@@ -202,7 +202,7 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
         own_streams = malloc((size_t)nb * sizeof *own_streams);
         if (!own_streams) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
         for (int i = 0; i < nb && own_streams; i++)
-            own_streams[i] = (uint64_t)seqs[i];
+            own_streams[i] = 0; /* not the slot: a row draws the same in any batch */
         streams = own_streams;
     }
     if (!st && s->backend->decode_sample) {
@@ -240,40 +240,4 @@ ga_status ga_session_set_capture(ga_session *s, ga_attn_capture *cap, ga_err *er
     }
     s->capture = cap;
     return GA_OK;
-}
-
-ga_status ga_capture_prepare(ga_attn_capture *cap, int n_layers, int n_tokens, ga_err *err) {
-    ga_attn_capture_free(cap);
-    cap->n_tokens = n_tokens;
-    cap->res = n_tokens < cap->max_res ? n_tokens : cap->max_res;
-    cap->maps = calloc((size_t)n_layers, sizeof *cap->maps);
-    cap->metrics = calloc((size_t)n_layers, sizeof *cap->metrics);
-    if (!cap->maps || !cap->metrics) goto oom;
-    for (int l = 0; l < n_layers; l++) {
-        cap->metrics[l].first_token_share = NAN;
-        cap->metrics[l].gate_mean = NAN;
-        cap->metrics[l].gate_below_0_1 = NAN;
-        if (cap->layers[l]) {
-            cap->maps[l] = calloc((size_t)cap->res * cap->res, sizeof(float));
-            if (!cap->maps[l]) goto oom;
-        }
-    }
-    cap->n_layers_alloc = n_layers;
-    return GA_OK;
-oom:
-    ga_attn_capture_free(cap);
-    return ga_err_set(err, GA_ERR_OOM, "attention capture: out of memory for %d maps of %dx%d",
-                      n_layers, cap->res, cap->res);
-}
-
-void ga_attn_capture_free(ga_attn_capture *cap) {
-    if (!cap) return;
-    if (cap->maps)
-        for (int l = 0; l < cap->n_layers_alloc; l++)
-            free(cap->maps[l]);
-    free(cap->maps);
-    free(cap->metrics);
-    cap->maps = NULL;
-    cap->metrics = NULL;
-    cap->n_layers_alloc = 0;
 }

@@ -4,17 +4,19 @@
  *
  * Definition (what the tests check): the first token comes from the prefill's last-position
  * logits, each later token from one ga_session_decode_sample step that appends the previous
- * token. Token selection follows src/gen/sampler.h; the token at sequence position p draws
- * with counter p from the prompt's stream (ga_gen_opts.stream + prompt index), so a prompt
- * gets the same tokens alone or in any batch. Generation of a sequence stops
+ * token. Token selection follows src/engine/sampler.h; the token at sequence position p draws
+ * with counter p from stream ga_gen_opts.stream, the same for every prompt: a draw depends on
+ * (seed, stream, position) only, never on the prompt's index or slot, so a prompt gets the
+ * same tokens alone or in any batch (as per-request seeds do in serving engines; two equal
+ * prompts in one batch get equal tokens). Generation of a sequence stops
  *  - at a stop id (the EOS id is not passed to the callback and not counted),
  *  - after max_new_tokens tokens,
  *  - when the callback returns nonzero (that token is counted),
  *  - or when the KV cache of the slot is full (the last token is still produced: a token
  *    is only appended to the cache when the next one is wanted).
  */
-#ifndef GATTN_GEN_GENERATE_H
-#define GATTN_GEN_GENERATE_H
+#ifndef GATTN_ENGINE_GENERATE_H
+#define GATTN_ENGINE_GENERATE_H
 
 #include "gattn/gattn.h"
 #include "gattn/tokenizer.h"
@@ -31,7 +33,7 @@ typedef enum ga_gen_stop {
 typedef struct ga_gen_opts {
     int max_new_tokens;   /* >= 1 */
     ga_sampling sampling; /* temperature <= 0: greedy */
-    uint64_t stream;      /* random stream of prompt 0; prompt i uses stream + i */
+    uint64_t stream;      /* random stream of every prompt (0 unless a caller wants another) */
     int n_stop;           /* stop ids (0..GA_GEN_MAX_STOP) */
     int32_t stop_ids[GA_GEN_MAX_STOP];
 } ga_gen_opts;

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gen/generate.h"
-#include "gen/sampler.h"
+#include "engine/generate.h"
+#include "engine/sampler.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -143,8 +143,7 @@ static ga_status run(ga_session *s, const ga_model *m, const int *slots,
         if (rc) break;
         /* The token lands at position n_prompt and draws with that counter (as the
          * session's decode_sample does for later positions). */
-        int32_t t =
-            ga_sample_host(logits, V, sp, o->stream + (uint64_t)i, (uint64_t)n_prompts[i], scratch);
+        int32_t t = ga_sample_host(logits, V, sp, o->stream, (uint64_t)n_prompts[i], scratch);
         st.prefill_s += now_s() - t0;
         st.prompt_tokens += n_prompts[i];
         take_token(s, o, &q[i], i, t, cb, user, &st, why);
@@ -157,7 +156,7 @@ static ga_status run(ga_session *s, const ga_model *m, const int *slots,
             rows[nb] = i;
             seqs[nb] = q[i].slot;
             toks[nb] = q[i].last;
-            streams[nb] = o->stream + (uint64_t)i;
+            streams[nb] = o->stream; /* not i: a prompt draws the same alone or batched */
             nb++;
         }
         if (!nb) break;
@@ -191,7 +190,7 @@ ga_status ga_generate(ga_session *s, const ga_model *m, int seq, const int32_t *
     if (seq < 0 || seq >= ga_session_max_batch(s))
         return ga_err_set(err, GA_ERR_ARG, "generate: sequence %d outside [0, %d)", seq,
                           ga_session_max_batch(s));
-    /* A single prompt is a batch of one in slot seq; its stream is o->stream. */
+    /* A single prompt is a batch of one in slot seq. */
     return run(s, m, &seq, &prompt, &n_prompt, 1, o, cb, user, stats, stop_reason, err);
 }
 

@@ -12,8 +12,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "model.h"
-#include "path.h"
+#include "core/model.h"
+#include "core/path.h"
 #include "gattn/tokenizer.h"
 
 char *ga_config_to_json(const ga_config *c) {

@@ -5,8 +5,8 @@
  * batch compositions and backends. The CUDA backend's device sampler implements the same
  * definition.
  */
-#ifndef GATTN_GEN_SAMPLER_H
-#define GATTN_GEN_SAMPLER_H
+#ifndef GATTN_ENGINE_SAMPLER_H
+#define GATTN_ENGINE_SAMPLER_H
 
 #include "gattn/gattn.h"
 
@@ -15,7 +15,7 @@ double ga_sample_uniform(uint64_t seed, uint64_t stream, uint64_t pos);
 /* Index of the largest value (the lowest index among equals); NaN never wins. */
 int32_t ga_argmax_f32(const float *x, int n);
 /* Picks a token from logits[0..n) per sp (NULL or temperature <= 0 or top_k == 1: argmax).
- * scratch must hold 2*n floats + n ints (ga_sample_scratch_bytes). */
+ * scratch must hold n candidates of (fp32 probability, int32 id): ga_sample_scratch_bytes(n). */
 int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64_t stream,
                        uint64_t pos, void *scratch);
 size_t ga_sample_scratch_bytes(int n);

@@ -3,7 +3,7 @@
  * plain English and some C and Python, written for this project, so that the merges a small
  * demo vocabulary learns look like real subwords ("the", " and", "int", "    ").
  */
-#include "tok/tok_synth.h"
+#include "synth/tok_synth.h"
 
 const char ga_tok_synth_text[] =
     "The small model reads a line of text, splits it into pieces, and turns every piece into "

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sampler.h"
+#include "engine/sampler.h"
 
 double ga_sample_uniform(uint64_t seed, uint64_t stream, uint64_t pos) {
     uint64_t z = seed ^ (stream * 0x9e3779b97f4a7c15ull) ^ (pos * 0xc2b2ae3d27d4eb4full);
@@ -79,14 +79,13 @@ int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64
     if (!sp || sp->temperature <= 0.0f || sp->top_k == 1) return ga_argmax_f32(logits, n);
     cand *c = scratch;
     float mx = logits[ga_argmax_f32(logits, n)];
-    /* Softmax at temperature T, in double for the normaliser. */
-    double sum = 0;
+    /* Unnormalised softmax at temperature T in fp32 (the normaliser cancels: the draw scales
+     * by the mass that top-k / top-p keep, summed in double below). */
     for (int i = 0; i < n; i++) {
         float v = expf((logits[i] - mx) / sp->temperature);
         if (!(v == v)) v = 0; /* NaN logits never get picked */
         c[i].p = v;
         c[i].id = i;
-        sum += v;
     }
     int k = (sp->top_k > 0 && sp->top_k < n) ? sp->top_k : n;
     if (k < n)
@@ -107,7 +106,6 @@ int32_t ga_sample_host(const float *logits, int n, const ga_sampling *sp, uint64
         k = m;
         kept = acc;
     }
-    (void)sum;
     double u = ga_sample_uniform(sp->seed, stream, pos) * kept, acc = 0;
     for (int i = 0; i < k; i++) {
         acc += c[i].p;
