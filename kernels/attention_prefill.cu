@@ -333,6 +333,10 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
     if (a->impl != GA_ATTN_IMPL_AUTO && a->impl != GA_ATTN_IMPL_MMA &&
         a->impl != GA_ATTN_IMPL_WGMMA)
         return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad impl %d", (int)a->impl);
+    /* Device-independent refusals first, so they read the same without a GPU. */
+    if (a->impl == GA_ATTN_IMPL_WGMMA && a->hd != 128)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "attention prefill: the Hopper kernel takes head_dim 128, not %d", a->hd);
     /* The device's attributes come with the args (queried once by the backend); a caller
      * without them (a test, a bench) pays for one query here. */
     ga_attn_prefill_args own;
