@@ -21,3 +21,14 @@ if(GA_HAVE_CUDA)
       ENVIRONMENT "GA_FIXTURES=${GA_FIXTURES}")
   endforeach()
 endif()
+# The op-level harness (test_backend_ops.c): every CUDA op against the CPU backend's own op
+# over a table of shapes. Section `cpu` (the harness's own logic and the decode tolerance's
+# calibration) needs no GPU and runs in every build; the op sections are labelled gpu.
+ga_add_test(test_backend_ops_cpu SOURCES test_backend_ops.c ARGS cpu)
+if(GA_HAVE_CUDA)
+  target_include_directories(test_backend_ops_cpu PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+  foreach(sec norm qk attn decode probs act embed argmax gate gemm)
+    add_test(NAME test_backend_ops_${sec} COMMAND test_backend_ops_cpu ${sec})
+    set_tests_properties(test_backend_ops_${sec} PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu)
+  endforeach()
+endif()
