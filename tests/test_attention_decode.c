@@ -51,7 +51,7 @@ static void decode_case(const dc_case *c, uint64_t seed) {
     for (int b = 0; b < B; b++)
         maxlen = c->lens[b] > maxlen ? c->lens[b] : maxlen;
     double *p = malloc((size_t)maxlen * sizeof(double));
-    float ref[256], got[256];
+    float ref[256];
     /* Everything past each row's length (and unused slots) is NaN. */
     ta_fill_u16(k, ncache, TA_BF16_NAN);
     ta_fill_u16(v, ncache, TA_BF16_NAN);
@@ -124,8 +124,12 @@ static void decode_case(const dc_case *c, uint64_t seed) {
     size_t bad = ta_count_nonfinite_bf16(out, nq), bad2 = ta_count_nonfinite_bf16(out2, nq);
     CHECK_MSG(bad == 0 && bad2 == 0, "%s: %zu, %zu non-finite outputs (launch 1, 2)", name, bad,
               bad2);
-    double worst = 0.0, worst2 = 0.0;
-    int worst_b = -1, worst_h = -1;
+    /* Normalised error over the whole case, ||gpu - ref|| / ||ref||, against 5e-3: an
+     * absolute 5e-3 was ~40% of a typical output element at 32k keys, so a lost 64-key chunk
+     * was borderline and a lost last key invisible. test_backend_ops's `cpu` section measures
+     * what those bugs do to this measure (>= 6.5x the tolerance) on its inputs. */
+    double num = 0, num2 = 0, den = 0;
+    size_t nonfin = 0;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < n_heads; h++) {
             const int hk = h / c->G;
@@ -136,24 +140,21 @@ static void decode_case(const dc_case *c, uint64_t seed) {
                                     : NULL;
             ta_ref_attend(q + ((size_t)b * n_heads + h) * hd, k + off, v + off, c->lens[b], hd,
                           1.0 / sqrt(hd), g, c->mode, ref, NULL, p);
-            for (int d = 0; d < hd; d++)
-                got[d] = ta_bf2f(out[((size_t)b * n_heads + h) * hd + d]);
-            double r = ga_test_tol_ratio(got, ref, (size_t)hd, TA_OUT_ATOL, TA_OUT_RTOL);
-            if (r > worst) {
-                worst = r;
-                worst_b = b;
-                worst_h = h;
+            for (int d = 0; d < hd; d++) {
+                double r = ref[d], e1 = ta_bf2f(out[((size_t)b * n_heads + h) * hd + d]) - r,
+                       e2 = ta_bf2f(out2[((size_t)b * n_heads + h) * hd + d]) - r;
+                nonfin += !isfinite(e1) || !isfinite(e2);
+                num += e1 * e1, num2 += e2 * e2, den += r * r;
             }
-            for (int d = 0; d < hd; d++)
-                got[d] = ta_bf2f(out2[((size_t)b * n_heads + h) * hd + d]);
-            r = ga_test_tol_ratio(got, ref, (size_t)hd, TA_OUT_ATOL, TA_OUT_RTOL);
-            worst2 = r > worst2 ? r : worst2;
         }
-    CHECK_MSG(worst <= 1.0, "%s: error ratio %.3f (row %d head %d)", name, worst, worst_b, worst_h);
-    CHECK_MSG(worst2 <= 1.0, "%s: second launch: error ratio %.3f", name, worst2);
+    double worst = nonfin ? INFINITY : sqrt(num / den),
+           worst2 = nonfin ? INFINITY : sqrt(num2 / den);
+    CHECK_MSG(worst <= TA_DECODE_NERR, "%s: normalised error %.3g (tol %.3g)", name, worst,
+              TA_DECODE_NERR);
+    CHECK_MSG(worst2 <= TA_DECODE_NERR, "%s: second launch: normalised error %.3g", name, worst2);
     CHECK_MSG(memcmp(out, out2, nq * 2) == 0, "%s: second launch differs bitwise from the first",
               name);
-    if (getenv("GA_TEST_VERBOSE")) printf("%s: worst ratio %.3f\n", name, worst);
+    if (getenv("GA_TEST_VERBOSE")) printf("%s: normalised error %.3g\n", name, worst);
 
     cudaFree(dq);
     cudaFree(dk);

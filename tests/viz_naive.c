@@ -10,12 +10,24 @@
  * Everything in double, one token and one head at a time.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gate_layout.h"
+#include "core/safetensors.h"
 #include "viz_naive.h"
 
-static double *read_all(const ga_tensor *t) {
+/* A weight read by its checkpoint name straight from the store (the safetensors reader), not
+ * through the engine's model binding, so a binding that swaps or misses tensors shows up as a
+ * difference. NULL when absent (biases, qk norms) or out of memory. */
+static double *read_w(const ga_model *m, int layer, const char *suffix) {
+    char name[160];
+    if (layer < 0)
+        snprintf(name, sizeof name, "model.%s", suffix);
+    else
+        snprintf(name, sizeof name, "model.layers.%d.%s", layer, suffix);
+    const ga_tensor *t = ga_store_find(m->store, name);
     if (!t) return NULL;
     int64_t n = ga_tensor_numel(t);
     float *f = malloc((size_t)n * sizeof *f);
@@ -64,7 +76,8 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
     const ga_config *c = &m->cfg;
     int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     int G = nh / nkv, I = c->intermediate_size, L = c->n_layers;
-    int GD = ga_config_gate_dim(c), gpg = GD / nkv, QR = ga_config_q_rows(c);
+    const ga_gate_layout gl = ga_gate_layout_of(c);
+    int GD = ga_gate_layout_gate_dim(&gl), QR = ga_gate_layout_q_rows(&gl);
     double eps = c->rms_norm_eps;
     memset(o, 0, sizeof *o);
     o->n_layers = L;
@@ -81,7 +94,7 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
            *att = calloc((size_t)nh * hd, sizeof *att);
     double *tmp = calloc((size_t)(H > I ? H : I), sizeof *tmp);
     double *mg = calloc((size_t)I, sizeof *mg), *mu = calloc((size_t)I, sizeof *mu);
-    double *embed = read_all(m->embed);
+    double *embed = read_w(m, -1, "embed_tokens.weight");
     int ok = o->probs && o->gates && x && h && qg && q && k && v && att && tmp && mg && mu && embed;
     for (int t = 0; ok && t < T; t++)
         for (int i = 0; i < H; i++)
@@ -89,32 +102,43 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
     free(embed);
 
     for (int l = 0; ok && l < L; l++) {
-        const ga_layer_w *w = &m->layers[l];
-        double *win = read_all(w->input_norm), *wq = read_all(w->q_proj), *bq = read_all(w->q_bias);
-        double *wk = read_all(w->k_proj), *bk = read_all(w->k_bias), *wv = read_all(w->v_proj);
-        double *bv = read_all(w->v_bias), *wo = read_all(w->o_proj), *bo = read_all(w->o_bias);
-        double *qn = read_all(w->q_norm), *kn = read_all(w->k_norm), *wp = read_all(w->post_norm);
-        double *wg = read_all(w->gate_proj), *wu = read_all(w->up_proj),
-               *wd = read_all(w->down_proj);
+        double *win = read_w(m, l, "input_layernorm.weight");
+        double *wq = read_w(m, l, "self_attn.q_proj.weight"), *bq = NULL, *bk = NULL, *bv = NULL;
+        double *wk = read_w(m, l, "self_attn.k_proj.weight");
+        double *wv = read_w(m, l, "self_attn.v_proj.weight");
+        double *wo = read_w(m, l, "self_attn.o_proj.weight"), *bo = NULL;
+        double *qn = NULL, *kn = NULL, *wp = read_w(m, l, "post_attention_layernorm.weight");
+        double *wg = read_w(m, l, "mlp.gate_proj.weight"), *wu = read_w(m, l, "mlp.up_proj.weight"),
+               *wd = read_w(m, l, "mlp.down_proj.weight");
+        if (c->attention_bias) {
+            bq = read_w(m, l, "self_attn.q_proj.bias");
+            bk = read_w(m, l, "self_attn.k_proj.bias");
+            bv = read_w(m, l, "self_attn.v_proj.bias");
+        }
+        if (c->o_bias) bo = read_w(m, l, "self_attn.o_proj.bias");
+        if (c->use_qk_norm) {
+            qn = read_w(m, l, "self_attn.q_norm.weight");
+            kn = read_w(m, l, "self_attn.k_norm.weight");
+        }
         double *P = calloc((size_t)nh * T * T, sizeof *P);
         double *gate = GD ? calloc((size_t)T * GD, sizeof *gate) : NULL;
         ok = win && wq && wk && wv && wo && wp && wg && wu && wd && P && (!GD || gate) &&
-             (!c->use_qk_norm || (qn && kn));
+             (!c->use_qk_norm || (qn && kn)) && (!c->attention_bias || (bq && bk && bv)) &&
+             (!c->o_bias || bo);
         o->probs[l] = P;
         o->gates[l] = gate;
         for (int t = 0; ok && t < T; t++) {
             rmsnorm(h, x + (size_t)t * H, win, H, eps);
             linear(qg, wq, bq, h, QR, H);
-            for (int j = 0; j < nkv; j++) {
-                const double *grp = qg + (size_t)j * (G * hd + gpg);
-                for (int g = 0; g < G; g++) {
-                    double *qh = q + ((size_t)t * nh + j * G + g) * hd;
-                    memcpy(qh, grp + (size_t)g * hd, hd * sizeof *qh);
-                    if (qn) rmsnorm(qh, qh, qn, hd, eps);
-                    rope(qh, hd, t, c->rope_theta);
-                }
-                for (int i = 0; i < gpg; i++)
-                    gate[(size_t)t * GD + j * gpg + i] = 1.0 / (1.0 + exp(-grp[G * hd + i]));
+            for (int hh = 0; hh < nh; hh++) { /* split per core/gate_layout.h */
+                double *qh = q + ((size_t)t * nh + hh) * hd;
+                memcpy(qh, qg + ga_gate_layout_q_off(&gl, hh), hd * sizeof *qh);
+                if (qn) rmsnorm(qh, qh, qn, hd, eps);
+                rope(qh, hd, t, c->rope_theta);
+                const double *gs = qg + ga_gate_layout_gate_off(&gl, hh);
+                for (int i = 0; i < gl.per_head; i++)
+                    gate[(size_t)t * GD + ga_gate_layout_gate_idx(&gl, hh) + i] =
+                        1.0 / (1.0 + exp(-gs[i]));
             }
             linear(k + (size_t)t * nkv * hd, wk, bk, h, nkv * hd, H);
             linear(v + (size_t)t * nkv * hd, wv, bv, h, nkv * hd, H);

@@ -2,7 +2,8 @@
  * An independent, deliberately simple double-precision forward of a Qwen3 (gated-attention)
  * model for the visualisation tests: it returns every layer's attention probabilities per
  * head and the sigmoid gate values, computed from the checkpoint's weights with none of the
- * engine's compute code (only its tensor reading).
+ * engine's compute code and without its model binding: weights are read by name from the
+ * checkpoint's tensor store.
  */
 #ifndef GATTN_TEST_VIZ_NAIVE_H
 #define GATTN_TEST_VIZ_NAIVE_H

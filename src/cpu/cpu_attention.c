@@ -26,6 +26,44 @@ static int block_start(int b, int T, int res) {
     return (int)(((int64_t)b * T + res - 1) / res);
 }
 
+double ga_cpu_attend(const float *q, const float *K, const float *V, int n_keys, int hd,
+                     float scale, const float *gate, ga_gate_mode mode, float *out, float *p) {
+    /* Scores minus their maximum before expf: scaled q.k reaches hundreds for long rows with
+     * large q/k norms, and expf overflows past 88.7. */
+    float mx = -INFINITY;
+    for (int s = 0; s < n_keys; s++) {
+        const float *kr = K + (size_t)s * hd;
+        float d = 0;
+        for (int e = 0; e < hd; e++)
+            d += q[e] * kr[e];
+        p[s] = d * scale;
+        if (p[s] > mx) mx = p[s];
+    }
+    double sum = 0; /* double: tens of thousands of terms of very different sizes */
+    for (int s = 0; s < n_keys; s++) {
+        p[s] = expf(p[s] - mx);
+        sum += p[s];
+    }
+    float inv = (float)(1.0 / sum);
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int s = 0; s < n_keys; s++) {
+        float pw = p[s] * inv;
+        p[s] = pw;
+        const float *vr = V + (size_t)s * hd;
+        for (int e = 0; e < hd; e++)
+            out[e] += pw * vr[e];
+    }
+    if (mode == GA_GATE_HEADWISE) {
+        float gv = ga_sigmoidf(gate[0]);
+        for (int e = 0; e < hd; e++)
+            out[e] *= gv;
+    } else if (mode == GA_GATE_ELEMENTWISE) {
+        for (int e = 0; e < hd; e++)
+            out[e] *= ga_sigmoidf(gate[e]);
+    }
+    return (double)mx + log(sum);
+}
+
 static void att_task(void *ctx, int task) {
     const att_job *j = ctx;
     const ga_cpu_attn_args *a = j->a;
@@ -40,7 +78,8 @@ static void att_task(void *ctx, int task) {
         t0 = (int)((int64_t)task * T / j->n_tasks);
         t1 = (int)((int64_t)(task + 1) * T / j->n_tasks);
     }
-    int hd = a->hd, nh = a->n_heads, G = a->n_heads / a->n_kv_heads;
+    int hd = a->hd, nh = a->n_heads;
+    const ga_gate_layout gl = ga_gate_layout_make(nh, a->n_kv_heads, hd, a->gate_mode);
     float *sc = j->scratch + (size_t)task * (a->pos0 + T);
     double first = 0;
     for (int t = t0; t < t1; t++) {
@@ -53,44 +92,15 @@ static void att_task(void *ctx, int task) {
             map_w = 1.0f / (float)cnt / (a->head < 0 ? (float)nh : 1.0f);
         }
         for (int h = 0; h < nh; h++) {
-            const float *q = a->q + ((size_t)t * nh + h) * hd;
-            const float *K = a->k + (size_t)(h / G) * a->kv_stride * hd;
-            const float *Vc = a->v + (size_t)(h / G) * a->kv_stride * hd;
-            float mx = -INFINITY;
-            for (int s = 0; s < nk; s++) {
-                const float *kr = K + (size_t)s * hd;
-                float d = 0;
-                for (int e = 0; e < hd; e++)
-                    d += q[e] * kr[e];
-                sc[s] = d * a->scale;
-                if (sc[s] > mx) mx = sc[s];
-            }
-            double sum = 0;
-            for (int s = 0; s < nk; s++) {
-                sc[s] = expf(sc[s] - mx);
-                sum += sc[s];
-            }
-            float inv = (float)(1.0 / sum);
-            float *o = a->out + ((size_t)t * nh + h) * hd;
-            memset(o, 0, (size_t)hd * sizeof *o);
-            for (int s = 0; s < nk; s++) {
-                float pw = sc[s] * inv;
-                sc[s] = pw;
-                const float *vr = Vc + (size_t)s * hd;
-                for (int e = 0; e < hd; e++)
-                    o[e] += pw * vr[e];
-            }
-            if (a->gate) {
-                const float *g = a->gate + (size_t)t * a->gate_dim;
-                if (a->gate_mode == GA_GATE_HEADWISE) {
-                    float gv = ga_sigmoidf(g[h]);
-                    for (int e = 0; e < hd; e++)
-                        o[e] *= gv;
-                } else {
-                    for (int e = 0; e < hd; e++)
-                        o[e] *= ga_sigmoidf(g[h * hd + e]);
-                }
-            }
+            int kvh = ga_gate_layout_kv_head(&gl, h);
+            const float *g =
+                a->gate ? a->gate + (size_t)t * a->gate_dim + ga_gate_layout_gate_idx(&gl, h)
+                        : NULL;
+            double lse = ga_cpu_attend(
+                a->q + ((size_t)t * nh + h) * hd, a->k + (size_t)kvh * a->kv_stride * hd,
+                a->v + (size_t)kvh * a->kv_stride * hd, nk, hd, a->scale, g,
+                g ? a->gate_mode : GA_GATE_NONE, a->out + ((size_t)t * nh + h) * hd, sc);
+            if (a->lse) a->lse[(size_t)h * T + t] = (float)lse;
             if (a->first_share && t > 0) first += sc[0];
             if (a->map && (a->head < 0 || a->head == h)) {
                 float *row = a->map + (size_t)bi * res;

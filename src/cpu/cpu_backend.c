@@ -120,13 +120,9 @@ static int buf_alloc(fwd_buf *f, const ga_config *c, int T) {
 
 /* Gate statistics of one layer for the capture: mean sigmoid and share below 0.1. */
 static void gate_stats(const float *gate, size_t n, ga_layer_metrics *m) {
-    double sum = 0;
-    size_t below = 0;
-    for (size_t i = 0; i < n; i++) {
-        float g = ga_sigmoidf(gate[i]);
-        sum += g;
-        below += g < 0.1f;
-    }
+    double sum;
+    size_t below;
+    ga_cpu_gate_stats(gate, n, GA_GATE_LOW_THRESHOLD, &sum, &below);
     m->gate_mean = sum / (double)n;
     m->gate_below_0_1 = (double)below / (double)n;
 }
@@ -136,14 +132,13 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
     cpu_backend *b = (cpu_backend *)base;
     const ga_config *c = &b->c;
     int H = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
-    int G = nh / nkv, QR = ga_config_q_rows(c), GD = ga_config_gate_dim(c);
-    int gpg = GD / nkv; /* gate rows per KV group */
+    const ga_gate_layout gl = ga_gate_layout_of(c);
+    int QR = ga_gate_layout_q_rows(&gl), GD = ga_gate_layout_gate_dim(&gl);
     int KV = nkv * hd, I = c->intermediate_size;
     fwd_buf f;
     if (buf_alloc(&f, c, T))
         return ga_err_set(err, GA_ERR_OOM, "CPU backend: out of memory for %d tokens", T);
-    for (int t = 0; t < T; t++)
-        memcpy(f.x + (size_t)t * H, b->embed + (size_t)tokens[t] * H, H * sizeof(float));
+    ga_cpu_embed(f.x, b->embed, tokens, T, H);
 
     ga_status st = GA_OK;
     for (int l = 0; l < c->n_layers && !st; l++) {
@@ -159,31 +154,21 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
             int p = pos0 + t;
             const float *cr = b->cos_tab + (size_t)p * (hd / 2),
                         *sr = b->sin_tab + (size_t)p * (hd / 2);
-            /* Split q_proj's output: per KV group j, G*hd query rows then gpg gate rows. */
-            const float *row = f.qg + (size_t)t * QR;
-            for (int j = 0; j < nkv; j++) {
-                const float *grp = row + (size_t)j * (G * hd + gpg);
-                for (int g = 0; g < G; g++) {
-                    float *qh = f.q + ((size_t)t * nh + j * G + g) * hd;
-                    memcpy(qh, grp + (size_t)g * hd, hd * sizeof(float));
-                    if (w->q_norm) ga_cpu_rmsnorm(qh, qh, w->q_norm, hd, c->rms_norm_eps);
-                    ga_cpu_rope(qh, cr, sr, hd);
-                }
-                if (gpg)
-                    memcpy(f.gate + (size_t)t * GD + (size_t)j * gpg, grp + (size_t)G * hd,
-                           gpg * sizeof(float));
-            }
-            for (int j = 0; j < nkv; j++) {
-                float *kd = kc + ((size_t)j * b->max_context + p) * hd;
-                float *vd = vc + ((size_t)j * b->max_context + p) * hd;
-                const float *ks = f.k + (size_t)t * KV + (size_t)j * hd;
-                if (w->k_norm)
-                    ga_cpu_rmsnorm(kd, ks, w->k_norm, hd, c->rms_norm_eps);
-                else
-                    memcpy(kd, ks, hd * sizeof(float));
-                ga_cpu_rope(kd, cr, sr, hd);
-                memcpy(vd, f.v + (size_t)t * KV + (size_t)j * hd, hd * sizeof(float));
-            }
+            ga_cpu_qk_args qa = {.layout = &gl,
+                                 .qg = f.qg + (size_t)t * QR,
+                                 .k = f.k + (size_t)t * KV,
+                                 .v = f.v + (size_t)t * KV,
+                                 .q_norm = w->q_norm,
+                                 .k_norm = w->k_norm,
+                                 .cos_row = cr,
+                                 .sin_row = sr,
+                                 .eps = c->rms_norm_eps,
+                                 .q_out = f.q + (size_t)t * nh * hd,
+                                 .gate_out = GD ? f.gate + (size_t)t * GD : NULL,
+                                 .k_out = kc + (size_t)p * hd,
+                                 .v_out = vc + (size_t)p * hd,
+                                 .kv_pitch = (size_t)b->max_context * hd};
+            ga_cpu_qk_prep(&qa);
         }
         ga_cpu_attn_args aa = {
             .q = f.q,
@@ -220,8 +205,7 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
                            c->rms_norm_eps);
         ga_cpu_matmul(b->pool, f.mg, f.h, w->w_gate, NULL, T, H, I);
         ga_cpu_matmul(b->pool, f.mu, f.h, w->w_up, NULL, T, H, I);
-        for (size_t i = 0; i < (size_t)T * I; i++)
-            f.mg[i] = ga_siluf(f.mg[i]) * f.mu[i];
+        ga_cpu_swiglu(f.mg, f.mg, f.mu, (size_t)T * I);
         ga_cpu_matmul(b->pool, f.o, f.mg, w->w_down, NULL, T, I, H);
         for (size_t i = 0; i < (size_t)T * H; i++)
             f.x[i] += f.o[i];

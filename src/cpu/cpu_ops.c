@@ -1,6 +1,7 @@
 /* fp32 building blocks of the CPU backend (see cpu_ops.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu_ops.h"
 
@@ -151,4 +152,50 @@ int ga_cpu_rope_table(float **cos_tab, float **sin_tab, int max_pos, int hd, dou
     *cos_tab = c;
     *sin_tab = s;
     return 0;
+}
+
+void ga_cpu_qk_prep(const ga_cpu_qk_args *a) {
+    const ga_gate_layout *L = a->layout;
+    int hd = L->hd;
+    for (int h = 0; h < L->n_heads; h++) {
+        float *qh = a->q_out + (size_t)h * hd;
+        memcpy(qh, a->qg + ga_gate_layout_q_off(L, h), (size_t)hd * sizeof(float));
+        if (a->q_norm) ga_cpu_rmsnorm(qh, qh, a->q_norm, hd, a->eps);
+        ga_cpu_rope(qh, a->cos_row, a->sin_row, hd);
+        if (a->gate_out && L->per_head)
+            memcpy(a->gate_out + ga_gate_layout_gate_idx(L, h),
+                   a->qg + ga_gate_layout_gate_off(L, h), (size_t)L->per_head * sizeof(float));
+    }
+    for (int j = 0; j < L->n_kv_heads; j++) {
+        float *kd = a->k_out + (size_t)j * a->kv_pitch, *vd = a->v_out + (size_t)j * a->kv_pitch;
+        const float *ks = a->k + (size_t)j * hd;
+        if (a->k_norm)
+            ga_cpu_rmsnorm(kd, ks, a->k_norm, hd, a->eps);
+        else
+            memcpy(kd, ks, (size_t)hd * sizeof(float));
+        ga_cpu_rope(kd, a->cos_row, a->sin_row, hd);
+        memcpy(vd, a->v + (size_t)j * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+void ga_cpu_swiglu(float *out, const float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        out[i] = ga_siluf(g[i]) * u[i];
+}
+
+void ga_cpu_embed(float *x, const float *table, const int32_t *tokens, int T, int dim) {
+    for (int t = 0; t < T; t++)
+        memcpy(x + (size_t)t * dim, table + (size_t)tokens[t] * dim, (size_t)dim * sizeof(float));
+}
+
+void ga_cpu_gate_stats(const float *gate, size_t n, float threshold, double *sum, size_t *below) {
+    double s = 0;
+    size_t b = 0;
+    for (size_t i = 0; i < n; i++) {
+        float g = ga_sigmoidf(gate[i]);
+        s += g;
+        b += g < threshold;
+    }
+    *sum = s;
+    *below = b;
 }

@@ -1,0 +1,959 @@
+/*
+ * Op-level test harness in the manner of llama.cpp's tests/test-backend-ops.cpp: every CUDA op
+ * is run on fresh random inputs over a table of shapes and compared with the CPU backend's OWN
+ * op (src/cpu/cpu_ops.h, cpu_attention.h; the host sampler's argmax) on the same inputs, never
+ * with a copy of the math written here. Outputs are poisoned (NaN bytes) before each launch, so
+ * an unwritten element fails; NaN/Inf in an output fails; the error is the normalised
+ * ||gpu - cpu|| / ||cpu|| against a per-op tolerance justified by the precision (comments at
+ * the TOL_ definitions). One line per case: op, shape, error, tolerance, PASS/FAIL; then the
+ * summary "N passed, M failed".
+ *
+ * Sections (ctest runs each as its own entry; no argument runs all):
+ *   cpu      no GPU needed: the harness's own logic (the error measure fails on poison and NaN)
+ *            and the calibration of the decode tolerance (a dropped 64-key chunk or a dropped
+ *            last key at 32k keys must exceed it many times over)
+ *   norm qk attn decode probs act embed argmax gate gemm    the CUDA ops (label gpu, exit 77
+ *            without a GPU)
+ * GA_TEST_QUICK=1 drops the largest shapes.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/gate_layout.h"
+#include "core/tensor.h"
+#include "cpu/cpu_attention.h"
+#include "cpu/cpu_ops.h"
+#include "gen/sampler.h"
+#include "testutil.h"
+
+#ifdef GA_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "cuda/cuda_internal.h"
+#include "kernels.h"
+#endif
+
+/* ---------------------------------------------------------------- tolerances
+ * Normalised errors ||gpu - cpu|| / ||cpu||. The kernels read bf16 inputs exactly (the CPU op
+ * gets the same bf16 values widened to fp32) and compute in fp32, so what separates them is:
+ *  - one bf16 rounding of the output: |err| <= 2^-9 |x| per element, so the normalised error
+ *    is at most 2^-9 = 1.95e-3 (about 1.1e-3 for random data): TOL_BF16_OUT 2.5e-3 leaves room
+ *    for the fp32 arithmetic (~1e-6) and --use_fast_math's approximate exp/rcp (~1e-6);
+ *  - attention adds a bf16 rounding of P before the PV product (prefill) on top of the
+ *    output's: two roundings, ~1.6e-3 for random data, <= 3.9e-3 in the worst case:
+ *    TOL_ATTN 5e-3. What a one-chunk error does to this measure is computed (not assumed) by
+ *    the `cpu` section; see decode_calibration();
+ *  - fp32 outputs (the residual stream, the fp32 GEMM, lse, probability maps) differ only in
+ *    summation order and approximate exp2: TOL_F32 2e-5 (K = 1024 products give
+ *    ~sqrt(K) * 2^-24 = 2e-6), TOL_MAP 1e-4 for maps recomputed from lse through ex2.approx
+ *    (relative 2^-22 per probability times a score of up to ~50);
+ *  - gathers (embedding) are exact: TOL_EXACT 0. */
+#define TOL_BF16_OUT 2.5e-3
+#define TOL_ATTN 5e-3
+#define TOL_F32 2e-5
+#define TOL_MAP 1e-4
+#define TOL_EXACT 0.0
+
+static uint64_t rng = 0x0b5eed0f5ull;
+static int quick;
+static ga_pool *pool;
+
+/* One line per case; non-finite errors (NaN or Inf in the output) always fail. */
+static void report(const char *op, const char *shape, double err, double tol) {
+    bool ok = isfinite(err) && err <= tol;
+    printf("%-10s %-56s err %-10.3g tol %-8.2g %s\n", op, shape, err, tol, ok ? "PASS" : "FAIL");
+    fflush(stdout);
+    if (ok)
+        ga_t_pass++;
+    else
+        ga_t_fail++;
+}
+
+/* The error measure: ||a - b|| / ||b||, INFINITY when a holds a NaN/Inf (so poison fails). */
+static double nerr(const float *a, const float *b, size_t n) {
+    return ga_test_rel_l2(a, b, n);
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 16);
+    if (!p) {
+        fprintf(stderr, "test_backend_ops: out of host memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+/* n N(0, std^2) values rounded to bf16; f (optional) gets the same values widened. */
+static void fill_bf16(uint16_t *h, float *f, size_t n, float std) {
+    for (size_t i = 0; i < n; i++) {
+        h[i] = ga_f32_to_bf16(std * ga_test_rand_normal(&rng));
+        if (f) f[i] = ga_bf16_to_f32(h[i]);
+    }
+}
+static void widen(const uint16_t *h, float *f, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        f[i] = ga_bf16_to_f32(h[i]);
+}
+
+/* ---------------------------------------------------------------- decode inputs
+ * One KV head's keys/values (len rows of hd) and the G queries reading them. Each query leans
+ * on the head's last key (q = a k_last + 1.5 noise, a chosen so that the last key's score is
+ * about (ln(len)/2 + 1) above the others' mean), so the newest key carries a visible
+ * share of the probability, as a token's own key does in a real model; with independent keys
+ * only, dropping the last key of 32k would change the output by ~1/sqrt(32k) and no sensible
+ * tolerance could see it. The rest of the row keeps a spread of scores, so a dropped chunk in
+ * the middle shows too (numbers in decode_calibration()). */
+static void decode_inputs(uint16_t *k, uint16_t *v, uint16_t *q, int len, int hd, int G,
+                          size_t q_pitch) {
+    fill_bf16(k, NULL, (size_t)len * hd, 1.0f);
+    fill_bf16(v, NULL, (size_t)len * hd, 1.0f);
+    const uint16_t *kl = k + (size_t)(len - 1) * hd;
+    const float a = (float)((0.5 * log((double)len) + 1.0) / sqrt((double)hd));
+    for (int g = 0; g < G; g++)
+        for (int e = 0; e < hd; e++)
+            q[(size_t)g * q_pitch + e] =
+                ga_f32_to_bf16(a * ga_bf16_to_f32(kl[e]) + 1.5f * ga_test_rand_normal(&rng));
+}
+
+/* ---------------------------------------------------------------- cpu: the harness itself */
+
+/* Attention of query q over keys [0, len) with keys [drop0, drop1) left out (the bug a split
+ * kernel makes when it loses a chunk), through the CPU op on a compacted copy. */
+static void attend_dropping(const float *q, const float *K, const float *V, int len, int hd,
+                            int drop0, int drop1, float *out) {
+    int n = len - (drop1 - drop0);
+    float *k2 = xmalloc((size_t)n * hd * 4), *v2 = xmalloc((size_t)n * hd * 4),
+          *p = xmalloc((size_t)len * 4);
+    size_t a = (size_t)drop0 * hd, b = (size_t)(len - drop1) * hd;
+    memcpy(k2, K, a * 4), memcpy(k2 + a, K + (size_t)drop1 * hd, b * 4);
+    memcpy(v2, V, a * 4), memcpy(v2 + a, V + (size_t)drop1 * hd, b * 4);
+    ga_cpu_attend(q, k2, v2, n, hd, 1.0f / sqrtf((float)hd), NULL, GA_GATE_NONE, out, p);
+    free(k2), free(v2), free(p);
+}
+
+/* The decode tolerance must see the bugs a split-KV decode kernel makes: one 64-key chunk
+ * lost, or the last key lost. With decode_inputs() at 32768 keys, measured here over 8 heads
+ * (2026-12, printed on every run):
+ *   hd 64:  one chunk dropped 4.9e-2, last key dropped 0.13
+ *   hd 128: one chunk dropped 3.3e-2, last key dropped 0.73
+ * against TOL_ATTN = 5e-3 (a correct kernel: ~1.6e-3), i.e. 6.5x to 146x the tolerance. The
+ * old absolute tolerance (5e-3 per element) was ~40% of a typical output element at 32k keys
+ * (|o| ~ 1/sqrt(keys)), so one chunk was borderline and the last key invisible. The case
+ * fails unless each bug is at least 5x the tolerance. */
+static void decode_calibration(void) {
+    const int len = quick ? 8192 : 32768, heads = 8;
+    for (int hd = 64; hd <= 128; hd += 64) {
+        uint16_t *k = xmalloc((size_t)len * hd * 2), *v = xmalloc((size_t)len * hd * 2),
+                 *q = xmalloc((size_t)heads * hd * 2);
+        float *kf = xmalloc((size_t)len * hd * 4), *vf = xmalloc((size_t)len * hd * 4),
+              *qf = xmalloc((size_t)heads * hd * 4), *p = xmalloc((size_t)len * 4);
+        float *ref = xmalloc((size_t)heads * hd * 4), *chunk = xmalloc((size_t)heads * hd * 4),
+              *last = xmalloc((size_t)heads * hd * 4);
+        decode_inputs(k, v, q, len, hd, heads, hd);
+        widen(k, kf, (size_t)len * hd), widen(v, vf, (size_t)len * hd);
+        widen(q, qf, (size_t)heads * hd);
+        for (int h = 0; h < heads; h++) {
+            float *o = ref + (size_t)h * hd;
+            ga_cpu_attend(qf + (size_t)h * hd, kf, vf, len, hd, 1.0f / sqrtf((float)hd), NULL,
+                          GA_GATE_NONE, o, p);
+            /* a chunk in the middle of the row, and the last key */
+            int c0 = (len / 2 / 64 + h) * 64;
+            attend_dropping(qf + (size_t)h * hd, kf, vf, len, hd, c0, c0 + 64,
+                            chunk + (size_t)h * hd);
+            attend_dropping(qf + (size_t)h * hd, kf, vf, len, hd, len - 1, len,
+                            last + (size_t)h * hd);
+        }
+        char shape[96];
+        double ec = nerr(chunk, ref, (size_t)heads * hd), el = nerr(last, ref, (size_t)heads * hd);
+        snprintf(shape, sizeof shape, "keys %d hd %d: one chunk dropped %.3g, last key %.3g", len,
+                 hd, ec, el);
+        /* reported as "error of the tolerance over the bug": must be <= 1/5 */
+        report("calib", shape, TOL_ATTN / (ec < el ? ec : el), 0.2);
+        free(k), free(v), free(q), free(kf), free(vf), free(qf), free(p), free(ref), free(chunk),
+            free(last);
+    }
+}
+
+static void harness_selftest(void) {
+    float ref[5] = {1.01f, -2.03f, 3.07f, 0.51f, 0.1f}, a[5];
+    memcpy(a, ref, sizeof a);
+    report("self", "identical arrays: error 0", nerr(a, ref, 5), TOL_EXACT);
+    a[4] = NAN; /* an element left poisoned */
+    double e = nerr(a, ref, 5);
+    report("self", "poisoned element must give a non-finite error", isfinite(e) ? 1.0 : 0.0, 0.0);
+    a[4] = INFINITY;
+    e = nerr(a, ref, 5);
+    report("self", "Inf element must give a non-finite error", isfinite(e) ? 1.0 : 0.0, 0.0);
+    for (int i = 0; i < 5; i++) /* one bf16 rounding is within TOL_BF16_OUT */
+        a[i] = ga_bf16_to_f32(ga_f32_to_bf16(ref[i]));
+    report("self", "one bf16 rounding", nerr(a, ref, 5), TOL_BF16_OUT);
+}
+
+#ifdef GA_HAVE_CUDA
+/* ---------------------------------------------------------------- device helpers */
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void *dmalloc(size_t bytes) {
+    void *p = NULL;
+    CU(cudaMalloc(&p, bytes ? bytes : 16));
+    return p;
+}
+static void *dup_to_dev(const void *h, size_t bytes) {
+    void *d = dmalloc(bytes);
+    CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+static void poison(void *d, size_t bytes) {
+    CU(cudaMemset(d, 0xff, bytes)); /* NaN as bf16 and as fp32 */
+}
+static void down(void *h, const void *d, size_t bytes) {
+    CU(cudaDeviceSynchronize());
+    CU(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+}
+/* A launcher's failure is a failed case with its message. */
+static bool launched(ga_status st, const ga_err *err, const char *op, const char *shape) {
+    if (st == GA_OK) return true;
+    printf("%-10s %-56s launch failed: %s: %s FAIL\n", op, shape, ga_status_name(st), err->msg);
+    ga_t_fail++;
+    return false;
+}
+
+/* ---------------------------------------------------------------- rmsnorm (+ residual) */
+static void case_rmsnorm(int rows, int dim, bool delta, bool bias) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "rows %d dim %d delta %d bias %d", rows, dim, delta, bias);
+    size_t n = (size_t)rows * dim;
+    float *x = xmalloc(n * 4), *d = xmalloc(n * 4), *b = xmalloc(dim * 4), *w = xmalloc(dim * 4);
+    float *xref = xmalloc(n * 4), *oref = xmalloc(n * 4), *xg = xmalloc(n * 4),
+          *og = xmalloc(n * 4);
+    uint16_t *oh = xmalloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 3.f * ga_test_rand_normal(&rng), d[i] = ga_test_rand_normal(&rng);
+    for (int i = 0; i < dim; i++)
+        b[i] = 0.5f * ga_test_rand_normal(&rng), w[i] = 1.f + 0.3f * ga_test_rand_normal(&rng);
+    const float eps = 1e-6f;
+    /* CPU: the backend's residual add (x += o_proj(...) + bias folded in the GEMM), then its
+     * rmsnorm */
+    for (size_t i = 0; i < n; i++)
+        xref[i] = delta ? x[i] + (d[i] + (bias ? b[i % dim] : 0.f)) : x[i];
+    for (int r = 0; r < rows; r++)
+        ga_cpu_rmsnorm(oref + (size_t)r * dim, xref + (size_t)r * dim, w, dim, eps);
+    float *dx = dup_to_dev(x, n * 4), *dd = dup_to_dev(d, n * 4), *db = dup_to_dev(b, dim * 4),
+          *dw = dup_to_dev(w, dim * 4);
+    void *dout = dmalloc(n * 2);
+    poison(dout, n * 2);
+    ga_err err = {{0}};
+    if (launched(ga_rmsnorm_residual(dx, delta ? dd : NULL, bias ? db : NULL, dw, dout, rows, dim,
+                                     eps, 0, &err),
+                 &err, "rmsnorm", shape)) {
+        down(xg, dx, n * 4);
+        down(oh, dout, n * 2);
+        widen(oh, og, n);
+        if (delta) report("residual", shape, nerr(xg, xref, n), TOL_F32);
+        report("rmsnorm", shape, nerr(og, oref, n), TOL_BF16_OUT);
+    }
+    cudaFree(dx), cudaFree(dd), cudaFree(db), cudaFree(dw), cudaFree(dout);
+    free(x), free(d), free(b), free(w), free(xref), free(oref), free(xg), free(og), free(oh);
+}
+
+/* ---------------------------------------------------------------- qk-norm / RoPE / gate split /
+ * KV write */
+typedef struct qk_case {
+    int T, hd, G, n_kv;
+    ga_gate_mode mode;
+    bool bias, qknorm, decode; /* decode: per-row positions and slots from device arrays */
+    int pos0;
+} qk_case;
+
+static void case_qk(qk_case k) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "T %d hd %d G %d kv %d %s bias %d qkn %d %s pos0 %d", k.T, k.hd,
+             k.G, k.n_kv, ga_gate_mode_name(k.mode), k.bias, k.qknorm, k.decode ? "dec" : "pf",
+             k.pos0);
+    const int T = k.T, hd = k.hd, nkv = k.n_kv, nh = k.G * nkv, half = hd / 2, max_batch = 3;
+    const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, k.mode);
+    const int q_rows = ga_gate_layout_q_rows(&L), gd = ga_gate_layout_gate_dim(&L);
+    const int kvd = nkv * hd, qkv_dim = q_rows + 2 * kvd;
+    const int stride = k.decode ? 50 : k.pos0 + T + 3;
+    const float eps = 1e-6f;
+    size_t nq = (size_t)T * qkv_dim, ncache = (size_t)max_batch * nkv * stride * hd;
+    uint16_t *hqkv = xmalloc(nq * 2);
+    float *fqkv = xmalloc(nq * 4), *bias = xmalloc(qkv_dim * 4), *qn = xmalloc(hd * 4),
+          *kn = xmalloc(hd * 4), *cs, *sn;
+    fill_bf16(hqkv, fqkv, nq, 2.f);
+    for (int i = 0; i < qkv_dim; i++)
+        bias[i] = 0.3f * ga_test_rand_normal(&rng);
+    for (int i = 0; i < hd; i++)
+        qn[i] = 1.f + 0.2f * ga_test_rand_normal(&rng),
+        kn[i] = 1.f + 0.2f * ga_test_rand_normal(&rng);
+    if (ga_cpu_rope_table(&cs, &sn, stride, hd, 1e6)) exit(1); /* the CPU backend's table */
+    int *pos = xmalloc(T * sizeof(int)), *slot = xmalloc(T * sizeof(int));
+    for (int t = 0; t < T; t++) {
+        /* decode rows: distinct (slot, position) pairs so no two rows write one cache row */
+        pos[t] = k.decode ? (t * 7 + 3) % stride : k.pos0 + t;
+        slot[t] = k.decode ? (t / stride) % max_batch : 1;
+    }
+    /* CPU: the backend's attention-input pass, row by row, on the bias-added fp32 row */
+    float *qref = xmalloc((size_t)T * nh * hd * 4), *gref = xmalloc((size_t)T * gd * 4 + 4);
+    float *kref = xmalloc((size_t)T * kvd * 4), *vref = xmalloc((size_t)T * kvd * 4);
+    float *row = xmalloc(qkv_dim * 4);
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < qkv_dim; i++)
+            row[i] = fqkv[(size_t)t * qkv_dim + i] + (k.bias ? bias[i] : 0.f);
+        ga_cpu_qk_args a = {.layout = &L,
+                            .qg = row,
+                            .k = row + q_rows,
+                            .v = row + q_rows + kvd,
+                            .q_norm = k.qknorm ? qn : NULL,
+                            .k_norm = k.qknorm ? kn : NULL,
+                            .cos_row = cs + (size_t)pos[t] * half,
+                            .sin_row = sn + (size_t)pos[t] * half,
+                            .eps = eps,
+                            .q_out = qref + (size_t)t * nh * hd,
+                            .gate_out = gd ? gref + (size_t)t * gd : NULL,
+                            .k_out = kref + (size_t)t * kvd,
+                            .v_out = vref + (size_t)t * kvd,
+                            .kv_pitch = (size_t)hd};
+        ga_cpu_qk_prep(&a);
+    }
+    void *dqkv = dup_to_dev(hqkv, nq * 2), *dq = dmalloc((size_t)T * nh * hd * 2),
+         *dg = dmalloc((size_t)T * gd * 2), *dk = dmalloc(ncache * 2), *dv = dmalloc(ncache * 2);
+    float *dbias = dup_to_dev(bias, qkv_dim * 4), *dqn = dup_to_dev(qn, hd * 4),
+          *dkn = dup_to_dev(kn, hd * 4), *dcs = dup_to_dev(cs, (size_t)stride * half * 4),
+          *dsn = dup_to_dev(sn, (size_t)stride * half * 4);
+    int *dpos = dup_to_dev(pos, T * sizeof(int)), *dslot = dup_to_dev(slot, T * sizeof(int));
+    poison(dq, (size_t)T * nh * hd * 2), poison(dg, (size_t)T * gd * 2);
+    poison(dk, ncache * 2), poison(dv, ncache * 2);
+    ga_qk_rope_args a = {.qkv = dqkv,
+                         .bias = k.bias ? dbias : NULL,
+                         .q_norm = k.qknorm ? dqn : NULL,
+                         .k_norm = k.qknorm ? dkn : NULL,
+                         .rope_cos = dcs,
+                         .rope_sin = dsn,
+                         .q_out = dq,
+                         .gate_out = gd ? dg : NULL,
+                         .k_cache = dk,
+                         .v_cache = dv,
+                         .positions = k.decode ? dpos : NULL,
+                         .slots = k.decode ? dslot : NULL,
+                         .pos0 = k.pos0,
+                         .slot = 1,
+                         .T = T,
+                         .n_heads = nh,
+                         .n_kv_heads = nkv,
+                         .hd = hd,
+                         .kv_stride = stride,
+                         .rope_rows = stride,
+                         .gate_mode = k.mode,
+                         .eps = eps};
+    ga_err err = {{0}};
+    if (launched(ga_qk_norm_rope(&a, 0, &err), &err, "qk_rope", shape)) {
+        size_t nqo = (size_t)T * nh * hd;
+        uint16_t *hq = xmalloc(nqo * 2), *hg = xmalloc((size_t)T * gd * 2),
+                 *hk = xmalloc(ncache * 2), *hv = xmalloc(ncache * 2);
+        float *fq = xmalloc(nqo * 4), *fg = xmalloc((size_t)T * gd * 4),
+              *fk = xmalloc((size_t)T * kvd * 4), *fv = xmalloc((size_t)T * kvd * 4);
+        down(hq, dq, nqo * 2), down(hg, dg, (size_t)T * gd * 2);
+        down(hk, dk, ncache * 2), down(hv, dv, ncache * 2);
+        widen(hq, fq, nqo);
+        widen(hg, fg, (size_t)T * gd);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < nkv; j++)
+                for (int e = 0; e < hd; e++) {
+                    size_t ci = (((size_t)slot[t] * nkv + j) * stride + pos[t]) * hd + e;
+                    fk[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hk[ci]);
+                    fv[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hv[ci]);
+                }
+        /* Everything outside the written rows must still be poison (no stray writes). */
+        size_t written = 0;
+        for (size_t i = 0; i < ncache; i++)
+            written += hk[i] != 0xffff;
+        report("qk_rope.q", shape, nerr(fq, qref, nqo), TOL_BF16_OUT);
+        if (gd) report("qk_rope.g", shape, nerr(fg, gref, (size_t)T * gd), TOL_BF16_OUT);
+        report("qk_rope.k", shape, nerr(fk, kref, (size_t)T * kvd), TOL_BF16_OUT);
+        report("qk_rope.v", shape, nerr(fv, vref, (size_t)T * kvd), TOL_BF16_OUT);
+        report("qk_rope.w", shape, written > (size_t)T * kvd ? INFINITY : 0.0, TOL_EXACT);
+        free(hq), free(hg), free(hk), free(hv), free(fq), free(fg), free(fk), free(fv);
+    }
+    void *dfree[] = {dqkv, dq, dg, dk, dv, dbias, dqn, dkn, dcs, dsn, dpos, dslot};
+    for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
+        cudaFree(dfree[i]);
+    void *hfree[] = {hqkv, fqkv, bias, qn, kn, cs, sn, pos, slot, qref, gref, kref, vref, row};
+    for (size_t i = 0; i < sizeof hfree / sizeof *hfree; i++)
+        free(hfree[i]);
+}
+
+/* ---------------------------------------------------------------- prefill attention */
+typedef struct attn_case {
+    int hd, G, n_kv, T, pos0;
+    ga_gate_mode mode;
+} attn_case;
+
+static void case_prefill(attn_case c, int impl) {
+    static const char *const impls[] = {"auto", "mma", "wgmma"};
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s hd %d G %d kv %d T %d pos0 %d %s", impls[impl], c.hd, c.G,
+             c.n_kv, c.T, c.pos0, ga_gate_mode_name(c.mode));
+    const int hd = c.hd, T = c.T, nkv = c.n_kv, nh = c.G * nkv, kv_len = c.pos0 + T;
+    const int stride = kv_len + 3;
+    const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, c.mode);
+    const int gd = ga_gate_layout_gate_dim(&L);
+    const size_t nq = (size_t)T * nh * hd, nc = (size_t)nkv * stride * hd, ng = (size_t)T * gd;
+    uint16_t *q = xmalloc(nq * 2), *k = xmalloc(nc * 2), *v = xmalloc(nc * 2), *g = xmalloc(ng * 2),
+             *out = xmalloc(nq * 2);
+    float *qf = xmalloc(nq * 4), *kf = xmalloc(nc * 4), *vf = xmalloc(nc * 4),
+          *gf = xmalloc(ng * 4);
+    float *ref = xmalloc(nq * 4), *got = xmalloc(nq * 4), *lref = xmalloc((size_t)nh * T * 4),
+          *lse = xmalloc((size_t)nh * T * 4);
+    /* cache rows past kv_len are NaN: a read past the sequence poisons the output */
+    for (size_t i = 0; i < nc; i++)
+        k[i] = v[i] = 0xffff;
+    for (int j = 0; j < nkv; j++) {
+        fill_bf16(k + (size_t)j * stride * hd, NULL, (size_t)kv_len * hd, 1.0f);
+        fill_bf16(v + (size_t)j * stride * hd, NULL, (size_t)kv_len * hd, 1.0f);
+    }
+    fill_bf16(q, qf, nq, 1.5f);
+    fill_bf16(g, gf, ng, 2.0f);
+    widen(k, kf, nc), widen(v, vf, nc);
+    ga_cpu_attn_args ca = {.q = qf,
+                           .k = kf,
+                           .v = vf,
+                           .gate = gd ? gf : NULL,
+                           .out = ref,
+                           .T = T,
+                           .pos0 = c.pos0,
+                           .n_heads = nh,
+                           .n_kv_heads = nkv,
+                           .hd = hd,
+                           .kv_stride = stride,
+                           .gate_dim = gd,
+                           .gate_mode = c.mode,
+                           .scale = 1.0f / sqrtf((float)hd),
+                           .lse = lref};
+    if (ga_cpu_attention(pool, &ca)) exit(1);
+    void *dq = dup_to_dev(q, nq * 2), *dk = dup_to_dev(k, nc * 2), *dv = dup_to_dev(v, nc * 2),
+         *dg = gd ? dup_to_dev(g, ng * 2) : NULL, *dout = dmalloc(nq * 2);
+    float *dlse = dmalloc((size_t)nh * T * 4);
+    poison(dout, nq * 2), poison(dlse, (size_t)nh * T * 4);
+    ga_attn_prefill_args a = {.q = dq,
+                              .k = dk,
+                              .v = dv,
+                              .gate = dg,
+                              .out = dout,
+                              .lse = dlse,
+                              .T = T,
+                              .pos0 = c.pos0,
+                              .n_heads = nh,
+                              .n_kv_heads = nkv,
+                              .hd = hd,
+                              .kv_stride = stride,
+                              .gate_mode = c.mode,
+                              .scale = 1.0f / sqrtf((float)hd),
+                              .impl = (ga_attn_impl)impl};
+    ga_err err = {{0}};
+    if (launched(ga_attention_prefill(&a, 0, &err), &err, "prefill", shape)) {
+        down(out, dout, nq * 2);
+        down(lse, dlse, (size_t)nh * T * 4);
+        widen(out, got, nq);
+        report("prefill", shape, nerr(got, ref, nq), TOL_ATTN);
+        report("prefill.lse", shape, nerr(lse, lref, (size_t)nh * T), TOL_F32);
+    }
+    cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dg), cudaFree(dout), cudaFree(dlse);
+    free(q), free(k), free(v), free(g), free(out), free(qf), free(kf), free(vf), free(gf);
+    free(ref), free(got), free(lref), free(lse);
+}
+
+/* Both kernels where they run: the portable one always, the Hopper one on sm_90a at hd 128. */
+static void case_prefill_all(attn_case c) {
+    case_prefill(c, GA_ATTN_IMPL_MMA);
+    if (ga_attention_prefill_sm90_usable(c.hd))
+        case_prefill(c, GA_ATTN_IMPL_WGMMA);
+    else
+        printf("%-10s hd %d: no Hopper kernel here (needs sm_90 and an sm_90a build)\n", "prefill",
+               c.hd);
+}
+
+/* ---------------------------------------------------------------- decode attention */
+#define DC_MAX_B 6
+typedef struct dc_case {
+    int hd, G, n_kv, B;
+    int lens[DC_MAX_B];
+    int max_kv_len;
+    ga_gate_mode mode;
+} dc_case;
+
+static void case_decode(dc_case c) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "hd %d G %d kv %d B %d len0 %d max %d %s", c.hd, c.G, c.n_kv, c.B,
+             c.lens[0], c.max_kv_len, ga_gate_mode_name(c.mode));
+    const int hd = c.hd, nkv = c.n_kv, B = c.B, nh = c.G * nkv, stride = c.max_kv_len + 3;
+    const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, c.mode);
+    const int gd = ga_gate_layout_gate_dim(&L);
+    const size_t nc = (size_t)B * nkv * stride * hd, nq = (size_t)B * nh * hd, ng = (size_t)B * gd;
+    uint16_t *k = xmalloc(nc * 2), *v = xmalloc(nc * 2), *q = xmalloc(nq * 2), *g = xmalloc(ng * 2),
+             *out = xmalloc(nq * 2);
+    float *kf = xmalloc(nc * 4), *vf = xmalloc(nc * 4), *qf = xmalloc(nq * 4),
+          *gf = xmalloc(ng * 4);
+    float *ref = xmalloc(nq * 4), *got = xmalloc(nq * 4);
+    int slots[DC_MAX_B];
+    for (int b = 0; b < B; b++)
+        slots[b] = (b * 5 + 2) % B; /* a permutation of the rows over the slots */
+    for (size_t i = 0; i < nc; i++)
+        k[i] = v[i] = 0xffff; /* NaN past every row's length */
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < nkv; j++) {
+            size_t off = (((size_t)slots[b] * nkv + j) * stride) * hd;
+            decode_inputs(k + off, v + off, q + ((size_t)b * nh + (size_t)j * c.G) * hd, c.lens[b],
+                          hd, c.G, hd);
+        }
+    fill_bf16(g, gf, ng, 2.0f);
+    widen(k, kf, nc), widen(v, vf, nc), widen(q, qf, nq);
+    /* CPU: the backend's attention of one new token per row at position len-1 */
+    for (int b = 0; b < B; b++) {
+        ga_cpu_attn_args ca = {.q = qf + (size_t)b * nh * hd,
+                               .k = kf + (size_t)slots[b] * nkv * stride * hd,
+                               .v = vf + (size_t)slots[b] * nkv * stride * hd,
+                               .gate = gd ? gf + (size_t)b * gd : NULL,
+                               .out = ref + (size_t)b * nh * hd,
+                               .T = 1,
+                               .pos0 = c.lens[b] - 1,
+                               .n_heads = nh,
+                               .n_kv_heads = nkv,
+                               .hd = hd,
+                               .kv_stride = stride,
+                               .gate_dim = gd,
+                               .gate_mode = c.mode,
+                               .scale = 1.0f / sqrtf((float)hd)};
+        if (ga_cpu_attention(pool, &ca)) exit(1);
+    }
+    size_t wbytes = ga_attention_decode_workspace(B, nh, hd, c.max_kv_len);
+    size_t cbytes = ga_attention_decode_counters(B, nh, nkv);
+    void *dk = dup_to_dev(k, nc * 2), *dv = dup_to_dev(v, nc * 2), *dq = dup_to_dev(q, nq * 2),
+         *dg = gd ? dup_to_dev(g, ng * 2) : NULL, *dout = dmalloc(nq * 2);
+    int *dslots = dup_to_dev(slots, B * sizeof(int)), *dlens = dup_to_dev(c.lens, B * sizeof(int));
+    float *dwork = dmalloc(wbytes);
+    unsigned *dcnt = dmalloc(cbytes ? cbytes : 16);
+    CU(cudaMemset(dcnt, 0, cbytes ? cbytes : 16));
+    poison(dout, nq * 2), poison(dwork, wbytes);
+    ga_attn_decode_args a = {.q = dq,
+                             .k_cache = dk,
+                             .v_cache = dv,
+                             .slots = dslots,
+                             .kv_lens = dlens,
+                             .gate = dg,
+                             .out = dout,
+                             .work = dwork,
+                             .counters = cbytes ? dcnt : NULL,
+                             .B = B,
+                             .n_heads = nh,
+                             .n_kv_heads = nkv,
+                             .hd = hd,
+                             .kv_stride = stride,
+                             .max_kv_len = c.max_kv_len,
+                             .gate_mode = c.mode,
+                             .scale = 1.0f / sqrtf((float)hd)};
+    ga_err err = {{0}};
+    if (launched(ga_attention_decode(&a, 0, &err), &err, "decode", shape)) {
+        down(out, dout, nq * 2);
+        widen(out, got, nq);
+        report("decode", shape, nerr(got, ref, nq), TOL_ATTN);
+    }
+    cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dg), cudaFree(dout), cudaFree(dslots);
+    cudaFree(dlens), cudaFree(dwork), cudaFree(dcnt);
+    free(k), free(v), free(q), free(g), free(out), free(kf), free(vf), free(qf), free(gf);
+    free(ref), free(got);
+}
+
+/* ---------------------------------------------------------------- attention probabilities */
+static void case_probs(int hd, int G, int n_kv, int T, int res, int head) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "hd %d G %d kv %d T %d res %d head %d", hd, G, n_kv, T, res,
+             head);
+    const int nh = G * n_kv;
+    const size_t nq = (size_t)T * nh * hd, nc = (size_t)n_kv * T * hd;
+    uint16_t *q = xmalloc(nq * 2), *k = xmalloc(nc * 2), *v = xmalloc(nc * 2);
+    float *qf = xmalloc(nq * 4), *kf = xmalloc(nc * 4), *vf = xmalloc(nc * 4), *o = xmalloc(nq * 4);
+    float *mref = xmalloc((size_t)res * res * 4), *map = xmalloc((size_t)res * res * 4);
+    fill_bf16(q, qf, nq, 1.5f), fill_bf16(k, kf, nc, 1.0f), fill_bf16(v, vf, nc, 1.0f);
+    memset(mref, 0, (size_t)res * res * 4);
+    double first = 0;
+    ga_cpu_attn_args ca = {.q = qf,
+                           .k = kf,
+                           .v = vf,
+                           .out = o,
+                           .T = T,
+                           .n_heads = nh,
+                           .n_kv_heads = n_kv,
+                           .hd = hd,
+                           .kv_stride = T,
+                           .scale = 1.0f / sqrtf((float)hd),
+                           .map = mref,
+                           .res = res,
+                           .head = head,
+                           .first_share = &first};
+    if (ga_cpu_attention(pool, &ca)) exit(1);
+    void *dq = dup_to_dev(q, nq * 2), *dk = dup_to_dev(k, nc * 2), *dv = dup_to_dev(v, nc * 2),
+         *dout = dmalloc(nq * 2);
+    float *dlse = dmalloc((size_t)nh * T * 4), *dmap = dmalloc((size_t)res * res * 4),
+          *dfirst = dmalloc(4);
+    CU(cudaMemset(dmap, 0, (size_t)res * res * 4));
+    CU(cudaMemset(dfirst, 0, 4));
+    ga_attn_prefill_args pa = {.q = dq,
+                               .k = dk,
+                               .v = dv,
+                               .out = dout,
+                               .lse = dlse,
+                               .T = T,
+                               .n_heads = nh,
+                               .n_kv_heads = n_kv,
+                               .hd = hd,
+                               .kv_stride = T,
+                               .gate_mode = GA_GATE_NONE,
+                               .scale = 1.0f / sqrtf((float)hd)};
+    ga_attn_probs_args ra = {.q = dq,
+                             .k = dk,
+                             .lse = dlse,
+                             .map = dmap,
+                             .first_share = dfirst,
+                             .T = T,
+                             .n_heads = nh,
+                             .n_kv_heads = n_kv,
+                             .hd = hd,
+                             .kv_stride = T,
+                             .head = head,
+                             .res = res,
+                             .scale = 1.0f / sqrtf((float)hd)};
+    ga_err err = {{0}};
+    if (launched(ga_attention_prefill(&pa, 0, &err), &err, "probs", shape) &&
+        launched(ga_attention_probs(&ra, 0, &err), &err, "probs", shape)) {
+        float fs = 0;
+        down(map, dmap, (size_t)res * res * 4);
+        down(&fs, dfirst, 4);
+        report("probs.map", shape, nerr(map, mref, (size_t)res * res), TOL_MAP);
+        if (T > 1) {
+            /* the kernel sums p(key 0); the CPU op returns its mean over heads x (T-1) rows */
+            float got = (float)(fs / ((double)nh * (T - 1))), want = (float)first;
+            report("probs.first", shape, nerr(&got, &want, 1), TOL_MAP);
+        }
+    }
+    cudaFree(dq), cudaFree(dk), cudaFree(dv), cudaFree(dout), cudaFree(dlse), cudaFree(dmap);
+    cudaFree(dfirst);
+    free(q), free(k), free(v), free(qf), free(kf), free(vf), free(o), free(mref), free(map);
+}
+
+/* ---------------------------------------------------------------- SwiGLU */
+static void case_swiglu(int T, int I) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "T %d I %d", T, I);
+    size_t n = (size_t)T * I;
+    uint16_t *h = xmalloc(2 * n * 2), *ho = xmalloc(n * 2);
+    float *f = xmalloc(2 * n * 4), *ref = xmalloc(n * 4), *fo = xmalloc(n * 4);
+    fill_bf16(h, f, 2 * n, 3.f);
+    for (int t = 0; t < T; t++) /* row t = [gate | up] */
+        ga_cpu_swiglu(ref + (size_t)t * I, f + (size_t)t * 2 * I, f + (size_t)t * 2 * I + I,
+                      (size_t)I);
+    void *din = dup_to_dev(h, 2 * n * 2), *dout = dmalloc(n * 2);
+    poison(dout, n * 2);
+    ga_err err = {{0}};
+    if (launched(ga_swiglu(din, dout, T, I, 0, &err), &err, "swiglu", shape)) {
+        down(ho, dout, n * 2);
+        widen(ho, fo, n);
+        report("swiglu", shape, nerr(fo, ref, n), TOL_BF16_OUT);
+    }
+    cudaFree(din), cudaFree(dout);
+    free(h), free(ho), free(f), free(ref), free(fo);
+}
+
+/* ---------------------------------------------------------------- embedding */
+static void case_embed(int T, int dim, int vocab) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "T %d dim %d vocab %d", T, dim, vocab);
+    uint16_t *tab = xmalloc((size_t)vocab * dim * 2);
+    float *tabf = xmalloc((size_t)vocab * dim * 4), *ref = xmalloc((size_t)T * dim * 4),
+          *x = xmalloc((size_t)T * dim * 4);
+    fill_bf16(tab, tabf, (size_t)vocab * dim, 1.f);
+    int32_t *tok = xmalloc(T * 4);
+    for (int t = 0; t < T; t++)
+        tok[t] = (int32_t)(ga_test_rand_u64(&rng) % vocab);
+    tok[T - 1] = vocab - 1; /* the last row of the table */
+    ga_cpu_embed(ref, tabf, tok, T, dim);
+    void *dtab = dup_to_dev(tab, (size_t)vocab * dim * 2);
+    int32_t *dtok = dup_to_dev(tok, T * 4);
+    float *dx = dmalloc((size_t)T * dim * 4);
+    poison(dx, (size_t)T * dim * 4);
+    ga_err err = {{0}};
+    if (launched(ga_embed(dtok, dtab, dx, T, dim, vocab, 0, &err), &err, "embed", shape)) {
+        down(x, dx, (size_t)T * dim * 4);
+        report("embed", shape, nerr(x, ref, (size_t)T * dim), TOL_EXACT);
+    }
+    cudaFree(dtab), cudaFree(dtok), cudaFree(dx);
+    free(tab), free(tabf), free(ref), free(x), free(tok);
+}
+
+/* ---------------------------------------------------------------- argmax */
+static void case_argmax(int rows, int vocab) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "rows %d vocab %d (ties, NaN)", rows, vocab);
+    size_t n = (size_t)rows * vocab;
+    float *l = xmalloc(n * 4);
+    int32_t *got = xmalloc(rows * 4);
+    for (size_t i = 0; i < n; i++)
+        l[i] = ga_test_rand_normal(&rng);
+    for (int r = 0; r < rows; r++) {
+        float *row = l + (size_t)r * vocab;
+        if (r % 3 == 1 && vocab > 4) row[vocab - 1] = row[vocab / 2] = 100.f; /* a tie */
+        if (r % 3 == 2 && vocab > 4) row[0] = NAN;                            /* never wins */
+    }
+    float *dl = dup_to_dev(l, n * 4);
+    int32_t *dout = dmalloc(rows * 4);
+    poison(dout, rows * 4);
+    ga_err err = {{0}};
+    if (launched(ga_argmax(dl, rows, vocab, dout, 0, &err), &err, "argmax", shape)) {
+        down(got, dout, rows * 4);
+        int bad = 0;
+        for (int r = 0; r < rows; r++) /* the host sampler's greedy pick */
+            bad += got[r] != ga_argmax_f32(l + (size_t)r * vocab, vocab);
+        report("argmax", shape, (double)bad / rows, TOL_EXACT);
+    }
+    cudaFree(dl), cudaFree(dout);
+    free(l), free(got);
+}
+
+/* ---------------------------------------------------------------- gate statistics */
+static void case_gate_stats(int64_t n) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "n %lld", (long long)n);
+    uint16_t *g = xmalloc((size_t)n * 2);
+    float *gf = xmalloc((size_t)n * 4);
+    fill_bf16(g, gf, (size_t)n, 3.f);
+    double want = 0, got_s = 0;
+    size_t below = 0;
+    ga_cpu_gate_stats(gf, (size_t)n, GA_GATE_LOW_THRESHOLD, &want, &below);
+    void *dg = dup_to_dev(g, (size_t)n * 2);
+    double *ds = dmalloc(8);
+    unsigned long long *dc = dmalloc(8), got_c = 0;
+    CU(cudaMemset(ds, 0, 8));
+    CU(cudaMemset(dc, 0, 8));
+    ga_err err = {{0}};
+    if (launched(ga_gate_stats(dg, n, GA_GATE_LOW_THRESHOLD, ds, dc, 0, &err), &err, "gate",
+                 shape)) {
+        down(&got_s, ds, 8), down(&got_c, dc, 8);
+        /* fp32 sigmoids summed in fp64 in a different order */
+        report("gate.sum", shape, fabs(got_s - want) / want, TOL_F32);
+        /* the count may differ only for values within an ulp of sigmoid^-1(0.1) (the GPU's
+         * sigmoid is fast-math): 1e-4 of n, normalised by n */
+        double dcount = fabs((double)got_c - (double)below);
+        report("gate.below", shape, dcount <= 1 ? 0.0 : dcount / (double)n, 1e-4);
+    }
+    cudaFree(dg), cudaFree(ds), cudaFree(dc);
+    free(g), free(gf);
+}
+
+/* ---------------------------------------------------------------- GEMM wrapper */
+static const char *const gemm_names[] = {"cuBLAS", "cuBLASLt", "fallback"};
+static void case_gemm(ga_cuda *c, int M, int N, int K, bool f32, int impl) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s M %d N %d K %d %s", gemm_names[impl], M, N, K,
+             f32 ? "f32" : "bf16");
+    uint16_t *x = xmalloc((size_t)M * K * 2), *w = xmalloc((size_t)N * K * 2);
+    float *fx = xmalloc((size_t)M * K * 4), *fw = xmalloc((size_t)N * K * 4);
+    float *ref = xmalloc((size_t)M * N * 4), *y = xmalloc((size_t)M * N * 4);
+    fill_bf16(x, fx, (size_t)M * K, 1.f);
+    fill_bf16(w, fw, (size_t)N * K, 1.f / sqrtf((float)K));
+    ga_cpu_matmul(pool, ref, fx, fw, NULL, M, K, N); /* the CPU backend's matmul */
+    void *dx = dup_to_dev(x, (size_t)M * K * 2), *dw = dup_to_dev(w, (size_t)N * K * 2),
+         *dy = dmalloc((size_t)M * N * 4);
+    poison(dy, (size_t)M * N * 4);
+    ga_err err = {{0}};
+    c->gemm_impl = impl == GA_GEMM_LT ? GA_GEMM_LT : GA_GEMM_CUBLAS;
+    ga_status st = impl == GA_GEMM_FALLBACK ? ga_gemm_fallback(dx, dw, dy, f32, M, N, K, 0, &err)
+                                            : ga_cuda_gemm(c, dx, dw, dy, f32, M, N, K, &err);
+    if (launched(st, &err, "gemm", shape)) {
+        if (f32) {
+            down(y, dy, (size_t)M * N * 4);
+        } else {
+            uint16_t *yh = xmalloc((size_t)M * N * 2);
+            down(yh, dy, (size_t)M * N * 2);
+            widen(yh, y, (size_t)M * N);
+            free(yh);
+        }
+        report("gemm", shape, nerr(y, ref, (size_t)M * N), f32 ? TOL_F32 : TOL_BF16_OUT);
+    }
+    cudaFree(dx), cudaFree(dw), cudaFree(dy);
+    free(x), free(w), free(fx), free(fw), free(ref), free(y);
+}
+
+static int gemm_section(void) {
+    ga_cuda c;
+    memset(&c, 0, sizeof c); /* the wrapper needs only the handles, workspace and stream */
+    if (cublasCreate(&c.blas) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtCreate(&c.lt) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "creating the cuBLAS / cuBLASLt handles failed\n");
+        return 1;
+    }
+    c.blas_ws_bytes = (size_t)32 << 20;
+    c.blas_ws = dmalloc(c.blas_ws_bytes);
+    const int Ms[] = {1, 7, 128}, NK[][2] = {{64, 64}, {1000, 256}, {72, 1000}};
+    const int impls[] = {GA_GEMM_FALLBACK, GA_GEMM_CUBLAS, GA_GEMM_LT};
+    for (int ii = 0; ii < 3; ii++) {
+        if (!quick) {
+            case_gemm(&c, 128, 4112, 1024, false, impls[ii]);
+            case_gemm(&c, 1, 2048, 1024, true, impls[ii]);
+        }
+        for (int m = 0; m < 3; m++)
+            for (int s = 0; s < 3; s++)
+                for (int f = 0; f < 2; f++)
+                    case_gemm(&c, Ms[m], NK[s][0], NK[s][1], f, impls[ii]);
+    }
+    cudaFree(c.blas_ws);
+    cublasLtDestroy(c.lt);
+    cublasDestroy(c.blas);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the shape table */
+static const ga_gate_mode modes[] = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE};
+
+static int gpu_sections(int argc, char **argv) {
+    const int Ts[] = {1, 7, 128, 1000, 4096};
+    const int nT = quick ? 3 : 5;
+    if (ga_test_want(argc, argv, "norm")) {
+        for (int i = 0; i < nT; i++) {
+            case_rmsnorm(Ts[i], 1024, true, true);
+            case_rmsnorm(Ts[i], 1001, true, false); /* not a multiple of 4: the scalar path */
+            case_rmsnorm(Ts[i], 64, false, false);
+        }
+        case_rmsnorm(3, 5120, true, false);
+    }
+    if (ga_test_want(argc, argv, "qk")) {
+        const int Gs[] = {1, 2, 4, 16};
+        for (int ti = 0; ti < (quick ? 3 : 4); ti++)
+            for (int hd = 64; hd <= 128; hd += 64)
+                for (int g = 0; g < 4; g++)
+                    for (int m = 0; m < 3; m++)
+                        case_qk((qk_case){.T = Ts[ti],
+                                          .hd = hd,
+                                          .G = Gs[g],
+                                          .n_kv = Gs[g] == 16 ? 1 : 2,
+                                          .mode = modes[m],
+                                          .bias = (ti + m) % 2 == 0,
+                                          .qknorm = (ti + g) % 3 != 2,
+                                          .pos0 = (ti * 13) % 17});
+        for (int m = 0; m < 3; m++) { /* decode form: scattered slots and positions */
+            case_qk((qk_case){7, 128, 2, 4, modes[m], true, true, true, 0});
+            case_qk((qk_case){64, 64, 4, 1, modes[m], false, true, true, 0});
+        }
+        case_qk((qk_case){5, 96, 3, 3, GA_GATE_HEADWISE, true, true, false, 2}); /* odd heads */
+        if (!quick) case_qk((qk_case){4096, 128, 2, 8, GA_GATE_ELEMENTWISE, false, true, false, 0});
+    }
+    if (ga_test_want(argc, argv, "attn")) {
+        const int Ts2[] = {1, 7, 128, 257, 1000};
+        const int Gs[] = {1, 2, 4, 16};
+        int n = 0;
+        for (int hd = 64; hd <= 128; hd += 64)
+            for (int g = 0; g < 4; g++)
+                for (int ti = 0; ti < 5; ti++)
+                    for (int m = 0; m < 3; m++, n++) {
+                        int T = Ts2[ti], pos0 = n % 2 ? 0 : 29 + T % 5;
+                        case_prefill_all(
+                            (attn_case){hd, Gs[g], Gs[g] >= 4 ? 1 : 2, T, pos0, modes[m]});
+                    }
+        case_prefill_all((attn_case){128, 2, 2, 7, 3000, GA_GATE_HEADWISE}); /* far into a seq */
+        if (!quick) {                                                        /* long T */
+            case_prefill_all((attn_case){128, 2, 1, 4096, 0, GA_GATE_HEADWISE});
+            case_prefill_all((attn_case){64, 4, 1, 4096, 0, GA_GATE_ELEMENTWISE});
+            case_prefill_all((attn_case){128, 8, 1, 4096, 1000, GA_GATE_NONE});
+            case_prefill_all((attn_case){128, 2, 2, 2100, 77, GA_GATE_ELEMENTWISE});
+        }
+    }
+    if (ga_test_want(argc, argv, "decode")) {
+        const dc_case cases[] = {
+            {128, 2, 2, 4, {1, 100, 4096, 32768}, 32768, 0}, /* one row at 32k keys */
+            {64, 4, 2, 3, {100, 1, 4096}, 40000, 0},         /* grid far above the rows */
+            {128, 1, 2, 2, {129, 256}, 300, 0},              /* split boundaries */
+            {64, 1, 4, 4, {7, 63, 64, 65}, 80, 0},           /* 64-key chunk edges */
+            {128, 8, 1, 2, {1000, 127}, 1024, 0},            /* G = 8: one full slab */
+            {128, 16, 1, 1, {32768}, 32768, 0},              /* G = 16 at 32k */
+            {128, 2, 8, 1, {32768}, 32768, 0},               /* the benchmark's shape */
+            {64, 12, 1, 2, {1000, 65}, 1100, 0},             /* a partial slab */
+            {128, 4, 1, 6, {5000, 3, 64, 2000, 129, 700}, 5000, 0},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            for (int m = 0; m < 3; m++) {
+                dc_case c = cases[i];
+                c.mode = modes[m];
+                if (quick && c.max_kv_len > 8192) continue;
+                case_decode(c);
+            }
+    }
+    if (ga_test_want(argc, argv, "probs")) {
+        case_probs(64, 2, 2, 7, 7, -1);
+        case_probs(128, 2, 1, 300, 64, -1);
+        case_probs(128, 4, 2, 1000, 100, 3);
+        if (!quick) case_probs(128, 2, 2, 4096, 256, -1);
+    }
+    if (ga_test_want(argc, argv, "act")) {
+        for (int i = 0; i < nT; i++) {
+            case_swiglu(Ts[i], 1024);
+            case_swiglu(Ts[i], 1001); /* odd: the scalar path */
+        }
+        case_swiglu(3, 3072);
+    }
+    if (ga_test_want(argc, argv, "embed")) {
+        case_embed(1, 64, 1000);
+        case_embed(7, 100, 1000); /* not a multiple of 8: the scalar path */
+        case_embed(1000, 1024, 1000);
+    }
+    if (ga_test_want(argc, argv, "argmax")) {
+        case_argmax(1, 1);
+        case_argmax(7, 1000);
+        case_argmax(quick ? 4 : 128, 151936);
+    }
+    if (ga_test_want(argc, argv, "gate")) {
+        case_gate_stats(7);
+        case_gate_stats(1000 * 16);
+        case_gate_stats(quick ? 128 * 4096 : 4096 * 4096);
+    }
+    if (ga_test_want(argc, argv, "gemm") && gemm_section()) return 1;
+    CU(cudaDeviceSynchronize());
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+    quick = atoi(ga_test_env("GA_TEST_QUICK", "0"));
+    pool = ga_pool_create(0);
+    if (!pool) return 1;
+    bool cpu_only = argc > 1 && !strcmp(argv[1], "cpu");
+    if (ga_test_want(argc, argv, "cpu")) {
+        harness_selftest();
+        decode_calibration();
+    }
+    if (!cpu_only) {
+#ifdef GA_HAVE_CUDA
+        if (!ga_cuda_available()) {
+            printf("no CUDA GPU: skipped\n");
+            ga_pool_free(pool);
+            return 77;
+        }
+        if (gpu_sections(argc, argv)) return 1;
+#else
+        printf("built without CUDA: GPU sections skipped\n");
+        ga_pool_free(pool);
+        return 77;
+#endif
+    }
+    ga_pool_free(pool);
+    return ga_test_finish();
+}
