@@ -27,7 +27,7 @@
 #include "core/tensor.h"
 #include "cpu/cpu_attention.h"
 #include "cpu/cpu_ops.h"
-#include "gen/sampler.h"
+#include "engine/sampler.h"
 #include "testutil.h"
 
 #ifdef GA_HAVE_CUDA

@@ -22,7 +22,7 @@ jobs=${GA_MUTATE_JOBS:-2}
 BUGS=(
     'softmax without max subtraction|src/cpu/cpu_attention.c|p[s] = expf(p[s] - mx);|p[s] = expf(p[s]);'
     'gate_below_0_1 threshold 0.1 -> 0.2|src/cpu/cpu_ops.h|#define GA_GATE_LOW_THRESHOLD 0.1f|#define GA_GATE_LOW_THRESHOLD 0.2f'
-    'top-p boundary >= -> >|src/gen/sampler.c|if (acc >= sp->top_p * kept) break;|if (acc > sp->top_p * kept) break;'
+    'top-p boundary >= -> >|src/engine/sampler.c|if (acc >= sp->top_p * kept) break;|if (acc > sp->top_p * kept) break;'
     'q_norm/k_norm swapped at load|src/core/model.c|{"self_attn.q_norm.weight", offsetof(ga_layer_w, q_norm)},
         {"self_attn.k_norm.weight", offsetof(ga_layer_w, k_norm)},|{"self_attn.q_norm.weight", offsetof(ga_layer_w, k_norm)},
         {"self_attn.k_norm.weight", offsetof(ga_layer_w, q_norm)},'
@@ -47,8 +47,8 @@ BUGS=(
     heap_push'
     'byte-to-unicode map shifted|src/tok/tok_bytes.c|    return 256 + rank;|    return 257 + rank;'
     'first_token_share averaged over row 0 too|src/cpu/cpu_attention.c|if (a->first_share && t > 0) first += sc[0];|if (a->first_share) first += sc[0];'
-    'pooling bin off by one|src/core/backend.h|return (int)((i * res) / T);|return (int)(((i + 1) * res - 1) / T);'
-    'sampler temperature ignored|src/gen/sampler.c|expf((logits[i] - mx) / sp->temperature)|expf((logits[i] - mx))'
+    'pooling bin off by one|src/core/capture.h|return (int)((i * res) / T);|return (int)(((i + 1) * res - 1) / T);'
+    'sampler temperature ignored|src/engine/sampler.c|expf((logits[i] - mx) / sp->temperature)|expf((logits[i] - mx))'
 )
 
 if [[ ${1:-} == --list ]]; then
