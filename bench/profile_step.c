@@ -9,6 +9,7 @@
  *
  *   profile_step --mode decode|prefill [--variant baseline|headwise|elementwise]
  *                [--batch B] [--depth D] [--prefill P] [--steps N]
+ *                [--gemm default|cublas-only|lt|fallback]
  */
 #define _GNU_SOURCE
 #include <cuda_profiler_api.h>
@@ -38,6 +39,7 @@ static int usage(const char *msg) {
 int main(int argc, char **argv) {
     const char *mode = "decode", *variant = "baseline";
     long batch = 1, depth = 0, prefill = 2048, steps = 50;
+    ga_cuda_gemm_impl gemm = GA_CUDA_GEMM_CUBLAS;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage("every option takes a value");
@@ -48,6 +50,14 @@ int main(int argc, char **argv) {
             mode = v;
         else if (!strcmp(o, "--variant"))
             variant = v;
+        else if (!strcmp(o, "--gemm") && !strcmp(v, "default"))
+            gemm = GA_CUDA_GEMM_CUBLAS;
+        else if (!strcmp(o, "--gemm") && !strcmp(v, "cublas-only"))
+            gemm = GA_CUDA_GEMM_CUBLAS_ONLY;
+        else if (!strcmp(o, "--gemm") && !strcmp(v, "lt"))
+            gemm = GA_CUDA_GEMM_LT;
+        else if (!strcmp(o, "--gemm") && !strcmp(v, "fallback"))
+            gemm = GA_CUDA_GEMM_FALLBACK;
         else if (!strcmp(o, "--batch") && num_ok && n >= 1 && n <= 256)
             batch = n;
         else if (!strcmp(o, "--depth") && num_ok)
@@ -95,7 +105,8 @@ int main(int argc, char **argv) {
     ga_model *m = NULL;
     if (ga_model_random(&c, 42, GA_BF16, &m, &err)) return die("random model", &err);
     int ctx = (int)(decode ? depth + steps + 16 : prefill) + 8;
-    ga_session_opts o = {.device = GA_DEVICE_CUDA, .max_context = ctx, .max_batch = (int)batch};
+    ga_session_opts o = {
+        .device = GA_DEVICE_CUDA, .max_context = ctx, .max_batch = (int)batch, .cuda_gemm = gemm};
     ga_session *s = NULL;
     if (ga_session_create(m, &o, &s, &err)) return die("session", &err);
     long ntok = decode ? (depth > 0 ? depth : 1) : prefill;

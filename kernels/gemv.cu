@@ -27,19 +27,38 @@
 
 #define GEMV_WARPS 8  /* warps per CTA */
 #define GEMV_ROWS 2   /* output rows per warp: 2 keeps >= 1 CTA per SM at N = 2048 */
-#define GEMV_UNROLL 4 /* 16-byte chunks per row in flight per lane */
+#define GEMV_UNROLL 8 /* 16-byte chunks per row in flight per lane: all of K = 2048 at once */
 
-__device__ __forceinline__ float dot8(uint4 w, uint4 x, float acc) {
-    const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&w);
-    const __nv_bfloat162 *x2 = reinterpret_cast<const __nv_bfloat162 *>(&x);
+__device__ __forceinline__ void bf16x8_to_f32(uint4 v, float f[8]) {
+    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        const float2 a = __bfloat1622float2(w2[j]);
-        const float2 b = __bfloat1622float2(x2[j]);
-        acc = fmaf(a.x, b.x, acc);
-        acc = fmaf(a.y, b.y, acc);
+        const float2 t = __bfloat1622float2(h[j]);
+        f[2 * j] = t.x;
+        f[2 * j + 1] = t.y;
     }
-    return acc;
+}
+
+/* acc[r][m] += w chunk r . x chunk m for the GEMV_ROWS weight chunks wv (already loaded) and
+ * the chunk at index c of every x row. Each weight chunk is widened to fp32 once and used M
+ * times; x is re-read from L1 for each chunk. */
+template <int M>
+__device__ __forceinline__ void gemv_chunk(const uint4 (&wv)[GEMV_ROWS], const uint4 *x, int K8,
+                                           int c, float (&acc)[GEMV_ROWS][M]) {
+    float wf[GEMV_ROWS][8];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++)
+        bf16x8_to_f32(wv[r], wf[r]);
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+        float xf[8];
+        bf16x8_to_f32(__ldg(x + (size_t)m * K8 + c), xf);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++)
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                acc[r][m] = fmaf(wf[r][j], xf[j], acc[r][m]);
+    }
 }
 
 template <int M>
@@ -62,34 +81,22 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 
     int c = lane;
     for (; c + 32 * (GEMV_UNROLL - 1) < K8; c += 32 * GEMV_UNROLL) {
-        uint4 wv[GEMV_ROWS][GEMV_UNROLL];
-#pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++)
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++)
-                wv[r][u] = __ldcs(wr[r] + c + 32 * u);
+        uint4 wv[GEMV_UNROLL][GEMV_ROWS];
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
 #pragma unroll
-            for (int m = 0; m < M; m++) {
-                const uint4 xv = __ldg(x + (size_t)m * K8 + c + 32 * u);
+            for (int r = 0; r < GEMV_ROWS; r++)
+                wv[u][r] = __ldcs(wr[r] + c + 32 * u);
 #pragma unroll
-                for (int r = 0; r < GEMV_ROWS; r++)
-                    acc[r][m] = dot8(wv[r][u], xv, acc[r][m]);
-            }
+        for (int u = 0; u < GEMV_UNROLL; u++)
+            gemv_chunk<M>(wv[u], x, K8, c + 32 * u, acc);
     }
     for (; c < K8; c += 32) {
         uint4 wv[GEMV_ROWS];
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++)
             wv[r] = __ldcs(wr[r] + c);
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-            const uint4 xv = __ldg(x + (size_t)m * K8 + c);
-#pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++)
-                acc[r][m] = dot8(wv[r], xv, acc[r][m]);
-        }
+        gemv_chunk<M>(wv, x, K8, c, acc);
     }
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)

@@ -141,9 +141,11 @@ typedef enum ga_device {
 /* The CUDA backend's GEMM. The alternatives to cuBLAS exist to tell a cuBLAS problem on a
  * given machine from a bug in the rest of the backend. */
 typedef enum ga_cuda_gemm_impl {
-    GA_CUDA_GEMM_CUBLAS = 0,   /* cuBLAS (the default) */
-    GA_CUDA_GEMM_LT = 1,       /* cuBLASLt with a heuristic algorithm per call */
-    GA_CUDA_GEMM_FALLBACK = 2, /* the plain tiled kernel (kernels/gemm_fallback.cu) */
+    GA_CUDA_GEMM_CUBLAS = 0,      /* cuBLAS, and the weight-streaming GEMV of kernels/gemv.cu for
+                                   * decode batches where it is faster (the default) */
+    GA_CUDA_GEMM_LT = 1,          /* cuBLASLt with a heuristic algorithm per call */
+    GA_CUDA_GEMM_FALLBACK = 2,    /* the plain tiled kernel (kernels/gemm_fallback.cu) */
+    GA_CUDA_GEMM_CUBLAS_ONLY = 3, /* cuBLAS for every shape, decode batches too */
 } ga_cuda_gemm_impl;
 
 typedef struct ga_session_opts {

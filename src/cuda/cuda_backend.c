@@ -272,6 +272,9 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     case GA_CUDA_GEMM_FALLBACK:
         c->gemm_impl = GA_GEMM_FALLBACK;
         break;
+    case GA_CUDA_GEMM_CUBLAS_ONLY:
+        c->gemm_impl = GA_GEMM_CUBLAS_ONLY;
+        break;
     default:
         st = ga_err_set(err, GA_ERR_ARG, "cuda_gemm %d is not a GEMM implementation",
                         (int)opts->cuda_gemm);

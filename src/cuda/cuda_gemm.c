@@ -4,17 +4,22 @@
  * bf16. cuBLAS is column-major, so we compute Y^T (N x M, column-major == Y row-major) =
  * W^T-as-stored (op T on the K x N column-major view of W) times X^T (the K x M column-major
  * view of X, op N). Accumulation is fp32 (CUBLAS_COMPUTE_32F, no reduced-precision
- * reductions); the output is bf16 or fp32. Decode batches (M <= GA_GEMV_MAX_M, K a multiple of
- * 8) take the weight-streaming kernel of kernels/gemv.cu instead, with the same contract.
+ * reductions); the output is bf16 or fp32. By default, decode batches (M <= GA_GEMV_AUTO_MAX_M,
+ * K a multiple of 8) take the weight-streaming kernel of kernels/gemv.cu instead, with the
+ * same contract; GA_CUDA_GEMM_CUBLAS_ONLY keeps cuBLAS for them (to compare the two).
  *
  * Two alternatives with the same contract, chosen by ga_session_opts.cuda_gemm at backend
- * creation, to
- * separate a cuBLAS problem on a given machine from a bug in the rest of the backend:
+ * creation, separate a cuBLAS problem on a given machine from a bug in the rest of the backend:
  * "lt" calls cuBLASLt directly (descriptors and a heuristic algorithm per call: fine for
  * prefill and for captured decode graphs, slower for eager small calls), "fallback" the plain
  * kernel of kernels/gemm_fallback.cu.
  */
 #include "cuda_internal.h"
+
+/* The largest decode batch that takes kernels/gemv.cu by default: up to here it was measured
+ * faster than cuBLAS on an H200 (bench/RESULTS.md); above it cuBLAS's tiles reuse the weights
+ * across rows better. */
+#define GA_GEMV_AUTO_MAX_M 8
 
 /* The same Y^T = W^T-op . X^T product through cuBLASLt. Stored layouts (column-major views):
  * W is K x N (ld K, op T), X is K x M (ld K, op N), Y is N x M (ld N). */
@@ -67,7 +72,8 @@ ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y
     if (c->gemm_impl == GA_GEMM_LT) return gemm_lt(c, x, w, y, y_f32, M, N, K, err);
     /* Decode batches: the weights stream through kernels/gemv.cu at close to the copy rate,
      * where cuBLAS's small-M tiles reach 1.1-3.0 TB/s (bench/RESULTS.md, the kernel profile). */
-    if (ga_gemv_supported(x, w, M, K)) return ga_gemv(x, w, y, y_f32, M, N, K, c->stream, err);
+    if (c->gemm_impl == GA_GEMM_CUBLAS && M <= GA_GEMV_AUTO_MAX_M && ga_gemv_supported(x, w, M, K))
+        return ga_gemv(x, w, y, y_f32, M, N, K, c->stream, err);
     const float alpha = 1.0f, beta = 0.0f;
     GA_CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, CUDA_R_16BF,
                                  K, x, CUDA_R_16BF, K, &beta, y, y_f32 ? CUDA_R_32F : CUDA_R_16BF,

@@ -71,7 +71,7 @@ typedef struct ga_cuda {
     /* GEMM implementation, from ga_session_opts.cuda_gemm at creation: cuBLAS (default),
      * cuBLASLt (matmul with a heuristic algorithm) or the plain kernel; the last two exist to
      * tell a cuBLAS problem on a given machine from a bug in the rest of the backend. */
-    enum { GA_GEMM_CUBLAS = 0, GA_GEMM_LT, GA_GEMM_FALLBACK } gemm_impl;
+    enum { GA_GEMM_CUBLAS = 0, GA_GEMM_LT, GA_GEMM_FALLBACK, GA_GEMM_CUBLAS_ONLY } gemm_impl;
     cublasLtHandle_t lt; /* only with GA_GEMM_LT */
 
     /* derived shapes */
