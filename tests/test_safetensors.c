@@ -106,6 +106,65 @@ static void test_dtype_conversions(void) {
     CHECK(isnan(ga_bf16_to_f32(ga_f32_to_bf16(NAN))));
 }
 
+/* ga_tensor_find_nonfinite / ga_f32_find_nonfinite: every dtype, hits inside and at the
+ * edges of the 64-value scan blocks, and the bf16-overflow option. */
+static void test_nonfinite_scan(void) {
+    enum { N = 300 };
+    int64_t shape[1] = {N};
+    ga_store *mem = ga_store_new_memory();
+    ga_tensor *f = ga_store_add_owned(mem, "f", GA_F32, 1, shape);
+    ga_tensor *b = ga_store_add_owned(mem, "b", GA_BF16, 1, shape);
+    ga_tensor *h = ga_store_add_owned(mem, "h", GA_F16, 1, shape);
+    CHECK(f && b && h);
+    if (!f || !b || !h) return;
+    float *fv = (float *)f->data;
+    uint16_t *bv = (uint16_t *)b->data, *hv = (uint16_t *)h->data;
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const int64_t at[6] = {0, 1, 63, 64, 200, N - 1};
+    for (int i = 0; i < N; i++) {
+        fv[i] = (float)(i - 150) * 1e3f;
+        bv[i] = ga_f32_to_bf16(fv[i]);
+        hv[i] = ga_f32_to_f16(fv[i] / 1e3f);
+    }
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == -1);
+    CHECK(ga_tensor_find_nonfinite(b, 0, N, true) == -1);
+    CHECK(ga_tensor_find_nonfinite(h, 0, N, true) == -1);
+    CHECK(ga_f32_find_nonfinite(fv, N) == -1);
+    for (int k = 0; k < 6; k++)
+        for (int j = 0; j < 3; j++) {
+            int64_t i = at[k];
+            float of = fv[i];
+            uint16_t ob = bv[i], oh = hv[i];
+            fv[i] = bad[j];
+            bv[i] = ga_f32_to_bf16(bad[j]);
+            hv[i] = ga_f32_to_f16(bad[j]);
+            CHECK_MSG(ga_tensor_find_nonfinite(f, 0, N, false) == i, "f32 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK_MSG(ga_tensor_find_nonfinite(b, 0, N, false) == i, "bf16 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK_MSG(ga_tensor_find_nonfinite(h, 0, N, false) == i, "f16 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK(ga_f32_find_nonfinite(fv, N) == i);
+            /* a window that starts after the bad value does not see it; indices stay absolute */
+            CHECK(ga_tensor_find_nonfinite(b, i + 1, N - i - 1, false) == -1);
+            if (i > 0) CHECK(ga_tensor_find_nonfinite(b, 1, N - 1, false) == i);
+            fv[i] = of;
+            bv[i] = ob;
+            hv[i] = oh;
+        }
+    /* 3.4e38 is a finite float but rounds to bf16 infinity: flagged only for bf16 uploads */
+    fv[77] = 3.4e38f;
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, false) == -1);
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == 77);
+    fv[77] = 3.38e38f; /* rounds to the largest finite bf16 */
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == -1);
+    ga_err e = {{0}};
+    fv[77] = NAN;
+    CHECK(ga_tensor_nonfinite_err(f, 77, &e) == GA_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "tensor \"f\"") && strstr(e.msg, "element 77 is NaN"), "%s", e.msg);
+    ga_store_free(mem);
+}
+
 static void test_malformed(void) {
     const char *T1 = "\"t\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 16]}";
     char hdr[512];
@@ -411,6 +470,7 @@ int main(void) {
     if (!g_dir) return ga_test_finish();
     test_roundtrip();
     test_dtype_conversions();
+    test_nonfinite_scan();
     test_malformed();
     test_binding();
     ga_test_rmtree(g_dir);
