@@ -6,20 +6,22 @@
 . "$(dirname "$0")/cli_harness.sh" nonfinite
 command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
 
-# poke DIR TENSOR INDEX VALUE: overwrite one element of TENSOR in DIR/model.safetensors
-# (float32, bfloat16 or float16) with VALUE (nan, inf, -inf or a number).
+# poke DIR TENSOR INDEX VALUE: overwrite one element (INDEX "all": every element) of TENSOR in
+# DIR/model.safetensors (float32, bfloat16 or float16) with VALUE (nan, inf, -inf or a number).
 poke() {
   python3 - "$@" <<'PY'
 import json, struct, sys
-d, name, idx, val = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+d, name, idx, val = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 p = d + "/model.safetensors"
 b = bytearray(open(p, "rb").read())
 n = struct.unpack("<Q", b[:8])[0]
 e = json.loads(b[8:8 + n])[name]
 f32 = struct.pack("<f", val)
-raw = {"F32": f32, "BF16": f32[2:], "F16": struct.pack("<e", val)}[e["dtype"]]
-at = 8 + n + e["data_offsets"][0] + idx * len(raw)
-b[at:at + len(raw)] = raw
+raw = f32 if e["dtype"] == "F32" else f32[2:] if e["dtype"] == "BF16" else struct.pack("<e", val)
+lo, hi = e["data_offsets"]
+for i in range((hi - lo) // len(raw)) if idx == "all" else [int(idx)]:
+    at = 8 + n + lo + i * len(raw)
+    b[at:at + len(raw)] = raw
 open(p, "wb").write(b)
 PY
 }
@@ -74,6 +76,24 @@ case_ "$T/bf" lm_head.weight 63 inf
 case_ "$T/bf" model.norm.weight 0 nan
 case_ "$T/h" model.layers.0.self_attn.k_proj.bias 2 nan
 case_ "$T/h" model.layers.0.mlp.up_proj.weight 1535 inf
+
+# Finite weights can still overflow the activations: v_proj and o_proj full of 1e37 (a valid
+# float32 and bf16) make inf/NaN logits, which must be an error rather than NaN handed to
+# the sampler (generate used to print tokens).
+rm -rf "$T/c"; cp -r "$M" "$T/c"
+poke "$T/c" model.layers.0.self_attn.v_proj.weight all 1e37 && ok || bad "poke v_proj"
+poke "$T/c" model.layers.0.self_attn.o_proj.weight all 1e37 && ok || bad "poke o_proj"
+# (generate --ids prints a lone newline even when it fails: that is cmd_generate's business,
+# so stdout is not checked here; exit 1 and the one error line are.)
+for dev in $devices; do
+  for cmd in "generate --tokens 1,2,3 -n 4 --ids" "logits --tokens 1,2,3"; do
+    # shellcheck disable=SC2086
+    "$G" $cmd --model "$T/c" --device "$dev" >/dev/null 2>"$T/err"
+    rc=$?
+    [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "activations overflowed" "$T/err" \
+      && ok || bad "$cmd on $dev with overflowing weights: exit $rc: $(cat "$T/err")"
+  done
+done
 
 # A weight of 3.4e38 is a finite float32 (the CPU runs it) but has no bf16 value: the CUDA
 # backend, which keeps matrices in bf16, must refuse it rather than upload an infinity.
