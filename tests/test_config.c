@@ -1,4 +1,8 @@
 /* config.json parsing: defaults, derived sizes, and every malformed or unsupported case. */
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "testutil.h"
 
 #include "core/model.h"
@@ -98,9 +102,64 @@ int main(void) {
     expect_fail("{" BASE ", \"max_position_embeddings\": 0}", GA_ERR_FORMAT,
                 "max_position_embeddings");
 
+    /* Strict JSON (issue 10 item 5): Python's json keeps the last of two equal keys and cJSON
+     * the first, so a duplicate is refused at any depth, naming the key. */
+    expect_fail("{" BASE ", \"hidden_size\": 64}", GA_ERR_FORMAT,
+                "key \"hidden_size\" appears twice");
+    expect_fail("{" BASE ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": "
+                "1e6, \"rope_theta\": 5e5}}",
+                GA_ERR_FORMAT, "key \"rope_theta\" appears twice in \"rope_parameters\"");
+    /* A NUL in a string, escaped or raw, is refused instead of read as the text before it. */
+    expect_fail("{" BASE ", \"hidden_act\": \"silu\\u0000gelu\"}", GA_ERR_FORMAT, "NUL");
+    expect_fail("{" BASE ", \"torch_dtype\\u0000x\": \"float32\"}", GA_ERR_FORMAT, "NUL");
+    {
+        static const char raw[] = "{" BASE ", \"hidden_act\": \"silu\0gelu\"}";
+        CHECK(ga_config_parse(raw, sizeof raw - 1, "cfg.json", &c, &e) == GA_ERR_FORMAT);
+        CHECK_MSG(strstr(e.msg, "control character") && strstr(e.msg, "cfg.json"), "raw NUL: %s",
+                  e.msg);
+    }
+    expect_fail("{" BASE ", \"hidden_act\": \"si\tlu\"}", GA_ERR_FORMAT, "control character");
+    /* Nothing but whitespace may follow the value; a trailing newline is normal. */
+    expect_fail("{" BASE "} x", GA_ERR_FORMAT, "after the JSON value");
+    expect_fail("{" BASE "}{\"vocab_size\": 5}", GA_ERR_FORMAT, "after the JSON value");
+    {
+        static const char nul_after[] = "{" BASE "}\n\0";
+        CHECK(ga_config_parse(nul_after, sizeof nul_after - 1, "cfg.json", &c, &e) ==
+              GA_ERR_FORMAT);
+    }
+    CHECK_OK(parse("\n {" BASE "}\r\n\t \n", &c, &e), &e);
+    /* An escaped character that merely looks like a NUL escape is fine. */
+    CHECK_OK(parse("{" BASE ", \"note\": \"\\\\u0000 is how JSON writes NUL\"}", &c, &e), &e);
+
     /* file-level errors */
     CHECK(ga_config_load("/nonexistent/config.json", &c, &e) == GA_ERR_IO);
     CHECK(strstr(e.msg, "/nonexistent/config.json") != NULL);
+    /* Only regular files (issue 10 item 9): a FIFO must be refused, never waited on. The alarm
+     * kills the test if a regression blocks in open(). Symlinks to regular files are fine. */
+    {
+        char *dir = ga_test_tmpdir("cfg");
+        char *fifo = ga_test_path(dir, "config.json"), *sub = ga_test_path(dir, "sub");
+        char *real = ga_test_path(dir, "real.json"), *link = ga_test_path(sub, "config.json");
+        CHECK(mkfifo(fifo, 0600) == 0);
+        alarm(20);
+        CHECK(ga_config_load(fifo, &c, &e) == GA_ERR_IO);
+        alarm(0);
+        CHECK_MSG(strstr(e.msg, fifo) && strstr(e.msg, "not a regular file"), "fifo: %s", e.msg);
+        CHECK(mkdir(sub, 0700) == 0);
+        CHECK(ga_config_load(sub, &c, &e) == GA_ERR_IO);
+        CHECK_MSG(strstr(e.msg, "not a regular file (a directory)"), "dir: %s", e.msg);
+        const char *good = "{" BASE "}\n";
+        ga_test_write_file(real, good, strlen(good));
+        CHECK(symlink("../real.json", link) == 0);
+        CHECK_OK(ga_config_load(link, &c, &e), &e);
+        CHECK(c.vocab_size == 96);
+        ga_test_rmtree(dir);
+        free(fifo);
+        free(sub);
+        free(real);
+        free(link);
+        free(dir);
+    }
 
     /* the writer's JSON is accepted back unchanged */
     ga_config w = {.vocab_size = 300,

@@ -4,18 +4,20 @@
  * wrong byte spans, overlaps, unsupported dtypes, duplicates, shard index problems, missing
  * tensors, wrong shapes). Each must fail with a message naming the file and the tensor.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/model.h"
 #include "testutil.h"
 
 static char *g_dir;
 
-/* Writes a safetensors file from a header string and a data section of data_len bytes. */
-static char *write_raw(const char *name, const char *hdr, size_t data_len, int64_t len_override) {
+/* Writes a safetensors file from hl bytes of header and a data section of data_len bytes. */
+static char *write_raw_n(const char *name, const char *hdr, size_t hl, size_t data_len,
+                         int64_t len_override) {
     char *p = ga_test_path(g_dir, name);
-    size_t hl = strlen(hdr);
     uint64_t n = len_override >= 0 ? (uint64_t)len_override : hl;
     size_t total = 8 + hl + data_len;
     uint8_t *buf = calloc(1, total);
@@ -27,6 +29,10 @@ static char *write_raw(const char *name, const char *hdr, size_t data_len, int64
     ga_test_write_file(p, buf, total);
     free(buf);
     return p;
+}
+
+static char *write_raw(const char *name, const char *hdr, size_t data_len, int64_t len_override) {
+    return write_raw_n(name, hdr, strlen(hdr), data_len, len_override);
 }
 
 static void expect_open_fail(const char *name, const char *hdr, size_t data_len,
@@ -100,6 +106,65 @@ static void test_dtype_conversions(void) {
     CHECK(isnan(ga_bf16_to_f32(ga_f32_to_bf16(NAN))));
 }
 
+/* ga_tensor_find_nonfinite / ga_f32_find_nonfinite: every dtype, hits inside and at the
+ * edges of the 64-value scan blocks, and the bf16-overflow option. */
+static void test_nonfinite_scan(void) {
+    enum { N = 300 };
+    int64_t shape[1] = {N};
+    ga_store *mem = ga_store_new_memory();
+    ga_tensor *f = ga_store_add_owned(mem, "f", GA_F32, 1, shape);
+    ga_tensor *b = ga_store_add_owned(mem, "b", GA_BF16, 1, shape);
+    ga_tensor *h = ga_store_add_owned(mem, "h", GA_F16, 1, shape);
+    CHECK(f && b && h);
+    if (!f || !b || !h) return;
+    float *fv = (float *)f->data;
+    uint16_t *bv = (uint16_t *)b->data, *hv = (uint16_t *)h->data;
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    const int64_t at[6] = {0, 1, 63, 64, 200, N - 1};
+    for (int i = 0; i < N; i++) {
+        fv[i] = (float)(i - 150) * 1e3f;
+        bv[i] = ga_f32_to_bf16(fv[i]);
+        hv[i] = ga_f32_to_f16(fv[i] / 1e3f);
+    }
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == -1);
+    CHECK(ga_tensor_find_nonfinite(b, 0, N, true) == -1);
+    CHECK(ga_tensor_find_nonfinite(h, 0, N, true) == -1);
+    CHECK(ga_f32_find_nonfinite(fv, N) == -1);
+    for (int k = 0; k < 6; k++)
+        for (int j = 0; j < 3; j++) {
+            int64_t i = at[k];
+            float of = fv[i];
+            uint16_t ob = bv[i], oh = hv[i];
+            fv[i] = bad[j];
+            bv[i] = ga_f32_to_bf16(bad[j]);
+            hv[i] = ga_f32_to_f16(bad[j]);
+            CHECK_MSG(ga_tensor_find_nonfinite(f, 0, N, false) == i, "f32 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK_MSG(ga_tensor_find_nonfinite(b, 0, N, false) == i, "bf16 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK_MSG(ga_tensor_find_nonfinite(h, 0, N, false) == i, "f16 %g at %lld", bad[j],
+                      (long long)i);
+            CHECK(ga_f32_find_nonfinite(fv, N) == i);
+            /* a window that starts after the bad value does not see it; indices stay absolute */
+            CHECK(ga_tensor_find_nonfinite(b, i + 1, N - i - 1, false) == -1);
+            if (i > 0) CHECK(ga_tensor_find_nonfinite(b, 1, N - 1, false) == i);
+            fv[i] = of;
+            bv[i] = ob;
+            hv[i] = oh;
+        }
+    /* 3.4e38 is a finite float but rounds to bf16 infinity: flagged only for bf16 uploads */
+    fv[77] = 3.4e38f;
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, false) == -1);
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == 77);
+    fv[77] = 3.38e38f; /* rounds to the largest finite bf16 */
+    CHECK(ga_tensor_find_nonfinite(f, 0, N, true) == -1);
+    ga_err e = {{0}};
+    fv[77] = NAN;
+    CHECK(ga_tensor_nonfinite_err(f, 77, &e) == GA_ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "tensor \"f\"") && strstr(e.msg, "element 77 is NaN"), "%s", e.msg);
+    ga_store_free(mem);
+}
+
 static void test_malformed(void) {
     const char *T1 = "\"t\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 16]}";
     char hdr[512];
@@ -152,6 +217,67 @@ static void test_malformed(void) {
     expect_open_fail("frac_off.safetensors",
                      "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0.5, 4.5]}}",
                      16, -1, GA_ERR_FORMAT, "data_offsets");
+    /* Strict JSON (issue 10 item 5): duplicates at any depth, NUL in names and values, and
+     * bytes after the header JSON other than the whitespace padding are refused. */
+    expect_open_fail("dup_nested.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"dtype\": \"I64\", \"shape\": [1], "
+                     "\"data_offsets\": [0, 4]}}",
+                     16, -1, GA_ERR_FORMAT, "key \"dtype\" appears twice in \"t\"");
+    expect_open_fail(
+        "nul_name.safetensors",
+        "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, "
+        "\"model.embed_tokens.weight\\u0000evil\": {\"dtype\": \"F32\", \"shape\": [1], "
+        "\"data_offsets\": [4, 8]}}",
+        16, -1, GA_ERR_FORMAT, "\"model.embed_tokens.weight\" holds a NUL");
+    expect_open_fail(
+        "nul_dtype.safetensors",
+        "{\"t\": {\"dtype\": \"F32\\u0000\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 16, -1,
+        GA_ERR_FORMAT, "NUL");
+    expect_open_fail("trailing.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}x  ",
+                     16, -1, GA_ERR_FORMAT, "after the JSON value");
+    expect_open_fail("trailing_obj.safetensors",
+                     "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}"
+                     "{\"u\": {}}",
+                     16, -1, GA_ERR_FORMAT, "after the JSON value");
+    {
+        static const char raw[] = "{\"t\\u0041\0evil\": {\"dtype\": \"F32\", \"shape\": [1], "
+                                  "\"data_offsets\": [0, 4]}}";
+        char *rp = write_raw_n("raw_nul.safetensors", raw, sizeof raw - 1, 16, -1);
+        CHECK(ga_store_open_file(rp, &s, &e) == GA_ERR_FORMAT && s == NULL);
+        CHECK_MSG(strstr(e.msg, rp) && strstr(e.msg, "control character"), "raw NUL: %s", e.msg);
+        free(rp);
+    }
+    { /* space padding inside the header length is the format's own and is accepted */
+        char *pp = write_raw("padded.safetensors",
+                             "{\"t\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": "
+                             "[0, 4]}}       ",
+                             4, -1);
+        CHECK_OK(ga_store_open_file(pp, &s, &e), &e);
+        ga_store_free(s);
+        s = NULL;
+        free(pp);
+    }
+    /* A file that is not safetensors is described in words, not by its first bytes read as a
+     * number ("this is " is 2338328219631577204 as a little-endian u64). */
+    {
+        char *tp = ga_test_path(g_dir, "text.safetensors");
+        const char *txt = "this is not a model, just some text\n";
+        ga_test_write_file(tp, txt, strlen(txt));
+        CHECK(ga_store_open_file(tp, &s, &e) == GA_ERR_FORMAT);
+        CHECK_MSG(strstr(e.msg, tp) && strstr(e.msg, "not a safetensors file") &&
+                      strstr(e.msg, "text") && !strstr(e.msg, "2338328219631577204"),
+                  "text file: %s", e.msg);
+        free(tp);
+        static const uint8_t gz[16] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                       0x00, 0x03, 0xab, 0xae, 0x05, 0x00, 0x43, 0xbf};
+        char *zp = ga_test_path(g_dir, "gz.safetensors");
+        ga_test_write_file(zp, gz, sizeof gz);
+        CHECK(ga_store_open_file(zp, &s, &e) == GA_ERR_FORMAT);
+        CHECK_MSG(strstr(e.msg, "not a safetensors file") && !strstr(e.msg, "559903"),
+                  "gzip file: %s", e.msg);
+        free(zp);
+    }
     /* valid with metadata and an empty tensor sharing an offset */
     char *ok = write_raw("meta.safetensors",
                          "{\"__metadata__\": {\"format\": \"pt\"}, \"e\": {\"dtype\": \"F32\", "
@@ -262,6 +388,69 @@ static void test_binding(void) {
     ga_test_write_file(idx, fine, strlen(fine));
     CHECK_OK(ga_model_load(empty, &m, &e), &e);
     ga_model_free(m);
+    m = NULL;
+    /* The index is strict JSON too: a duplicate tensor, a NUL in a shard name (it once opened
+     * "shard.safetensors" for "shard.safetensors\u0000x"), trailing bytes. */
+    const char *strict_idx[] = {
+        "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\", \"model.norm.weight\": "
+        "\"other.safetensors\"}}",
+        "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\\u0000x\"}}",
+        "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\"}} x",
+    };
+    const char *strict_needles[] = {"key \"model.norm.weight\" appears twice in \"weight_map\"",
+                                    "holds a NUL", "after the JSON value"};
+    for (int i = 0; i < 3; i++) {
+        ga_test_write_file(idx, strict_idx[i], strlen(strict_idx[i]));
+        ga_status r = ga_model_load(empty, &m, &e);
+        CHECK_MSG(r == GA_ERR_FORMAT && strstr(e.msg, strict_needles[i]) && strstr(e.msg, idx),
+                  "strict index %d: %s", i, e.msg);
+        ga_model_free(m);
+        m = NULL;
+    }
+    /* Only regular files (issue 10 item 9): a FIFO named like a model file is refused, never
+     * waited on (the alarm kills a regression that blocks), and a folder of symlinks to
+     * regular files, as the Hugging Face cache lays them out, loads. */
+    {
+        char *ff = ga_test_path(g_dir, "fifo");
+        mkdir(ff, 0755);
+        char *fcfg = ga_test_path(ff, "config.json"), *fst = ga_test_path(ff, "model.safetensors");
+        char *fidx = ga_test_path(ff, "model.safetensors.index.json");
+        char *gcfg = ga_test_path(good, "config.json");
+        CHECK(symlink(gcfg, fcfg) == 0);
+        CHECK(mkfifo(fst, 0600) == 0);
+        alarm(20);
+        CHECK(ga_model_load(ff, &m, &e) == GA_ERR_IO);
+        CHECK_MSG(strstr(e.msg, fst) && strstr(e.msg, "not a regular file (a FIFO)"), "fifo: %s",
+                  e.msg);
+        unlink(fst);
+        CHECK(mkfifo(fidx, 0600) == 0);
+        CHECK(ga_model_load(ff, &m, &e) == GA_ERR_IO);
+        CHECK_MSG(strstr(e.msg, fidx) && strstr(e.msg, "not a regular file"), "fifo index: %s",
+                  e.msg);
+        unlink(fidx);
+        CHECK(mkdir(fst, 0755) == 0); /* a directory named model.safetensors */
+        CHECK(ga_model_load(ff, &m, &e) == GA_ERR_IO);
+        CHECK_MSG(strstr(e.msg, "not a regular file (a directory)"), "dir: %s", e.msg);
+        rmdir(fst);
+        unlink(fcfg);
+        CHECK(mkfifo(fcfg, 0600) == 0);
+        CHECK(ga_model_load(ff, &m, &e) == GA_ERR_IO);
+        CHECK_MSG(strstr(e.msg, fcfg) && strstr(e.msg, "not a regular file"), "fifo config: %s",
+                  e.msg);
+        alarm(0);
+        unlink(fcfg);
+        char *gst = ga_test_path(good, "model.safetensors");
+        CHECK(symlink(gcfg, fcfg) == 0 && symlink(gst, fst) == 0);
+        CHECK_OK(ga_model_load(ff, &m, &e), &e);
+        ga_model_free(m);
+        m = NULL;
+        free(gst);
+        free(gcfg);
+        free(fidx);
+        free(fst);
+        free(fcfg);
+        free(ff);
+    }
     free(bytes);
     free(gs);
     free(sh);
@@ -281,6 +470,7 @@ int main(void) {
     if (!g_dir) return ga_test_finish();
     test_roundtrip();
     test_dtype_conversions();
+    test_nonfinite_scan();
     test_malformed();
     test_binding();
     ga_test_rmtree(g_dir);

@@ -2,8 +2,9 @@
  * config.json: parsing and validation of the model hyper-parameters, and the quantities
  * derived from them (q_proj rows with the gate, parameter count).
  *
- * config.json is untrusted input: every field is type-checked, every size is bounded so that
- * products of sizes fit comfortably in 64 bits, and unsupported features (rope scaling,
+ * config.json is untrusted input: the JSON is parsed strictly (json.h: no duplicate keys, no
+ * NUL in strings, nothing after the value), every field is type-checked, every size is bounded so
+ * that products of sizes fit comfortably in 64 bits, and unsupported features (rope scaling,
  * sliding windows, activations other than SiLU) are refused instead of ignored.
  */
 #include <math.h>
@@ -14,6 +15,8 @@
 #include <cjson/cJSON.h>
 
 #include "gattn/gattn.h"
+#include "json.h"
+#include "path.h"
 
 /* Upper bounds on sizes: far above any published model, low enough that every product we
  * form (rows * cols * bytes, layers * ...) stays below 2^62. */
@@ -234,8 +237,9 @@ static ga_status get_dtype(cfg_ctx *c, ga_config *cfg) {
 ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_config *out,
                           ga_err *err) {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return ga_err_set(err, GA_ERR_FORMAT, "%s: not valid JSON", path);
+    cJSON *root;
+    ga_status st0 = ga_json_parse_strict(text, len, path, NULL, &root, err);
+    if (st0) return st0;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return ga_err_set(err, GA_ERR_FORMAT, "%s: top level must be a JSON object", path);
@@ -335,38 +339,12 @@ done:
 }
 
 ga_status ga_config_load(const char *path, ga_config *out, ga_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ga_err_set(err, GA_ERR_IO, "%s: cannot open", path);
     /* A config is a few KB; refuse anything absurd before reading it into memory. */
-    char *buf = NULL;
-    size_t cap = 0, len = 0;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (16u << 20)) {
-                free(buf);
-                fclose(f);
-                return ga_err_set(err, GA_ERR_FORMAT, "%s: larger than 16 MiB", path);
-            }
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return ga_err_set(err, GA_ERR_OOM, "%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return ga_err_set(err, GA_ERR_IO, "%s: read error", path);
-    }
-    ga_status st = ga_config_parse(buf, len, path, out, err);
+    char *buf;
+    size_t len;
+    ga_status st = ga_read_regular(path, 16u << 20, &buf, &len, err);
+    if (st) return st;
+    st = ga_config_parse(buf, len, path, out, err);
     free(buf);
     return st;
 }

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
 #include "path.h"
 #include "safetensors.h"
 
@@ -195,10 +196,10 @@ static int cmp_span(const void *a, const void *b) {
 
 ga_status ga_store_parse_header(ga_store *s, const char *path, const char *hdr, uint64_t hdr_len,
                                 const uint8_t *data, uint64_t data_len, ga_err *err) {
-    cJSON *root = cJSON_ParseWithLength(hdr, (size_t)hdr_len);
-    if (!root)
-        return ga_err_set(err, GA_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
-    ga_status st = GA_OK;
+    cJSON *root;
+    ga_status st =
+        ga_json_parse_strict(hdr, (size_t)hdr_len, path, "safetensors header", &root, err);
+    if (st) return st;
     int first = s->n;
     if (!cJSON_IsObject(root)) {
         st = ga_err_set(err, GA_ERR_FORMAT, "%s: safetensors header must be a JSON object", path);
@@ -352,20 +353,17 @@ static ga_status map_file(ga_store *s, const char *path, ga_err *err) {
     f->path = strdup(path);
     if (!f->path) return ga_err_set(err, GA_ERR_OOM, "%s: out of memory", path);
     s->n_files++;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ga_err_set(err, GA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ga_err_set(err, GA_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 8) {
+    int fd;
+    uint64_t fsize;
+    ga_status st = ga_open_regular(path, &fd, &fsize, err);
+    if (st) return st;
+    if (fsize < 8) {
         close(fd);
         return ga_err_set(err, GA_ERR_FORMAT,
-                          "%s: %lld bytes, too short for a safetensors header (8-byte length)",
-                          path, (long long)sb.st_size);
+                          "%s: %llu bytes, too short for a safetensors header (8-byte length)",
+                          path, (unsigned long long)fsize);
     }
-    f->size = (size_t)sb.st_size;
+    f->size = (size_t)fsize;
     void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED)
@@ -375,10 +373,34 @@ static ga_status map_file(ga_store *s, const char *path, ga_err *err) {
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | p[i]; /* little-endian regardless of host */
+    /* A file that is not safetensors at all has a first 8 bytes that read as an impossible
+     * length and no '{' at byte 8 (every header is a JSON object). Describe it in words: that
+     * length would be a meaningless number. */
+    bool bad_len = n > f->size - 8 || n > MAX_HEADER_BYTES;
+    if (bad_len && f->size > 8 && p[8] != '{') {
+        bool text = true;
+        char shown[9];
+        for (int i = 0; i < 8; i++) {
+            text &= (p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n' || p[i] == '\t' || p[i] == '\r';
+            shown[i] = (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"') ? (char)p[i] : '?';
+        }
+        shown[8] = 0;
+        if (text)
+            return ga_err_set(err, GA_ERR_FORMAT,
+                              "%s: not a safetensors file: expected an 8-byte header length and a "
+                              "JSON header starting with '{', found text (\"%s...\")",
+                              path, shown);
+        return ga_err_set(err, GA_ERR_FORMAT,
+                          "%s: not a safetensors file: expected an 8-byte header length and a "
+                          "JSON header starting with '{', found binary data (bytes %02x %02x "
+                          "%02x %02x ...)",
+                          path, p[0], p[1], p[2], p[3]);
+    }
     if (n > f->size - 8)
         return ga_err_set(err, GA_ERR_FORMAT,
-                          "%s: header length %llu runs past the end of the file (%zu bytes)", path,
-                          (unsigned long long)n, f->size);
+                          "%s: truncated: the header length (%llu bytes) runs past the end of the "
+                          "file (%zu bytes)",
+                          path, (unsigned long long)n, f->size);
     if (n > MAX_HEADER_BYTES)
         return ga_err_set(err, GA_ERR_FORMAT, "%s: header length %llu exceeds %u bytes", path,
                           (unsigned long long)n, MAX_HEADER_BYTES);
@@ -409,26 +431,14 @@ ga_status ga_store_open_file(const char *path, ga_store **out, ga_err *err) {
 }
 
 static ga_status open_sharded(ga_store *s, const char *dir, const char *index_path, ga_err *err) {
-    FILE *f = fopen(index_path, "rb");
-    if (!f) return ga_err_set(err, GA_ERR_IO, "%s: cannot open", index_path);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    rewind(f);
-    if (sz < 0 || sz > (64l << 20)) {
-        fclose(f);
-        return ga_err_set(err, GA_ERR_FORMAT, "%s: unreasonable size", index_path);
-    }
-    char *buf = malloc((size_t)sz + 1);
-    if (!buf || fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-        free(buf);
-        fclose(f);
-        return ga_err_set(err, GA_ERR_IO, "%s: read error", index_path);
-    }
-    fclose(f);
-    cJSON *root = cJSON_ParseWithLength(buf, (size_t)sz);
+    char *buf;
+    size_t sz;
+    ga_status st = ga_read_regular(index_path, 64u << 20, &buf, &sz, err);
+    if (st) return st;
+    cJSON *root;
+    st = ga_json_parse_strict(buf, sz, index_path, NULL, &root, err);
     free(buf);
-    if (!root) return ga_err_set(err, GA_ERR_FORMAT, "%s: not valid JSON", index_path);
-    ga_status st = GA_OK;
+    if (st) return st;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm)) {
         st = ga_err_set(err, GA_ERR_FORMAT, "%s: missing \"weight_map\" object", index_path);

@@ -51,6 +51,22 @@ uint16_t ga_f32_to_f16(float f);
 void ga_tensor_read_f32(const ga_tensor *t, int64_t first, int64_t n, float *dst);
 void ga_tensor_read_bf16(const ga_tensor *t, int64_t first, int64_t n, uint16_t *dst);
 
+/* Finiteness of weights. A NaN or infinite weight poisons every logit it reaches, and the
+ * commands used to disagree about it (logits refused the NaN output, generate sampled from
+ * it); backends check each weight while they convert or upload it, so a model with one is
+ * refused at session creation with a message naming the tensor.
+ *
+ * Index of the first NaN or infinite value of x[0, n), or -1. Tests bits, so it holds under
+ * any floating-point flags. */
+int64_t ga_f32_find_nonfinite(const float *x, int64_t n);
+/* The same over elements [first, first + n) of t, from the stored bits (no conversion). With
+ * bf16_range, an F32 value that is finite but rounds to infinity in bf16 (|v| >= 2^128 *
+ * (1 - 2^-9)) counts too: the CUDA backend keeps matrices in bf16. */
+int64_t ga_tensor_find_nonfinite(const ga_tensor *t, int64_t first, int64_t n, bool bf16_range);
+/* The error for element idx of t: "<file>: tensor "<name>": element i (row r, column c) is
+ * NaN; a model's weights must be finite". Returns GA_ERR_FORMAT. */
+ga_status ga_tensor_nonfinite_err(const ga_tensor *t, int64_t idx, ga_err *err);
+
 /* "(3, 4)" style shape string for messages; buf of at least 96 bytes. */
 const char *ga_shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
 

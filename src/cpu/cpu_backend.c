@@ -50,8 +50,20 @@ static float *convert(cpu_backend *b, const ga_tensor *t, ga_err *err, ga_status
                          (long long)n);
         return NULL;
     }
-    ga_tensor_read_f32(t, 0, n, p);
     b->owned[b->n_owned++] = p;
+    /* Convert in blocks small enough to stay in L1/L2 and check each block for NaN/Inf right
+     * after writing it: the finiteness check rides on the conversion pass, no second pass
+     * over the weights in memory. */
+    const int64_t block = 8192;
+    for (int64_t i = 0; i < n; i += block) {
+        const int64_t m = n - i < block ? n - i : block;
+        ga_tensor_read_f32(t, i, m, p + i);
+        const int64_t bad = ga_f32_find_nonfinite(p + i, m);
+        if (bad >= 0) {
+            *st = ga_tensor_nonfinite_err(t, i + bad, err);
+            return NULL;
+        }
+    }
     return p;
 }
 

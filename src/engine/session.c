@@ -120,6 +120,18 @@ static ga_status check_room(const ga_session *s, int seq, int n, ga_err *err) {
     return GA_OK;
 }
 
+/* Finite weights can still overflow (a weight of 1e37 is a valid bf16): rows x V logits that
+ * a backend returned must be finite, or the call fails instead of handing NaN to a sampler. */
+static ga_status check_logits(const float *logits, int rows, int V, ga_err *err) {
+    if (!logits) return GA_OK;
+    int64_t bad = ga_f32_find_nonfinite(logits, (int64_t)rows * V);
+    if (bad < 0) return GA_OK;
+    return ga_err_set(err, GA_ERR_FORMAT,
+                      "non-finite logit (row %lld, token %lld): the model's activations "
+                      "overflowed; its weights are finite but too large",
+                      (long long)(bad / V), (long long)(bad % V));
+}
+
 ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int n,
                              bool all_positions, float *logits, ga_err *err) {
     if (seq < 0 || seq >= s->max_batch)
@@ -138,6 +150,7 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
     }
     st = s->backend->forward(s->backend, seq, s->seq_len[seq], tokens, n, all_positions, logits,
                              cap, err);
+    if (!st) st = check_logits(logits, all_positions ? n : 1, s->model->cfg.vocab_size, err);
     if (cap) s->capture = NULL; /* one prefill per attachment */
     if (st) {
         /* The cache may hold part of this call's K/V: the sequence is no longer usable. */
@@ -184,6 +197,7 @@ ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t 
     ga_status st = check_batch(s, seqs, tokens, nb, &pos, err);
     if (st) return st;
     st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+    if (!st) st = check_logits(logits, nb, s->model->cfg.vocab_size, err);
     free(pos);
     if (st) return st;
     for (int i = 0; i < nb; i++)
@@ -213,6 +227,7 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
         void *scratch = malloc(ga_sample_scratch_bytes(V));
         if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
         if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+        if (!st) st = check_logits(logits, nb, V, err);
         /* The draw for the token at position pos+1 uses that position as its counter. */
         for (int i = 0; i < nb && !st; i++)
             next[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i],
