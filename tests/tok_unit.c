@@ -353,6 +353,38 @@ static void test_handmade(void) {
     ga_tok_free(t);
 }
 
+/* The regex limits grow with the text (item 14) but must still stop a pattern with
+ * exponential backtracking, quickly and with an error, on short and on long text. */
+static void test_regex_bound(void) {
+    ga_err err = {{0}};
+    ga_tokenizer *t = NULL;
+    CHECK_OK(load_text("{" BASE_MODEL ", \"pre_tokenizer\": {\"type\": \"Sequence\", "
+                       "\"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                       "\"(a|aa)+b|\\\\s\"}, \"behavior\": \"Isolated\"}, {\"type\": "
+                       "\"ByteLevel\", \"use_regex\": false}]}, \"decoder\": {\"type\": "
+                       "\"ByteLevel\"}}",
+                       &t, &err),
+             &err);
+    if (!t) return;
+    expect_ids(t, "aab a", (int32_t[]){0, 2, 3, 0}, 4);
+    static const size_t lens[] = {60, 1 << 20};
+    for (int k = 0; k < 2; k++) {
+        size_t n = lens[k];
+        char *s = malloc(n + 1);
+        if (!s) continue;
+        memset(s, 'a', n);
+        s[n] = 0;
+        int32_t *ids = NULL;
+        int nid = -1;
+        ga_status st = ga_tok_encode(t, s, n, &ids, &nid, &err);
+        CHECK_MSG(st == GA_ERR_UNSUPPORTED && strstr(err.msg, "limit exceeded") && !ids && nid == 0,
+                  "%zu a's: %s: %s", n, ga_status_name(st), err.msg);
+        free(ids);
+        free(s);
+    }
+    ga_tok_free(t);
+}
+
 /* ------------------------------------------------------------ malformed files */
 
 static void test_malformed(void) {
@@ -531,6 +563,7 @@ int main(void) {
         ga_tok_free(t);
     }
     test_handmade();
+    test_regex_bound();
     test_malformed();
     ga_test_rmtree(g_tmp);
     free(g_tmp);

@@ -30,7 +30,7 @@ void ga_tok_ctx_free(ga_tok_ctx *c) {
     free(c->slots);
     free(c->keys);
     free(c->cids);
-    /* c->md is freed by the encoder that created it (tok_pretok.c) */
+    /* the regex state is freed by ga_tok_ctx_free_regex (tok_pretok.c) */
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
