@@ -353,6 +353,33 @@ static void test_handmade(void) {
     ga_tok_free(t);
 }
 
+/* A tokenizer with no single-byte tokens and no unk_token (issue 10, item 15): every byte is
+ * dropped, so words BPE to no ids at all, and the word cache stores and replays empty id
+ * lists. This passed a NULL pointer to memcpy (UBSan, the sanitizer build of this test). */
+static void test_no_byte_tokens(void) {
+    ga_err err = {{0}};
+    ga_tokenizer *t = NULL;
+    CHECK_OK(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"ab\": 0}, \"merges\": []}, "
+                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": false}, "
+                       "\"decoder\": {\"type\": \"ByteLevel\"}}",
+                       &t, &err),
+             &err);
+    if (!t) return;
+    expect_ids(t, "xy", NULL, 0);
+    expect_ids(t, "ab", NULL, 0); /* "ab" is a token, but no byte of it is one to merge from */
+    ga_tok_free(t);
+    /* the same through the word cache (a Split pre-tokenizer cuts words, repeats hit) */
+    CHECK_OK(
+        load_text(
+            "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"ab\": 0}, \"merges\": []}, " BASE_PIPE
+            "}",
+            &t, &err),
+        &err);
+    if (!t) return;
+    expect_ids(t, "xy xy xy", NULL, 0);
+    ga_tok_free(t);
+}
+
 /* The regex limits grow with the text (item 14) but must still stop a pattern with
  * exponential backtracking, quickly and with an error, on short and on long text. */
 static void test_regex_bound(void) {
@@ -563,6 +590,7 @@ int main(void) {
         ga_tok_free(t);
     }
     test_handmade();
+    test_no_byte_tokens();
     test_regex_bound();
     test_malformed();
     ga_test_rmtree(g_tmp);
