@@ -353,6 +353,65 @@ static void test_handmade(void) {
     ga_tok_free(t);
 }
 
+/* A tokenizer with no single-byte tokens and no unk_token (issue 10, item 15): every byte is
+ * dropped, so words BPE to no ids at all, and the word cache stores and replays empty id
+ * lists. This passed a NULL pointer to memcpy (UBSan, the sanitizer build of this test). */
+static void test_no_byte_tokens(void) {
+    ga_err err = {{0}};
+    ga_tokenizer *t = NULL;
+    CHECK_OK(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"ab\": 0}, \"merges\": []}, "
+                       "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": false}, "
+                       "\"decoder\": {\"type\": \"ByteLevel\"}}",
+                       &t, &err),
+             &err);
+    if (!t) return;
+    expect_ids(t, "xy", NULL, 0);
+    expect_ids(t, "ab", NULL, 0); /* "ab" is a token, but no byte of it is one to merge from */
+    ga_tok_free(t);
+    /* the same through the word cache (a Split pre-tokenizer cuts words, repeats hit) */
+    CHECK_OK(
+        load_text(
+            "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"ab\": 0}, \"merges\": []}, " BASE_PIPE
+            "}",
+            &t, &err),
+        &err);
+    if (!t) return;
+    expect_ids(t, "xy xy xy", NULL, 0);
+    ga_tok_free(t);
+}
+
+/* The regex limits grow with the text (item 14) but must still stop a pattern with
+ * exponential backtracking, quickly and with an error, on short and on long text. */
+static void test_regex_bound(void) {
+    ga_err err = {{0}};
+    ga_tokenizer *t = NULL;
+    CHECK_OK(load_text("{" BASE_MODEL ", \"pre_tokenizer\": {\"type\": \"Sequence\", "
+                       "\"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                       "\"(a|aa)+b|\\\\s\"}, \"behavior\": \"Isolated\"}, {\"type\": "
+                       "\"ByteLevel\", \"use_regex\": false}]}, \"decoder\": {\"type\": "
+                       "\"ByteLevel\"}}",
+                       &t, &err),
+             &err);
+    if (!t) return;
+    expect_ids(t, "aab a", (int32_t[]){0, 2, 3, 0}, 4);
+    static const size_t lens[] = {60, 1 << 20};
+    for (int k = 0; k < 2; k++) {
+        size_t n = lens[k];
+        char *s = malloc(n + 1);
+        if (!s) continue;
+        memset(s, 'a', n);
+        s[n] = 0;
+        int32_t *ids = NULL;
+        int nid = -1;
+        ga_status st = ga_tok_encode(t, s, n, &ids, &nid, &err);
+        CHECK_MSG(st == GA_ERR_UNSUPPORTED && strstr(err.msg, "limit exceeded") && !ids && nid == 0,
+                  "%zu a's: %s: %s", n, ga_status_name(st), err.msg);
+        free(ids);
+        free(s);
+    }
+    ga_tok_free(t);
+}
+
 /* ------------------------------------------------------------ malformed files */
 
 static void test_malformed(void) {
@@ -459,6 +518,27 @@ static void test_malformed(void) {
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], "
          "\"end_of_word_suffix\": \"</w>\"}, " BASE_PIPE "}",
          GA_ERR_UNSUPPORTED, "end_of_word_suffix"},
+        /* strict JSON (issue 10, item 5): one value, no NUL in strings, no duplicate keys */
+        {"{" BASE_MODEL ", " BASE_PIPE "} x", GA_ERR_FORMAT, "trailing bytes after the JSON value"},
+        {"{" BASE_MODEL ", " BASE_PIPE "}{}", GA_ERR_FORMAT, "trailing bytes"},
+        {"{" BASE_MODEL ", " BASE_PIPE "}\n\"x\"", GA_ERR_FORMAT, "trailing bytes"},
+        {"{" BASE_MODEL
+         ", \"added_tokens\": [{\"id\": 4, \"content\": \"abc\\u0000def\"}], " BASE_PIPE "}",
+         GA_ERR_FORMAT, "\\u0000 (NUL) inside a JSON string"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\\u0000b\": 0}, \"merges\": "
+         "[]}, " BASE_PIPE "}",
+         GA_ERR_FORMAT, "NUL"},
+        {"{" BASE_MODEL ", \"added_tokens\": [{\"id\": 4, \"content\": \"a\tb\"}], " BASE_PIPE "}",
+         GA_ERR_FORMAT, "raw control byte 0x09 inside a JSON string"},
+        {"{\x01" BASE_MODEL ", " BASE_PIPE "}", GA_ERR_FORMAT, "control byte 0x01 outside"},
+        {"{" BASE_MODEL ", " BASE_PIPE ", \"model\": {}}", GA_ERR_FORMAT,
+         "key 'model' appears twice in the top level"},
+        {"{" BASE_MODEL
+         ", \"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"id\": 5}], " BASE_PIPE "}",
+         GA_ERR_FORMAT, "key 'id' appears twice in added_tokens[0]"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"type\": "
+         "\"BPE\"}, " BASE_PIPE "}",
+         GA_ERR_FORMAT, "key 'type' appears twice in model"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ga_err err = {{0}};
@@ -467,6 +547,31 @@ static void test_malformed(void) {
         CHECK_MSG(st == cases[i].want && t == NULL && strstr(err.msg, cases[i].msg) &&
                       strstr(err.msg, "tokenizer.json"),
                   "case %zu: got %s: %s", i, ga_status_name(st), err.msg);
+    }
+    /* Accepted: trailing whitespace, and a backslash before "u0000" that is itself escaped
+     * (the token is the 7 characters \u0000, no NUL). */
+    {
+        ga_err err = {{0}};
+        ga_tokenizer *t = NULL;
+        CHECK_OK(load_text("{" BASE_MODEL ", \"added_tokens\": [{\"id\": 4, \"content\": "
+                           "\"\\\\u0000\"}], " BASE_PIPE "} \n\t\r\n",
+                           &t, &err),
+                 &err);
+        CHECK(t && ga_tok_special_id(t, "\\u0000") == 4);
+        ga_tok_free(t);
+    }
+    /* A duplicate among many keys (the hash-map path): 40 vocabulary entries, one twice. */
+    {
+        char json[4096];
+        int o = snprintf(json, sizeof json, "{\"model\": {\"type\": \"BPE\", \"vocab\": {");
+        for (int k = 0; k < 40; k++)
+            o += snprintf(json + o, sizeof json - (size_t)o, "\"t%d\": %d, ", k == 33 ? 7 : k, k);
+        snprintf(json + o, sizeof json - (size_t)o, "\"end\": 40}, \"merges\": []}, %s}",
+                 BASE_PIPE);
+        ga_err err = {{0}};
+        ga_tokenizer *t = (ga_tokenizer *)1;
+        CHECK(load_text(json, &t, &err) == GA_ERR_FORMAT && !t);
+        CHECK_MSG(strstr(err.msg, "key 't7' appears twice in model.vocab"), "%s", err.msg);
     }
     /* files that are not there or not files */
     ga_err err = {{0}};
@@ -486,6 +591,12 @@ static void test_malformed(void) {
         {"{\"added_tokens_decoder\": {\"4\": {\"content\": \"<t>\"}}}", "does not match"},
         {"{\"added_tokens_decoder\": {\"x\": {\"content\": \"<s>\"}}}", "added_tokens_decoder"},
         {"{\"added_tokens_decoder\": {\"99\": {\"content\": \"<s>\"}}}", "does not match"},
+        {"{\"eos_token\": \"<m>\", \"eos_token\": \"<s>\"}", "key 'eos_token' appears twice"},
+        {"{\"eos_token\": \"<m>\\u0000x\"}", "NUL"},
+        {"{\"eos_token\": \"<m>\"} {}", "trailing bytes"},
+        {"{\"added_tokens_decoder\": {\"4\": {\"content\": \"<s>\"}, \"4\": {\"content\": "
+         "\"<s>\"}}}",
+         "key '4' appears twice in added_tokens_decoder"},
     };
     char *dir = ga_test_path(g_tmp, "cfg");
     char cmd[600];
@@ -531,6 +642,8 @@ int main(void) {
         ga_tok_free(t);
     }
     test_handmade();
+    test_no_byte_tokens();
+    test_regex_bound();
     test_malformed();
     ga_test_rmtree(g_tmp);
     free(g_tmp);

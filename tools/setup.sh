@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev fonts-dejavu-core"
+PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev"
+PKGS="$PKGS fonts-dejavu-core" # the heatmaps' anti-aliased text (src/viz/font.c)
+PKGS="$PKGS clang"             # the libFuzzer harnesses (tools/fuzz.sh)
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -18,6 +20,17 @@ if [ -n "$missing" ]; then
   echo "setup: installing$missing"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# libFuzzer is in compiler-rt, which clang only recommends (Debian: libclang-rt-N-dev).
+if command -v clang >/dev/null 2>&1 && [ ! -f "$(clang -print-file-name=libclang_rt.fuzzer-$(uname -m).a)" ]; then
+  rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+  if apt-cache show "$rt" >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "setup: installing $rt"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$rt" >/dev/null
+  fi
 fi
 
 # --- reference tokenizer (tests only) ---

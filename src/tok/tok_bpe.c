@@ -30,7 +30,7 @@ void ga_tok_ctx_free(ga_tok_ctx *c) {
     free(c->slots);
     free(c->keys);
     free(c->cids);
-    /* c->md is freed by the encoder that created it (tok_pretok.c) */
+    /* the regex state is freed by ga_tok_ctx_free_regex (tok_pretok.c) */
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -165,6 +165,7 @@ ga_status ga_tok_bpe_word(ga_tok_ctx *c, const uint8_t *w, size_t n, ga_err *err
     for (; c->slots[i].hash; i = (i + 1) & mask) {
         ga_tok_cache_slot *s = &c->slots[i];
         if (s->hash == h && s->key_len == n && !memcmp(c->keys + s->key_off, w, n)) {
+            if (!s->n_ids) return GA_OK; /* a word of dropped bytes: c->ids may be NULL */
             if (grow((void **)&c->ids, &c->cap, c->n + s->n_ids, sizeof(int32_t)))
                 return ga_err_set(err, GA_ERR_OOM, "out of memory for token ids");
             memcpy(c->ids + c->n, c->cids + s->ids_off, s->n_ids * sizeof(int32_t));
@@ -186,7 +187,9 @@ ga_status ga_tok_bpe_word(ga_tok_ctx *c, const uint8_t *w, size_t n, ga_err *err
         grow((void **)&c->cids, &c->cids_cap, c->cids_len + k, sizeof(int32_t)))
         return GA_OK; /* the cache is only an optimisation */
     memcpy(c->keys + c->keys_len, w, n);
-    memcpy(c->cids + c->cids_len, c->ids + before, k * sizeof(int32_t));
+    /* k is 0 when every byte was dropped (no byte token, no unk): then c->ids and c->cids
+     * may both still be NULL, which memcpy must not see even for 0 bytes. */
+    if (k) memcpy(c->cids + c->cids_len, c->ids + before, k * sizeof(int32_t));
     c->slots[i] = (ga_tok_cache_slot){h, (uint32_t)c->keys_len, (uint32_t)n, (uint32_t)c->cids_len,
                                       (uint32_t)k};
     c->keys_len += n;

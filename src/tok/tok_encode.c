@@ -4,7 +4,6 @@
  * text between them; cut out added tokens with normalized=true from that; split the rest with
  * the pre-tokenizer regex and merge each piece with BPE.
  */
-#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -150,7 +149,7 @@ ga_status ga_tok_encode(const ga_tokenizer *t, const char *text, size_t len, int
     ga_status st = split_added(&c, text, len, false, encode_raw_section, err);
     if (!st && !c.ids && !(c.ids = malloc(sizeof(int32_t)))) /* never NULL on success */
         st = ga_err_set(err, GA_ERR_OOM, "out of memory");
-    if (c.md) pcre2_match_data_free((pcre2_match_data *)c.md);
+    ga_tok_ctx_free_regex(&c);
     if (st) {
         ga_tok_ctx_free(&c);
         return st;

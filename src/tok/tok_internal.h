@@ -139,6 +139,11 @@ struct ga_tokenizer {
     int32_t eos_id, bos_id, pad_id;
 };
 
+/* tok_strict.c: cJSON parse of a whole file's text that refuses trailing bytes, NUL or raw
+ * control bytes in strings, and duplicate keys; errors name path. */
+struct cJSON;
+ga_status ga_tok_json_parse(const char *path, const char *text, size_t len, struct cJSON **out,
+                            ga_err *err);
 /* tok_json.c: parses tokenizer.json text into t (path already set). */
 ga_status ga_tok_parse_json(ga_tokenizer *t, const char *text, size_t len, ga_err *err);
 /* tok_json.c: applies a tokenizer_config.json. */
@@ -183,7 +188,8 @@ typedef struct ga_tok_ctx {
     size_t keys_len, keys_cap;
     int32_t *cids;
     size_t cids_len, cids_cap;
-    void *md; /* pcre2_match_data_8 * */
+    void *md;   /* pcre2_match_data_8 * */
+    void *mctx; /* pcre2_match_context_8 *: the per-call limits */
 } ga_tok_ctx;
 
 void ga_tok_ctx_init(ga_tok_ctx *c, const ga_tokenizer *t);
@@ -195,5 +201,7 @@ ga_status ga_tok_bpe_word(ga_tok_ctx *c, const uint8_t *w, size_t n, ga_err *err
 ga_status ga_tok_bpe_word_nocache(ga_tok_ctx *c, const uint8_t *w, size_t n, ga_err *err);
 /* tok_pretok.c: splits normalized text with the regex and runs BPE on each piece. */
 ga_status ga_tok_encode_plain(ga_tok_ctx *c, const char *s, size_t n, ga_err *err);
+/* tok_pretok.c: frees the regex match state ga_tok_encode_plain made in c. */
+void ga_tok_ctx_free_regex(ga_tok_ctx *c);
 
 #endif

@@ -402,9 +402,9 @@ static ga_status load_merges(ga_tokenizer *t, const cJSON *merges, ga_err *err) 
 }
 
 ga_status ga_tok_parse_json(ga_tokenizer *t, const char *text, size_t len, ga_err *err) {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return FMT_ERR("%s: not valid JSON", t->path);
-    ga_status st = GA_OK;
+    cJSON *root;
+    ga_status st = ga_tok_json_parse(t->path, text, len, &root, err);
+    if (st) return st;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -465,9 +465,9 @@ static ga_status config_token(ga_tokenizer *t, const char *path, const cJSON *ro
 
 ga_status ga_tok_parse_config(ga_tokenizer *t, const char *path, const char *text, size_t len,
                               ga_err *err) {
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root) return FMT_ERR("%s: not valid JSON", path);
-    ga_status st = GA_OK;
+    cJSON *root;
+    ga_status st = ga_tok_json_parse(path, text, len, &root, err);
+    if (st) return st;
     if (!cJSON_IsObject(root)) st = FMT_ERR("%s: expected a JSON object", path);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "added_tokens_decoder");
     if (!st && !is_absent(dec)) {
