@@ -26,7 +26,7 @@ grep -qE '^\[-?[0-9]' "$T/l1" && ok || bad "logits format"
 # ---- bad input
 expect_fail "/nonexistent/model" "$G" info --model /nonexistent/model
 expect_fail "--model" "$G" info
-expect_fail "unknown argument" "$G" info --model "$M" --frobnicate
+expect_fail "unknown option '--frobnicate'" "$G" info --model "$M" --frobnicate
 expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,,2
 expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,x
 expect_fail "--tokens" "$G" logits --model "$M" --tokens -1

@@ -90,7 +90,7 @@ expect_fail "more than the context" "$G" generate --device cpu --model "$M" --to
 expect_fail "max_position_embeddings" "$G" generate --device cpu --model "$M" --prompt hi --max-context 97
 expect_fail "more than the context" "$G" generate --device cpu --model "$M" --prompt "$(head -c 2000 /dev/zero | tr '\0' 'x')"
 expect_fail "--chat" "$G" generate --device cpu --model "$M" --tokens 1,2 --chat
-expect_fail "unknown argument" "$G" generate --device cpu --model "$M" --prompt hi --bogus
+expect_fail "unknown option '--bogus'" "$G" generate --device cpu --model "$M" --prompt hi --bogus
 expect_fail "--device" "$G" generate --model "$M" --prompt hi --device tpu
 expect_fail "cannot open" "$G" generate --device cpu --model "$M" --batch-file "$T/nope"
 expect_fail "needs a value" "$G" generate --device cpu --model "$M" --prompt

@@ -33,7 +33,7 @@ expect_error "no prompt" "prompt" --model "$tmp/m"
 expect_error "both prompt and tokens" "exactly one" "${M[@]}" --prompt hi --tokens 1
 expect_error "missing model dir" "$tmp/nope" --model "$tmp/nope" --tokens 1,2
 expect_error "prompt without tokenizer" "tokens" "${M[@]}" --prompt "hello"
-expect_error "layer 0" "layer 0" "${M[@]}" --tokens 1,2 --layers 0
+expect_error "layer 0" "--layers: 0 (item 1) is outside \[1," "${M[@]}" --tokens 1,2 --layers 0
 expect_error "layer too large" "layer 3" "${M[@]}" --tokens 1,2 --layers 1,3
 expect_error "layer twice" "twice" "${M[@]}" --tokens 1,2 --layers 2,2
 expect_error "layers not numbers" "layers" "${M[@]}" --tokens 1,2 --layers 1,x

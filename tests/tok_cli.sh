@@ -60,7 +60,7 @@ expect_fail 2 "exactly one of --model" "$GA_CLI" tokenize --model "$TOK" --token
 expect_fail 2 "needs a value" "$GA_CLI" tokenize --model
 expect_fail 2 "exactly one of TEXT or --file" "$GA_CLI" tokenize --model "$TOK"
 expect_fail 2 "exactly one of TEXT or --file" "$GA_CLI" tokenize --model "$TOK" --file "$TMP/in.jsonl" x
-expect_fail 2 "unexpected argument '--bogus'" "$GA_CLI" tokenize --model "$TOK" --bogus x
+expect_fail 2 "unknown option '--bogus'" "$GA_CLI" tokenize --model "$TOK" --bogus x
 expect_fail 2 "unexpected argument 'y'" "$GA_CLI" tokenize --model "$TOK" x y
 expect_fail 1 "/nonexistent/tokenizer.json" "$GA_CLI" tokenize --model /nonexistent x
 expect_fail 1 "invalid UTF-8 at byte offset 2" "$GA_CLI" tokenize --model "$TOK" $'ab\xff'
@@ -80,7 +80,7 @@ for t in "1,,2" "-1" "abc" "1,2," "99999999999" ""; do
   expect_fail 2 "not a comma-separated list" "$GA_CLI" detokenize --model "$TOK" --tokens "$t"
 done
 expect_fail 1 "id 512 at position 1 is not a token" "$GA_CLI" detokenize --model "$TOK" --tokens 5,512
-expect_fail 2 "unexpected argument '--pieces'" "$GA_CLI" detokenize --model "$TOK" --pieces --tokens 1
+expect_fail 2 "unknown option '--pieces'" "$GA_CLI" detokenize --model "$TOK" --pieces --tokens 1
 for line in '[1, "2"]' '[1.5]' '{"a": 1}' '[-1]' '[' '[600]'; do
   printf '%s\n' "$line" >"$TMP/d.jsonl"
   expect_fail 1 "d.jsonl:1: " "$GA_CLI" detokenize --model "$TOK" --file "$TMP/d.jsonl"
