@@ -4,7 +4,12 @@
  * the step time and the bandwidth it implies (bf16 weights + KV read per step) next to it.
  * Warms up, repeats, reports mean and range. Measured, never asserted.
  *
- *   bench_cuda_model [--preset 0.6b|1.7b] [--gate none|headwise|elementwise] [--reps N]
+ *   bench_cuda_model [--preset qwen3-0.6b|paper-1.7b] [--variant baseline|headwise|elementwise]
+ *                    [--reps N]
+ *
+ * The shapes and variant names are gattn's own (src/cli/presets.c, shared with `gattn
+ * write-model` and `gattn bench`); a name it does not know is an error (exit 2), never a
+ * silent default.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -12,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/presets.h"
 #include "gattn/gattn.h"
 
 static double now_s(void) {
@@ -26,41 +32,44 @@ static int die(const char *what, const ga_err *e) {
 }
 
 int main(int argc, char **argv) {
-    const char *preset = "0.6b", *gate = "headwise";
+    const char *preset = "qwen3-0.6b", *variant = "headwise";
     int reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--preset"))
-            preset = argv[i + 1];
-        else if (!strcmp(argv[i], "--gate"))
-            gate = argv[i + 1];
-        else if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
+    for (int i = 1; i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v || (strcmp(o, "--preset") && strcmp(o, "--variant") && strcmp(o, "--reps"))) {
+            fprintf(stderr, "bench_cuda_model: error: %s '%s'\n",
+                    v ? "unknown option" : "missing value or unknown option", o);
+            return 2;
+        }
+        if (!strcmp(o, "--preset")) preset = v;
+        if (!strcmp(o, "--variant")) variant = v;
+        if (!strcmp(o, "--reps") && ((reps = (int)strtol(v, &end, 10)) < 1 || *end)) {
+            fprintf(stderr, "bench_cuda_model: error: --reps: '%s' is not a positive integer\n", v);
+            return 2;
+        }
+    }
+    const ga_preset *p = ga_preset_find(preset);
+    ga_gate_mode gate;
+    if (!p) {
+        fprintf(stderr, "bench_cuda_model: error: --preset: '%s' is not %s\n", preset,
+                ga_preset_names());
+        return 2;
+    }
+    if (ga_variant_parse(variant, &gate)) {
+        fprintf(stderr, "bench_cuda_model: error: --variant: '%s' is not %s\n", variant,
+                GA_VARIANT_NAMES);
+        return 2;
     }
     if (!ga_cuda_available()) {
         printf("no CUDA GPU: nothing measured\n");
         return 0;
     }
-    // Qwen3-0.6B / 1.7B shapes (tied embeddings, head_dim 128, 16 query / 8 KV heads).
-    ga_config c = {.vocab_size = 151936,
-                   .hidden_size = 1024,
-                   .intermediate_size = 3072,
-                   .n_layers = 28,
-                   .n_heads = 16,
-                   .n_kv_heads = 8,
-                   .head_dim = 128,
-                   .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e6,
-                   .max_position_embeddings = 40960,
-                   .tie_word_embeddings = true,
-                   .use_qk_norm = true,
-                   .torch_dtype = GA_BF16,
-                   .n_eos = 1,
-                   .eos_token_ids = {151645},
-                   .bos_token_id = -1};
-    if (!strcmp(preset, "1.7b")) c.hidden_size = 2048, c.intermediate_size = 6144;
-    c.gate = !strcmp(gate, "none")          ? GA_GATE_NONE
-             : !strcmp(gate, "elementwise") ? GA_GATE_ELEMENTWISE
-                                            : GA_GATE_HEADWISE;
+    ga_config c = p->shape;
+    c.gate = gate;
+    c.torch_dtype = GA_BF16;
+    c.n_eos = 1;
+    c.eos_token_ids[0] = 151645;
     ga_err err = {{0}};
     ga_model *m = NULL;
     double t0 = now_s();
@@ -70,9 +79,9 @@ int main(int argc, char **argv) {
     ga_session *s = NULL;
     if (ga_session_create(m, &o, &s, &err)) return die("session", &err);
     double wbytes = (double)ga_config_param_count(&c) * 2;
-    printf("model: Qwen3-%s shape, %s gate, %.3g params, bf16 weights %.2f GB, upload %.1f s, "
+    printf("model: %s shape, %s gate, %.3g params, bf16 weights %.2f GB, upload %.1f s, "
            "device %s\n",
-           preset, ga_gate_mode_name(c.gate), (double)ga_config_param_count(&c), wbytes / 1e9,
+           p->name, ga_gate_mode_name(c.gate), (double)ga_config_param_count(&c), wbytes / 1e9,
            now_s() - t0, ga_session_device_name(s));
 
     int32_t *tok = malloc(4096 * sizeof *tok);

@@ -1,7 +1,8 @@
 # End-to-end CUDA backend benchmark (prefill and decode throughput). Built with the CUDA
 # backend only; run by hand or by tools/gpu_check.sh with GA_GPU_BENCH=1.
 if(GA_HAVE_CUDA)
-  add_executable(bench_cuda_model bench_cuda_model.c)
+  add_executable(bench_cuda_model bench_cuda_model.c ${PROJECT_SOURCE_DIR}/src/cli/presets.c)
+  target_include_directories(bench_cuda_model PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(bench_cuda_model PRIVATE ${GA_C_WARN})
   target_link_libraries(bench_cuda_model PRIVATE libgattn)
   set_target_properties(bench_cuda_model PROPERTIES LINKER_LANGUAGE CUDA)

@@ -25,6 +25,31 @@ expect_fail() {
   ok
 }
 
+# expect_exit CODE NEEDLE cmd...: as expect_fail, and the exit code is CODE (1 runtime failure,
+# 2 usage error: the scheme every subcommand follows).
+expect_exit() {
+  local code=$1; shift
+  local before=$fail
+  expect_fail "$@"
+  [ $fail -ne $before ] && return
+  "${@:2}" >/dev/null 2>&1
+  local rc=$?
+  if [ $rc -ne "$code" ]; then pass=$((pass - 1)); bad "exit $rc, want $code: ${*:2}"; fi
+}
+
+# expect_stdout_error cmd...: with stdout on /dev/full the command must fail (exit 1) with one
+# stderr line about stdout, instead of reporting success.
+expect_stdout_error() {
+  "$@" >/dev/full 2>"$T/err"
+  local rc=$?
+  # one error line (bench also reports its rows on stderr as they finish)
+  if [ $rc -ne 1 ] || ! grep -q "cannot write to stdout" "$T/err" || [ "$(grep -c ': error: ' "$T/err")" -ne 1 ]; then
+    bad "stdout on /dev/full: exit $rc: $* :: $(cat "$T/err")"
+  else
+    ok
+  fi
+}
+
 finish() {
   echo "$pass passed, $fail failed"
   [ $fail -eq 0 ]

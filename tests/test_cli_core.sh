@@ -26,7 +26,7 @@ grep -qE '^\[-?[0-9]' "$T/l1" && ok || bad "logits format"
 # ---- bad input
 expect_fail "/nonexistent/model" "$G" info --model /nonexistent/model
 expect_fail "--model" "$G" info
-expect_fail "unknown argument" "$G" info --model "$M" --frobnicate
+expect_fail "unknown option '--frobnicate'" "$G" info --model "$M" --frobnicate
 expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,,2
 expect_fail "--tokens" "$G" logits --model "$M" --tokens 1,x
 expect_fail "--tokens" "$G" logits --model "$M" --tokens -1
@@ -67,5 +67,66 @@ if ! "$G" logits --model "$M" --tokens 1 --device cuda >/dev/null 2>"$T/err"; th
 else
   ok
 fi
+
+# ---- exit codes: 2 for a usage error, 1 for a runtime failure, in every subcommand
+for c in info logits write-model tokenize detokenize viz generate bench; do
+  expect_exit 2 "unknown option '--frobnicate'" "$G" $c --frobnicate
+  "$G" $c --help >"$T/help" 2>&1 && grep -q "^usage: gattn $c" "$T/help" && grep -q "exit codes" "$T/help" \
+    && ok || bad "$c --help"
+done
+expect_exit 2 "needs a value" "$G" info --model
+expect_exit 2 "--tokens" "$G" logits --model "$M" --tokens 1,,2
+expect_exit 2 "--variant" "$G" write-model --out "$T/x" --variant sideways
+expect_exit 2 "--preset" "$G" write-model --out "$T/x" --preset huge
+expect_exit 2 "--model DIR and --tokens" "$G" logits --model "$M"
+expect_exit 1 "/nonexistent/model" "$G" info --model /nonexistent/model
+expect_exit 1 "/nonexistent/model" "$G" logits --model /nonexistent/model --tokens 1
+expect_exit 1 "outside [0, 100)" "$G" logits --model "$M" --tokens 1,100
+expect_exit 1 "/nonexistent" "$G" tokenize --model /nonexistent x
+expect_exit 1 "/nonexistent" "$G" detokenize --model /nonexistent --tokens 1
+expect_exit 1 "/nonexistent" "$G" viz --model /nonexistent --tokens 1
+expect_exit 1 "/nonexistent" "$G" generate --model /nonexistent --tokens 1
+expect_exit 1 "/nonexistent" "$G" bench --model /nonexistent
+touch "$T/afile"
+expect_exit 1 "not a folder" "$G" write-model --out "$T/afile"
+
+# ---- write-model over an existing folder (issue 10 item 1): refused unless --force, and then
+# the old model's files are gone, so the new model is the one that loads
+W=$T/r1
+S="--layers 2 --hidden 48 --heads 4 --kv-heads 2 --head-dim 16 --intermediate 64 --vocab 100"
+"$G" write-model --out "$W" $S --seed 7 >/dev/null && ok || bad "write-model seed 7"
+"$G" logits --model "$W" --tokens 1,2 --device cpu >"$T/old" || bad "logits seed 7"
+expect_exit 1 "--force" "$G" write-model --out "$W" $S --seed 9 --shards 2
+echo keep >"$W/notes.txt"
+"$G" write-model --out "$W" $S --seed 9 --shards 2 --force >/dev/null && ok || bad "write-model --force"
+[ ! -e "$W/model.safetensors" ] && [ -f "$W/model-00002-of-00002.safetensors" ] && [ "$(cat "$W/notes.txt")" = keep ] \
+  && ok || bad "--force left: $(ls "$W")"
+"$G" write-model --out "$T/r9" $S --seed 9 >/dev/null
+"$G" logits --model "$W" --tokens 1,2 --device cpu >"$T/new" && "$G" logits --model "$T/r9" --tokens 1,2 --device cpu >"$T/want" \
+  && cmp -s "$T/new" "$T/want" && ! cmp -s "$T/new" "$T/old" && ok || bad "the rewritten folder does not load the new model"
+mkdir -p "$T/empty"
+"$G" write-model --out "$T/empty" $S >/dev/null && ok || bad "write-model into an empty folder"
+
+# ---- rms_norm_eps is written as the value meant, 1e-06 (issue 10 item 12)
+grep -q '"rms_norm_eps":[[:space:]]*1e-06,' "$M/config.json" && ok || bad "rms_norm_eps: $(grep rms_norm_eps "$M/config.json")"
+
+# ---- a stdout that cannot be written is a failure (issue 10 item 8)
+expect_stdout_error "$G" info --model "$M"
+expect_stdout_error "$G" info --model "$M" --json
+expect_stdout_error "$G" logits --model "$M" --tokens 1 --device cpu
+expect_stdout_error "$G" write-model --out "$T/full" $S
+
+# ---- tools/demo.sh with two folders of the same name (issue 10 item 3): one picture and one
+# dump each, and each column holds that model's own numbers (only headwise has a gate mean)
+mkdir -p "$T/A" "$T/B"
+D="--layers 2 --hidden 64 --heads 4 --kv-heads 2 --head-dim 16 --intermediate 96 --vocab 300 --tokenizer"
+"$G" write-model --out "$T/A/final" --variant baseline $D >/dev/null && "$G" write-model --out "$T/B/final" --variant headwise $D >/dev/null \
+  || bad "demo models"
+GATTN=$G DEMO=$T/demo DEVICE=cpu bash "${GA_SRC:-$(dirname "$0")/..}/tools/demo.sh" "$T/A/final" "$T/B/final" >"$T/demo.out" 2>&1 \
+  && ok || bad "demo.sh: $(tail -5 "$T/demo.out")"
+[ -s "$T/demo/A-final_selected_layer_attention_maps.png" ] && [ -s "$T/demo/B-final_selected_layer_attention_maps.png" ] \
+  && [ -f "$T/demo/A-final-dump/metrics.csv" ] && [ -f "$T/demo/B-final-dump/metrics.csv" ] && ok || bad "demo outputs: $(ls "$T/demo")"
+row=$(grep -A1 "^layer" "$T/demo.out" | tail -1)
+echo "$row" | awk '{ exit !($2 !~ /\(/ && $3 ~ /^[0-9.]+$/ && $4 ~ /^\(/) }' && ok || bad "demo columns: $row"
 
 finish

@@ -72,8 +72,36 @@ EOF
 done
 printf '"x"\nnot json\n' >"$T/badbatch"
 expect_fail ":2: not a JSON string" "$G" generate --device cpu --model "$M" --batch-file "$T/badbatch"
+# a line is exactly one JSON string (issue 10 item 4): trailing text or a second string is an
+# error naming the line, not a prompt made of the first string
+for line in '"xyz" garbage' '"p""q"' '"a" "b"' '["x"]'; do
+  printf '"ok"\n%s\n' "$line" >"$T/badbatch"
+  expect_exit 1 ":2: not a JSON string" "$G" generate --device cpu --model "$M" --batch-file "$T/badbatch" -n 1
+done
+# a prompt holding U+0000 is used whole: its output equals that of the same text tokenized
+# whole (tokenize --file keeps the NUL), not that of the text cut at the NUL
+printf '"abc\\u0000def"\n' >"$T/nul.jsonl"
+"$G" generate --device cpu --model "$M" --batch-file "$T/nul.jsonl" -n 4 >"$T/nul.out" 2>/dev/null && ok || bad "NUL prompt"
+full=$("$G" tokenize --model "$M" --file "$T/nul.jsonl" | tr -d '[]')
+cut=$("$G" tokenize --model "$M" abc)
+want=$("$G" generate --device cpu --model "$M" --tokens "$full" -n 4 --ids 2>/dev/null)
+python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read()); assert o["ids"]==[int(x) for x in sys.argv[2].split(",")], (o, sys.argv[2])' \
+  "$T/nul.out" "$want" && [ "$full" != "$cut" ] && ok || bad "NUL prompt cut: $(cat "$T/nul.out") want $want"
+expect_exit 1 "U+0000" "$G" generate --device cpu --model "$M" --batch-file "$T/nul.jsonl" -n 1 --chat
 : >"$T/empty"
 expect_fail "holds no prompts" "$G" generate --device cpu --model "$M" --batch-file "$T/empty"
+
+# --- stdout that cannot be written: exit 1, not 0 (issue 10 item 8)
+expect_stdout_error "$G" generate --device cpu --model "$M" --tokens 3,14,15 -n 3
+expect_stdout_error "$G" generate --device cpu --model "$M" --tokens 3,14,15 -n 3 --ids
+expect_stdout_error "$G" generate --device cpu --model "$M" --batch-file "$T/batch.jsonl" -n 2
+
+# --- usage errors exit 2, runtime failures 1 (issue 10 item 10)
+expect_exit 2 "--tokens" "$G" generate --device cpu --model "$M" --tokens 1,,2
+expect_exit 2 "--tokens" "$G" generate --device cpu --model /nonexistent --tokens x
+expect_exit 1 "outside the model's vocabulary" "$G" generate --device cpu --model "$M" --tokens 1,400 --ids
+expect_exit 2 "--variants" "$G" bench --variants baseline,foo
+expect_exit 2 "--prefill" "$G" bench --prefill 1,,2
 
 # --- bad generate arguments
 expect_fail "--model DIR is required" "$G" generate --device cpu --prompt hi
@@ -90,7 +118,7 @@ expect_fail "more than the context" "$G" generate --device cpu --model "$M" --to
 expect_fail "max_position_embeddings" "$G" generate --device cpu --model "$M" --prompt hi --max-context 97
 expect_fail "more than the context" "$G" generate --device cpu --model "$M" --prompt "$(head -c 2000 /dev/zero | tr '\0' 'x')"
 expect_fail "--chat" "$G" generate --device cpu --model "$M" --tokens 1,2 --chat
-expect_fail "unknown argument" "$G" generate --device cpu --model "$M" --prompt hi --bogus
+expect_fail "unknown option '--bogus'" "$G" generate --device cpu --model "$M" --prompt hi --bogus
 expect_fail "--device" "$G" generate --model "$M" --prompt hi --device tpu
 expect_fail "cannot open" "$G" generate --device cpu --model "$M" --batch-file "$T/nope"
 expect_fail "needs a value" "$G" generate --device cpu --model "$M" --prompt
@@ -137,5 +165,29 @@ expect_fail "multiple of --kv-heads" "$G" bench --heads 3 --kv-heads 2
 expect_fail "drop the shape flags" "$G" bench --model "$M" --layers 2
 expect_fail "--reps" "$G" bench --reps 0
 expect_fail "cannot write" "$G" bench $B --prefill 8 --depths 0 --batch 1 --decode-tokens 2 --reps 1 --csv "$T/nodir/x.csv"
+expect_stdout_error "$G" bench $B --variants baseline --prefill 8 --depths 0 --batch 1 --decode-tokens 2 --reps 1
+
+# --- bench progress and one depth truth (issue 10 items 11, 12): every row on stderr as it
+# finishes; a row whose timed tokens ran past its nominal depth shows that range in the table,
+# and the CSV and JSON carry the same three numbers (depth, timed_from, depth_end)
+"$G" bench $B --variants baseline --prefill 8 --depths 16 --batch 1 --decode-tokens 4 --reps 2 \
+  --csv "$T/d.csv" --json "$T/d.json" >"$T/d.md" 2>"$T/d.err" && ok || bad "bench depth run"
+grep -q '^gattn bench: \[1/2\] baseline prefill' "$T/d.err" && grep -q '^gattn bench: \[2/2\] baseline decode batch 1 depth 16' "$T/d.err" \
+  && ok || bad "bench progress lines: $(cat "$T/d.err")"
+# filled to 16, one warm-up of 4, timed 2 x 4: from 20 to 28
+grep -q '^| baseline | decode | 1 | 20..28 |' "$T/d.md" && ok || bad "depth column: $(grep decode "$T/d.md")"
+python3 - "$T/d.csv" "$T/d.json" <<'EOF' && ok || bad "depth in CSV/JSON"
+import csv, json, sys
+r = [x for x in csv.DictReader(open(sys.argv[1])) if x["test"] == "decode"][0]
+assert (r["depth"], r["timed_from"], r["depth_end"]) == ("16", "20", "28"), r
+j = [x for x in json.load(open(sys.argv[2]))["rows"] if x["test"] == "decode"][0]
+assert (j["depth"], j["timed_from"], j["depth_end"]) == (16, 20, 28), j
+EOF
+# on the CPU with no shape given, the default is a small shape, said on stderr (a quick check
+# of the choice only: --reps 1 --warmup 0 and short lists keep it fast)
+"$G" bench --device cpu --variants baseline --prefill 8 --depths 0 --batch 1 --decode-tokens 2 --reps 1 --warmup 0 \
+  >"$T/c.md" 2>"$T/c.err" && ok || bad "bench cpu default: $(cat "$T/c.err")"
+grep -q "benchmarking the 'small' shape on the CPU" "$T/c.err" && grep -q "model random: 4 layers, hidden 256" "$T/c.md" \
+  && ok || bad "cpu default shape: $(cat "$T/c.err" "$T/c.md")"
 
 finish

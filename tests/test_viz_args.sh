@@ -33,11 +33,11 @@ expect_error "no prompt" "prompt" --model "$tmp/m"
 expect_error "both prompt and tokens" "exactly one" "${M[@]}" --prompt hi --tokens 1
 expect_error "missing model dir" "$tmp/nope" --model "$tmp/nope" --tokens 1,2
 expect_error "prompt without tokenizer" "tokens" "${M[@]}" --prompt "hello"
-expect_error "layer 0" "layer 0" "${M[@]}" --tokens 1,2 --layers 0
+expect_error "layer 0" "--layers: 0 (item 1) is outside \[1," "${M[@]}" --tokens 1,2 --layers 0
 expect_error "layer too large" "layer 3" "${M[@]}" --tokens 1,2 --layers 1,3
 expect_error "layer twice" "twice" "${M[@]}" --tokens 1,2 --layers 2,2
 expect_error "layers not numbers" "layers" "${M[@]}" --tokens 1,2 --layers 1,x
-expect_error "empty layer item" "layers" "${M[@]}" --tokens 1,2 --layers 1,,2
+expect_error "empty layer item" "--layers: '1,,2' is not a comma-separated list of layer numbers" "${M[@]}" --tokens 1,2 --layers 1,,2
 expect_error "head too large" "head 4" "${M[@]}" --tokens 1,2 --head 4
 expect_error "negative head" "head" "${M[@]}" --tokens 1,2 --head -1
 expect_error "head not a number" "head" "${M[@]}" --tokens 1,2 --head two
@@ -65,5 +65,25 @@ if "$CLI" viz --model "$tmp/tok" --prompt "hello world" --out "$tmp/ok.png" --de
 else
   echo "FAIL: a valid run failed"; fail=$((fail + 1))
 fi
+# --dump into a folder holding a longer earlier run leaves exactly the new run (issue 10 item 2)
+mkdir -p "$tmp/d2"
+"$CLI" viz --model "$tmp/m" --tokens 1,2,3,4,5,6,7 --out "$tmp/a.png" --device cpu --dump "$tmp/d2" --layers 1,2 >/dev/null \
+  && "$CLI" viz --model "$tmp/m" --tokens 1,2,3 --out "$tmp/a.png" --device cpu --dump "$tmp/d2" --layers 1 >/dev/null \
+  && [ "$(ls "$tmp/d2" | sort | tr '\n' ' ')" = "layer_1.npy metrics.csv metrics.json tokens.json " ] \
+  && python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"(3, 3)" in d[:128], d[:128]' "$tmp/d2/layer_1.npy" \
+  && pass=$((pass + 1)) || { echo "FAIL: stale dump files: $(ls "$tmp/d2")"; fail=$((fail + 1)); }
+# --model . names the picture and its title after the folder, not "." (issue 10 item 12)
+(cd "$tmp/m" && "$CLI" viz --model . --tokens 1,2 --device cpu >/dev/null) && [ -s "$tmp/m/m_selected_layer_attention_maps.png" ] \
+  && [ ! -e "$tmp/m/._selected_layer_attention_maps.png" ] \
+  && pass=$((pass + 1)) || { echo "FAIL: viz --model . output name: $(ls "$tmp/m")"; fail=$((fail + 1)); }
+# stdout that cannot be written is a failure, exit 1 (issue 10 item 8)
+"$CLI" viz --model "$tmp/m" --tokens 1,2 --out "$tmp/f.png" --device cpu >/dev/full 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "cannot write to stdout" "$tmp/err"; then pass=$((pass + 1)); else
+  echo "FAIL: viz > /dev/full: exit $rc: $(cat "$tmp/err")"; fail=$((fail + 1)); fi
+# usage errors exit 2, runtime failures 1
+"$CLI" viz --model "$tmp/m" --tokens 1,2 --max-res 0 2>/dev/null; rc1=$?
+"$CLI" viz --model "$tmp/nope" --tokens 1,2 2>/dev/null; rc2=$?
+[ $rc1 -eq 2 ] && [ $rc2 -eq 1 ] && pass=$((pass + 1)) || { echo "FAIL: viz exit codes $rc1 $rc2 (want 2 1)"; fail=$((fail + 1)); }
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

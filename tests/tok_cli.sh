@@ -60,7 +60,7 @@ expect_fail 2 "exactly one of --model" "$GA_CLI" tokenize --model "$TOK" --token
 expect_fail 2 "needs a value" "$GA_CLI" tokenize --model
 expect_fail 2 "exactly one of TEXT or --file" "$GA_CLI" tokenize --model "$TOK"
 expect_fail 2 "exactly one of TEXT or --file" "$GA_CLI" tokenize --model "$TOK" --file "$TMP/in.jsonl" x
-expect_fail 2 "unexpected argument '--bogus'" "$GA_CLI" tokenize --model "$TOK" --bogus x
+expect_fail 2 "unknown option '--bogus'" "$GA_CLI" tokenize --model "$TOK" --bogus x
 expect_fail 2 "unexpected argument 'y'" "$GA_CLI" tokenize --model "$TOK" x y
 expect_fail 1 "/nonexistent/tokenizer.json" "$GA_CLI" tokenize --model /nonexistent x
 expect_fail 1 "invalid UTF-8 at byte offset 2" "$GA_CLI" tokenize --model "$TOK" $'ab\xff'
@@ -68,7 +68,8 @@ expect_fail 1 "nope.jsonl: cannot open" "$GA_CLI" tokenize --model "$TOK" --file
 printf '"ok"\n[1,2]\n' >"$TMP/b1.jsonl"
 "$GA_CLI" tokenize --model "$TOK" --file "$TMP/b1.jsonl" >"$TMP/o1" 2>"$TMP/e1"
 [ $? -eq 1 ] && grep -q "b1.jsonl:2: expected a JSON string" "$TMP/e1" && ok || bad "bad JSON line: $(cat "$TMP/e1")"
-for line in '"unterminated' '"bad \q escape"' '"lone \ud800 surrogate"' '"x" trailing' "$(printf '"raw\tcontrol"')" ''; do
+for line in '"unterminated' '"bad \q escape"' '"lone \ud800 surrogate"' '"x" trailing' "$(printf '"raw\tcontrol"')" '' \
+  '"p""q"' '"xyz" garbage' '"a" "b"'; do
   printf '%s\n' "$line" >"$TMP/b2.jsonl"
   expect_fail 1 "b2.jsonl:1: " "$GA_CLI" tokenize --model "$TOK" --file "$TMP/b2.jsonl"
 done
@@ -80,11 +81,18 @@ for t in "1,,2" "-1" "abc" "1,2," "99999999999" ""; do
   expect_fail 2 "not a comma-separated list" "$GA_CLI" detokenize --model "$TOK" --tokens "$t"
 done
 expect_fail 1 "id 512 at position 1 is not a token" "$GA_CLI" detokenize --model "$TOK" --tokens 5,512
-expect_fail 2 "unexpected argument '--pieces'" "$GA_CLI" detokenize --model "$TOK" --pieces --tokens 1
-for line in '[1, "2"]' '[1.5]' '{"a": 1}' '[-1]' '[' '[600]'; do
+expect_fail 2 "unknown option '--pieces'" "$GA_CLI" detokenize --model "$TOK" --pieces --tokens 1
+for line in '[1, "2"]' '[1.5]' '{"a": 1}' '[-1]' '[' '[600]' '[72,105] garbage' '[72][105]' '[1,]' '[,1]' '[01]' '[1e2]' '[1 2]'; do
   printf '%s\n' "$line" >"$TMP/d.jsonl"
   expect_fail 1 "d.jsonl:1: " "$GA_CLI" detokenize --model "$TOK" --file "$TMP/d.jsonl"
 done
+
+# a decoded NUL byte is written whole in the JSON line (the byte-level piece of 0x00 is U+0100)
+nul=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["vocab"]["\u0100"])' "$TOK/tokenizer.json")
+printf '[%s,%s,%s]\n' "$("$GA_CLI" tokenize --model "$TOK" A)" "$nul" "$("$GA_CLI" tokenize --model "$TOK" B)" >"$TMP/nul.jsonl"
+[ "$("$GA_CLI" detokenize --model "$TOK" --file "$TMP/nul.jsonl")" = '"A\u0000B"' ] && ok || bad "NUL in detokenize --file"
+# stdout that cannot be written fails
+"$GA_CLI" tokenize --model "$TOK" hello >/dev/full 2>"$TMP/err"; [ $? -eq 1 ] && ok || bad "tokenize > /dev/full"
 
 # --- bad tokenizer files
 mkdir -p "$TMP/broken"

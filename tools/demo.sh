@@ -11,25 +11,30 @@
 # build/demo/{model}_selected_layer_attention_maps.png (2 x 2 heatmaps of layers 1, 7, 21,
 # 28, or evenly spread layers of a smaller model) and dumps the maps and metrics to
 # build/demo/{model}-dump/, then prints the per-layer first-token attention share (the
-# attention sink) and gate statistics of all models side by side. Runs on the GPU when
-# there is one, else on the CPU (DEVICE=cpu|cuda|auto overrides).
+# attention sink) and gate statistics of all models side by side. {model} is the folder's
+# name; folders that share a name (A/final B/final) get their parent's name in front
+# (A-final, B-final), so no model's output overwrites another's. Runs on the GPU when there
+# is one, else on the CPU (DEVICE=cpu|cuda|auto overrides). GATTN=path/to/gattn skips the
+# build; DEMO=DIR puts the outputs elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DEVICE=${DEVICE:-auto}
 PROMPT=${PROMPT:-"Sparse gating mechanism mitigates attention sink."}
 
-if [ ! -f "$BUILD/build.ninja" ]; then
-  echo "demo: configuring $BUILD"
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+if [ -z "${GATTN:-}" ]; then
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    echo "demo: configuring $BUILD"
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  echo "demo: building gattn"
+  if ! log=$(cmake --build "$BUILD" --target gattn 2>&1); then
+    printf '%s\n' "$log" >&2
+    exit 1
+  fi
+  GATTN=$(cd "$BUILD" && pwd)/gattn
 fi
-echo "demo: building gattn"
-if ! log=$(cmake --build "$BUILD" --target gattn 2>&1); then
-  printf '%s\n' "$log" >&2
-  exit 1
-fi
-GATTN=$(cd "$BUILD" && pwd)/gattn
-DEMO=$BUILD/demo
+DEMO=${DEMO:-$BUILD/demo}
 mkdir -p "$DEMO"
 
 models=()
@@ -57,13 +62,25 @@ demo: NOTE these models have random weights. They show that the pipeline works (
 NOTE
 fi
 
+# One output name per model, never shared: the folder's name, with its parent's name in front
+# when another model folder has the same name, and its position when even that repeats.
 names=()
-for m in "${models[@]}"; do
+for i in "${!models[@]}"; do
+  m=${models[$i]}
   name=$(basename "$m")
+  for j in "${!models[@]}"; do
+    if [ "$j" != "$i" ] && [ "$(basename "${models[$j]}")" = "$name" ]; then
+      name=$(basename "$(dirname "$m")")-$name
+      break
+    fi
+  done
+  for n in "${names[@]}"; do
+    if [ "$n" = "$name" ]; then name=$((i + 1))-$name; break; fi
+  done
   names+=("$name")
   echo
   (cd "$DEMO" && "$GATTN" viz --model "$m" --prompt "$PROMPT" --device "$DEVICE" \
-     --dump "$name-dump")
+     --out "${name}_selected_layer_attention_maps.png" --dump "$name-dump")
 done
 
 # Side by side: one row per layer, first-token share and mean gate of every model.

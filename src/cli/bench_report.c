@@ -45,9 +45,8 @@ void ga_bench_write_markdown(const ga_bench_report *r, FILE *f) {
         char depth[32], ovh[32], mem[32];
         if (!strcmp(x->test, "prefill"))
             snprintf(depth, sizeof depth, "-");
-        else if (x->depth_end != x->depth + x->tokens) /* timed repetitions' start depths */
-            snprintf(depth, sizeof depth, "%d..%d", x->depth_end - x->reps * x->tokens,
-                     x->depth_end - x->tokens);
+        else if (x->timed_from != x->depth) /* the context the timed tokens ran at */
+            snprintf(depth, sizeof depth, "%d..%d", x->timed_from, x->depth_end);
         else
             snprintf(depth, sizeof depth, "%d", x->depth);
         if (isnan(x->overhead_pct))
@@ -62,6 +61,13 @@ void ga_bench_write_markdown(const ga_bench_report *r, FILE *f) {
                 x->variant, x->test, x->batch, depth, x->tokens, x->mean_ms, x->min_ms, x->max_ms,
                 x->tokens_per_s, x->gb_per_s, x->tflop_per_s, ovh, mem);
     }
+    for (int i = 0; i < r->n_rows; i++)
+        if (strcmp(r->rows[i].test, "prefill") && r->rows[i].timed_from != r->rows[i].depth) {
+            fprintf(f, "\ndepth A..B: the cache was filled to the nominal depth (CSV/JSON "
+                       "\"depth\"), warm-ups continued from it, and the timed tokens ran from "
+                       "context A (\"timed_from\") to B (\"depth_end\").\n");
+            break;
+        }
     for (int i = 0; i < r->n_skips; i++) {
         const ga_bench_skip *s = &r->skips[i];
         fprintf(f, "%sskipped: %s %s batch %d depth %d tokens %d: %s\n", i ? "" : "\n", s->variant,
@@ -87,16 +93,18 @@ static void csv_num(FILE *f, double v, const char *fmt) {
 int ga_bench_write_csv(const ga_bench_report *r, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fprintf(f, "commit,device,variant,test,batch,depth,depth_end,tokens,reps,mean_ms,min_ms,"
-               "max_ms,std_ms,tokens_per_s,gb_per_s,tflop_per_s,overhead_pct,device_mem_gib\n");
+    fprintf(
+        f, "commit,device,variant,test,batch,depth,timed_from,depth_end,tokens,reps,mean_ms,min_ms,"
+           "max_ms,std_ms,tokens_per_s,gb_per_s,tflop_per_s,overhead_pct,device_mem_gib\n");
     for (int i = 0; i < r->n_rows; i++) {
         const ga_bench_row *x = &r->rows[i];
         csv_str(f, r->commit);
         fputc(',', f);
         csv_str(f, r->device);
-        fprintf(f, ",%s,%s,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.4f,", x->variant, x->test,
-                x->batch, x->depth, x->depth_end, x->tokens, x->reps, x->mean_ms, x->min_ms,
-                x->max_ms, x->std_ms, x->tokens_per_s, x->gb_per_s, x->tflop_per_s);
+        fprintf(f, ",%s,%s,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.4f,", x->variant,
+                x->test, x->batch, x->depth, x->timed_from, x->depth_end, x->tokens, x->reps,
+                x->mean_ms, x->min_ms, x->max_ms, x->std_ms, x->tokens_per_s, x->gb_per_s,
+                x->tflop_per_s);
         csv_num(f, x->overhead_pct, "%.3f");
         fputc(',', f);
         csv_num(f, x->peak_mem_gib, "%.4f");
@@ -144,6 +152,7 @@ int ga_bench_write_json(const ga_bench_report *r, const char *path) {
         cJSON_AddStringToObject(o, "test", x->test);
         cJSON_AddNumberToObject(o, "batch", x->batch);
         cJSON_AddNumberToObject(o, "depth", x->depth);
+        cJSON_AddNumberToObject(o, "timed_from", x->timed_from);
         cJSON_AddNumberToObject(o, "depth_end", x->depth_end);
         cJSON_AddNumberToObject(o, "tokens", x->tokens);
         cJSON_AddNumberToObject(o, "reps", x->reps);

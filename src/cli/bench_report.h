@@ -15,8 +15,9 @@ typedef struct ga_bench_row {
     const char *test; /* "prefill" | "decode" */
     int batch;        /* sequences decoded together (1 for prefill) */
     int depth;        /* nominal context depth (decode): the cache is filled to it */
-    int depth_end;    /* context length after the last timed token (depth > 0 rows keep
-                       * growing across warm-up and timed repetitions) */
+    int timed_from;   /* context length before the first timed token: depth > 0 rows keep
+                       * growing across warm-up and timed repetitions, so it is past depth */
+    int depth_end;    /* context length after the last timed token */
     int tokens;       /* prompt length (prefill) or tokens per sequence (decode) */
     int reps;
     double mean_ms, min_ms, max_ms, std_ms; /* per repetition */

@@ -21,10 +21,40 @@
 
 static const char *C = "bench";
 
-static double now_s(void) {
+double ga_bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+int ga_bench_rows_per_variant(const ga_bench_args *a) {
+    return a->prefill.n + a->batches.n * a->depths.n;
+}
+
+/* One row measured or skipped: its line on stderr as it finishes (the table on stdout comes at
+ * the end, with the overheads against baseline), and on a terminal a last line that says how
+ * far the run is and about how long it has left (elapsed time per row so far, times the rows
+ * left: the later rows are the longer ones, so it errs short). */
+static void progress(ga_bench_ctx *b, const ga_bench_row *x, const ga_bench_skip *sk) {
+    b->rows_done++;
+    if (b->tty) fputs("\r\033[K", stderr);
+    if (x)
+        fprintf(stderr,
+                "gattn bench: [%d/%d] %s %s batch %d depth %d tokens %d: %.3f ms, %.1f tokens/s\n",
+                b->rows_done, b->rows_total, x->variant, x->test, x->batch, x->depth, x->tokens,
+                x->mean_ms, x->tokens_per_s);
+    else
+        fprintf(stderr, "gattn bench: [%d/%d] skipped %s %s batch %d depth %d: %s\n", b->rows_done,
+                b->rows_total, sk->variant, sk->test, sk->batch, sk->depth, sk->reason);
+    if (b->tty && b->rows_done < b->rows_total) {
+        double el = ga_bench_now() - b->t_start;
+        double eta = el / b->rows_done * (b->rows_total - b->rows_done);
+        fprintf(stderr, "gattn bench: %d of %d rows, %.0f s so far, about %.0f s left",
+                b->rows_done, b->rows_total, el, eta);
+    }
+    fflush(stderr);
 }
 
 /* ------------------------------------------------------------------ measuring */
@@ -46,8 +76,7 @@ static int add_skip(ga_bench_ctx *b, const char *test, int batch, int depth, int
     s->depth = depth;
     s->tokens = tokens;
     snprintf(s->reason, sizeof s->reason, "%s", reason);
-    fprintf(stderr, "gattn bench: skipped %s %s batch %d depth %d: %s\n", b->variant, test, batch,
-            depth, reason);
+    progress(b, NULL, s);
     return 0;
 }
 
@@ -130,9 +159,9 @@ static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
     make_tokens(b->tokens, P, c->vocab_size, (uint64_t)P);
     for (int r = 0; r < total; r++) {
         ga_session_reset(s, 0);
-        double t0 = now_s();
+        double t0 = ga_bench_now();
         ga_status st = ga_session_forward(s, 0, b->tokens, P, false, b->logits, &b->err);
-        t[r] = now_s() - t0;
+        t[r] = ga_bench_now() - t0;
         if (st) {
             free(t);
             if (is_oom(st)) return add_skip(b, "prefill", 1, 0, P, b->err.msg);
@@ -149,6 +178,7 @@ static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
     x->batch = 1;
     x->tokens = P;
     x->depth = 0;
+    x->timed_from = 0;
     x->depth_end = P;
     double attn = 4.0 * c->n_layers * c->n_heads * c->head_dim * ((double)P * (P + 1) / 2);
     double flops =
@@ -157,6 +187,7 @@ static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
     fill_stats(x, t + a->warmup, (int)a->reps, P, bytes, flops);
     x->peak_mem_gib = peak;
     free(t);
+    progress(b, x, NULL);
     return 0;
 }
 
@@ -197,22 +228,23 @@ static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
     /* K and V rows read per attended position, over all layers */
     const double kv_row = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * b->bytes_per_weight;
     const double attn_per_key = 4.0 * c->n_layers * c->n_heads * c->head_dim;
-    int depth_end = d;
+    int depth_end = d, timed_from = d;
     for (int r = 0; r < total && !st; r++) {
         if (d == 0)
             for (int q = 0; q < B; q++)
                 ga_session_reset(s, q);
         int ctx0 = ga_session_seq_len(s, 0);
-        double t0 = now_s();
+        double t0 = ga_bench_now();
         for (int k = 0; k < N && !st; k++) {
             st = ga_session_decode_sample(s, seqs, cur, B, NULL, NULL, next, &b->err);
             int32_t *tmp = cur;
             cur = next;
             next = tmp;
         }
-        t[r] = now_s() - t0;
+        t[r] = ga_bench_now() - t0;
         depth_end = ga_session_seq_len(s, 0);
         if (r == a->warmup) {
+            timed_from = ctx0;
             /* Every timed repetition of a row has the same work up to the depth drift; the
              * figures use the first timed one's. Step k attends ctx0 + k + 1 keys. */
             double keys = (double)N * ctx0 + (double)N * (N + 1) / 2;
@@ -233,10 +265,12 @@ static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
     x->test = "decode";
     x->batch = B;
     x->depth = d;
+    x->timed_from = timed_from;
     x->depth_end = depth_end;
     x->tokens = N;
     fill_stats(x, t + a->warmup, (int)a->reps, (double)B * N, bytes, flops);
     x->peak_mem_gib = peak;
+    progress(b, x, NULL);
 done:
     free(t);
     free(seqs);
@@ -270,35 +304,35 @@ static int bench_model(ga_bench_ctx *b) {
     char why[200];
     int rc = 0;
     /* Prefill rows: one session of batch 1 sized for the longest length that fits. */
-    int nP = a->n_prefill;
-    while (nP > 0 && a->prefill[nP - 1] > maxpos) {
+    int nP = a->prefill.n;
+    while (nP > 0 && a->prefill.v[nP - 1] > maxpos) {
         nP--;
-        snprintf(why, sizeof why, "%d tokens exceed max_position_embeddings %d", a->prefill[nP],
+        snprintf(why, sizeof why, "%d tokens exceed max_position_embeddings %d", a->prefill.v[nP],
                  maxpos);
-        if ((rc = add_skip(b, "prefill", 1, 0, a->prefill[nP], why))) return rc;
+        if ((rc = add_skip(b, "prefill", 1, 0, a->prefill.v[nP], why))) return rc;
     }
     while (nP > 0) {
         ga_session *s = NULL;
-        rc = open_session(b, 1, a->prefill[nP - 1], &s);
+        rc = open_session(b, 1, a->prefill.v[nP - 1], &s);
         if (rc == 1) return 1;
         if (rc == 2) {
             nP--;
-            if ((rc = add_skip(b, "prefill", 1, 0, a->prefill[nP], b->err.msg))) return rc;
+            if ((rc = add_skip(b, "prefill", 1, 0, a->prefill.v[nP], b->err.msg))) return rc;
             continue;
         }
         for (int i = 0; i < nP && !rc; i++)
-            rc = bench_prefill(b, s, a->prefill[i]);
+            rc = bench_prefill(b, s, a->prefill.v[i]);
         ga_session_free(s);
         if (rc) return rc;
         break;
     }
     /* Decode rows: a session per batch size, sized for the deepest depth that fits. */
-    for (int bi = 0; bi < a->n_batches; bi++) {
-        const int B = a->batches[bi];
-        int nD = a->n_depths;
+    for (int bi = 0; bi < a->batches.n; bi++) {
+        const int B = a->batches.v[bi];
+        int nD = a->depths.n;
         /* depth 0 restarts each repetition; deeper rows keep growing by N per repetition */
         while (nD > 0) {
-            int d = a->depths[nD - 1];
+            int d = a->depths.v[nD - 1];
             int need = d == 0 ? N : d + steps;
             if (need <= maxpos) break;
             nD--;
@@ -308,7 +342,7 @@ static int bench_model(ga_bench_ctx *b) {
             if ((rc = add_skip(b, "decode", B, d, N, why))) return rc;
         }
         while (nD > 0) {
-            int d = a->depths[nD - 1];
+            int d = a->depths.v[nD - 1];
             ga_session *s = NULL;
             rc = open_session(b, B, d == 0 ? N : d + steps, &s);
             if (rc == 1) return 1;
@@ -318,7 +352,7 @@ static int bench_model(ga_bench_ctx *b) {
                 continue;
             }
             for (int i = 0; i < nD && !rc; i++)
-                rc = bench_decode(b, s, B, a->depths[i]);
+                rc = bench_decode(b, s, B, a->depths.v[i]);
             ga_session_free(s);
             if (rc) return rc;
             break;
@@ -336,8 +370,8 @@ int ga_bench_run_variant(ga_bench_ctx *b, ga_model *m) {
     b->lm_head_params = VH;
     b->matmul_params = (double)ga_config_param_count(c) - (c->tie_word_embeddings ? 0.0 : VH);
     int longest = 1;
-    for (int i = 0; i < a->n_prefill; i++)
-        longest = a->prefill[i] > longest ? a->prefill[i] : longest;
+    for (int i = 0; i < a->prefill.n; i++)
+        longest = a->prefill.v[i] > longest ? a->prefill.v[i] : longest;
     longest = longest > FILL_CHUNK ? longest : FILL_CHUNK;
     b->tokens = malloc((size_t)longest * sizeof *b->tokens);
     b->logits = malloc((size_t)c->vocab_size * sizeof *b->logits);

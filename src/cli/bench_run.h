@@ -10,14 +10,18 @@
 
 #define MAX_LIST 16
 
+/* A sorted list of distinct values (prompt lengths, depths, batch sizes). */
+typedef struct ga_bench_list {
+    int v[MAX_LIST];
+    int n;
+} ga_bench_list;
+
 typedef struct ga_bench_args {
     const char *model_dir, *csv, *json;
     ga_device device;
     ga_gate_mode variants[3];
     int n_variants;
-    int prefill[MAX_LIST], n_prefill;
-    int depths[MAX_LIST], n_depths;
-    int batches[MAX_LIST], n_batches;
+    ga_bench_list prefill, depths, batches;
     long decode_tokens, reps, warmup, threads;
     ga_config shape;
 } ga_bench_args;
@@ -33,8 +37,16 @@ typedef struct ga_bench_ctx {
     int32_t *tokens; /* scratch ids, long enough for the longest fill */
     float *logits;   /* vocab */
     ga_err err;
+    /* progress: rows measured or skipped so far, of rows_total, since t_start */
+    int rows_done, rows_total;
+    double t_start;
+    bool tty; /* stderr is a terminal: keep a progress line with an ETA at its bottom */
 } ga_bench_ctx;
 
+/* Monotonic seconds. */
+double ga_bench_now(void);
+/* Rows (measured or skipped) that a run of args a makes per variant. */
+int ga_bench_rows_per_variant(const ga_bench_args *a);
 /* Measures model m (one variant) per b->a and appends its rows and skips to b->rep; sets
  * rep->device on first use. Returns the CLI exit code (0, or 1 with the error printed). */
 int ga_bench_run_variant(ga_bench_ctx *b, ga_model *m);

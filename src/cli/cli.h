@@ -1,13 +1,27 @@
 /*
  * The `gattn` command-line program: one file per subcommand (cmd_*.c), each exporting
  * `int ga_cmd_NAME(int argc, char **argv)` (argv[0] is the subcommand name) that returns the
- * process exit code, plus shared argument helpers (cli_common.c). Errors are one line on
- * stderr, "gattn NAME: error: ...", naming the argument or file, and a nonzero exit.
+ * process exit code, plus what they share: the option parser (cli_opts.c), strict value
+ * parsers and error lines (cli_common.c), the shape presets and variant names (presets.c) and
+ * the JSON-lines reader and JSON string writer (jsonl.c).
+ *
+ * Exit codes, the same in every subcommand:
+ *   0  success
+ *   1  runtime failure: a bad or missing model file, an I/O error (stdout included), out of
+ *      memory, a numeric failure, or a value that does not fit the model it names (a token
+ *      id beyond its vocabulary)
+ *   2  usage error: the command line itself is wrong (unknown option, missing or malformed
+ *      value, conflicting or missing options); decided before any file is read.
+ * Errors are one line on stderr, "gattn NAME: error: ...", naming the argument or file.
  */
 #ifndef GATTN_CLI_H
 #define GATTN_CLI_H
 
+#include <stdio.h>
+
 #include "gattn/gattn.h"
+
+enum { GA_EXIT_OK = 0, GA_EXIT_FAIL = 1, GA_EXIT_USAGE = 2 };
 
 typedef struct ga_cmd {
     const char *name;
@@ -24,21 +38,147 @@ int ga_cmd_viz(int argc, char **argv);
 int ga_cmd_generate(int argc, char **argv);
 int ga_cmd_bench(int argc, char **argv);
 
+/* ------------------------------------------------------------------ errors */
+
 /* Prints "gattn CMD: error: <msg>" to stderr and returns 1 (use: return ga_cli_fail(...)). */
 int ga_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same for a library error. */
 int ga_cli_fail_err(const char *cmd, const ga_err *err);
+/* Same line for a usage error; returns 2. */
+int ga_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flushes stdout and checks that everything written to it arrived: returns 0, or 1 with
+ * "cannot write to stdout" printed (a full disk, /dev/full, a closed pipe). Every subcommand
+ * calls it before it reports success. */
+int ga_cli_finish_stdout(const char *cmd);
 
-/* Option parsing: returns the value following argv[*i] (advancing *i) or NULL with an error
- * printed when it is missing. */
-const char *ga_cli_value(const char *cmd, int argc, char **argv, int *i);
-/* Strict integer / float parsing of an option value; 0 on success, -1 (error printed). */
+/* The name of a model folder for titles and file names: the last part of its real path
+ * ("." is the current folder's name). malloc'd; NULL when out of memory. */
+char *ga_cli_model_name(const char *dir);
+
+/* ------------------------------------------------------------------ option values */
+
+/* Strict parsers of one option value; 0 on success, -1 with the usage error printed. */
 int ga_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int ga_cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi,
                  double *out);
-/* "3,14,15" -> malloc'd ids; rejects empty items, non-digits, values outside [0, INT32_MAX]. */
-int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids, int *n);
-/* "cpu" | "cuda" | "auto" */
-int ga_cli_device(const char *cmd, const char *s, ga_device *out);
+/* "3,14,15" -> malloc'd values; rejects empty items, non-digits, values outside
+ * [0, INT32_MAX]. `what` names the items in the error ("token ids", "layer numbers"). */
+int ga_cli_list(const char *cmd, const char *opt, const char *what, const char *s, int32_t **v,
+                int *n);
+/* "cpu" | "cuda" | "gpu" | "auto" */
+int ga_cli_device(const char *cmd, const char *opt, const char *s, ga_device *out);
+
+/* ------------------------------------------------------------------ option tables */
+
+typedef enum ga_opt_type {
+    GA_OPT_FLAG,    /* bool: set to true */
+    GA_OPT_STR,     /* const char *: a non-empty value */
+    GA_OPT_INT,     /* int in [lo, hi] */
+    GA_OPT_LONG,    /* long in [lo, hi] */
+    GA_OPT_FLOAT,   /* double in [lo, hi] */
+    GA_OPT_DEVICE,  /* ga_device */
+    GA_OPT_VARIANT, /* ga_gate_mode: baseline | headwise | elementwise */
+    GA_OPT_LIST,    /* ga_cli_ids: comma-separated non-negative integers, each in [lo, hi] */
+    GA_OPT_CUSTOM,  /* parse(cmd, opt, value) */
+} ga_opt_type;
+
+typedef struct ga_cli_ids {
+    int32_t *v; /* malloc'd; the caller frees */
+    int n;
+} ga_cli_ids;
+
+typedef struct ga_opt ga_opt;
+struct ga_opt {
+    const char *name;  /* "--model" */
+    const char *alias; /* "-n", or NULL */
+    ga_opt_type type;
+    void *dst;
+    const char *meta; /* the value in --help ("DIR", "N"); NULL for a flag */
+    const char *help;
+    double lo, hi;    /* INT, LONG, FLOAT, LIST: the accepted range */
+    const char *what; /* LIST: what the items are ("token ids"); CUSTOM: free for its use */
+    int (*parse)(const char *cmd, const ga_opt *o, const char *value); /* CUSTOM: 0 or -1 */
+    bool given;                                                        /* set by the parser */
+};
+
+typedef struct ga_cli_spec {
+    const char *cmd;   /* "generate" */
+    const char *usage; /* after "usage: gattn CMD " */
+    const char *about; /* printed between the usage line and the options */
+    ga_opt *opts;
+    int n_opts;
+    const char **positional; /* one positional argument (tokenize's TEXT), or NULL */
+    const char *notes;       /* printed after the options, or NULL */
+} ga_cli_spec;
+
+/* Table entries (designated initializers: the fields a type does not use stay zero). */
+#define GA_O_FLAG(N, D, H)                                                                         \
+    { .name = (N), .type = GA_OPT_FLAG, .dst = (D), .help = (H) }
+#define GA_O_STR(N, D, M, H)                                                                       \
+    { .name = (N), .type = GA_OPT_STR, .dst = (D), .meta = (M), .help = (H) }
+#define GA_O_INT(N, D, LO, HI, M, H)                                                               \
+    {                                                                                              \
+        .name = (N), .type = GA_OPT_INT, .dst = (D), .lo = (LO), .hi = (HI), .meta = (M),          \
+        .help = (H)                                                                                \
+    }
+#define GA_O_LONG(N, D, LO, HI, M, H)                                                              \
+    {                                                                                              \
+        .name = (N), .type = GA_OPT_LONG, .dst = (D), .lo = (LO), .hi = (HI), .meta = (M),         \
+        .help = (H)                                                                                \
+    }
+#define GA_O_FLOAT(N, D, LO, HI, M, H)                                                             \
+    {                                                                                              \
+        .name = (N), .type = GA_OPT_FLOAT, .dst = (D), .lo = (LO), .hi = (HI), .meta = (M),        \
+        .help = (H)                                                                                \
+    }
+#define GA_O_LIST(N, D, LO, HI, WHAT, M, H)                                                        \
+    {                                                                                              \
+        .name = (N), .type = GA_OPT_LIST, .dst = (D), .lo = (LO), .hi = (HI), .what = (WHAT),      \
+        .meta = (M), .help = (H)                                                                   \
+    }
+#define GA_O_DEVICE(D)                                                                             \
+    {                                                                                              \
+        .name = "--device", .type = GA_OPT_DEVICE, .dst = (D), .meta = "D",                        \
+        .help = "cpu, cuda or auto (default: cuda when there is a GPU)"                            \
+    }
+#define GA_O_VARIANT(N, D, H)                                                                      \
+    { .name = (N), .type = GA_OPT_VARIANT, .dst = (D), .meta = "V", .help = (H) }
+#define GA_O_CUSTOM(N, FN, D, M, H)                                                                \
+    { .name = (N), .type = GA_OPT_CUSTOM, .parse = (FN), .dst = (D), .meta = (M), .help = (H) }
+#define GA_N_OPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The shape options that write-model and bench share (--layers, --hidden, --intermediate,
+ * --heads, --kv-heads, --head-dim, --vocab, --max-pos), as table entries writing into the
+ * ga_config *OVER; ga_cli_shape_apply then copies the given ones over a preset's shape. */
+#define GA_SHAPE_OPTS(OVER)                                                                        \
+    GA_O_INT("--layers", &(OVER)->n_layers, 1, 1024, "N", "decoder layers"),                       \
+        GA_O_INT("--hidden", &(OVER)->hidden_size, 1, 65536, "N", "hidden size"),                  \
+        GA_O_INT("--intermediate", &(OVER)->intermediate_size, 1, 262144, "N",                     \
+                 "MLP intermediate size"),                                                         \
+        GA_O_INT("--heads", &(OVER)->n_heads, 1, 1024, "N", "query heads"),                        \
+        GA_O_INT("--kv-heads", &(OVER)->n_kv_heads, 1, 1024, "N",                                  \
+                 "key/value heads (divides --heads)"),                                             \
+        GA_O_INT("--head-dim", &(OVER)->head_dim, 2, 1024, "N", "head dimension (even)"),          \
+        GA_O_INT("--vocab", &(OVER)->vocab_size, 2, 1 << 22, "N", "vocabulary size"),              \
+        GA_O_INT("--max-pos", &(OVER)->max_position_embeddings, 1, 1 << 24, "N",                   \
+                 "max_position_embeddings")
+/* Copies the shape options given on the command line from *over onto *c and checks the
+ * result (heads a multiple of kv-heads, even head_dim); returns 0, or 2 with the usage error
+ * printed. *any is set when a shape option was given. */
+int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any);
+
+#define GA_CLI_HELP (-1)
+/* Parses argv[1..] per the table: "--name VALUE", "--name=VALUE", an alias, flags, and "--"
+ * before a positional argument. Returns 0 (go on), GA_CLI_HELP after printing --help on
+ * stdout, or GA_EXIT_USAGE after printing the error. A value may begin with '-'. */
+int ga_cli_parse(ga_cli_spec *spec, int argc, char **argv);
+/* The --help text generated from the table. */
+void ga_cli_print_help(const ga_cli_spec *spec, FILE *f);
+/* The entry of the table named `name` (for ->given), or NULL. */
+const ga_opt *ga_cli_opt(const ga_cli_spec *spec, const char *name);
+/* Exit code of a parse result: `if ((rc = ga_cli_parse(...))) return ga_cli_parse_exit(rc);` */
+static inline int ga_cli_parse_exit(int rc) {
+    return rc == GA_CLI_HELP ? GA_EXIT_OK : rc;
+}
 
 #endif

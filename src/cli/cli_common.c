@@ -1,34 +1,49 @@
-/* Shared helpers of the CLI: error lines and strict parsing of option values. */
+/* Shared helpers of the CLI: error lines, the stdout check, strict parsing of option values. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-int ga_cli_fail(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void vline(const char *cmd, const char *fmt, va_list ap) {
     fprintf(stderr, "gattn %s: error: ", cmd);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+int ga_cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vline(cmd, fmt, ap);
     va_end(ap);
-    return 1;
+    return GA_EXIT_FAIL;
+}
+
+int ga_cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vline(cmd, fmt, ap);
+    va_end(ap);
+    return GA_EXIT_USAGE;
 }
 
 int ga_cli_fail_err(const char *cmd, const ga_err *err) {
     return ga_cli_fail(cmd, "%s", err->msg);
 }
 
-const char *ga_cli_value(const char *cmd, int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        ga_cli_fail(cmd, "option %s needs a value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
+int ga_cli_finish_stdout(const char *cmd) {
+    /* fflush reports the write that failed now; ferror one that failed earlier (a
+     * line-buffered terminal flushes as it goes). errno is that of the last failure. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return ga_cli_fail(cmd, "cannot write to stdout: %s",
+                           errno ? strerror(errno) : "write error");
+    return GA_EXIT_OK;
 }
 
 int ga_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
@@ -36,7 +51,7 @@ int ga_cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi
     errno = 0;
     long v = strtol(s, &end, 10);
     if (!*s || *end || errno == ERANGE || v < lo || v > hi) {
-        ga_cli_fail(cmd, "%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
+        ga_cli_usage(cmd, "%s: '%s' is not an integer in [%ld, %ld]", opt, s, lo, hi);
         return -1;
     }
     *out = v;
@@ -49,14 +64,15 @@ int ga_cli_float(const char *cmd, const char *opt, const char *s, double lo, dou
     errno = 0;
     double v = strtod(s, &end);
     if (!*s || *end || errno == ERANGE || !isfinite(v) || v < lo || v > hi) {
-        ga_cli_fail(cmd, "%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
+        ga_cli_usage(cmd, "%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids, int *n) {
+int ga_cli_list(const char *cmd, const char *opt, const char *what, const char *s, int32_t **ids,
+                int *n) {
     *ids = NULL;
     *n = 0;
     size_t cap = 1;
@@ -83,8 +99,8 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
             p++;
         if (p == start || x > INT32_MAX || (*p && *p != ',')) {
             free(v);
-            ga_cli_fail(cmd, "%s: '%s' is not a comma-separated list of token ids (item %d)", opt,
-                        s, k + 1);
+            ga_cli_usage(cmd, "%s: '%s' is not a comma-separated list of %s (item %d)", opt, s,
+                         what, k + 1);
             return -1;
         }
         v[k++] = (int32_t)x;
@@ -96,7 +112,7 @@ int ga_cli_tokens(const char *cmd, const char *opt, const char *s, int32_t **ids
     return 0;
 }
 
-int ga_cli_device(const char *cmd, const char *s, ga_device *out) {
+int ga_cli_device(const char *cmd, const char *opt, const char *s, ga_device *out) {
     if (!strcmp(s, "cpu"))
         *out = GA_DEVICE_CPU;
     else if (!strcmp(s, "cuda") || !strcmp(s, "gpu"))
@@ -104,8 +120,47 @@ int ga_cli_device(const char *cmd, const char *s, ga_device *out) {
     else if (!strcmp(s, "auto"))
         *out = GA_DEVICE_AUTO;
     else {
-        ga_cli_fail(cmd, "--device: '%s' is not cpu, cuda or auto", s);
+        ga_cli_usage(cmd, "%s: '%s' is not cpu, cuda or auto", opt, s);
         return -1;
     }
     return 0;
+}
+
+int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any) {
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+        {"--layers", offsetof(ga_config, n_layers)},
+        {"--hidden", offsetof(ga_config, hidden_size)},
+        {"--intermediate", offsetof(ga_config, intermediate_size)},
+        {"--heads", offsetof(ga_config, n_heads)},
+        {"--kv-heads", offsetof(ga_config, n_kv_heads)},
+        {"--head-dim", offsetof(ga_config, head_dim)},
+        {"--vocab", offsetof(ga_config, vocab_size)},
+        {"--max-pos", offsetof(ga_config, max_position_embeddings)},
+    };
+    *any = false;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const ga_opt *o = ga_cli_opt(spec, fields[i].name);
+        if (!o || !o->given) continue;
+        memcpy((char *)c + fields[i].off, (const char *)over + fields[i].off, sizeof(int));
+        *any = true;
+    }
+    if (c->n_heads % c->n_kv_heads)
+        return ga_cli_usage(spec->cmd, "--heads %d is not a multiple of --kv-heads %d", c->n_heads,
+                            c->n_kv_heads);
+    if (c->head_dim % 2)
+        return ga_cli_usage(spec->cmd, "--head-dim %d must be even (RoPE)", c->head_dim);
+    return 0;
+}
+
+char *ga_cli_model_name(const char *dir) {
+    /* realpath: "." or "model/" name the folder they point at, not "." or "" */
+    char *real = realpath(dir, NULL);
+    const char *base = real ? real : dir;
+    const char *slash = strrchr(base, '/');
+    char *name = strdup(slash && slash[1] ? slash + 1 : base);
+    free(real);
+    return name;
 }

@@ -28,6 +28,7 @@
 
 #include "bench_run.h"
 #include "cli.h"
+#include "presets.h"
 
 #ifndef GATTN_COMMIT
 #define GATTN_COMMIT "unknown"
@@ -35,175 +36,144 @@
 
 static const char *C = "bench";
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: gattn bench [--model DIR] [--device cpu|cuda|auto]\n"
-            "         [--variants baseline,headwise,elementwise] [--prefill 512,2048,8192]\n"
-            "         [--depths 0,4096,32768] [--decode-tokens 128] [--batch 1,32]\n"
-            "         [--reps 3] [--warmup 1] [--csv FILE] [--json FILE] [--threads N]\n"
-            "         [--layers N] [--hidden N] [--heads N] [--kv-heads N] [--head-dim N]\n"
-            "         [--intermediate N] [--vocab N] [--max-pos N] [--untied]\n"
-            "  Without --model: random bf16 weights in memory at the paper's 1.7B shape\n"
-            "  (28 layers, hidden 2048, 16/8 heads, head_dim 128, intermediate 6144, vocab\n"
-            "  151936, tied, max positions 40960), one model per variant. Prints a markdown\n"
-            "  table: mean and min-max time per repetition, tokens/s, GB/s (weights + KV read),\n"
-            "  TFLOP/s, the overhead against baseline and the device memory in use (CUDA).\n"
-            "  Rows beyond the model's max positions or the device memory are skipped (listed).\n");
-}
+/* Defaults without a GPU: the paper's shape would take 10 GB and many minutes on a CPU, so
+ * the CPU gets a smaller shape and shorter lists that finish in about a minute. */
+#define CPU_PRESET "small"
+static const ga_bench_list CPU_PREFILL = {{64, 256}, 2}, CPU_DEPTHS = {{0, 256}, 2},
+                           CPU_BATCHES = {{1, 4}, 2};
+#define CPU_DECODE_TOKENS 16
 
-/* "512,2048" -> sorted unique ints in [lo, hi]. */
-static int parse_list(const char *opt, const char *s, long lo, long hi, int *out, int *n) {
+/* "512,2048" -> sorted distinct ints in [o->lo, o->hi] into the ga_bench_list o->dst. */
+static int parse_list(const char *cmd, const ga_opt *o, const char *s) {
     int32_t *v;
     int k;
-    if (ga_cli_tokens(C, opt, s, &v, &k)) return -1;
+    ga_bench_list *l = o->dst;
+    if (ga_cli_list(cmd, o->name, o->what, s, &v, &k)) return -1;
     if (k > MAX_LIST) {
         free(v);
-        return ga_cli_fail(C, "%s: at most %d values", opt, MAX_LIST), -1;
+        return ga_cli_usage(cmd, "%s: at most %d values", o->name, MAX_LIST), -1;
     }
-    *n = 0;
+    l->n = 0;
     for (int i = 0; i < k; i++) {
-        if (v[i] < lo || v[i] > hi) {
-            ga_cli_fail(C, "%s: %d is outside [%ld, %ld]", opt, v[i], lo, hi);
+        if (v[i] < o->lo || v[i] > o->hi) {
+            ga_cli_usage(cmd, "%s: %d is outside [%.0f, %.0f]", o->name, v[i], o->lo, o->hi);
             free(v);
             return -1;
         }
-        int j = *n;
-        while (j > 0 && out[j - 1] > v[i])
+        int j = l->n;
+        while (j > 0 && l->v[j - 1] > v[i])
             j--;
-        if (j > 0 && out[j - 1] == v[i]) continue;
-        memmove(out + j + 1, out + j, (size_t)(*n - j) * sizeof *out);
-        out[j] = v[i];
-        (*n)++;
+        if (j > 0 && l->v[j - 1] == v[i]) continue;
+        memmove(l->v + j + 1, l->v + j, (size_t)(l->n - j) * sizeof *l->v);
+        l->v[j] = v[i];
+        l->n++;
     }
     free(v);
     return 0;
 }
 
-static int parse_variants(const char *s, ga_bench_args *a) {
+static int parse_variants(const char *cmd, const ga_opt *o, const char *s) {
+    ga_bench_args *a = o->dst;
     a->n_variants = 0;
     char *dup = strdup(s), *save = NULL;
-    if (!dup) return ga_cli_fail(C, "out of memory"), -1;
+    if (!dup) return ga_cli_fail(cmd, "out of memory"), -1;
     int rc = 0;
     for (char *t = strtok_r(dup, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
         ga_gate_mode g;
-        if (!strcmp(t, "baseline"))
-            g = GA_GATE_NONE;
-        else if (!strcmp(t, "headwise"))
-            g = GA_GATE_HEADWISE;
-        else if (!strcmp(t, "elementwise"))
-            g = GA_GATE_ELEMENTWISE;
-        else {
-            rc = ga_cli_fail(C, "--variants: '%s' is not baseline, headwise or elementwise", t);
+        if (ga_variant_parse(t, &g)) {
+            rc = ga_cli_usage(cmd, "%s: '%s' is not %s", o->name, t, GA_VARIANT_NAMES);
             break;
         }
         for (int i = 0; i < a->n_variants; i++)
-            if (a->variants[i] == g) rc = ga_cli_fail(C, "--variants: '%s' appears twice", t);
+            if (a->variants[i] == g) rc = ga_cli_usage(cmd, "%s: '%s' appears twice", o->name, t);
         if (!rc) a->variants[a->n_variants++] = g;
     }
     free(dup);
-    if (!rc && !a->n_variants) rc = ga_cli_fail(C, "--variants: empty list");
+    if (!rc && !a->n_variants) rc = ga_cli_usage(cmd, "%s: empty list", o->name);
     return rc ? -1 : 0;
 }
 
+#define LIST_OPT(N, D, LO, HI, WHAT, H)                                                            \
+    {                                                                                              \
+        .name = (N), .type = GA_OPT_CUSTOM, .parse = parse_list, .dst = (D), .lo = (LO),           \
+        .hi = (HI), .what = (WHAT), .meta = "LIST", .help = (H)                                    \
+    }
+
+/* 0 to go on, else the exit code (0 after --help). */
 static int parse_args(int argc, char **argv, ga_bench_args *a) {
+    const ga_preset *gpu = ga_preset_find("paper-1.7b");
     *a = (ga_bench_args){.decode_tokens = 128,
                          .reps = 3,
                          .warmup = 1,
                          .n_variants = 3,
                          .variants = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE},
-                         .prefill = {512, 2048, 8192},
-                         .n_prefill = 3,
-                         .depths = {0, 4096, 32768},
-                         .n_depths = 3,
-                         .batches = {1, 32},
-                         .n_batches = 2,
-                         .shape = {.vocab_size = 151936,
-                                   .hidden_size = 2048,
-                                   .intermediate_size = 6144,
-                                   .n_layers = 28,
-                                   .n_heads = 16,
-                                   .n_kv_heads = 8,
-                                   .head_dim = 128,
-                                   .rms_norm_eps = 1e-6f,
-                                   .rope_theta = 1000000.0,
-                                   .max_position_embeddings = 40960,
-                                   .tie_word_embeddings = true,
-                                   .use_qk_norm = true,
-                                   .torch_dtype = GA_BF16,
-                                   .bos_token_id = -1}};
-    bool shape_given = false, variants_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v;
-        long x;
-        ga_config *c = &a->shape;
-        struct {
-            const char *flag;
-            int *dst;
-            long lo, hi;
-        } dims[] = {{"--layers", &c->n_layers, 1, 1024},
-                    {"--hidden", &c->hidden_size, 1, 65536},
-                    {"--heads", &c->n_heads, 1, 1024},
-                    {"--kv-heads", &c->n_kv_heads, 1, 1024},
-                    {"--head-dim", &c->head_dim, 2, 1024},
-                    {"--intermediate", &c->intermediate_size, 1, 262144},
-                    {"--vocab", &c->vocab_size, 2, 1 << 22},
-                    {"--max-pos", &c->max_position_embeddings, 1, 1 << 24}};
-        struct {
-            const char *flag;
-            long *dst, lo, hi;
-        } nums[] = {{"--decode-tokens", &a->decode_tokens, 1, 1 << 20},
-                    {"--reps", &a->reps, 1, 1000},
-                    {"--warmup", &a->warmup, 0, 1000},
-                    {"--threads", &a->threads, 1, 1024}};
-        bool done = false;
-        for (size_t k = 0; k < sizeof dims / sizeof dims[0] && !done; k++) {
-            if (strcmp(o, dims[k].flag)) continue;
-            if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                ga_cli_int(C, o, v, dims[k].lo, dims[k].hi, &x))
-                return 1;
-            *dims[k].dst = (int)x;
-            shape_given = done = true;
-        }
-        for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !done; k++) {
-            if (strcmp(o, nums[k].flag)) continue;
-            if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                ga_cli_int(C, o, v, nums[k].lo, nums[k].hi, nums[k].dst))
-                return 1;
-            done = true;
-        }
-        if (done) continue;
-        if (!strcmp(o, "--model")) {
-            if (!(a->model_dir = ga_cli_value(C, argc, argv, &i))) return 1;
-        } else if (!strcmp(o, "--csv")) {
-            if (!(a->csv = ga_cli_value(C, argc, argv, &i))) return 1;
-        } else if (!strcmp(o, "--json")) {
-            if (!(a->json = ga_cli_value(C, argc, argv, &i))) return 1;
-        } else if (!strcmp(o, "--device")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) || ga_cli_device(C, v, &a->device)) return 1;
-        } else if (!strcmp(o, "--variants")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) || parse_variants(v, a)) return 1;
-            variants_given = true;
-        } else if (!strcmp(o, "--prefill")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                parse_list(o, v, 1, 1 << 24, a->prefill, &a->n_prefill))
-                return 1;
-        } else if (!strcmp(o, "--depths")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                parse_list(o, v, 0, 1 << 24, a->depths, &a->n_depths))
-                return 1;
-        } else if (!strcmp(o, "--batch")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                parse_list(o, v, 1, 4096, a->batches, &a->n_batches))
-                return 1;
-        } else if (!strcmp(o, "--untied")) {
-            a->shape.tie_word_embeddings = false;
-            shape_given = true;
-        } else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            return -1;
-        } else {
-            return ga_cli_fail(C, "unknown argument '%s' (gattn bench --help)", o);
-        }
+                         .prefill = {{512, 2048, 8192}, 3},
+                         .depths = {{0, 4096, 32768}, 3},
+                         .batches = {{1, 32}, 2},
+                         .shape = gpu->shape};
+    ga_config over = {0};
+    bool untied = false;
+    ga_opt opts[] = {
+        GA_O_STR("--model", &a->model_dir, "DIR", "benchmark this model folder as it is"),
+        GA_O_DEVICE(&a->device),
+        GA_O_CUSTOM("--variants", parse_variants, a, "LIST",
+                    "baseline,headwise,elementwise (default: all three)"),
+        LIST_OPT("--prefill", &a->prefill, 1, 1 << 24, "prompt lengths",
+                 "prompt lengths (default 512,2048,8192; CPU 64,256)"),
+        LIST_OPT("--depths", &a->depths, 0, 1 << 24, "context depths",
+                 "decode context depths (default 0,4096,32768; CPU 0,256)"),
+        GA_O_LONG("--decode-tokens", &a->decode_tokens, 1, 1 << 20, "N",
+                  "tokens decoded per repetition (default 128; CPU 16)"),
+        LIST_OPT("--batch", &a->batches, 1, 4096, "batch sizes",
+                 "decode batch sizes (default 1,32; CPU 1,4)"),
+        GA_O_LONG("--reps", &a->reps, 1, 1000, "N", "timed repetitions (default 3)"),
+        GA_O_LONG("--warmup", &a->warmup, 0, 1000, "N", "warm-up repetitions (default 1)"),
+        GA_O_STR("--csv", &a->csv, "FILE", "also write the rows as CSV"),
+        GA_O_STR("--json", &a->json, "FILE", "also write the rows as JSON"),
+        GA_O_LONG("--threads", &a->threads, 1, 1024, "N", "CPU threads (default: all cores)"),
+        GA_SHAPE_OPTS(&over),
+        GA_O_FLAG("--untied", &untied, "a separate lm_head (random weights)"),
+    };
+    ga_cli_spec spec = {
+        .cmd = C,
+        .usage = "[--model DIR] [--device D] [--variants LIST] [--prefill LIST] [--depths LIST]\n"
+                 "         [--decode-tokens N] [--batch LIST] [--reps N] [--warmup N] [--csv F]\n"
+                 "         [--json F] [--threads N] [shape options]",
+        .about =
+            "Without --model: random bf16 weights in memory, one model per variant, at the\n"
+            "paper's 1.7B shape (28 layers, hidden 2048, 16/8 heads, head_dim 128,\n"
+            "intermediate 6144, vocab 151936, tied) on a GPU. On the CPU backend (--device cpu,\n"
+            "or no GPU) the default is the 'small' shape (4 layers, hidden 256, 4/2 heads x 64,\n"
+            "intermediate 768, vocab 8192) with the shorter CPU lists below: about a minute.\n"
+            "Each row is reported on stderr as it finishes (with an ETA on a terminal); the\n"
+            "markdown table on stdout: mean and min-max time per repetition, tokens/s, GB/s\n"
+            "(weights + KV read), TFLOP/s, the overhead against baseline and the device memory\n"
+            "in use (CUDA). Rows beyond the model's max positions or the device memory are\n"
+            "skipped (listed).\n",
+        .opts = opts,
+        .n_opts = GA_N_OPTS(opts)};
+    int rc = ga_cli_parse(&spec, argc, argv);
+    if (rc) return rc; /* GA_CLI_HELP or the usage exit code */
+    bool shape_given;
+    ga_config *c = &a->shape;
+    if ((rc = ga_cli_shape_apply(&spec, &over, c, &shape_given))) return rc;
+    if (untied) c->tie_word_embeddings = false;
+    shape_given |= untied;
+    if (a->model_dir && (shape_given || ga_cli_opt(&spec, "--variants")->given))
+        return ga_cli_usage(C, "--model benchmarks that model as it is: drop the shape flags "
+                               "and --variants");
+    /* The CPU default: only when no shape was asked for and the run lands on the CPU. */
+    bool cpu = a->device == GA_DEVICE_CPU || (a->device == GA_DEVICE_AUTO && !ga_cuda_available());
+    if (cpu && !a->model_dir && !shape_given) {
+        a->shape = ga_preset_find(CPU_PRESET)->shape;
+        if (!ga_cli_opt(&spec, "--prefill")->given) a->prefill = CPU_PREFILL;
+        if (!ga_cli_opt(&spec, "--depths")->given) a->depths = CPU_DEPTHS;
+        if (!ga_cli_opt(&spec, "--batch")->given) a->batches = CPU_BATCHES;
+        if (!ga_cli_opt(&spec, "--decode-tokens")->given) a->decode_tokens = CPU_DECODE_TOKENS;
+        fprintf(stderr,
+                "gattn bench: no GPU in use: benchmarking the '%s' shape on the CPU (about a "
+                "minute); give shape options (e.g. --layers 28 --hidden 2048) for another\n",
+                CPU_PRESET);
     }
     /* Output files are checked first, so that a typo does not cost a whole run. */
     const char *outs[2] = {a->csv, a->json}, *names[2] = {"--csv", "--json"};
@@ -218,23 +188,17 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         if (w)
             return ga_cli_fail(C, "%s: cannot write '%s': %s", names[k], outs[k], strerror(errno));
     }
-    const ga_config *c = &a->shape;
-    if (a->model_dir && (shape_given || variants_given))
-        return ga_cli_fail(C, "--model benchmarks that model as it is: drop the shape flags "
-                              "and --variants");
-    if (c->n_heads % c->n_kv_heads)
-        return ga_cli_fail(C, "--heads %d is not a multiple of --kv-heads %d", c->n_heads,
-                           c->n_kv_heads);
-    if (c->head_dim % 2) return ga_cli_fail(C, "--head-dim %d must be even (RoPE)", c->head_dim);
     return 0;
 }
 
 int ga_cmd_bench(int argc, char **argv) {
     ga_bench_args a;
     int rc = parse_args(argc, argv, &a);
-    if (rc) return rc < 0 ? 0 : rc;
+    if (rc) return ga_cli_parse_exit(rc);
     ga_bench_report rep = {.commit = GATTN_COMMIT, .warmup = (int)a.warmup, .reps = (int)a.reps};
-    ga_bench_ctx b = {.a = &a, .rep = &rep};
+    ga_bench_ctx b = {.a = &a, .rep = &rep, .tty = isatty(2) != 0};
+    b.rows_total = ga_bench_rows_per_variant(&a) * (a.model_dir ? 1 : a.n_variants);
+    b.t_start = ga_bench_now();
     ga_model *m = NULL;
     if (a.model_dir) {
         if (ga_model_load(a.model_dir, &m, &b.err)) {
@@ -267,7 +231,7 @@ int ga_cmd_bench(int argc, char **argv) {
     if (!rep.device) rep.device = strdup("none");
     ga_bench_overheads(&rep);
     ga_bench_write_markdown(&rep, stdout);
-    fflush(stdout);
+    if ((rc = ga_cli_finish_stdout(C))) goto done;
     if (a.csv && ga_bench_write_csv(&rep, a.csv)) {
         rc = ga_cli_fail(C, "--csv: cannot write '%s': %s", a.csv, strerror(errno));
         goto done;

@@ -1,37 +1,29 @@
 /* gattn info: what a model folder holds (variant, shapes, parameters, dtype, memory). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: gattn info --model DIR [--json]\n"
-               "  Describes the model: attention variant, shapes, parameter count, weight dtype\n"
-               "  and the memory it needs (weights as stored, as bf16 on a GPU, as fp32 on the\n"
-               "  CPU backend, and the KV cache per token).\n");
-}
-
 int ga_cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model")) {
-            if (!(dir = ga_cli_value("info", argc, argv, &i))) return 1;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            return ga_cli_fail("info", "unknown argument '%s'", argv[i]);
-        }
-    }
-    if (!dir) {
-        return ga_cli_fail("info", "--model DIR is required");
-    }
+    ga_opt opts[] = {
+        GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
+        GA_O_FLAG("--json", &json, "print one JSON object instead of text"),
+    };
+    ga_cli_spec spec = {
+        .cmd = "info",
+        .usage = "--model DIR [--json]",
+        .about = "Describes the model: attention variant, shapes, parameter count, weight dtype\n"
+                 "and the memory it needs (weights as stored, as bf16 on a GPU, as fp32 on the\n"
+                 "CPU backend, and the KV cache per token).\n",
+        .opts = opts,
+        .n_opts = GA_N_OPTS(opts)};
+    int rc = ga_cli_parse(&spec, argc, argv);
+    if (rc) return ga_cli_parse_exit(rc);
+    if (!dir) return ga_cli_usage("info", "--model DIR is required");
     ga_err err = {{0}};
     ga_model *m;
     if (ga_model_load(dir, &m, &err)) return ga_cli_fail_err("info", &err);
@@ -63,7 +55,11 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
-        if (txt) puts(txt);
+        if (!txt) {
+            ga_model_free(m);
+            return ga_cli_fail("info", "out of memory");
+        }
+        puts(txt);
         free(txt);
     } else {
         printf("model            %s (%s)\n", ga_model_name(m), dir);
@@ -94,5 +90,5 @@ int ga_cmd_info(int argc, char **argv) {
                kv_tok_bf16 / 1024, kv_tok_bf16 * 2 / 1024, kv_tok_bf16 * 4096 / 1048576.0);
     }
     ga_model_free(m);
-    return 0;
+    return ga_cli_finish_stdout("info");
 }

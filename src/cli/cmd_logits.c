@@ -2,57 +2,44 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
+#include <stdint.h>
 
 #include "cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: gattn logits --model DIR --tokens 3,14,15 [--all] [--device cpu|cuda|auto]\n"
-               "                    [--threads N]\n"
-               "  Prints one line per position (the last by default, every position with --all),\n"
-               "  each a JSON array of vocab_size floats (fp32, shortest round-trip form).\n");
-}
-
 int ga_cmd_logits(int argc, char **argv) {
-    const char *dir = NULL, *toks = NULL;
+    const char *dir = NULL;
+    ga_cli_ids toks = {0};
     bool all = false;
     ga_session_opts so = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        long x;
-        if (!strcmp(argv[i], "--model")) {
-            if (!(dir = ga_cli_value("logits", argc, argv, &i))) return 1;
-        } else if (!strcmp(argv[i], "--tokens")) {
-            if (!(toks = ga_cli_value("logits", argc, argv, &i))) return 1;
-        } else if (!strcmp(argv[i], "--all")) {
-            all = true;
-        } else if (!strcmp(argv[i], "--device")) {
-            if (!(v = ga_cli_value("logits", argc, argv, &i)) ||
-                ga_cli_device("logits", v, &so.device))
-                return 1;
-        } else if (!strcmp(argv[i], "--threads")) {
-            if (!(v = ga_cli_value("logits", argc, argv, &i)) ||
-                ga_cli_int("logits", "--threads", v, 1, 1024, &x))
-                return 1;
-            so.n_threads = (int)x;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            return ga_cli_fail("logits", "unknown argument '%s'", argv[i]);
-        }
+    ga_opt opts[] = {
+        GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
+        GA_O_LIST("--tokens", &toks, 0, INT32_MAX, "token ids", "IDS",
+                  "the token ids, comma-separated (required)"),
+        GA_O_FLAG("--all", &all, "print every position, not only the last"),
+        GA_O_DEVICE(&so.device),
+        GA_O_INT("--threads", &so.n_threads, 1, 1024, "N", "CPU threads (default: all cores)"),
+    };
+    ga_cli_spec spec = {
+        .cmd = "logits",
+        .usage = "--model DIR --tokens 3,14,15 [--all] [--device D] [--threads N]",
+        .about = "Prints one line per position (the last by default, every position with --all),\n"
+                 "each a JSON array of vocab_size floats (fp32, shortest round-trip form).\n",
+        .opts = opts,
+        .n_opts = GA_N_OPTS(opts)};
+    int rc = ga_cli_parse(&spec, argc, argv);
+    if (!rc && (!dir || !toks.v))
+        rc = ga_cli_usage("logits", "--model DIR and --tokens LIST are required");
+    if (rc) {
+        free(toks.v);
+        return ga_cli_parse_exit(rc);
     }
-    if (!dir || !toks) {
-        return ga_cli_fail("logits", "--model DIR and --tokens LIST are required");
-    }
-    int32_t *ids;
-    int n;
-    if (ga_cli_tokens("logits", "--tokens", toks, &ids, &n)) return 1;
+    int32_t *ids = toks.v;
+    int n = toks.n;
     ga_err err = {{0}};
     ga_model *m = NULL;
     ga_session *s = NULL;
     float *logits = NULL;
-    int rc = 1;
+    rc = 1;
     if (ga_model_load(dir, &m, &err)) {
         rc = ga_cli_fail_err("logits", &err);
         goto done;
@@ -84,20 +71,21 @@ int ga_cmd_logits(int argc, char **argv) {
         rc = ga_cli_fail_err("logits", &err);
         goto done;
     }
+    /* JSON has no NaN/Inf: they are an error, found before anything is printed. */
+    for (size_t i = 0; i < (size_t)rows * c->vocab_size; i++)
+        if (!isfinite(logits[i])) {
+            rc = ga_cli_fail("logits", "non-finite logit at position %d, token %d",
+                             (int)(i / c->vocab_size), (int)(i % c->vocab_size));
+            goto done;
+        }
     for (int r = 0; r < rows; r++) {
         const float *row = logits + (size_t)r * c->vocab_size;
         putchar('[');
-        for (int v = 0; v < c->vocab_size; v++) {
-            /* %.9g round-trips any float; JSON has no NaN/Inf, so they are an error. */
-            if (!isfinite(row[v])) {
-                rc = ga_cli_fail("logits", "non-finite logit at position %d, token %d", r, v);
-                goto done;
-            }
-            printf(v ? ",%.9g" : "%.9g", row[v]);
-        }
+        for (int v = 0; v < c->vocab_size; v++)
+            printf(v ? ",%.9g" : "%.9g", row[v]); /* %.9g round-trips any float */
         puts("]");
     }
-    rc = fflush(stdout) == 0 ? 0 : ga_cli_fail("logits", "cannot write to stdout");
+    rc = ga_cli_finish_stdout("logits");
 done:
     free(logits);
     free(ids);

@@ -10,6 +10,8 @@
  * model has at least 28 layers; otherwise min(4, n_layers) evenly spread layers,
  * 1 + round(i * (L - 1) / (k - 1)) for i = 0..k-1 (L=2: 1,2; L=4: 1,2,3,4; L=8: 1,3,6,8).
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -33,134 +35,103 @@
  * fallback when neither is given and this one is missing */
 #define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: gattn viz --model DIR (--prompt TEXT | --tokens 3,14,15) [options]\n"
-            "\n"
-            "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
-            "(PNG) and prints attention-sink metrics for every layer.\n"
-            "\n"
-            "  --model DIR        Hugging Face model folder\n"
-            "  --prompt TEXT      text to tokenize (needs tokenizer.json in DIR)\n"
-            "  --tokens LIST      token ids instead of text, e.g. 3,14,15\n"
-            "  --layers LIST      1-based layers to draw (default 1,7,21,28, or up to 4\n"
-            "                     evenly spread layers of a smaller model)\n"
-            "  --head N           draw query head N (0-based) instead of the mean over heads\n"
-            "  --out PATH         picture to write, .png or .jpg/.jpeg\n"
-            "                     (default {model}_selected_layer_attention_maps.png)\n"
-            "  --dump DIR         also write layer_N.npy (float32 [T,T]), tokens.json,\n"
-            "                     metrics.csv and metrics.json into DIR (T <= %d)\n"
-            "  --color-scale S    linear (default), log, or p99 (linear up to the 99th\n"
-            "                     percentile, above it the top colour): log and p99 show the\n"
-            "                     rest of a map that the first key's column dominates\n"
-            "  --font PATH        TrueType font for the text (default $GATTN_FONT, else\n"
-            "                     " DEFAULT_FONT ";\n"
-            "                     the built-in bitmap font when that is missing)\n"
-            "  --device D         cpu, cuda or auto (default auto)\n"
-            "  --max-res N        pool maps to at most N x N blocks in the picture (default %d,\n"
-            "                     at most %d)\n",
-            MAX_DUMP_TOKENS, DEFAULT_MAX_RES, MAX_PICTURE_RES);
+/* --color-scale: linear | log | p99 */
+static int parse_scale(const char *cmd, const ga_opt *o, const char *v) {
+    if (ga_color_scale_parse(v, (ga_color_scale *)o->dst))
+        return ga_cli_usage(cmd, "%s: '%s' is not linear, log or p99", o->name, v), -1;
+    return 0;
 }
 
 typedef struct viz_args {
-    const char *model, *prompt, *tokens, *layers, *out, *dump, *font;
+    const char *model, *prompt, *out, *dump, *font;
+    ga_cli_ids tokens, layers;
     int head; /* -1: mean */
     ga_color_scale scale;
     int max_res;
     ga_device device;
 } viz_args;
 
+/* 0 to go on, else the exit code (0 after --help). */
 static int parse_args(int argc, char **argv, viz_args *a) {
     *a = (viz_args){.head = -1, .max_res = DEFAULT_MAX_RES, .device = GA_DEVICE_AUTO};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v;
-        long n;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-#define VALUE() (v = ga_cli_value(CMD, argc, argv, &i))
-        if (!strcmp(o, "--model")) {
-            if (!VALUE()) return 1;
-            a->model = v;
-        } else if (!strcmp(o, "--prompt")) {
-            if (!VALUE()) return 1;
-            a->prompt = v;
-        } else if (!strcmp(o, "--tokens")) {
-            if (!VALUE()) return 1;
-            a->tokens = v;
-        } else if (!strcmp(o, "--layers")) {
-            if (!VALUE()) return 1;
-            a->layers = v;
-        } else if (!strcmp(o, "--head")) {
-            if (!VALUE() || ga_cli_int(CMD, o, v, 0, INT_MAX, &n)) return 1;
-            a->head = (int)n;
-        } else if (!strcmp(o, "--out")) {
-            if (!VALUE()) return 1;
-            a->out = v;
-        } else if (!strcmp(o, "--dump")) {
-            if (!VALUE()) return 1;
-            a->dump = v;
-        } else if (!strcmp(o, "--color-scale")) {
-            if (!VALUE()) return 1;
-            if (ga_color_scale_parse(v, &a->scale))
-                return ga_cli_fail(CMD, "--color-scale: '%s' is not linear, log or p99", v);
-        } else if (!strcmp(o, "--font")) {
-            if (!VALUE()) return 1;
-            a->font = v;
-        } else if (!strcmp(o, "--device")) {
-            if (!VALUE() || ga_cli_device(CMD, v, &a->device)) return 1;
-        } else if (!strcmp(o, "--max-res")) {
-            if (!VALUE() || ga_cli_int(CMD, o, v, 1, MAX_PICTURE_RES, &n)) return 1;
-            a->max_res = (int)n;
-        } else {
-            return ga_cli_fail(CMD, "unknown option '%s' (gattn viz --help lists them)", o);
-        }
-#undef VALUE
+    char dump_help[160], res_help[160];
+    snprintf(dump_help, sizeof dump_help,
+             "also write layer_N.npy (float32 [T,T]), tokens.json, metrics.csv\n"
+             "and metrics.json into DIR (T <= %d; an earlier dump there is replaced)",
+             MAX_DUMP_TOKENS);
+    snprintf(res_help, sizeof res_help,
+             "pool maps to at most N x N blocks in the picture (default %d,\nat most %d)",
+             DEFAULT_MAX_RES, MAX_PICTURE_RES);
+    ga_opt opts[] = {
+        GA_O_STR("--model", &a->model, "DIR", "Hugging Face model folder (required)"),
+        GA_O_STR("--prompt", &a->prompt, "TEXT", "text to tokenize (needs tokenizer.json in DIR)"),
+        GA_O_LIST("--tokens", &a->tokens, 0, INT32_MAX, "token ids", "IDS",
+                  "token ids instead of text, e.g. 3,14,15"),
+        GA_O_LIST("--layers", &a->layers, 1, INT32_MAX, "layer numbers", "LIST",
+                  "1-based layers to draw (default 1,7,21,28, or up to 4\n"
+                  "evenly spread layers of a smaller model)"),
+        GA_O_INT("--head", &a->head, 0, INT_MAX, "N",
+                 "draw query head N (0-based) instead of the mean over heads"),
+        GA_O_STR("--out", &a->out, "PATH",
+                 "picture to write, .png or .jpg/.jpeg\n"
+                 "(default {model}_selected_layer_attention_maps.png)"),
+        GA_O_STR("--dump", &a->dump, "DIR", dump_help),
+        GA_O_CUSTOM("--color-scale", parse_scale, &a->scale, "S",
+                    "linear (default), log, or p99 (linear up to the 99th\n"
+                    "percentile, above it the top colour): log and p99 show the\n"
+                    "rest of a map that the first key's column dominates"),
+        GA_O_STR("--font", &a->font, "PATH",
+                 "TrueType font for the text (default $GATTN_FONT, else\n" DEFAULT_FONT ";\n"
+                 "the built-in bitmap font when that is missing)"),
+        GA_O_DEVICE(&a->device),
+        GA_O_INT("--max-res", &a->max_res, 1, MAX_PICTURE_RES, "N", res_help),
+    };
+    ga_cli_spec spec = {
+        .cmd = CMD,
+        .usage = "--model DIR (--prompt TEXT | --tokens 3,14,15) [options]",
+        .about = "Draws head-averaged attention maps of selected layers as a grid of heatmaps\n"
+                 "(PNG) and prints attention-sink metrics for every layer.\n",
+        .opts = opts,
+        .n_opts = GA_N_OPTS(opts)};
+    int rc = ga_cli_parse(&spec, argc, argv);
+    if (!rc && !a->model) rc = ga_cli_usage(CMD, "--model DIR is required");
+    if (!rc && !a->prompt == !a->tokens.v)
+        rc = ga_cli_usage(CMD, "give exactly one of --prompt TEXT and --tokens LIST");
+    if (!rc && a->layers.v) {
+        for (int i = 0; i < a->layers.n && !rc; i++)
+            for (int j = 0; j < i && !rc; j++)
+                if (a->layers.v[i] == a->layers.v[j])
+                    rc = ga_cli_usage(CMD, "--layers: layer %d given twice", (int)a->layers.v[i]);
     }
-    if (!a->model) return ga_cli_fail(CMD, "--model DIR is required");
-    if (!a->prompt == !a->tokens)
-        return ga_cli_fail(CMD, "give exactly one of --prompt TEXT and --tokens LIST");
-    if (a->out && !*a->out) return ga_cli_fail(CMD, "--out: empty path");
     ga_image_format fmt;
     ga_err ferr;
     struct stat ost;
-    if (a->out && stat(a->out, &ost) == 0 && S_ISDIR(ost.st_mode))
-        return ga_cli_fail(CMD, "--out: %s is a directory", a->out);
-    if (a->out && ga_image_format_of(a->out, &fmt, &ferr))
-        return ga_cli_fail(CMD, "--out %s", ferr.msg);
-    if (a->dump && !*a->dump) return ga_cli_fail(CMD, "--dump: empty path");
-    return -1; /* go on */
+    if (!rc && a->out && stat(a->out, &ost) == 0 && S_ISDIR(ost.st_mode))
+        rc = ga_cli_usage(CMD, "--out: %s is a directory", a->out);
+    if (!rc && a->out && ga_image_format_of(a->out, &fmt, &ferr))
+        rc = ga_cli_usage(CMD, "--out %s", ferr.msg);
+    if (rc) {
+        free(a->tokens.v);
+        free(a->layers.v);
+        a->tokens.v = a->layers.v = NULL;
+        return ga_cli_parse_exit(rc);
+    }
+    return 0;
 }
 
 /* Fills sel (n_layers flags) from --layers or the default rule; returns the count or -1. */
-static int select_layers(const char *list, int L, bool *sel) {
+static int select_layers(const ga_cli_ids *list, int L, bool *sel) {
     memset(sel, 0, (size_t)L * sizeof *sel);
     int count = 0;
-    if (list) {
-        int32_t *ids = NULL;
-        int n = 0;
-        if (ga_cli_tokens(CMD, "--layers", list, &ids, &n)) return -1;
-        for (int i = 0; i < n; i++) {
-            if (ids[i] < 1 || ids[i] > L) {
+    if (list->v) {
+        for (int i = 0; i < list->n; i++) {
+            if (list->v[i] > L) {
                 ga_cli_fail(CMD, "--layers: layer %d outside 1..%d (layers are 1-based)",
-                            (int)ids[i], L);
-                free(ids);
+                            (int)list->v[i], L);
                 return -1;
             }
-            if (sel[ids[i] - 1]) {
-                ga_cli_fail(CMD, "--layers: layer %d given twice", (int)ids[i]);
-                free(ids);
-                return -1;
-            }
-            sel[ids[i] - 1] = true;
+            sel[list->v[i] - 1] = true;
             count++;
-        }
-        free(ids);
-        if (count == 0) {
-            ga_cli_fail(CMD, "--layers: no layers given");
-            return -1;
         }
         return count;
     }
@@ -198,6 +169,37 @@ static int check_writable_file(const char *opt, const char *path) {
         rc = ga_cli_fail(CMD, "%s: cannot write %s: directory %s: %s", opt, path, d,
                          strerror(errno));
     free(dir);
+    return rc;
+}
+
+/* True for the names a dump writes: layer_N.npy, tokens.json, metrics.csv, metrics.json. */
+static bool is_dump_file(const char *name) {
+    if (!strcmp(name, "tokens.json") || !strcmp(name, "metrics.csv") ||
+        !strcmp(name, "metrics.json"))
+        return true;
+    int layer, len = 0;
+    return sscanf(name, "layer_%d.npy%n", &layer, &len) == 1 && (size_t)len == strlen(name) &&
+           isdigit((unsigned char)name[6]);
+}
+
+/* Removes an earlier dump's files from dir, so that it holds exactly the new run (a longer
+ * earlier run would leave its layer_N.npy of another shape beside the new tokens.json).
+ * Other files are kept. */
+static int clear_old_dump(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return ga_cli_fail(CMD, "--dump: cannot read %s: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (!is_dump_file(e->d_name)) continue;
+        char *p = ga_path_join(dir, e->d_name);
+        if (!p)
+            rc = ga_cli_fail(CMD, "out of memory");
+        else if (unlink(p) != 0 && errno != ENOENT)
+            rc = ga_cli_fail(CMD, "--dump: cannot remove the earlier %s: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
     return rc;
 }
 
@@ -240,9 +242,13 @@ static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, in
             ga_tok_free(tok);
             return ga_cli_fail_err(CMD, &err);
         }
-    } else if (ga_cli_tokens(CMD, "--tokens", a->tokens, ids, n)) {
-        ga_tok_free(tok);
-        return 1;
+    } else {
+        *n = a->tokens.n;
+        if (!(*ids = malloc((size_t)*n * sizeof **ids))) {
+            ga_tok_free(tok);
+            return ga_cli_fail(CMD, "out of memory");
+        }
+        memcpy(*ids, a->tokens.v, (size_t)*n * sizeof **ids);
     }
     int rc = 0;
     if (*n < 1) rc = ga_cli_fail(CMD, "the prompt has no tokens");
@@ -329,9 +335,9 @@ static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *s
 }
 
 /* Draws the selected maps (pooled to pic_res) and writes the PNG. */
-static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap, const bool *sel,
-                int n_sel, char *const *tok_labels, const char *out, const char *device_name,
-                const ga_font *font) {
+static int draw(const viz_args *a, const ga_model *m, const char *name, const ga_attn_capture *cap,
+                const bool *sel, int n_sel, char *const *tok_labels, const char *out,
+                const char *device_name, const ga_font *font) {
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers, T = cap->n_tokens;
     int res = T < a->max_res ? T : a->max_res;
@@ -386,10 +392,9 @@ static int draw(const viz_args *a, const ga_model *m, const ga_attn_capture *cap
     if (a->scale != GA_SCALE_LINEAR)
         snprintf(scale_note, sizeof scale_note, ", %s colour scale", ga_color_scale_name(a->scale));
     if (a->head >= 0)
-        snprintf(title, sizeof title, "%s: attention of head %d", ga_model_name(m), a->head);
+        snprintf(title, sizeof title, "%s: attention of head %d", name, a->head);
     else
-        snprintf(title, sizeof title, "%s: attention, mean over %d heads", ga_model_name(m),
-                 cfg->n_heads);
+        snprintf(title, sizeof title, "%s: attention, mean over %d heads", name, cfg->n_heads);
     if (res == T)
         snprintf(subtitle, sizeof subtitle, "%s attention, %d token%s, %s%s",
                  ga_gate_mode_name(cfg->gate), T, T == 1 ? "" : "s", device_name, scale_note);
@@ -426,7 +431,7 @@ done:
 int ga_cmd_viz(int argc, char **argv) {
     viz_args a;
     int rc = parse_args(argc, argv, &a);
-    if (rc >= 0) return rc;
+    if (rc || !a.model) return rc;
 
     ga_err err = {{0}};
     ga_model *m = NULL;
@@ -434,15 +439,21 @@ int ga_cmd_viz(int argc, char **argv) {
     int32_t *ids = NULL;
     char **tok_labels = NULL;
     bool *sel = NULL;
-    char *out = NULL;
+    char *out = NULL, *name = NULL;
     int T = 0;
     ga_attn_capture cap = {0};
     ga_font *font = NULL;
-    if (ga_model_load(a.model, &m, &err)) return ga_cli_fail_err(CMD, &err);
+    rc = 1;
+    if (ga_model_load(a.model, &m, &err)) {
+        ga_cli_fail_err(CMD, &err);
+        goto done;
+    }
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers;
-
-    rc = 1;
+    if (!(name = ga_cli_model_name(a.model))) {
+        ga_cli_fail(CMD, "out of memory");
+        goto done;
+    }
     if (a.head >= cfg->n_heads) {
         ga_cli_fail(CMD, "--head: head %d outside 0..%d (heads are 0-based)", a.head,
                     cfg->n_heads - 1);
@@ -453,14 +464,14 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "out of memory");
         goto done;
     }
-    int n_sel = select_layers(a.layers, L, sel);
+    int n_sel = select_layers(&a.layers, L, sel);
     if (n_sel < 0) goto done;
     if (a.out) {
         out = strdup(a.out);
     } else {
-        size_t n = strlen(ga_model_name(m)) + 64;
+        size_t n = strlen(name) + 64;
         out = malloc(n);
-        if (out) snprintf(out, n, "%s_selected_layer_attention_maps.png", ga_model_name(m));
+        if (out) snprintf(out, n, "%s_selected_layer_attention_maps.png", name);
     }
     if (!out) {
         ga_cli_fail(CMD, "out of memory");
@@ -498,17 +509,22 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "the backend returned no attention capture");
         goto done;
     }
-    if (draw(&a, m, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font)) goto done;
-    if (a.dump && write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)) goto done;
+    if (draw(&a, m, name, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font))
+        goto done;
+    if (a.dump && (clear_old_dump(a.dump) || write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)))
+        goto done;
 
-    printf("%s (%s attention, %d tokens, %s)\n", ga_model_name(m), ga_gate_mode_name(cfg->gate), T,
+    printf("%s (%s attention, %d tokens, %s)\n", name, ga_gate_mode_name(cfg->gate), T,
            ga_session_device_name(s));
     ga_metrics_print(stdout, cap.metrics, L);
     printf("wrote %s\n", out);
     if (a.dump) printf("wrote layer_N.npy, tokens.json, metrics.csv, metrics.json to %s\n", a.dump);
-    rc = 0;
+    rc = ga_cli_finish_stdout(CMD);
 done:
     ga_font_free(font);
+    free(a.tokens.v);
+    free(a.layers.v);
+    free(name);
     ga_attn_capture_free(&cap);
     ga_session_free(s);
     ga_model_free(m);

@@ -1,144 +1,174 @@
-/* gattn write-model: a random-weight model folder in the published format. */
+/*
+ * gattn write-model: a random-weight model folder in the published format.
+ *
+ * The folder must be new or empty: an old model left beside the new one would be read in its
+ * place (a model.safetensors is loaded ahead of new shards). With --force the files a model
+ * folder is made of (below) are removed first and everything else there is kept.
+ */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "core/path.h"
+#include "presets.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: gattn write-model --out DIR [--variant baseline|headwise|elementwise]\n"
-            "         [--preset tiny|paper-1.7b] [--layers N] [--hidden N] [--intermediate N]\n"
-            "         [--heads N] [--kv-heads N] [--head-dim N] [--vocab N] [--max-pos N]\n"
-            "         [--theta X] [--untied] [--bias] [--dtype f32|bf16|f16] [--shards N]\n"
-            "         [--seed N] [--init-std X] [--tokenizer]\n"
-            "  Writes config.json and safetensors (sharded with an index for --shards > 1) with\n"
-            "  seeded random weights; --tokenizer adds a small byte-level BPE tokenizer.json\n"
-            "  (needs --vocab >= 259). Defaults: the tiny preset (4 layers, hidden 128, 4 query\n"
-            "  heads, 2 KV heads, head_dim 32, intermediate 384, vocab 1024, tied, f32).\n"
-            "  paper-1.7b: hidden 2048, 28 layers, 16/8 heads, head_dim 128, intermediate 6144,\n"
-            "  vocab 151936, tied, bf16 (3.4 GB on disk).\n");
+static const char *C = "write-model";
+
+/* The files that make a Hugging Face model folder (weights, index, config, tokenizer): what
+ * write-model writes and what a loader may read. */
+static bool is_model_file(const char *name) {
+    static const char *const names[] = {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors.index.json",
+        "vocab.json",
+        "merges.txt",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+        "chat_template.jinja",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i])) return true;
+    int a, b, len = 0;
+    /* model-00001-of-00003.safetensors, the shards of any writer */
+    return sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &len) == 2 &&
+           (size_t)len == strlen(name);
+}
+
+/* Makes `out` ready for a new model: absent (created by the writer), an empty folder, or with
+ * --force a folder whose model files are removed. Returns 0 or the exit code. */
+static int prepare_out(const char *out, bool force) {
+    struct stat st;
+    if (stat(out, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return ga_cli_fail(C, "--out: %s: %s", out, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) return ga_cli_fail(C, "--out: %s exists and is not a folder", out);
+    DIR *d = opendir(out);
+    if (!d) return ga_cli_fail(C, "--out: cannot read folder %s: %s", out, strerror(errno));
+    int rc = 0, entries = 0;
+    char first[256] = "";
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!entries++) snprintf(first, sizeof first, "%s", e->d_name);
+        if (!force || !is_model_file(e->d_name)) continue;
+        char *p = ga_path_join(out, e->d_name);
+        if (!p) {
+            rc = ga_cli_fail(C, "out of memory");
+            break;
+        }
+        struct stat fs;
+        if (lstat(p, &fs) == 0 && S_ISDIR(fs.st_mode))
+            rc = ga_cli_fail(C, "--force: %s is a folder; not removing it", p);
+        else if (unlink(p) != 0 && errno != ENOENT)
+            rc = ga_cli_fail(C, "--force: cannot remove %s: %s", p, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    if (!rc && entries && !force)
+        rc = ga_cli_fail(C,
+                         "--out: %s is not empty (it holds '%s'%s); an old model there would be "
+                         "read instead of the new one: give --force to replace its model files",
+                         out, first, entries > 1 ? " and more" : "");
+    return rc;
+}
+
+static int parse_dtype(const char *cmd, const ga_opt *o, const char *v) {
+    ga_dtype *d = o->dst;
+    if (!strcmp(v, "f32"))
+        *d = GA_F32;
+    else if (!strcmp(v, "bf16"))
+        *d = GA_BF16;
+    else if (!strcmp(v, "f16"))
+        *d = GA_F16;
+    else
+        return ga_cli_usage(cmd, "%s: '%s' is not f32, bf16 or f16", o->name, v), -1;
+    return 0;
+}
+
+static int parse_preset(const char *cmd, const ga_opt *o, const char *v) {
+    if (!(*(const ga_preset **)o->dst = ga_preset_find(v)))
+        return ga_cli_usage(cmd, "%s: '%s' is not %s", o->name, v, ga_preset_names()), -1;
+    return 0;
 }
 
 int ga_cmd_write_model(int argc, char **argv) {
-    const char *C = "write-model", *out = NULL;
-    ga_config c = {.vocab_size = 1024,
-                   .hidden_size = 128,
-                   .intermediate_size = 384,
-                   .n_layers = 4,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .head_dim = 32,
-                   .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1000000.0,
-                   .max_position_embeddings = 4096,
-                   .tie_word_embeddings = true,
-                   .use_qk_norm = true,
-                   .bos_token_id = -1};
-    ga_write_opts o = {.seed = 1, .dtype = GA_F32, .n_shards = 1};
-    /* First pass: the preset, so explicit sizes given in any order override it. */
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--preset") && i + 1 < argc) {
-            const char *p = argv[i + 1];
-            if (!strcmp(p, "paper-1.7b")) {
-                c.vocab_size = 151936, c.hidden_size = 2048, c.intermediate_size = 6144;
-                c.n_layers = 28, c.n_heads = 16, c.n_kv_heads = 8, c.head_dim = 128;
-                c.max_position_embeddings = 40960;
-                o.dtype = GA_BF16;
-            } else if (strcmp(p, "tiny") != 0) {
-                return ga_cli_fail(C, "--preset: '%s' is not tiny or paper-1.7b", p);
-            }
-        }
-    }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long x;
-        double d;
-        struct {
-            const char *flag;
-            int *dst;
-            long lo, hi;
-        } ints[] = {
-            {"--layers", &c.n_layers, 1, 1024},
-            {"--hidden", &c.hidden_size, 1, 65536},
-            {"--intermediate", &c.intermediate_size, 1, 262144},
-            {"--heads", &c.n_heads, 1, 1024},
-            {"--kv-heads", &c.n_kv_heads, 1, 1024},
-            {"--head-dim", &c.head_dim, 2, 1024},
-            {"--vocab", &c.vocab_size, 1, 1 << 22},
-            {"--max-pos", &c.max_position_embeddings, 1, 1 << 24},
-            {"--shards", &o.n_shards, 1, 64},
-        };
-        bool done = false;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
-            if (!strcmp(a, ints[k].flag)) {
-                if (!(v = ga_cli_value(C, argc, argv, &i)) ||
-                    ga_cli_int(C, a, v, ints[k].lo, ints[k].hi, &x))
-                    return 1;
-                *ints[k].dst = (int)x;
-                done = true;
-            }
-        }
-        if (done) continue;
-        if (!strcmp(a, "--out")) {
-            if (!(out = ga_cli_value(C, argc, argv, &i))) return 1;
-        } else if (!strcmp(a, "--preset")) {
-            i++; /* handled above */
-        } else if (!strcmp(a, "--variant")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i))) return 1;
-            if (!strcmp(v, "baseline"))
-                c.gate = GA_GATE_NONE;
-            else if (!strcmp(v, "headwise"))
-                c.gate = GA_GATE_HEADWISE;
-            else if (!strcmp(v, "elementwise"))
-                c.gate = GA_GATE_ELEMENTWISE;
-            else
-                return ga_cli_fail(C, "--variant: '%s' is not baseline, headwise or elementwise",
-                                   v);
-        } else if (!strcmp(a, "--dtype")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i))) return 1;
-            if (!strcmp(v, "f32"))
-                o.dtype = GA_F32;
-            else if (!strcmp(v, "bf16"))
-                o.dtype = GA_BF16;
-            else if (!strcmp(v, "f16"))
-                o.dtype = GA_F16;
-            else
-                return ga_cli_fail(C, "--dtype: '%s' is not f32, bf16 or f16", v);
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) || ga_cli_int(C, a, v, 0, 0x7fffffffL, &x))
-                return 1;
-            o.seed = (uint64_t)x;
-        } else if (!strcmp(a, "--theta")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) || ga_cli_float(C, a, v, 1e-6, 1e12, &d))
-                return 1;
-            c.rope_theta = d;
-        } else if (!strcmp(a, "--init-std")) {
-            if (!(v = ga_cli_value(C, argc, argv, &i)) || ga_cli_float(C, a, v, 1e-6, 10, &d))
-                return 1;
-            o.init_std = (float)d;
-        } else if (!strcmp(a, "--untied")) {
-            c.tie_word_embeddings = false;
-        } else if (!strcmp(a, "--bias")) {
-            c.attention_bias = c.o_bias = true;
-        } else if (!strcmp(a, "--tokenizer")) {
-            o.tokenizer = true;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else {
-            return ga_cli_fail(C, "unknown argument '%s'", a);
-        }
-    }
-    if (!out) {
-        return ga_cli_fail(C, "--out DIR is required");
-    }
+    const char *out = NULL;
+    const ga_preset *preset = ga_preset_find("tiny");
+    ga_config over = {0};
+    ga_gate_mode gate = GA_GATE_NONE;
+    ga_dtype dtype = GA_F32;
+    double theta = 0, init_std = 0;
+    long seed = 1;
+    int shards = 1;
+    bool untied = false, bias = false, tokenizer = false, force = false;
+    ga_opt opts[] = {
+        GA_O_STR("--out", &out, "DIR", "the folder to write (required; new or empty)"),
+        GA_O_FLAG("--force", &force,
+                  "write into a non-empty folder: its model files (config, weights,\n"
+                  "index, tokenizer) are removed first, other files are kept"),
+        GA_O_VARIANT("--variant", &gate, "baseline (default), headwise or elementwise"),
+        GA_O_CUSTOM("--preset", parse_preset, &preset, "NAME",
+                    "tiny (default), qwen3-0.6b or paper-1.7b; the options below\n"
+                    "override its sizes"),
+        GA_SHAPE_OPTS(&over),
+        GA_O_FLOAT("--theta", &theta, 1e-6, 1e12, "X", "RoPE theta (default 1e6)"),
+        GA_O_FLAG("--untied", &untied, "a separate lm_head.weight"),
+        GA_O_FLAG("--bias", &bias, "q/k/v/o projection biases"),
+        GA_O_CUSTOM("--dtype", parse_dtype, &dtype, "T",
+                    "f32, bf16 or f16 (default: the preset's)"),
+        GA_O_INT("--shards", &shards, 1, 64, "N", "safetensors shards (> 1: with an index)"),
+        GA_O_LONG("--seed", &seed, 0, 0x7fffffffL, "N", "random seed (default 1)"),
+        GA_O_FLOAT("--init-std", &init_std, 1e-6, 10, "X", "std of the weights (default 0.02)"),
+        GA_O_FLAG("--tokenizer", &tokenizer,
+                  "add a small byte-level BPE tokenizer.json (--vocab >= 259)"),
+    };
+    ga_cli_spec spec = {
+        .cmd = C,
+        .usage = "--out DIR [--force] [--variant V] [--preset NAME] [shape options] [--dtype T]\n"
+                 "         [--shards N] [--seed N] [--init-std X] [--tokenizer]",
+        .about = "Writes config.json and safetensors (sharded with an index for --shards > 1)\n"
+                 "with seeded random weights. The tiny preset: 4 layers, hidden 128, 4 query\n"
+                 "heads, 2 KV heads, head_dim 32, intermediate 384, vocab 1024, tied, f32.\n"
+                 "paper-1.7b: hidden 2048, 28 layers, 16/8 heads, head_dim 128, intermediate\n"
+                 "6144, vocab 151936, tied, bf16 (3.4 GB on disk).\n",
+        .opts = opts,
+        .n_opts = GA_N_OPTS(opts)};
+    int rc = ga_cli_parse(&spec, argc, argv);
+    if (rc) return ga_cli_parse_exit(rc);
+    if (!out) return ga_cli_usage(C, "--out DIR is required");
+
+    ga_config c = preset->shape;
+    bool any;
+    if ((rc = ga_cli_shape_apply(&spec, &over, &c, &any))) return rc;
+    c.gate = gate;
+    if (ga_cli_opt(&spec, "--theta")->given) c.rope_theta = theta;
+    if (untied) c.tie_word_embeddings = false;
+    if (bias) c.attention_bias = c.o_bias = true;
+    ga_write_opts o = {.seed = (uint64_t)seed,
+                       .dtype = ga_cli_opt(&spec, "--dtype")->given ? dtype : preset->dtype,
+                       .n_shards = shards,
+                       .init_std = (float)init_std,
+                       .tokenizer = tokenizer};
     if (o.tokenizer && c.vocab_size < 259)
-        return ga_cli_fail(C, "--tokenizer needs --vocab >= 259 (256 bytes + 3 special tokens)");
+        return ga_cli_usage(C, "--tokenizer needs --vocab >= 259 (256 bytes + 3 special tokens)");
+
+    if ((rc = prepare_out(out, force))) return rc;
     ga_err err = {{0}};
     if (ga_model_write_random(out, &c, &o, &err)) return ga_cli_fail_err(C, &err);
     printf("wrote %s: %s, %d layers, hidden %d, %d/%d heads x %d, vocab %d, %s, %lld parameters\n",
            out, ga_gate_mode_name(c.gate), c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads,
            c.head_dim, c.vocab_size, ga_dtype_name(o.dtype), (long long)ga_config_param_count(&c));
-    return 0;
+    return ga_cli_finish_stdout(C);
 }

@@ -16,6 +16,18 @@
 #include "core/path.h"
 #include "gattn/tokenizer.h"
 
+/* The double whose shortest text is the shortest decimal that reads back as f: a float field
+ * (rms_norm_eps) is written as the 1e-06 the user meant, not as the float's exact binary value
+ * printed to 15 digits (9.99999997475243e-07), which reads back as the same float anyway. */
+static double float_as_decimal(float f) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) { /* 9 significant digits round-trip any float */
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if ((float)strtod(buf, NULL) == f) break;
+    }
+    return strtod(buf, NULL);
+}
+
 char *ga_config_to_json(const ga_config *c) {
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
@@ -28,7 +40,7 @@ char *ga_config_to_json(const ga_config *c) {
     cJSON_AddNumberToObject(r, "num_attention_heads", c->n_heads);
     cJSON_AddNumberToObject(r, "num_key_value_heads", c->n_kv_heads);
     cJSON_AddNumberToObject(r, "head_dim", c->head_dim);
-    cJSON_AddNumberToObject(r, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(r, "rms_norm_eps", float_as_decimal(c->rms_norm_eps));
     cJSON_AddNumberToObject(r, "rope_theta", c->rope_theta);
     cJSON_AddNullToObject(r, "rope_scaling");
     cJSON_AddNumberToObject(r, "max_position_embeddings", c->max_position_embeddings);
