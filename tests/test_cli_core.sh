@@ -78,6 +78,10 @@ expect_exit 2 "needs a value" "$G" info --model
 expect_exit 2 "--tokens" "$G" logits --model "$M" --tokens 1,,2
 expect_exit 2 "--variant" "$G" write-model --out "$T/x" --variant sideways
 expect_exit 2 "--preset" "$G" write-model --out "$T/x" --preset huge
+for c in logits generate viz; do
+  expect_exit 2 "'fast' is not cublas, cublas-only, lt or fallback" "$G" $c --model "$M" --tokens 1 --cuda-gemm fast
+done
+expect_exit 2 "--cuda-gemm" "$G" bench --cuda-gemm ""
 expect_exit 2 "--model DIR and --tokens" "$G" logits --model "$M"
 expect_exit 1 "/nonexistent/model" "$G" info --model /nonexistent/model
 expect_exit 1 "/nonexistent/model" "$G" logits --model /nonexistent/model --tokens 1

@@ -38,7 +38,10 @@ static char phase_buf[192];
 static uint64_t rng = 0xc0dec0ffee01ull;
 
 static ga_session *open_session(const ga_model *m, ga_device dev, int ctx, int batch) {
-    ga_session_opts o = {.device = dev, .max_context = ctx, .max_batch = batch};
+    ga_session_opts o = {.device = dev,
+                         .max_context = ctx,
+                         .max_batch = batch,
+                         .cuda_gemm = dev == GA_DEVICE_CUDA ? ga_test_cuda_gemm() : 0};
     ga_session *s = NULL;
     ga_err err = {{0}};
     CHECK_OK(ga_session_create(m, &o, &s, &err), &err);

@@ -23,7 +23,10 @@ static int on_token(void *user, int index, int32_t t) {
 
 static void run(const ga_model *m, ga_device dev, int batch, const ga_gen_opts *o,
                 const int32_t *const *p, const int *np, collect *c) {
-    ga_session_opts so = {.device = dev, .max_context = 64, .max_batch = batch};
+    ga_session_opts so = {.device = dev,
+                          .max_context = 64,
+                          .max_batch = batch,
+                          .cuda_gemm = dev == GA_DEVICE_CUDA ? ga_test_cuda_gemm() : 0};
     ga_session *s = NULL;
     ga_err err = {{0}};
     memset(c, 0, sizeof *c);

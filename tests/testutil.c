@@ -119,3 +119,11 @@ bool ga_test_want(int argc, char **argv, const char *sec) {
         if (!strcmp(argv[i], sec)) return true;
     return false;
 }
+
+ga_cuda_gemm_impl ga_test_cuda_gemm(void) {
+    const char *v = ga_test_env("GA_CUDA_GEMM", "cublas");
+    if (!strcmp(v, "lt")) return GA_CUDA_GEMM_LT;
+    if (!strcmp(v, "fallback")) return GA_CUDA_GEMM_FALLBACK;
+    if (!strcmp(v, "cublas-only")) return GA_CUDA_GEMM_CUBLAS_ONLY;
+    return GA_CUDA_GEMM_CUBLAS;
+}

@@ -72,6 +72,10 @@ bool ga_test_want(int argc, char **argv, const char *sec);
 /* Environment variable or default. */
 const char *ga_test_env(const char *name, const char *def);
 
+/* The CUDA GEMM the GPU tests run with: $GA_CUDA_GEMM (cublas, cublas-only, lt or fallback;
+ * tools/gpu_check.sh reruns a crashed test with the others), default cublas. */
+ga_cuda_gemm_impl ga_test_cuda_gemm(void);
+
 /* Returns 77 (skip) from the calling test when no usable GPU is present. */
 #define GA_REQUIRE_GPU()                                                                           \
     do {                                                                                           \

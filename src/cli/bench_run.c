@@ -282,6 +282,7 @@ done:
 /* Creates a session; on out-of-memory returns 2 with the message in b->err. */
 static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s) {
     ga_session_opts so = {.device = b->a->device,
+                          .cuda_gemm = b->a->cuda_gemm,
                           .max_context = ctx,
                           .max_batch = max_batch,
                           .n_threads = (int)b->a->threads};

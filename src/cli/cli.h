@@ -141,6 +141,16 @@ typedef struct ga_cli_spec {
         .name = "--device", .type = GA_OPT_DEVICE, .dst = (D), .meta = "D",                        \
         .help = "cpu, cuda or auto (default: cuda when there is a GPU)"                            \
     }
+/* --cuda-gemm: the CUDA backend's GEMM (ga_cuda_gemm_impl), for telling a cuBLAS problem from
+ * a backend bug and for timing the decode GEMV against cuBLAS. */
+int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
+#define GA_O_CUDA_GEMM(D)                                                                          \
+    {                                                                                              \
+        .name = "--cuda-gemm", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_cuda_gemm, .dst = (D), \
+        .meta = "IMPL",                                                                            \
+        .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
+                "GEMV for small decode batches), cublas-only, lt or fallback"                      \
+    }
 #define GA_O_VARIANT(N, D, H)                                                                      \
     { .name = (N), .type = GA_OPT_VARIANT, .dst = (D), .meta = "V", .help = (H) }
 #define GA_O_CUSTOM(N, FN, D, M, H)                                                                \

@@ -126,6 +126,23 @@ int ga_cli_device(const char *cmd, const char *opt, const char *s, ga_device *ou
     return 0;
 }
 
+int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v) {
+    static const struct {
+        const char *name;
+        ga_cuda_gemm_impl impl;
+    } impls[] = {{"cublas", GA_CUDA_GEMM_CUBLAS},
+                 {"cublas-only", GA_CUDA_GEMM_CUBLAS_ONLY},
+                 {"lt", GA_CUDA_GEMM_LT},
+                 {"fallback", GA_CUDA_GEMM_FALLBACK}};
+    for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++)
+        if (!strcmp(v, impls[i].name)) {
+            *(ga_cuda_gemm_impl *)o->dst = impls[i].impl;
+            return 0;
+        }
+    ga_cli_usage(cmd, "%s: '%s' is not cublas, cublas-only, lt or fallback", o->name, v);
+    return -1;
+}
+
 int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any) {
     static const struct {
         const char *name;

@@ -47,6 +47,7 @@ typedef struct gen_args {
     double temp, top_p;
     bool chat, ids;
     ga_device device;
+    ga_cuda_gemm_impl cuda_gemm;
 } gen_args;
 
 /* 0 to go on, else the exit code (0 after --help). */
@@ -74,6 +75,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_FLAG("--chat", &a->chat, "wrap the prompt in the Qwen chat template (user turn)"),
         GA_O_FLAG("--ids", &a->ids, "print the generated ids comma-separated, not text"),
         GA_O_DEVICE(&a->device),
+        GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "KV cache length per sequence (default: longest prompt + n,\n"
                   "at most the model's max_position_embeddings)"),
@@ -299,6 +301,7 @@ static int open_session(gen_run *r, int batch) {
     int last_pct = -1;
     bool bar = isatty(2) && ga_model_weight_bytes(r->m) >= (64u << 20);
     ga_session_opts so = {.device = r->a->device,
+                          .cuda_gemm = r->a->cuda_gemm,
                           .max_context = (int)r->ctx,
                           .max_batch = batch,
                           .n_threads = (int)r->a->threads};

@@ -49,6 +49,7 @@ typedef struct viz_args {
     ga_color_scale scale;
     int max_res;
     ga_device device;
+    ga_cuda_gemm_impl cuda_gemm;
 } viz_args;
 
 /* 0 to go on, else the exit code (0 after --help). */
@@ -84,6 +85,7 @@ static int parse_args(int argc, char **argv, viz_args *a) {
                  "TrueType font for the text (default $GATTN_FONT, else\n" DEFAULT_FONT ";\n"
                  "the built-in bitmap font when that is missing)"),
         GA_O_DEVICE(&a->device),
+        GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_INT("--max-res", &a->max_res, 1, MAX_PICTURE_RES, "N", res_help),
     };
     ga_cli_spec spec = {
@@ -491,7 +493,8 @@ int ga_cmd_viz(int argc, char **argv) {
         if (prepare_dump_dir(a.dump)) goto done;
     }
 
-    ga_session_opts so = {.device = a.device, .max_context = T, .max_batch = 1};
+    ga_session_opts so = {
+        .device = a.device, .cuda_gemm = a.cuda_gemm, .max_context = T, .max_batch = 1};
     if (ga_session_create(m, &so, &s, &err)) {
         ga_cli_fail_err(CMD, &err);
         goto done;

@@ -82,6 +82,28 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
         ga_cuda_scratch_free(c);
         return st;
     }
+    /* Every activation starts as NaN (0xFF bytes: NaN in fp32 and bf16), so a kernel that
+     * reads an element nothing wrote makes the logits NaN, which every GPU test rejects. This
+     * is the check compute-sanitizer's initcheck cannot make here: cuBLAS's Hopper kernels
+     * store their output with TMA, which initcheck does not see, so it reports the next
+     * kernel's reads of a GEMM output as uninitialised (213,041 reports at norm.cu's read of
+     * delta for a 333-token prefill, none with the plain GEMM kernel, and finite logits equal
+     * to the CPU's with this poison: bench/RESULTS.md, 2026-12-01). One memset per buffer at
+     * allocation, on the backend's stream (ordered before its kernels), never on the hot path. */
+    void *fp[] = {s->x, s->delta, s->xn, s->qkv, s->q, s->gate, s->attn, s->act, s->logits, s->lse};
+    const size_t fp_bytes[] = {r * H * 4,           r * H * 4,           r * H * 2,
+                               r * qkv * 2,         r * c->attn_dim * 2, r * c->gate_dim * 2,
+                               r * c->attn_dim * 2, r * I * 2,           r * cfg->vocab_size * 4,
+                               r * cfg->n_heads * 4};
+    for (size_t i = 0; i < sizeof fp / sizeof fp[0]; i++) {
+        if (!fp[i]) continue;
+        cudaError_t e = cudaMemsetAsync(fp[i], 0xFF, fp_bytes[i], c->stream);
+        if (e != cudaSuccess) {
+            ga_cuda_scratch_free(c);
+            return ga_err_set(err, GA_ERR_CUDA, "poisoning the activations failed: %s",
+                              cudaGetErrorName(e));
+        }
+    }
     s->rows = rows;
     return GA_OK;
 }
