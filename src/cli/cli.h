@@ -149,7 +149,7 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
         .name = "--cuda-gemm", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_cuda_gemm, .dst = (D), \
         .meta = "IMPL",                                                                            \
         .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
-                "GEMV for small decode batches), cublas-only, lt or fallback"                      \
+                "GEMV for decode batches of 1-2), cublas-only, lt or fallback"                     \
     }
 #define GA_O_VARIANT(N, D, H)                                                                      \
     { .name = (N), .type = GA_OPT_VARIANT, .dst = (D), .meta = "V", .help = (H) }

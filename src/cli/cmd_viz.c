@@ -278,17 +278,17 @@ static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, in
 }
 
 /* The figure's font: --font, else $GATTN_FONT, else DEFAULT_FONT; a font that was asked for
- * must load, the default may be missing (a one-line notice, then the bitmap font). */
-static int load_font(const char *opt, ga_font **font) {
+ * must load, the default may be missing (the bitmap font then, and *missing_default set so
+ * that a one-line notice goes out when the picture is drawn: an error before that stays the
+ * only line on stderr). */
+static int load_font(const char *opt, ga_font **font, bool *missing_default) {
     const char *env = getenv("GATTN_FONT");
     const char *path = opt ? opt : env && *env ? env : DEFAULT_FONT;
     ga_err err = {{0}};
     *font = NULL;
+    *missing_default = false;
     if (!opt && !(env && *env) && access(path, F_OK) != 0) {
-        fprintf(stderr,
-                "gattn viz: note: no font at %s (Debian: fonts-dejavu-core); using the "
-                "built-in bitmap font\n",
-                path);
+        *missing_default = true;
         return 0;
     }
     if (ga_font_load(path, font, &err))
@@ -445,6 +445,7 @@ int ga_cmd_viz(int argc, char **argv) {
     int T = 0;
     ga_attn_capture cap = {0};
     ga_font *font = NULL;
+    bool font_missing = false;
     rc = 1;
     if (ga_model_load(a.model, &m, &err)) {
         ga_cli_fail_err(CMD, &err);
@@ -480,7 +481,7 @@ int ga_cmd_viz(int argc, char **argv) {
         goto done;
     }
     if (check_writable_file("--out", out)) goto done;
-    if (load_font(a.font, &font)) goto done;
+    if (load_font(a.font, &font, &font_missing)) goto done;
     if (get_tokens(&a, cfg, &ids, &T, &tok_labels)) goto done;
     if (a.dump) {
         if (T > MAX_DUMP_TOKENS) {
@@ -512,6 +513,11 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "the backend returned no attention capture");
         goto done;
     }
+    if (font_missing)
+        fprintf(stderr,
+                "gattn viz: note: no font at %s (Debian: fonts-dejavu-core); using the "
+                "built-in bitmap font\n",
+                DEFAULT_FONT);
     if (draw(&a, m, name, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font))
         goto done;
     if (a.dump && (clear_old_dump(a.dump) || write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)))

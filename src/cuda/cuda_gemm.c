@@ -16,10 +16,12 @@
  */
 #include "cuda_internal.h"
 
-/* The largest decode batch that takes kernels/gemv.cu by default: up to here it was measured
- * faster than cuBLAS on an H200 (bench/RESULTS.md); above it cuBLAS's tiles reuse the weights
- * across rows better. */
-#define GA_GEMV_AUTO_MAX_M 8
+/* The largest decode batch that takes kernels/gemv.cu by default. Measured on an H200 at the
+ * 1.7B shape (a whole decode step, profile_step --gemm default vs cublas-only, 2026-12-01):
+ * M = 1: 1.551 vs 1.625 ms, M = 2: 1.428 vs 1.645 ms; M = 4: 1.753 vs 1.664 and M = 8: 2.571
+ * vs 1.688, where each weight chunk feeds more FMAs than one warp issues in time and cuBLAS's
+ * tiles win (bench/RESULTS.md). */
+#define GA_GEMV_AUTO_MAX_M 2
 
 /* The same Y^T = W^T-op . X^T product through cuBLASLt. Stored layouts (column-major views):
  * W is K x N (ld K, op T), X is K x M (ld K, op N), Y is N x M (ld N). */
