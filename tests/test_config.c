@@ -115,10 +115,9 @@ int main(void) {
     {
         static const char raw[] = "{" BASE ", \"hidden_act\": \"silu\0gelu\"}";
         CHECK(ga_config_parse(raw, sizeof raw - 1, "cfg.json", &c, &e) == GA_ERR_FORMAT);
-        CHECK_MSG(strstr(e.msg, "control character") && strstr(e.msg, "cfg.json"), "raw NUL: %s",
-                  e.msg);
+        CHECK_MSG(strstr(e.msg, "control byte") && strstr(e.msg, "cfg.json"), "raw NUL: %s", e.msg);
     }
-    expect_fail("{" BASE ", \"hidden_act\": \"si\tlu\"}", GA_ERR_FORMAT, "control character");
+    expect_fail("{" BASE ", \"hidden_act\": \"si\tlu\"}", GA_ERR_FORMAT, "control byte");
     /* Nothing but whitespace may follow the value; a trailing newline is normal. */
     expect_fail("{" BASE "} x", GA_ERR_FORMAT, "after the JSON value");
     expect_fail("{" BASE "}{\"vocab_size\": 5}", GA_ERR_FORMAT, "after the JSON value");

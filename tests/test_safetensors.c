@@ -228,7 +228,7 @@ static void test_malformed(void) {
         "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, "
         "\"model.embed_tokens.weight\\u0000evil\": {\"dtype\": \"F32\", \"shape\": [1], "
         "\"data_offsets\": [4, 8]}}",
-        16, -1, GA_ERR_FORMAT, "\"model.embed_tokens.weight\" holds a NUL");
+        16, -1, GA_ERR_FORMAT, "NUL) inside a JSON string starting \"model.embed_tokens.weight\"");
     expect_open_fail(
         "nul_dtype.safetensors",
         "{\"t\": {\"dtype\": \"F32\\u0000\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 16, -1,
@@ -245,7 +245,8 @@ static void test_malformed(void) {
                                   "\"data_offsets\": [0, 4]}}";
         char *rp = write_raw_n("raw_nul.safetensors", raw, sizeof raw - 1, 16, -1);
         CHECK(ga_store_open_file(rp, &s, &e) == GA_ERR_FORMAT && s == NULL);
-        CHECK_MSG(strstr(e.msg, rp) && strstr(e.msg, "control character"), "raw NUL: %s", e.msg);
+        CHECK_MSG(strstr(e.msg, rp) && strstr(e.msg, "raw control byte 0x00"), "raw NUL: %s",
+                  e.msg);
         free(rp);
     }
     { /* space padding inside the header length is the format's own and is accepted */
@@ -398,7 +399,7 @@ static void test_binding(void) {
         "{\"weight_map\": {\"model.norm.weight\": \"shard.safetensors\"}} x",
     };
     const char *strict_needles[] = {"key \"model.norm.weight\" appears twice in \"weight_map\"",
-                                    "holds a NUL", "after the JSON value"};
+                                    "(NUL) inside a JSON string", "after the JSON value"};
     for (int i = 0; i < 3; i++) {
         ga_test_write_file(idx, strict_idx[i], strlen(strict_idx[i]));
         ga_status r = ga_model_load(empty, &m, &e);

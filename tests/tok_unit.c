@@ -530,15 +530,16 @@ static void test_malformed(void) {
          GA_ERR_FORMAT, "NUL"},
         {"{" BASE_MODEL ", \"added_tokens\": [{\"id\": 4, \"content\": \"a\tb\"}], " BASE_PIPE "}",
          GA_ERR_FORMAT, "raw control byte 0x09 inside a JSON string"},
-        {"{\x01" BASE_MODEL ", " BASE_PIPE "}", GA_ERR_FORMAT, "control byte 0x01 outside"},
+        {"{\x01" BASE_MODEL ", " BASE_PIPE "}", GA_ERR_FORMAT,
+         "control byte 0x01 outside a string"},
         {"{" BASE_MODEL ", " BASE_PIPE ", \"model\": {}}", GA_ERR_FORMAT,
-         "key 'model' appears twice in the top level"},
+         "key \"model\" appears twice at the top level"},
         {"{" BASE_MODEL
          ", \"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"id\": 5}], " BASE_PIPE "}",
-         GA_ERR_FORMAT, "key 'id' appears twice in added_tokens[0]"},
+         GA_ERR_FORMAT, "key \"id\" appears twice in \"added_tokens[0]\""},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"type\": "
          "\"BPE\"}, " BASE_PIPE "}",
-         GA_ERR_FORMAT, "key 'type' appears twice in model"},
+         GA_ERR_FORMAT, "key \"type\" appears twice in \"model\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ga_err err = {{0}};
@@ -571,7 +572,7 @@ static void test_malformed(void) {
         ga_err err = {{0}};
         ga_tokenizer *t = (ga_tokenizer *)1;
         CHECK(load_text(json, &t, &err) == GA_ERR_FORMAT && !t);
-        CHECK_MSG(strstr(err.msg, "key 't7' appears twice in model.vocab"), "%s", err.msg);
+        CHECK_MSG(strstr(err.msg, "key \"t7\" appears twice in \"model.vocab\""), "%s", err.msg);
     }
     /* files that are not there or not files */
     ga_err err = {{0}};
@@ -591,12 +592,13 @@ static void test_malformed(void) {
         {"{\"added_tokens_decoder\": {\"4\": {\"content\": \"<t>\"}}}", "does not match"},
         {"{\"added_tokens_decoder\": {\"x\": {\"content\": \"<s>\"}}}", "added_tokens_decoder"},
         {"{\"added_tokens_decoder\": {\"99\": {\"content\": \"<s>\"}}}", "does not match"},
-        {"{\"eos_token\": \"<m>\", \"eos_token\": \"<s>\"}", "key 'eos_token' appears twice"},
+        {"{\"eos_token\": \"<m>\", \"eos_token\": \"<s>\"}",
+         "key \"eos_token\" appears twice at the top level"},
         {"{\"eos_token\": \"<m>\\u0000x\"}", "NUL"},
         {"{\"eos_token\": \"<m>\"} {}", "trailing bytes"},
         {"{\"added_tokens_decoder\": {\"4\": {\"content\": \"<s>\"}, \"4\": {\"content\": "
          "\"<s>\"}}}",
-         "key '4' appears twice in added_tokens_decoder"},
+         "key \"4\" appears twice in \"added_tokens_decoder\""},
     };
     char *dir = ga_test_path(g_tmp, "cfg");
     char cmd[600];

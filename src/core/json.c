@@ -1,5 +1,6 @@
 /* Strict JSON parsing for the model files (see json.h). */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ static ga_status check_strings(const char *t, size_t len, const char *path, cons
             } else if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
                 /* cJSON skips every byte <= 0x20 between tokens; JSON allows four. */
                 return ga_err_set(err, GA_ERR_FORMAT,
-                                  "%s: %s%scontrol character (byte 0x%02x) at offset %zu", path,
+                                  "%s: %s%scontrol byte 0x%02x outside a string (offset %zu)", path,
                                   what ? what : "", what ? ": " : "", ch, i);
             }
             continue;
@@ -45,17 +46,17 @@ static ga_status check_strings(const char *t, size_t len, const char *path, cons
         } else if (ch == '\\') {
             if (i + 1 < len && t[i + 1] == 'u' && i + 5 < len && !memcmp(t + i + 2, "0000", 4))
                 return ga_err_set(err, GA_ERR_FORMAT,
-                                  "%s: %s%sthe JSON string starting \"%s\" holds a NUL "
-                                  "(\\u0000); names and values may not contain NUL",
+                                  "%s: %s%s\\u0000 (NUL) inside a JSON string starting "
+                                  "\"%s\"; names and values may not contain NUL",
                                   path, what ? what : "", what ? ": " : "",
                                   printable(t + start, i - start, show, sizeof show));
             i++; /* skip the escaped character (a \uXXXX's digits are plain characters) */
         } else if (ch < 0x20) {
             return ga_err_set(err, GA_ERR_FORMAT,
-                              "%s: %s%sthe JSON string starting \"%s\" holds a raw control "
-                              "character (byte 0x%02x at offset %zu)",
-                              path, what ? what : "", what ? ": " : "",
-                              printable(t + start, i - start, show, sizeof show), ch, i);
+                              "%s: %s%sraw control byte 0x%02x inside a JSON string "
+                              "starting \"%s\" (offset %zu)",
+                              path, what ? what : "", what ? ": " : "", ch,
+                              printable(t + start, i - start, show, sizeof show), i);
         }
     }
     return GA_OK;
@@ -65,9 +66,26 @@ static int cmp_key(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Refuses a key that appears twice in any object of the tree. Sorting the keys keeps this
- * O(n log n) for a safetensors header of many thousands of tensors. */
-static ga_status check_dups(const cJSON *node, const char *parent, const char *path,
+/* Where a value sits, for messages: "model.vocab", "added_tokens[3]", "" for the top level. */
+static void child_where(char *out, size_t cap, const char *parent, const cJSON *item, int index) {
+    char show[64];
+    if (item->string) printable(item->string, strlen(item->string), show, sizeof show);
+    if (!parent[0]) {
+        if (item->string)
+            snprintf(out, cap, "%s", show);
+        else
+            snprintf(out, cap, "[%d]", index);
+    } else if (item->string) {
+        snprintf(out, cap, "%.120s.%s", parent, show);
+    } else {
+        snprintf(out, cap, "%.120s[%d]", parent, index);
+    }
+}
+
+/* Refuses a key that appears twice in any object of the tree, naming the key and where the
+ * object sits. Sorting the keys keeps this O(n log n) for a safetensors header of many
+ * thousands of tensors or a tokenizer's vocabulary of 151,643 entries. */
+static ga_status check_dups(const cJSON *node, const char *where, const char *path,
                             const char *what, ga_err *err) {
     if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return GA_OK;
     const cJSON *c;
@@ -85,27 +103,28 @@ static ga_status check_dups(const cJSON *node, const char *parent, const char *p
                 if (!strcmp(keys[i - 1], keys[i])) dup = keys[i];
             ga_status st = GA_OK;
             if (dup) {
-                char show[64], pshow[64];
+                char show[64];
                 printable(dup, strlen(dup), show, sizeof show);
-                if (parent)
-                    st = ga_err_set(err, GA_ERR_FORMAT,
-                                    "%s: %s%skey \"%s\" appears twice in \"%s\" (refused: "
-                                    "readers disagree on which one counts)",
-                                    path, what ? what : "", what ? ": " : "", show,
-                                    printable(parent, strlen(parent), pshow, sizeof pshow));
-                else
-                    st = ga_err_set(err, GA_ERR_FORMAT,
-                                    "%s: %s%skey \"%s\" appears twice (refused: readers "
-                                    "disagree on which one counts)",
-                                    path, what ? what : "", what ? ": " : "", show);
+                st = ga_err_set(err, GA_ERR_FORMAT,
+                                "%s: %s%skey \"%s\" appears twice %s%s%s (refused: readers "
+                                "disagree on which one counts)",
+                                path, what ? what : "", what ? ": " : "", show,
+                                where[0] ? "in \"" : "at the top level", where,
+                                where[0] ? "\"" : "");
             }
             free(keys);
             if (st) return st;
         }
     }
+    int i = 0;
     cJSON_ArrayForEach(c, node) {
-        ga_status st = check_dups(c, cJSON_IsObject(node) ? c->string : parent, path, what, err);
-        if (st) return st;
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            char sub[200];
+            child_where(sub, sizeof sub, where, c, i);
+            ga_status st = check_dups(c, sub, path, what, err);
+            if (st) return st;
+        }
+        i++;
     }
     return GA_OK;
 }
@@ -123,11 +142,11 @@ ga_status ga_json_parse_strict(const char *text, size_t len, const char *path, c
     for (size_t i = used; i < len && !st; i++)
         if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
             st = ga_err_set(err, GA_ERR_FORMAT,
-                            "%s: %s%sunexpected bytes after the JSON value (at offset %zu of "
+                            "%s: %s%strailing bytes after the JSON value (at offset %zu of "
                             "%zu); only whitespace may follow it",
                             path, what ? what : "", what ? ": " : "", i, len);
     if (!st) st = check_strings(text, used, path, what, err);
-    if (!st) st = check_dups(root, NULL, path, what, err);
+    if (!st) st = check_dups(root, "", path, what, err);
     if (st) {
         cJSON_Delete(root);
         return st;

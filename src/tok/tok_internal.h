@@ -139,11 +139,6 @@ struct ga_tokenizer {
     int32_t eos_id, bos_id, pad_id;
 };
 
-/* tok_strict.c: cJSON parse of a whole file's text that refuses trailing bytes, NUL or raw
- * control bytes in strings, and duplicate keys; errors name path. */
-struct cJSON;
-ga_status ga_tok_json_parse(const char *path, const char *text, size_t len, struct cJSON **out,
-                            ga_err *err);
 /* tok_json.c: parses tokenizer.json text into t (path already set). */
 ga_status ga_tok_parse_json(ga_tokenizer *t, const char *text, size_t len, ga_err *err);
 /* tok_json.c: applies a tokenizer_config.json. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "tok/tok_internal.h"
 
 #define FMT_ERR(...) ga_err_set(err, GA_ERR_FORMAT, __VA_ARGS__)
@@ -403,7 +404,7 @@ static ga_status load_merges(ga_tokenizer *t, const cJSON *merges, ga_err *err) 
 
 ga_status ga_tok_parse_json(ga_tokenizer *t, const char *text, size_t len, ga_err *err) {
     cJSON *root;
-    ga_status st = ga_tok_json_parse(t->path, text, len, &root, err);
+    ga_status st = ga_json_parse_strict(text, len, t->path, NULL, &root, err);
     if (st) return st;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
@@ -466,7 +467,7 @@ static ga_status config_token(ga_tokenizer *t, const char *path, const cJSON *ro
 ga_status ga_tok_parse_config(ga_tokenizer *t, const char *path, const char *text, size_t len,
                               ga_err *err) {
     cJSON *root;
-    ga_status st = ga_tok_json_parse(path, text, len, &root, err);
+    ga_status st = ga_json_parse_strict(text, len, path, NULL, &root, err);
     if (st) return st;
     if (!cJSON_IsObject(root)) st = FMT_ERR("%s: expected a JSON object", path);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "added_tokens_decoder");
