@@ -34,6 +34,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/cuda_internal.h"
+#include "cuda_testutil.h"
 #include "kernels.h"
 #endif
 
@@ -195,32 +196,6 @@ static void harness_selftest(void) {
 
 #ifdef GA_HAVE_CUDA
 /* ---------------------------------------------------------------- device helpers */
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void *dmalloc(size_t bytes) {
-    void *p = NULL;
-    CU(cudaMalloc(&p, bytes ? bytes : 16));
-    return p;
-}
-static void *dup_to_dev(const void *h, size_t bytes) {
-    void *d = dmalloc(bytes);
-    CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-    return d;
-}
-static void poison(void *d, size_t bytes) {
-    CU(cudaMemset(d, 0xff, bytes)); /* NaN as bf16 and as fp32 */
-}
-static void down(void *h, const void *d, size_t bytes) {
-    CU(cudaDeviceSynchronize());
-    CU(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
-}
 /* A launcher's failure is a failed case with its message. */
 static bool launched(ga_status st, const ga_err *err, const char *op, const char *shape) {
     if (st == GA_OK) return true;

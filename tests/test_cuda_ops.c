@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "cuda_test_diag.h"
 #include "kernels.h"
+#include "cuda_testutil.h"
 #include "testutil.h"
 
 static char phase_buf[192];
@@ -23,33 +24,10 @@ static char phase_buf[192];
 static uint64_t rng = 0x5eed1234abcdull;
 static int quick;
 
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void *dmalloc(size_t bytes) {
-    void *p = NULL;
-    CU(cudaMalloc(&p, bytes ? bytes : 16));
-    return p;
-}
 static void *hmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 16);
     if (!p) exit(1);
     return p;
-}
-static void poison(void *d, size_t bytes) {
-    CU(cudaMemset(d, 0xff, bytes));
-}
-static void up(void *d, const void *h, size_t bytes) {
-    CU(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-}
-static void down(void *h, const void *d, size_t bytes) {
-    CU(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
 }
 static void fill_bf16(uint16_t *h, float *f, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "cuda_testutil.h"
 #include "testutil.h"
 
 static uint64_t rng;
@@ -31,26 +32,11 @@ static float from_bf16(uint16_t h) {
     return f;
 }
 
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorName(e_));   \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static void *dalloc(size_t n) {
-    void *p = NULL;
-    CU(cudaMalloc(&p, n));
-    return p;
-}
-
 /* Runs one product on the GPU (fp32 or bf16 output) into host fp32 y (M x N). */
 static void run(const void *dx, const void *dw, int M, int N, int K, bool f32, float *y) {
     size_t n = (size_t)M * N;
-    void *dy = dalloc(n * 4);
-    CU(cudaMemset(dy, 0xFF, n * 4)); /* NaN in fp32 and in bf16 */
+    void *dy = dmalloc(n * 4);
+    poison(dy, n * 4);
     ga_err err = {{0}};
     CHECK_OK(ga_gemv(dx, dw, dy, f32, M, N, K, 0, &err), &err);
     CU(cudaDeviceSynchronize());
@@ -81,7 +67,7 @@ static void test_shape(int M, int N, int K) {
                 s += (double)from_bf16(x[(size_t)m * K + k]) * from_bf16(w[(size_t)n * K + k]);
             ref[(size_t)m * N + n] = (float)s;
         }
-    void *dx = dalloc(nx * 2), *dw = dalloc(nw * 2);
+    void *dx = dmalloc(nx * 2), *dw = dmalloc(nw * 2);
     CU(cudaMemcpy(dx, x, nx * 2, cudaMemcpyHostToDevice));
     CU(cudaMemcpy(dw, w, nw * 2, cudaMemcpyHostToDevice));
 
@@ -127,7 +113,7 @@ int main(void) {
     test_shape(4, 1, 4096);    /* one output row */
 
     /* refused: M outside 1..8, K not a multiple of 8, misaligned x */
-    void *d = dalloc(1 << 16);
+    void *d = dmalloc(1 << 16);
     ga_err err = {{0}};
     CHECK(ga_gemv(d, d, d, true, 0, 4, 8, 0, &err) == GA_ERR_ARG);
     CHECK(ga_gemv(d, d, d, true, GA_GEMV_MAX_M + 1, 4, 8, 0, &err) == GA_ERR_ARG);
