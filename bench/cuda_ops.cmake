@@ -10,7 +10,8 @@ endif()
 
 # One prefill or decode step bracketed for ncu (tools/gpu_profile.sh).
 if(GA_HAVE_CUDA)
-  add_executable(profile_step profile_step.c)
+  add_executable(profile_step profile_step.c ${PROJECT_SOURCE_DIR}/src/cli/presets.c)
+  target_include_directories(profile_step PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(profile_step PRIVATE ${GA_C_WARN})
   target_link_libraries(profile_step PRIVATE libgattn)
   set_target_properties(profile_step PROPERTIES LINKER_LANGUAGE CUDA)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/presets.h"
 #include "gattn/gattn.h"
 
 static double now_s(void) {
@@ -72,35 +73,15 @@ int main(int argc, char **argv) {
     }
     bool decode = !strcmp(mode, "decode");
     if (!decode && strcmp(mode, "prefill")) return usage("--mode is decode or prefill");
-    ga_gate_mode gate = GA_GATE_NONE;
-    if (!strcmp(variant, "headwise"))
-        gate = GA_GATE_HEADWISE;
-    else if (!strcmp(variant, "elementwise"))
-        gate = GA_GATE_ELEMENTWISE;
-    else if (strcmp(variant, "baseline"))
-        return usage("--variant is baseline, headwise or elementwise");
+    ga_gate_mode gate;
+    if (ga_variant_parse(variant, &gate)) return usage("--variant is " GA_VARIANT_NAMES);
     if (!ga_cuda_available()) {
         printf("no CUDA GPU: nothing measured\n");
         return 77;
     }
-    /* The paper's 1.7B shape, as `gattn bench` uses it. */
-    ga_config c = {.vocab_size = 151936,
-                   .hidden_size = 2048,
-                   .intermediate_size = 6144,
-                   .n_layers = 28,
-                   .n_heads = 16,
-                   .n_kv_heads = 8,
-                   .head_dim = 128,
-                   .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e6,
-                   .max_position_embeddings = 40960,
-                   .tie_word_embeddings = true,
-                   .use_qk_norm = true,
-                   .gate = gate,
-                   .torch_dtype = GA_BF16,
-                   .n_eos = 1,
-                   .eos_token_ids = {151645},
-                   .bos_token_id = -1};
+    /* The paper's 1.7B shape, from the one preset table (src/cli/presets.c). */
+    ga_config c = ga_preset_find("paper-1.7b")->shape;
+    c.gate = gate;
     ga_err err = {{0}};
     ga_model *m = NULL;
     if (ga_model_random(&c, 42, GA_BF16, &m, &err)) return die("random model", &err);
