@@ -1,9 +1,10 @@
-/* The naive double-precision attention reference and bf16 helpers of test_attention. */
+/* The attention reference (the CPU backend's op) and bf16 helpers of test_attention. */
 #include "test_attention_ref.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "cpu/cpu_attention.h"
 #include "testutil.h"
 
 uint16_t ta_f2bf(float f) {
@@ -31,47 +32,36 @@ void ta_fill_u16(uint16_t *dst, size_t n, uint16_t v) {
         dst[i] = v;
 }
 
-static double ta_sigmoid(double x) {
-    return 1.0 / (1.0 + exp(-x));
-}
-
 void ta_ref_attend(const uint16_t *q, const uint16_t *k, const uint16_t *v, int n_keys, int hd,
                    double scale, const uint16_t *gate, ga_gate_mode mode, float *out, double *lse,
                    double *p) {
-    double qd[256];
+    /* The CPU backend's own attention row (src/cpu/cpu_attention.c), on the same bf16 values
+     * widened to fp32: the one host statement of attention the kernels are held to. Its fp32
+     * arithmetic (~1e-6 relative, the sum of exponentials in double) is far inside the bf16
+     * tolerances below. A NULL v (the probabilities alone) reads zeros. */
+    const size_t nk = (size_t)(n_keys > 0 ? n_keys : 1);
+    float *qf = malloc((size_t)hd * sizeof *qf), *kf = malloc(nk * hd * sizeof *kf);
+    float *vf = calloc(nk * hd, sizeof *vf), *pf = malloc(nk * sizeof *pf);
+    float *of = malloc((size_t)hd * sizeof *of), gf[256];
+    if (!qf || !kf || !vf || !pf || !of) {
+        fprintf(stderr, "ta_ref_attend: out of memory\n");
+        exit(1);
+    }
     for (int d = 0; d < hd; d++)
-        qd[d] = ta_bf2f(q[d]);
-    double mx = -INFINITY;
-    for (int j = 0; j < n_keys; j++) {
-        const uint16_t *kj = k + (size_t)j * hd;
-        double s = 0.0;
-        for (int d = 0; d < hd; d++)
-            s += qd[d] * ta_bf2f(kj[d]);
-        p[j] = s * scale;
-        if (p[j] > mx) mx = p[j];
+        qf[d] = ta_bf2f(q[d]);
+    for (size_t i = 0; i < (size_t)n_keys * hd; i++) {
+        kf[i] = ta_bf2f(k[i]);
+        if (v) vf[i] = ta_bf2f(v[i]);
     }
-    double l = 0.0;
-    for (int j = 0; j < n_keys; j++) {
-        p[j] = exp(p[j] - mx);
-        l += p[j];
-    }
-    double acc[256];
-    for (int d = 0; d < hd; d++)
-        acc[d] = 0.0;
-    for (int j = 0; j < n_keys; j++) {
-        p[j] /= l;
-        const uint16_t *vj = v ? v + (size_t)j * hd : NULL;
-        if (vj)
-            for (int d = 0; d < hd; d++)
-                acc[d] += p[j] * ta_bf2f(vj[d]);
-    }
-    for (int d = 0; d < hd && out; d++) {
-        double g = 1.0;
-        if (mode == GA_GATE_HEADWISE) g = ta_sigmoid(ta_bf2f(gate[0]));
-        if (mode == GA_GATE_ELEMENTWISE) g = ta_sigmoid(ta_bf2f(gate[d]));
-        out[d] = (float)(acc[d] * g);
-    }
-    if (lse) *lse = mx + log(l);
+    const int ng = mode == GA_GATE_HEADWISE ? 1 : mode == GA_GATE_ELEMENTWISE ? hd : 0;
+    for (int d = 0; d < ng; d++)
+        gf[d] = ta_bf2f(gate[d]);
+    double l = ga_cpu_attend(qf, kf, vf, n_keys, hd, (float)scale, ng ? gf : NULL, mode, of, pf);
+    for (int j = 0; j < n_keys; j++)
+        p[j] = pf[j];
+    if (out) memcpy(out, of, (size_t)hd * sizeof *out);
+    if (lse) *lse = l;
+    free(qf), free(kf), free(vf), free(pf), free(of);
 }
 
 size_t ta_count_nonfinite_bf16(const uint16_t *a, size_t n) {

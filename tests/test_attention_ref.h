@@ -1,7 +1,8 @@
 /*
  * Helpers of the attention kernel tests: host bf16 conversion, random bf16 tensors, and the
- * naive double-precision attention reference the GPU kernels are checked against (written
- * here, independently of the kernels: one query against a run of keys, softmax in double).
+ * reference the GPU kernels are checked against: one query against a run of keys through the
+ * CPU backend's attention row (ga_cpu_attend), so the kernels are held to the same host
+ * statement of attention as the whole-model tests.
  */
 #ifndef GATTN_TEST_ATTENTION_REF_H
 #define GATTN_TEST_ATTENTION_REF_H
@@ -24,10 +25,10 @@ void ta_fill_bf16(uint16_t *dst, size_t n, float std, uint64_t *rng);
 void ta_fill_u16(uint16_t *dst, size_t n, uint16_t v);
 
 /* Attention of one query vector q (hd) over keys/values rows [0, n_keys) of k and v (row
- * pitch hd), scaled by `scale`, in double. gate points at this head's raw gate: one value
- * (headwise), hd values (elementwise) or NULL. Writes the gated output (hd floats) and, if
- * lse != NULL, the natural-log log-sum-exp of the scaled scores. p: scratch of n_keys doubles,
- * which holds the probabilities afterwards. */
+ * pitch hd; v may be NULL), scaled by `scale`, by the CPU backend's op. gate points at this head's
+ * raw gate: one value (headwise), hd values (elementwise) or NULL. Writes the gated output (hd
+ * floats) and, if lse != NULL, the natural-log log-sum-exp of the scaled scores. p: scratch of
+ * n_keys doubles, which holds the probabilities afterwards. */
 void ta_ref_attend(const uint16_t *q, const uint16_t *k, const uint16_t *v, int n_keys, int hd,
                    double scale, const uint16_t *gate, ga_gate_mode mode, float *out, double *lse,
                    double *p);
