@@ -5,9 +5,10 @@
  *   G*hd query rows, then its gate rows); k = Wk h; v = Wv h (+ biases); q, k per head
  *   rmsnorm with q_norm/k_norm; rotary embedding (rotate-half form, inv_freq =
  *   theta^(-2i/hd)); p = softmax over keys <= query of q.k / sqrt(hd); o = p v, times
- *   sigmoid(gate) per head or per element; x += Wo o (+ bias);
+ *   sigmoid(gate) per head or per element (this step through the CPU backend's attention row,
+ *   ga_cpu_attend, in fp32); x += Wo o (+ bias);
  *   x += Wdown (silu(Wg h2) * (Wu h2)) with h2 = rmsnorm(x) * w_post.
- * Everything in double, one token and one head at a time.
+ * Everything else in double, one token and one head at a time.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "core/gate_layout.h"
 #include "core/safetensors.h"
+#include "cpu/cpu_attention.h"
 #include "viz_naive.h"
 
 /* A weight read by its checkpoint name straight from the store (the safetensors reader), not
@@ -122,7 +124,8 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
         }
         double *P = calloc((size_t)nh * T * T, sizeof *P);
         double *gate = GD ? calloc((size_t)T * GD, sizeof *gate) : NULL;
-        ok = win && wq && wk && wv && wo && wp && wg && wu && wd && P && (!GD || gate) &&
+        double *graw = GD ? calloc((size_t)T * GD, sizeof *graw) : NULL; /* before the sigmoid */
+        ok = win && wq && wk && wv && wo && wp && wg && wu && wd && P && (!GD || (gate && graw)) &&
              (!c->use_qk_norm || (qn && kn)) && (!c->attention_bias || (bq && bk && bv)) &&
              (!c->o_bias || bo);
         o->probs[l] = P;
@@ -136,9 +139,11 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
                 if (qn) rmsnorm(qh, qh, qn, hd, eps);
                 rope(qh, hd, t, c->rope_theta);
                 const double *gs = qg + ga_gate_layout_gate_off(&gl, hh);
-                for (int i = 0; i < gl.per_head; i++)
-                    gate[(size_t)t * GD + ga_gate_layout_gate_idx(&gl, hh) + i] =
-                        1.0 / (1.0 + exp(-gs[i]));
+                for (int i = 0; i < gl.per_head; i++) {
+                    const size_t gi = (size_t)t * GD + ga_gate_layout_gate_idx(&gl, hh) + i;
+                    graw[gi] = gs[i];
+                    gate[gi] = 1.0 / (1.0 + exp(-gs[i]));
+                }
             }
             linear(k + (size_t)t * nkv * hd, wk, bk, h, nkv * hd, H);
             linear(v + (size_t)t * nkv * hd, wv, bv, h, nkv * hd, H);
@@ -148,36 +153,40 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
                 rope(kh, hd, t, c->rope_theta);
             }
         }
+        /* Attention through the CPU backend's attention row (ga_cpu_attend, fp32): the one
+         * host statement of softmax(q.k / sqrt(hd)) v and the gate; this forward supplies its
+         * own q, k, v and raw gate, from weights read by name. */
+        float *qf = malloc((size_t)hd * sizeof *qf), *of = malloc((size_t)hd * sizeof *of);
+        float *kf = malloc((size_t)T * hd * sizeof *kf), *vf = malloc((size_t)T * hd * sizeof *vf);
+        float *pf = malloc((size_t)T * sizeof *pf), *gf = malloc((size_t)hd * sizeof *gf);
+        ok = ok && qf && of && kf && vf && pf && gf;
         for (int t = 0; ok && t < T; t++) {
             for (int hh = 0; hh < nh; hh++) {
                 const double *qh = q + ((size_t)t * nh + hh) * hd;
-                double *p = P + ((size_t)hh * T + t) * T, mx = -INFINITY, sum = 0;
-                for (int s = 0; s <= t; s++) {
-                    const double *kh = k + ((size_t)s * nkv + hh / G) * hd;
-                    double d = 0;
-                    for (int i = 0; i < hd; i++)
-                        d += qh[i] * kh[i];
-                    p[s] = d / sqrt((double)hd);
-                    if (p[s] > mx) mx = p[s];
-                }
-                for (int s = 0; s <= t; s++)
-                    sum += p[s] = exp(p[s] - mx);
-                for (int s = 0; s <= t; s++)
-                    p[s] /= sum;
+                for (int i = 0; i < hd; i++)
+                    qf[i] = (float)qh[i];
+                for (int s2 = 0; s2 <= t; s2++)
+                    for (int i = 0; i < hd; i++) {
+                        const size_t at = ((size_t)s2 * nkv + hh / G) * hd + i;
+                        kf[(size_t)s2 * hd + i] = (float)k[at];
+                        vf[(size_t)s2 * hd + i] = (float)v[at];
+                    }
+                for (int i = 0; i < gl.per_head; i++)
+                    gf[i] = (float)graw[(size_t)t * GD + ga_gate_layout_gate_idx(&gl, hh) + i];
+                ga_cpu_attend(qf, kf, vf, t + 1, hd, (float)(1.0 / sqrt((double)hd)), gf, c->gate,
+                              of, pf);
+                double *p = P + ((size_t)hh * T + t) * T;
+                for (int s2 = 0; s2 <= t; s2++)
+                    p[s2] = pf[s2];
                 double *oh = att + (size_t)hh * hd;
-                for (int i = 0; i < hd; i++) {
-                    double acc = 0;
-                    for (int s = 0; s <= t; s++)
-                        acc += p[s] * v[((size_t)s * nkv + hh / G) * hd + i];
-                    if (c->gate == GA_GATE_HEADWISE) acc *= gate[(size_t)t * GD + hh];
-                    if (c->gate == GA_GATE_ELEMENTWISE) acc *= gate[(size_t)t * GD + hh * hd + i];
-                    oh[i] = acc;
-                }
+                for (int i = 0; i < hd; i++)
+                    oh[i] = of[i];
             }
             linear(tmp, wo, bo, att, H, nh * hd);
             for (int i = 0; i < H; i++)
                 x[(size_t)t * H + i] += tmp[i];
         }
+        free(qf), free(of), free(kf), free(vf), free(pf), free(gf);
         for (int t = 0; ok && t < T; t++) {
             rmsnorm(h, x + (size_t)t * H, wp, H, eps);
             linear(mg, wg, NULL, h, I, H);
@@ -189,7 +198,7 @@ int naive_forward(const ga_model *m, const int32_t *tokens, int T, naive_out *o)
                 x[(size_t)t * H + i] += tmp[i];
         }
         free(win), free(wq), free(bq), free(wk), free(bk), free(wv), free(bv), free(wo), free(bo);
-        free(qn), free(kn), free(wp), free(wg), free(wu), free(wd);
+        free(qn), free(kn), free(wp), free(wg), free(wu), free(wd), free(graw);
     }
     free(x), free(h), free(qg), free(q), free(k), free(v), free(att), free(tmp), free(mg), free(mu);
     if (!ok) {
