@@ -69,6 +69,7 @@ static void job_unref(job *j) {
     free(j->lp);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    __atomic_sub_fetch(&j->srv->live_jobs, 1, __ATOMIC_RELEASE);
     free(j);
 }
 
@@ -536,6 +537,7 @@ enum MHD_Result ga_srv_generate(ga_server *srv, struct MHD_Connection *c, ga_api
     pthread_cond_init(&j->cv, NULL);
     j->refs = 1;
     j->srv = srv;
+    __atomic_add_fetch(&srv->live_jobs, 1, __ATOMIC_RELAXED);
     j->conn = c;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);

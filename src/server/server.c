@@ -376,6 +376,11 @@ void ga_server_quiesce(ga_server *srv) {
 
 void ga_server_stop(ga_server *srv) {
     if (!srv) return;
+    /* Stopping the daemon shuts every socket at once: first let the answers of requests that
+     * are done (ga_sched_stop has finished them all) reach their clients, streams' last
+     * events and [DONE] included; 2 s at most, for a client that does not read. */
+    for (int i = 0; i < 200 && __atomic_load_n(&srv->live_jobs, __ATOMIC_ACQUIRE) > 0; i++)
+        usleep(10000);
     if (srv->d) MHD_stop_daemon(srv->d);
     free(srv->host);
     free(srv->api_key);

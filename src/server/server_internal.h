@@ -21,6 +21,7 @@ struct ga_server {
     int max_ctx, port;
     struct MHD_Daemon *d;
     unsigned long long next_id; /* for response ids; atomic */
+    int live_jobs;              /* generation requests not yet answered in full; atomic */
     long created;               /* server start, the models' "created" */
 };
 
