@@ -13,9 +13,9 @@ finish_of() {
 }
 
 # 1. A short request in flight finishes in full; the server exits 0.
-start_server A --model "$TMP/slow" --shutdown-timeout 20
+start_server A --model "$TMP/slow" --shutdown-timeout 60
 curl -sN "http://127.0.0.1:$PORT_A/v1/completions" \
-  --data-binary '{"prompt": [1, 2, 3], "max_tokens": 60, "temperature": 0, "stream": true}' >"$TMP/a.sse" &
+  --data-binary '{"prompt": [1, 2, 3], "max_tokens": 12, "temperature": 0, "stream": true}' >"$TMP/a.sse" &
 c=$!
 sleep 0.3
 kill -TERM "$PID_A"
