@@ -17,6 +17,7 @@ declare -A allow=(
   [synth]="core tok"
   [engine]="core cpu cuda"
   [viz]="core"
+  [server]="core tok engine"
   [cli]="*"
 )
 

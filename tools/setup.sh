@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential cmake ninja-build pkg-config libcjson-dev libstb-dev libpcre2-dev libutf8proc-dev"
 PKGS="$PKGS fonts-dejavu-core" # the heatmaps' anti-aliased text (src/viz/font.c)
 PKGS="$PKGS clang"             # the libFuzzer harnesses (tools/fuzz.sh)
+PKGS="$PKGS libmicrohttpd-dev curl" # gattn serve (src/server) and its raw-HTTP tests
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -36,5 +37,9 @@ fi
 # --- reference tokenizer (tests only) ---
 if [ -x tools/tokref/setup.sh ]; then
   tools/tokref/setup.sh
+fi
+# --- the official openai client (gattn serve's tests only) ---
+if [ -x tools/openai/setup.sh ]; then
+  tools/openai/setup.sh
 fi
 echo "setup: ok"

@@ -37,6 +37,7 @@ int ga_cmd_detokenize(int argc, char **argv);
 int ga_cmd_viz(int argc, char **argv);
 int ga_cmd_generate(int argc, char **argv);
 int ga_cmd_bench(int argc, char **argv);
+int ga_cmd_serve(int argc, char **argv);
 
 /* ------------------------------------------------------------------ errors */
 

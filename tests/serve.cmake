@@ -1,0 +1,9 @@
+# gattn serve (src/server, src/engine/scheduler.c, cmd_serve.c): each test starts its own
+# servers on --port 0 with a tiny model and kills them at the end.
+ga_add_script_test(serve_http serve_http.sh)
+ga_add_script_test(serve_signal serve_signal.sh)
+ga_add_script_test(serve_openai serve_openai.sh)
+ga_add_script_test(serve_load serve_load.sh LABELS slow) # 1.5 s here, 70 s under ASan
+# The request parser on its seed corpus (tests/fuzz/corpus/request), in the normal build.
+ga_add_test(serve_request_corpus SOURCES serve_request_corpus.c
+            ARGS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/request)
