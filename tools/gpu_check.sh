@@ -32,6 +32,9 @@ DEPS=/tmp/deps
 mkdir -p "$DEPS"
 for f in .deps/*.deb; do dpkg -x "$f" "$DEPS"; done
 export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+# fonts-dejavu-core, when carried, gives the heatmaps their TrueType text there too
+font="$DEPS/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+[ -f "$font" ] && export GATTN_FONT="$font"
 
 # --- build (-Werror is enforced by tools/test.sh on the CI machine; here a compiler that
 # differs from it must not cost a GPU run, so warnings stay warnings unless GA_WERROR=ON)
