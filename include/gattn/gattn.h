@@ -71,7 +71,7 @@ typedef enum ga_rope_type {
 
 typedef struct ga_rope_scaling {
     ga_rope_type type;
-    double factor;   /* linear, yarn: the context extension factor (> 0) */
+    double factor;                        /* linear, yarn: the context extension factor (> 0) */
     int original_max_position_embeddings; /* the pretraining context; 0: max_position_embeddings */
     double beta_fast, beta_slow;          /* yarn: ramp bounds in rotations (0: 32 and 1) */
     double attention_factor;              /* yarn: cos/sin scale (0: from factor and mscale) */

@@ -55,8 +55,9 @@ ga_status ga_rope_scaling_check(const ga_config *c, const ga_rope_scaling *rs, c
         return ga_err_set(err, GA_ERR_ARG, "%s: factor %g is not in (0, 1e6]", what, rs->factor);
     if (rs->original_max_position_embeddings < 0 ||
         rs->original_max_position_embeddings > MAX_POSITIONS)
-        return ga_err_set(err, GA_ERR_ARG, "%s: original_max_position_embeddings %d is not in [1, %d]",
-                          what, rs->original_max_position_embeddings, MAX_POSITIONS);
+        return ga_err_set(err, GA_ERR_ARG,
+                          "%s: original_max_position_embeddings %d is not in [1, %d]", what,
+                          rs->original_max_position_embeddings, MAX_POSITIONS);
     if (rs->type == GA_ROPE_YARN) {
         const double v[5] = {rs->beta_fast, rs->beta_slow, rs->attention_factor, rs->mscale,
                              rs->mscale_all_dim};

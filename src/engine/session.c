@@ -29,12 +29,11 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     const int usable = ga_config_max_context(c); /* with the RoPE scaling in force */
     if (max_ctx == 0) max_ctx = usable < 4096 ? usable : 4096;
     if (max_ctx > usable)
-        return ga_err_set(err, GA_ERR_ARG, "context of %d tokens exceeds the model's %s %d",
-                          max_ctx,
-                          c->rope_scaling.type == GA_ROPE_DEFAULT
-                              ? "max_position_embeddings"
-                              : "usable context with its RoPE scaling",
-                          usable);
+        return ga_err_set(
+            err, GA_ERR_ARG, "context of %d tokens exceeds the model's %s %d", max_ctx,
+            c->rope_scaling.type == GA_ROPE_DEFAULT ? "max_position_embeddings"
+                                                    : "usable context with its RoPE scaling",
+            usable);
     int max_batch = opts.max_batch ? opts.max_batch : 1;
     if (max_batch < 1 || max_batch > 4096)
         return ga_err_set(err, GA_ERR_ARG, "max_batch %d out of range [1, 4096]", max_batch);
