@@ -277,7 +277,7 @@ static void print_table(const ppl_args *a, const model_run *mr, int nm) {
             if (mr[j].res[k].n_buckets > nb) nb = mr[j].res[k].n_buckets;
         for (int b = 0; b < nb; b++) {
             int lo, hi;
-            bucket_range(b, ctx, &lo, &hi);
+            bucket_range(b, mr[0].res[k].context, &lo, &hi);
             char lab[32];
             snprintf(lab, sizeof lab, "%d-%d", lo, hi);
             printf("%-14s", lab);
@@ -314,7 +314,7 @@ static int write_json(const ppl_args *a, const model_run *mr, int nm) {
             cJSON *bs = cJSON_AddArrayToObject(e, "buckets");
             for (int b = 0; b < r->n_buckets; b++) {
                 int lo, hi;
-                bucket_range(b, a->contexts.v[k], &lo, &hi);
+                bucket_range(b, r->context, &lo, &hi);
                 cJSON *be = cJSON_CreateObject();
                 cJSON_AddItemToArray(bs, be);
                 cJSON_AddNumberToObject(be, "from", lo);
@@ -351,7 +351,7 @@ static int write_csv(const ppl_args *a, const model_run *mr, int nm) {
             for (int b = 0; b < r->n_buckets; b++) {
                 if (!r->bucket_tokens[b]) continue;
                 int lo, hi;
-                bucket_range(b, ctx, &lo, &hi);
+                bucket_range(b, r->context, &lo, &hi);
                 fprintf(f, "%s,%d,%d,%d-%d,%lld,%.9g,%.9g\n", mr[j].name, ctx, a->stride, lo, hi,
                         (long long)r->bucket_tokens[b], r->bucket_nll[b], exp(r->bucket_nll[b]));
             }
@@ -426,9 +426,10 @@ int ga_cmd_perplexity(int argc, char **argv) {
             nm++;
             goto done;
         }
-    print_table(&a, mr, nm);
+    /* the files first: a failure to write them leaves stdout empty */
     if (a.json && (rc = write_json(&a, mr, nm))) goto done;
     if (a.csv && (rc = write_csv(&a, mr, nm))) goto done;
+    print_table(&a, mr, nm);
     rc = ga_cli_finish_stdout(C);
 done:
     for (int j = 0; j < nm; j++) {

@@ -116,6 +116,7 @@ ga_status ga_perplexity(const ga_model *m, ga_session *s, const int32_t *ids, in
     if (st) return st;
     out->nll = out->tokens ? sum / out->tokens : NAN;
     out->ppl = exp(out->nll);
+    out->context = C;
     out->n_buckets = bucket_of(C - 1) + 1;
     for (int b = 0; b < GA_PPL_MAX_BUCKETS; b++)
         out->bucket_nll[b] = out->bucket_tokens[b] ? bsum[b] / out->bucket_tokens[b] : NAN;

@@ -28,6 +28,7 @@ typedef struct ga_ppl_opts {
 } ga_ppl_opts;
 
 typedef struct ga_ppl_result {
+    int context;    /* the window length used */
     int64_t tokens; /* tokens scored */
     double nll;     /* mean negative log-likelihood, natural log */
     double ppl;     /* exp(nll) */
