@@ -270,7 +270,7 @@ static void print_table(const ppl_args *a, const model_run *mr, int nm) {
                a->stride ? " (sliding)" : "");
         printf("%-14s", "positions");
         for (int j = 0; j < nm; j++)
-            printf("  %-16.16s", mr[j].name);
+            printf("  %-20.20s", mr[j].name);
         putchar('\n');
         int nb = 0;
         for (int j = 0; j < nm; j++)
@@ -284,9 +284,9 @@ static void print_table(const ppl_args *a, const model_run *mr, int nm) {
             for (int j = 0; j < nm; j++) {
                 const ga_ppl_result *r = &mr[j].res[k];
                 if (b < r->n_buckets && r->bucket_tokens[b])
-                    printf("  %16.4f", r->bucket_nll[b]);
+                    printf("  %20.4f", r->bucket_nll[b]);
                 else
-                    printf("  %16s", "-");
+                    printf("  %20s", "-");
             }
             putchar('\n');
         }
