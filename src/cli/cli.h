@@ -173,6 +173,9 @@ int ga_cli_parse_rope_type(const char *cmd, const ga_opt *o, const char *v);
 int ga_cli_rope_check(const ga_cli_spec *spec, const ga_cli_rope *r);
 /* After loading: applies a given override to the model; 0, or 1 with the error printed. */
 int ga_cli_rope_apply(const char *cmd, const ga_cli_rope *r, ga_model *m);
+/* What bounds a model's context, for errors: "max_position_embeddings" without RoPE scaling,
+ * else "usable context with its RoPE scaling". */
+const char *ga_cli_context_bound(const ga_config *c);
 /* "yarn x4 over 32768 (attention factor 1.139)" or "none"; buf of n bytes. */
 const char *ga_cli_rope_describe(const ga_config *c, char *buf, size_t n);
 #define GA_O_VARIANT(N, D, H)                                                                      \

@@ -76,3 +76,8 @@ const char *ga_cli_rope_describe(const ga_config *c, char *buf, size_t n) {
     }
     return buf;
 }
+
+const char *ga_cli_context_bound(const ga_config *c) {
+    return c->rope_scaling.type == GA_ROPE_DEFAULT ? "max_position_embeddings"
+                                                   : "usable context with its RoPE scaling";
+}

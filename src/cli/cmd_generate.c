@@ -291,12 +291,13 @@ static int choose_context(gen_run *r) {
     r->ctx = a->max_context;
     if (!r->ctx) r->ctx = (long)r->longest + a->n < maxpos ? (long)r->longest + a->n : maxpos;
     if (r->ctx > maxpos)
-        return ga_cli_fail(C, "--max-context %ld exceeds the model's usable context %d", r->ctx,
-                           maxpos);
+        return ga_cli_fail(C, "--max-context %ld exceeds the model's %s %d", r->ctx,
+                           ga_cli_context_bound(r->c), maxpos);
     if (r->longest > r->ctx)
         return ga_cli_fail(C, "the prompt has %d tokens, more than the context of %ld tokens%s",
                            r->longest, r->ctx,
-                           a->max_context ? " (--max-context)" : " (the model's usable context)");
+                           a->max_context ? " (--max-context)"
+                                          : " (max_position_embeddings or the usable context)");
     return 0;
 }
 

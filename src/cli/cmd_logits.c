@@ -52,8 +52,8 @@ int ga_cmd_logits(int argc, char **argv) {
     rc = 1;
     const ga_config *c = ga_model_config(m);
     if (n > ga_config_max_context(c)) {
-        rc = ga_cli_fail("logits", "--tokens: %d tokens exceed the model's usable context %d", n,
-                         ga_config_max_context(c));
+        rc = ga_cli_fail("logits", "--tokens: %d tokens exceed the model's %s %d", n,
+                         ga_cli_context_bound(c), ga_config_max_context(c));
         goto done;
     }
     for (int i = 0; i < n; i++)
