@@ -57,8 +57,8 @@ corrupt; sed -i 's/"tie_word_embeddings":[[:space:]]*true/"tie_word_embeddings":
 expect_fail "lm_head.weight" "$G" info --model "$T/c"
 corrupt; sed -i 's/"headwise_attn_output_gate":[[:space:]]*true/"headwise_attn_output_gate": false/' "$T/c/config.json"
 expect_fail "expected shape (64, 48), found (68, 48)" "$G" info --model "$T/c"
-corrupt; sed -i 's/"rope_scaling":[[:space:]]*null/"rope_scaling": {"rope_type": "yarn", "factor": 4.0}/' "$T/c/config.json"
-expect_fail "yarn" "$G" info --model "$T/c"
+corrupt; sed -i 's/"rope_scaling":[[:space:]]*null/"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}/' "$T/c/config.json"
+expect_fail "dynamic" "$G" info --model "$T/c"
 corrupt; rm "$T/c/config.json"
 expect_fail "config.json" "$G" info --model "$T/c"
 if ! "$G" logits --model "$M" --tokens 1 --device cuda >/dev/null 2>"$T/err"; then

@@ -84,10 +84,11 @@ int main(void) {
     expect_fail("{\"vocab_size\": 96, \"hidden_size\": 30, \"intermediate_size\": 64, "
                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4}",
                 GA_ERR_FORMAT, "head_dim");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
-                GA_ERR_UNSUPPORTED, "yarn");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"factor\": 4}}", GA_ERR_UNSUPPORTED,
-                "rope_scaling");
+    /* (the scaling types that are supported: tests/test_rope.c) */
+    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 4}}",
+                GA_ERR_UNSUPPORTED, "dynamic");
+    expect_fail("{" BASE ", \"rope_scaling\": {\"factor\": 4}}", GA_ERR_FORMAT,
+                "rope_scaling.rope_type");
     expect_fail("{" BASE ", \"rope_parameters\": {\"rope_type\": \"llama3\"}}", GA_ERR_UNSUPPORTED,
                 "llama3");
     expect_fail("{" BASE ", \"rope_theta\": 10000, \"rope_parameters\": {\"rope_type\": "

@@ -77,16 +77,20 @@ def build(case):
         num_attention_heads=case["heads"],
         num_key_value_heads=case["kv_heads"],
         head_dim=case["head_dim"],
-        max_position_embeddings=64,
+        max_position_embeddings=case.get("max_pos", 64),
         rms_norm_eps=1e-6,
         tie_word_embeddings=case["tied"],
         attention_bias=case.get("bias", False),
         initializer_range=case.get("init", 0.2),
     )
     theta = case.get("theta", 10000.0)
-    # transformers 5 keeps RoPE settings in rope_parameters; older versions in rope_theta.
+    rope = case.get("rope")  # a RoPE scaling (issue 14): {"rope_type": "yarn", "factor": ...}
+    # transformers 5 keeps RoPE settings in rope_parameters; older versions in rope_theta and
+    # rope_scaling.
     if getattr(cfg, "rope_parameters", None) is not None:
-        cfg.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        cfg.rope_parameters = dict({"rope_type": "default", "rope_theta": theta}, **(rope or {}))
+    elif rope:
+        cfg.rope_scaling = dict(rope)
     cfg.rope_theta = theta
     cfg._attn_implementation = "eager"
     torch.manual_seed(case["seed"])
@@ -119,11 +123,17 @@ def build(case):
                 attn.q_proj = sq
                 attn.o_proj = GatedOProj(attn.o_proj, nh, hd, mode, store)
     model.eval()
-    # Guard against a config field transformers did not honour: the RoPE frequencies must be
-    # exactly theta^(-2i/head_dim), as gattn computes them.
-    inv = model.model.rotary_emb.inv_freq.to(torch.float64)
+    # Guard against a config field transformers did not honour: unscaled, the RoPE frequencies
+    # must be exactly theta^(-2i/head_dim), as gattn computes them; scaled, the rotary module
+    # must have taken the scaling's type (its frequencies go into the reference file).
+    rot = model.model.rotary_emb
+    inv = rot.inv_freq.to(torch.float64)
     want = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
-    assert torch.allclose(inv, want, rtol=1e-6), (inv, want)
+    if rope:
+        assert getattr(rot, "rope_type", rope["rope_type"]) == rope["rope_type"], rot.rope_type
+        assert not torch.allclose(inv, want, rtol=1e-6), "the RoPE scaling was ignored"
+    else:
+        assert torch.allclose(inv, want, rtol=1e-6), (inv, want)
     return model, cfg
 
 
@@ -141,8 +151,9 @@ def export_state(model, case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--out-rope", help="folder of the RoPE-scaled fixtures "
+                    "(default: fixtures_rope beside --out)")
     args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
     base = dict(vocab=96, hidden=32, inter=64, layers=2, heads=4, head_dim=16)
     cases = [
         dict(name="baseline_g1_tied", variant="baseline", kv_heads=4, tied=True, seed=1),
@@ -168,6 +179,31 @@ def main():
         [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26],
         [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 1, 1, 0, 95, 95, 94, 7, 7, 7],
     ]
+    write_group(args.out, base, cases, sequences)
+    # RoPE-scaled models (issue 14), in their own folder so the unscaled set keeps its count:
+    # sequences run well past original_max_position_embeddings. max_position_embeddings is
+    # factor * original, so transformers 4.5x (which replaced factor by that ratio when
+    # original_max_position_embeddings is given) and 5.x compute the same frequencies.
+    rope_cases = [
+        dict(name="yarn_x4_hd64_bf16", variant="headwise", kv_heads=1, heads=2, head_dim=64,
+             tied=True, seed=21, dtype="bf16", init=0.1, max_pos=64,
+             rope={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}),
+        dict(name="yarn_x8_mscale_f32", variant="elementwise", kv_heads=2, tied=False, seed=22,
+             max_pos=64, theta=1000000.0,
+             rope={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8,
+                   "beta_fast": 16, "beta_slow": 2, "mscale": 0.707, "mscale_all_dim": 1.0,
+                   "truncate": False}),
+        dict(name="linear_x2_f32", variant="baseline", kv_heads=2, tied=True, seed=23,
+             max_pos=32, rope={"rope_type": "linear", "factor": 2.0}),
+    ]
+    long_seq = [(i * 37 + 11) % 96 for i in range(60)]
+    write_group(args.out_rope or os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                                              "fixtures_rope"),
+                base, rope_cases, [sequences[0], long_seq])
+
+
+def write_group(out, base, cases, sequences):
+    os.makedirs(out, exist_ok=True)
     index = []
     for c in cases:
         case = dict(base)
@@ -186,7 +222,7 @@ def main():
                     p.copy_(exact[kk])
                 elif case["tied"] and kk == "lm_head.weight":
                     p.copy_(exact["model.embed_tokens.weight"])
-        d = os.path.join(args.out, case["name"])
+        d = os.path.join(out, case["name"])
         os.makedirs(d, exist_ok=True)
         names = sorted(state.keys())
         n_shards = case.get("shards", 1)
@@ -223,6 +259,9 @@ def main():
                 logits.append([[float(x) for x in row] for row in out])
         ref = {
             "format_version": FORMAT_VERSION,
+            # transformers' own RoPE frequencies and cos/sin scale, for a direct check
+            "inv_freq": [float(x) for x in model.model.rotary_emb.inv_freq.to(torch.float64)],
+            "attention_scaling": float(getattr(model.model.rotary_emb, "attention_scaling", 1.0)),
             "generator": "tools/make_fixtures.py",
             "torch": torch.__version__,
             "transformers": transformers.__version__,
@@ -236,7 +275,7 @@ def main():
             json.dump(ref, f, separators=(",", ":"))
         index.append(case["name"])
         print(case["name"], "ok", file=sys.stderr)
-    with open(os.path.join(args.out, "index.json"), "w") as f:
+    with open(os.path.join(out, "index.json"), "w") as f:
         json.dump({"format_version": FORMAT_VERSION, "transformers": transformers.__version__,
                    "torch": torch.__version__, "cases": index}, f, indent=2)
 

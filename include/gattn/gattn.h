@@ -58,6 +58,27 @@ typedef enum ga_dtype {
 
 #define GA_MAX_EOS 8
 
+/* RoPE scaling (config.json's rope_scaling / rope_parameters, or --rope-* on the command line).
+ * Frequencies and the cos/sin scale follow transformers 5's modeling_rope_utils
+ * (_compute_linear_scaling_rope_parameters, _compute_yarn_parameters); see src/core/rope.c.
+ * "dynamic" NTK is refused (src/core/rope.c says why). */
+typedef enum ga_rope_type {
+    GA_ROPE_DEFAULT = 0, /* theta^(-2i/d) */
+    GA_ROPE_LINEAR = 1,  /* default frequencies / factor (position interpolation) */
+    GA_ROPE_YARN = 2,    /* YaRN: per-frequency blend of interpolation and extrapolation, and an
+                          * attention factor on cos/sin */
+} ga_rope_type;
+
+typedef struct ga_rope_scaling {
+    ga_rope_type type;
+    double factor;                        /* linear, yarn: the context extension factor (> 0) */
+    int original_max_position_embeddings; /* the pretraining context; 0: max_position_embeddings */
+    double beta_fast, beta_slow;          /* yarn: ramp bounds in rotations (0: 32 and 1) */
+    double attention_factor;              /* yarn: cos/sin scale (0: from factor and mscale) */
+    double mscale, mscale_all_dim;        /* yarn: DeepSeek-style attention factor (0: absent) */
+    bool no_truncate; /* yarn: truncate = false (keep the ramp bounds unrounded) */
+} ga_rope_scaling;
+
 typedef struct ga_config {
     int vocab_size;
     int hidden_size;
@@ -78,6 +99,7 @@ typedef struct ga_config {
     int n_eos;
     int eos_token_ids[GA_MAX_EOS];
     int bos_token_id; /* -1 when absent */
+    ga_rope_scaling rope_scaling;
 } ga_config;
 
 /* Rows of q_proj: queries plus, per KV group, the gate rows (see ga_config_q_rows). */
@@ -88,6 +110,15 @@ int64_t ga_config_param_count(const ga_config *c);
 const char *ga_gate_mode_name(ga_gate_mode g);
 const char *ga_dtype_name(ga_dtype d);
 size_t ga_dtype_size(ga_dtype d);
+const char *ga_rope_type_name(ga_rope_type t);
+/* The longest sequence the model takes with the RoPE scaling in force: max_position_embeddings,
+ * or factor * original_max_position_embeddings when that is larger (linear, yarn). Sessions
+ * accept a context up to this. */
+int ga_config_max_context(const ga_config *c);
+/* Checks a scaling against a config (factor, original length, yarn fields); `what` names its
+ * source in the error ("rope_scaling", "--rope-factor"). */
+ga_status ga_rope_scaling_check(const ga_config *c, const ga_rope_scaling *rs, const char *what,
+                                ga_err *err);
 
 /* Parses and validates a config.json; `path` is used in error messages. */
 ga_status ga_config_parse(const char *json_text, size_t len, const char *path, ga_config *out,
@@ -116,6 +147,10 @@ const char *ga_model_dir(const ga_model *m);
 ga_dtype ga_model_weight_dtype(const ga_model *m);
 /* Bytes of all weight tensors as stored. */
 uint64_t ga_model_weight_bytes(const ga_model *m);
+/* Replaces the model's RoPE scaling (as a user overrides config.json for long inputs, e.g.
+ * yarn factor 4 on a 32k model); sessions created afterwards use it, existing ones keep
+ * theirs. Checked with ga_rope_scaling_check; the model is unchanged on error. */
+ga_status ga_model_set_rope_scaling(ga_model *m, const ga_rope_scaling *rs, ga_err *err);
 
 /* Options for writing a random-weight model folder in the published format. */
 typedef struct ga_write_opts {
@@ -150,7 +185,7 @@ typedef enum ga_cuda_gemm_impl {
 
 typedef struct ga_session_opts {
     ga_device device;
-    int max_context; /* KV cache length per sequence (0: min(max_position_embeddings, 4096)) */
+    int max_context; /* KV cache length per sequence (0: min(ga_config_max_context, 4096)) */
     int max_batch;   /* sequences held at once in the KV cache (0: 1) */
     int n_threads;   /* CPU backend threads (0: all cores) */
     int cuda_device; /* CUDA device ordinal */

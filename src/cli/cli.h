@@ -38,6 +38,7 @@ int ga_cmd_viz(int argc, char **argv);
 int ga_cmd_generate(int argc, char **argv);
 int ga_cmd_bench(int argc, char **argv);
 int ga_cmd_serve(int argc, char **argv);
+int ga_cmd_perplexity(int argc, char **argv);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -152,6 +153,32 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
         .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
                 "GEMV for decode batches of 1-2), cublas-only, lt or fallback"                     \
     }
+/* --rope-scaling TYPE --rope-factor F [--rope-original-max N]: overrides config.json's RoPE
+ * scaling (cli_rope.c), as Qwen's model cards tell users to do for long inputs. One group for
+ * every command that runs a model. */
+typedef struct ga_cli_rope {
+    const char *type; /* default | none | linear | yarn (dynamic is refused, with the reason) */
+    double factor;
+    int original_max;
+} ga_cli_rope;
+int ga_cli_parse_rope_type(const char *cmd, const ga_opt *o, const char *v);
+#define GA_ROPE_OPTS(R)                                                                            \
+    GA_O_CUSTOM("--rope-scaling", ga_cli_parse_rope_type, &(R)->type, "TYPE",                      \
+                "override the RoPE scaling: yarn, linear or default"),                             \
+        GA_O_FLOAT("--rope-factor", &(R)->factor, 1e-6, 1e6, "F",                                  \
+                   "scaling factor (with --rope-scaling yarn|linear)"),                            \
+        GA_O_INT("--rope-original-max", &(R)->original_max, 1, 1 << 24, "N",                       \
+                 "pretraining context (default: max_position_embeddings)")
+/* After parsing: the combination is complete (a factor with yarn/linear, none without).
+ * Returns 0 or 2 with the usage error printed. */
+int ga_cli_rope_check(const ga_cli_spec *spec, const ga_cli_rope *r);
+/* After loading: applies a given override to the model; 0, or 1 with the error printed. */
+int ga_cli_rope_apply(const char *cmd, const ga_cli_rope *r, ga_model *m);
+/* What bounds a model's context, for errors: "max_position_embeddings" without RoPE scaling,
+ * else "usable context with its RoPE scaling". */
+const char *ga_cli_context_bound(const ga_config *c);
+/* "yarn x4 over 32768 (attention factor 1.139)" or "none"; buf of n bytes. */
+const char *ga_cli_rope_describe(const ga_config *c, char *buf, size_t n);
 #define GA_O_VARIANT(N, D, H)                                                                      \
     { .name = (N), .type = GA_OPT_VARIANT, .dst = (D), .meta = "V", .help = (H) }
 #define GA_O_CUSTOM(N, FN, D, M, H)                                                                \

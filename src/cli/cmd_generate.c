@@ -48,6 +48,7 @@ typedef struct gen_args {
     bool chat, ids;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cli_rope rope;
 } gen_args;
 
 /* 0 to go on, else the exit code (0 after --help). */
@@ -78,10 +79,11 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "KV cache length per sequence (default: longest prompt + n,\n"
-                  "at most the model's max_position_embeddings)"),
+                  "at most the model's usable context)"),
         GA_O_LONG("--max-batch", &a->max_batch, 1, 4096, "N",
                   "prompts decoded together with --batch-file (default 32)"),
         GA_O_LONG("--threads", &a->threads, 1, 1024, "N", "CPU threads (default: all cores)"),
+        GA_ROPE_OPTS(&a->rope),
     };
     opts[5].alias = "--temperature";
     ga_cli_spec spec = {
@@ -122,6 +124,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         ga_cli_usage(C, "--ids does not apply to --batch-file (its output has the ids)");
         goto fail;
     }
+    if (ga_cli_rope_check(&spec, &a->rope)) goto fail;
     return 0;
 fail:
     free(a->tokens.v);
@@ -268,6 +271,7 @@ static int load(gen_run *r) {
     const gen_args *a = r->a;
     ga_err err = {{0}};
     if (ga_model_load(a->dir, &r->m, &err)) return ga_cli_fail_err(C, &err);
+    if (ga_cli_rope_apply(C, &a->rope, r->m)) return GA_EXIT_FAIL;
     r->c = ga_model_config(r->m);
     /* The tokenizer: needed for text in or out; otherwise only used for its stop tokens. */
     bool need_tok = !a->tokens.v || !a->ids;
@@ -283,16 +287,17 @@ static int load(gen_run *r) {
 /* The KV length: what the longest prompt plus n needs, unless given. */
 static int choose_context(gen_run *r) {
     const gen_args *a = r->a;
-    const int maxpos = r->c->max_position_embeddings;
+    const int maxpos = ga_config_max_context(r->c); /* with the RoPE scaling in force */
     r->ctx = a->max_context;
     if (!r->ctx) r->ctx = (long)r->longest + a->n < maxpos ? (long)r->longest + a->n : maxpos;
     if (r->ctx > maxpos)
-        return ga_cli_fail(C, "--max-context %ld exceeds the model's max_position_embeddings %d",
-                           r->ctx, maxpos);
+        return ga_cli_fail(C, "--max-context %ld exceeds the model's %s %d", r->ctx,
+                           ga_cli_context_bound(r->c), maxpos);
     if (r->longest > r->ctx)
         return ga_cli_fail(C, "the prompt has %d tokens, more than the context of %ld tokens%s",
                            r->longest, r->ctx,
-                           a->max_context ? " (--max-context)" : " (max_position_embeddings)");
+                           a->max_context ? " (--max-context)"
+                                          : " (max_position_embeddings or the usable context)");
     return 0;
 }
 

@@ -9,13 +9,15 @@
 int ga_cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     bool json = false;
+    ga_cli_rope rope = {0};
     ga_opt opts[] = {
         GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
         GA_O_FLAG("--json", &json, "print one JSON object instead of text"),
+        GA_ROPE_OPTS(&rope),
     };
     ga_cli_spec spec = {
         .cmd = "info",
-        .usage = "--model DIR [--json]",
+        .usage = "--model DIR [--json] [--rope-scaling TYPE --rope-factor F]",
         .about = "Describes the model: attention variant, shapes, parameter count, weight dtype\n"
                  "and the memory it needs (weights as stored, as bf16 on a GPU, as fp32 on the\n"
                  "CPU backend, and the KV cache per token).\n",
@@ -24,10 +26,17 @@ int ga_cmd_info(int argc, char **argv) {
     int rc = ga_cli_parse(&spec, argc, argv);
     if (rc) return ga_cli_parse_exit(rc);
     if (!dir) return ga_cli_usage("info", "--model DIR is required");
+    if ((rc = ga_cli_rope_check(&spec, &rope))) return rc;
     ga_err err = {{0}};
     ga_model *m;
     if (ga_model_load(dir, &m, &err)) return ga_cli_fail_err("info", &err);
+    if ((rc = ga_cli_rope_apply(spec.cmd, &rope, m))) {
+        ga_model_free(m);
+        return rc;
+    }
     const ga_config *c = ga_model_config(m);
+    char rope_desc[128];
+    ga_cli_rope_describe(c, rope_desc, sizeof rope_desc);
     int64_t params = ga_config_param_count(c);
     uint64_t stored = ga_model_weight_bytes(m);
     /* KV cache: K and V, n_kv heads of head_dim per layer per token. */
@@ -49,6 +58,8 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddBoolToObject(o, "attention_bias", c->attention_bias);
         cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
         cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
+        cJSON_AddStringToObject(o, "rope_scaling", rope_desc);
+        cJSON_AddNumberToObject(o, "usable_context", ga_config_max_context(c));
         cJSON_AddNumberToObject(o, "parameters", (double)params);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
@@ -76,8 +87,9 @@ int ga_cmd_info(int argc, char **argv) {
                c->n_heads * c->head_dim, ga_config_gate_dim(c));
         printf("vocab            %d (%s embeddings)\n", c->vocab_size,
                c->tie_word_embeddings ? "tied" : "untied");
-        printf("rope             theta %g, max positions %d\n", c->rope_theta,
-               c->max_position_embeddings);
+        printf("rope             theta %g, max positions %d, scaling %s\n", c->rope_theta,
+               c->max_position_embeddings, rope_desc);
+        printf("usable context   %d tokens\n", ga_config_max_context(c));
         printf("qk norm / bias   %s / %s\n", c->use_qk_norm ? "yes" : "no",
                c->attention_bias ? (c->o_bias ? "q,k,v,o" : "q,k,v") : "none");
         printf("parameters       %lld (%.3f B)\n", (long long)params, params / 1e9);

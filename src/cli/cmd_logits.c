@@ -11,6 +11,7 @@ int ga_cmd_logits(int argc, char **argv) {
     ga_cli_ids toks = {0};
     bool all = false;
     ga_session_opts so = {0};
+    ga_cli_rope rope = {0};
     ga_opt opts[] = {
         GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
         GA_O_LIST("--tokens", &toks, 0, INT32_MAX, "token ids", "IDS",
@@ -19,6 +20,7 @@ int ga_cmd_logits(int argc, char **argv) {
         GA_O_DEVICE(&so.device),
         GA_O_CUDA_GEMM(&so.cuda_gemm),
         GA_O_INT("--threads", &so.n_threads, 1, 1024, "N", "CPU threads (default: all cores)"),
+        GA_ROPE_OPTS(&rope),
     };
     ga_cli_spec spec = {
         .cmd = "logits",
@@ -30,6 +32,7 @@ int ga_cmd_logits(int argc, char **argv) {
     int rc = ga_cli_parse(&spec, argc, argv);
     if (!rc && (!dir || !toks.v))
         rc = ga_cli_usage("logits", "--model DIR and --tokens LIST are required");
+    if (!rc) rc = ga_cli_rope_check(&spec, &rope);
     if (rc) {
         free(toks.v);
         return ga_cli_parse_exit(rc);
@@ -45,10 +48,12 @@ int ga_cmd_logits(int argc, char **argv) {
         rc = ga_cli_fail_err("logits", &err);
         goto done;
     }
+    if ((rc = ga_cli_rope_apply(spec.cmd, &rope, m))) goto done;
+    rc = 1;
     const ga_config *c = ga_model_config(m);
-    if (n > c->max_position_embeddings) {
-        rc = ga_cli_fail("logits", "--tokens: %d tokens exceed max_position_embeddings %d", n,
-                         c->max_position_embeddings);
+    if (n > ga_config_max_context(c)) {
+        rc = ga_cli_fail("logits", "--tokens: %d tokens exceed the model's %s %d", n,
+                         ga_cli_context_bound(c), ga_config_max_context(c));
         goto done;
     }
     for (int i = 0; i < n; i++)

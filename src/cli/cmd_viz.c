@@ -50,6 +50,7 @@ typedef struct viz_args {
     int max_res;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cli_rope rope;
 } viz_args;
 
 /* 0 to go on, else the exit code (0 after --help). */
@@ -87,6 +88,7 @@ static int parse_args(int argc, char **argv, viz_args *a) {
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_INT("--max-res", &a->max_res, 1, MAX_PICTURE_RES, "N", res_help),
+        GA_ROPE_OPTS(&a->rope),
     };
     ga_cli_spec spec = {
         .cmd = CMD,
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, viz_args *a) {
         rc = ga_cli_usage(CMD, "--out: %s is a directory", a->out);
     if (!rc && a->out && ga_image_format_of(a->out, &fmt, &ferr))
         rc = ga_cli_usage(CMD, "--out %s", ferr.msg);
+    if (!rc) rc = ga_cli_rope_check(&spec, &a->rope);
     if (rc) {
         free(a->tokens.v);
         free(a->layers.v);
@@ -451,6 +454,7 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail_err(CMD, &err);
         goto done;
     }
+    if (ga_cli_rope_apply(CMD, &a.rope, m)) goto done;
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers;
     if (!(name = ga_cli_model_name(a.model))) {

@@ -13,6 +13,7 @@ static const ga_cmd COMMANDS[] = {
     {"viz", ga_cmd_viz, "draw attention heatmaps and print attention-sink metrics"},
     {"generate", ga_cmd_generate, "generate text (or ids) from a prompt, streamed or batched"},
     {"bench", ga_cmd_bench, "benchmark prefill and decode of baseline vs gated variants"},
+    {"perplexity", ga_cmd_perplexity, "NLL and perplexity of a text, per model and context"},
     {"serve", ga_cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
 };
 

@@ -4,8 +4,9 @@
  *
  * config.json is untrusted input: the JSON is parsed strictly (json.h: no duplicate keys, no
  * NUL in strings, nothing after the value), every field is type-checked, every size is bounded so
- * that products of sizes fit comfortably in 64 bits, and unsupported features (rope scaling,
- * sliding windows, activations other than SiLU) are refused instead of ignored.
+ * that products of sizes fit comfortably in 64 bits, and unsupported features (RoPE scaling
+ * types other than linear and yarn, sliding windows, activations other than SiLU) are refused
+ * instead of ignored.
  */
 #include <math.h>
 #include <stdio.h>
@@ -172,32 +173,99 @@ static ga_status get_eos(cfg_ctx *c, ga_config *cfg) {
     return GA_OK;
 }
 
+/* One number of a rope block ("rope_scaling.factor"); absent or null leaves *out and *found
+ * unchanged. */
+static ga_status rope_num(cfg_ctx *c, const cJSON *rs, const char *block, const char *key,
+                          double lo, double hi, double *out, bool *found) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(rs, key);
+    if (!it || cJSON_IsNull(it)) return GA_OK;
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < lo ||
+        it->valuedouble > hi)
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: field \"%s.%s\" must be a number in [%g, %g]",
+                          c->path, block, key, lo, hi);
+    *out = it->valuedouble;
+    if (found) *found = true;
+    return GA_OK;
+}
+
+/* One of rope_scaling (transformers 4: "type" or "rope_type") and rope_parameters
+ * (transformers 5: "rope_type", default when absent) into *out. */
+static ga_status rope_block(cfg_ctx *c, const cJSON *rs, const char *block, ga_rope_scaling *out) {
+    memset(out, 0, sizeof *out);
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!ty || cJSON_IsNull(ty)) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    const char *name = "default";
+    if (ty && !cJSON_IsNull(ty)) {
+        if (!cJSON_IsString(ty))
+            return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"%s.rope_type\" must be a string",
+                              c->path, block);
+        name = ty->valuestring;
+    } else if (!strcmp(block, "rope_scaling")) {
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: missing field \"rope_scaling.rope_type\"",
+                          c->path);
+    }
+    if (!strcmp(name, "default")) return GA_OK;
+    if (!strcmp(name, "dynamic"))
+        return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
+                          "%s: %s type \"dynamic\" is not supported: transformers recomputes "
+                          "dynamic-NTK frequencies per forward call, which a KV cache cannot "
+                          "reproduce (use yarn or linear)",
+                          c->path, block);
+    if (!strcmp(name, "linear"))
+        out->type = GA_ROPE_LINEAR;
+    else if (!strcmp(name, "yarn"))
+        out->type = GA_ROPE_YARN;
+    else
+        return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
+                          "%s: %s type \"%s\" is not supported (default, linear, yarn)", c->path,
+                          block, name);
+    bool have_factor = false;
+    double orig = 0;
+    ga_status st;
+    if ((st = rope_num(c, rs, block, "factor", 1e-6, 1e6, &out->factor, &have_factor)) ||
+        (st = rope_num(c, rs, block, "original_max_position_embeddings", 1, MAX_POSITIONS, &orig,
+                       NULL)))
+        return st;
+    if (!have_factor)
+        return ga_err_set(c->err, GA_ERR_FORMAT, "%s: missing field \"%s.factor\" (%s RoPE)",
+                          c->path, block, name);
+    if (orig != floor(orig))
+        return ga_err_set(c->err, GA_ERR_FORMAT,
+                          "%s: field \"%s.original_max_position_embeddings\" must be an integer",
+                          c->path, block);
+    out->original_max_position_embeddings = (int)orig;
+    if (out->type != GA_ROPE_YARN) return GA_OK;
+    if ((st = rope_num(c, rs, block, "beta_fast", 0, 1e6, &out->beta_fast, NULL)) ||
+        (st = rope_num(c, rs, block, "beta_slow", 0, 1e6, &out->beta_slow, NULL)) ||
+        (st = rope_num(c, rs, block, "attention_factor", 0, 1e6, &out->attention_factor, NULL)) ||
+        (st = rope_num(c, rs, block, "mscale", 0, 1e6, &out->mscale, NULL)) ||
+        (st = rope_num(c, rs, block, "mscale_all_dim", 0, 1e6, &out->mscale_all_dim, NULL)))
+        return st;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(rs, "truncate");
+    if (tr && !cJSON_IsNull(tr)) {
+        if (!cJSON_IsBool(tr))
+            return ga_err_set(c->err, GA_ERR_FORMAT,
+                              "%s: field \"%s.truncate\" must be true or false", c->path, block);
+        out->no_truncate = !cJSON_IsTrue(tr);
+    }
+    return GA_OK;
+}
+
 /* RoPE: rope_theta at the top level (Qwen3 checkpoints) or inside rope_parameters
- * (transformers 5); any scaling other than the default is refused, not ignored. */
+ * (transformers 5), and the scaling from rope_scaling or rope_parameters (src/core/rope.c has
+ * the math). When both blocks scale, they must agree. */
 static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
     ga_status st = get_num(c, c->root, "rope_theta", 10000.0, 0.0, 1e12, &cfg->rope_theta);
     if (st) return st;
     const char *blocks[2] = {"rope_scaling", "rope_parameters"};
+    ga_rope_scaling got[2] = {{0}, {0}};
     for (int b = 0; b < 2; b++) {
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c->root, blocks[b]);
         if (!rs || cJSON_IsNull(rs)) continue;
         if (!cJSON_IsObject(rs))
             return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"%s\" must be an object or null",
                               c->path, blocks[b]);
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (ty && !cJSON_IsNull(ty)) {
-            if (!cJSON_IsString(ty))
-                return ga_err_set(c->err, GA_ERR_FORMAT, "%s: \"%s.rope_type\" must be a string",
-                                  c->path, blocks[b]);
-            if (strcmp(ty->valuestring, "default") != 0)
-                return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
-                                  "%s: %s type \"%s\" is not supported (only default RoPE)",
-                                  c->path, blocks[b], ty->valuestring);
-        } else if (b == 0) {
-            return ga_err_set(c->err, GA_ERR_UNSUPPORTED,
-                              "%s: rope_scaling without a type is not supported", c->path);
-        }
+        if ((st = rope_block(c, rs, blocks[b], &got[b]))) return st;
         if (b == 1 && cJSON_GetObjectItemCaseSensitive(rs, "rope_theta")) {
             double t = cfg->rope_theta;
             st = get_num(c, rs, "rope_theta", cfg->rope_theta, 0.0, 1e12, &t);
@@ -210,6 +278,12 @@ static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
             cfg->rope_theta = t;
         }
     }
+    if (got[0].type != GA_ROPE_DEFAULT && got[1].type != GA_ROPE_DEFAULT &&
+        memcmp(&got[0], &got[1], sizeof got[0]) != 0)
+        return ga_err_set(c->err, GA_ERR_FORMAT,
+                          "%s: rope_scaling and rope_parameters give different RoPE scalings",
+                          c->path);
+    cfg->rope_scaling = got[1].type != GA_ROPE_DEFAULT ? got[1] : got[0];
     return GA_OK;
 }
 

@@ -294,6 +294,8 @@ ga_status ga_model_random_store(const ga_config *cfg, uint64_t seed, ga_dtype dt
 ga_status ga_model_random(const ga_config *cfg, uint64_t seed, ga_dtype dtype, ga_model **out,
                           ga_err *err) {
     *out = NULL;
+    ga_status st0 = ga_rope_scaling_check(cfg, &cfg->rope_scaling, "rope_scaling", err);
+    if (st0) return st0;
     ga_model *m = calloc(1, sizeof *m);
     if (!m) return ga_err_set(err, GA_ERR_OOM, "out of memory");
     m->cfg = *cfg;

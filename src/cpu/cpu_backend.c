@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "core/rope.h"
 #include "cpu_attention.h"
 #include "cpu_ops.h"
 
@@ -293,8 +294,7 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
         if (opts && opts->progress)
             opts->progress(opts->progress_user, (float)(l + 1) / c->n_layers);
     }
-    if (!st && ga_cpu_rope_table(&b->cos_tab, &b->sin_tab, max_context, c->head_dim, c->rope_theta))
-        st = ga_err_set(err, GA_ERR_OOM, "out of memory for the RoPE table");
+    if (!st) st = ga_rope_tables(c, c->head_dim, max_context, &b->cos_tab, &b->sin_tab, err);
     if (!st) {
         size_t per = (size_t)max_batch * c->n_layers * c->n_kv_heads * max_context * c->head_dim;
         b->k_cache = malloc(per * sizeof(float));

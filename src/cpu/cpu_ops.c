@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cpu_ops.h"
+#include "core/rope.h"
 
 /* Eight independent partial sums let the compiler vectorise the dot product without
  * -ffast-math (which would let it reassociate everywhere). */
@@ -133,25 +134,8 @@ void ga_cpu_rope(float *x, const float *c, const float *s, int hd) {
 }
 
 int ga_cpu_rope_table(float **cos_tab, float **sin_tab, int max_pos, int hd, double theta) {
-    int h = hd / 2;
-    float *c = malloc((size_t)max_pos * h * sizeof(float));
-    float *s = malloc((size_t)max_pos * h * sizeof(float));
-    if (!c || !s) {
-        free(c);
-        free(s);
-        return -1;
-    }
-    for (int i = 0; i < h; i++) {
-        double inv = pow(theta, -2.0 * i / hd);
-        for (int p = 0; p < max_pos; p++) {
-            double ang = p * inv;
-            c[(size_t)p * h + i] = (float)cos(ang);
-            s[(size_t)p * h + i] = (float)sin(ang);
-        }
-    }
-    *cos_tab = c;
-    *sin_tab = s;
-    return 0;
+    ga_config c = {.head_dim = hd, .rope_theta = theta, .max_position_embeddings = max_pos};
+    return ga_rope_tables(&c, hd, max_pos, cos_tab, sin_tab, NULL) ? -1 : 0;
 }
 
 void ga_cpu_qk_prep(const ga_cpu_qk_args *a) {

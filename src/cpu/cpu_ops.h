@@ -19,7 +19,9 @@ void ga_cpu_matmul(ga_pool *pool, float *y, const float *x, const float *w, cons
 void ga_cpu_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 /* Rotate-half RoPE of one head vector x[hd] at a position, from its cos/sin rows (hd/2 each). */
 void ga_cpu_rope(float *x, const float *cos_row, const float *sin_row, int hd);
-/* cos/sin table (max_pos x hd/2), angles pos * theta^(-2i/hd) evaluated in double. */
+/* cos/sin table (max_pos x hd/2), angles pos * theta^(-2i/hd) evaluated in double: unscaled
+ * (default RoPE), for op tests; the backend builds its tables with the model's scaling through
+ * ga_rope_tables (core/rope.h). */
 int ga_cpu_rope_table(float **cos_tab, float **sin_tab, int max_pos, int hd, double theta);
 
 /* The attention-input pass of one token (the CPU statement of kernels/qk_rope.cu): splits

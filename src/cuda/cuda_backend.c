@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rope.h"
 #include "cuda_internal.h"
 
 /* Prefill runs in chunks of at most this many tokens (each chunk a continuation of the
@@ -129,27 +130,15 @@ void ga_cuda_drop_graphs(ga_cuda *c) {
     }
 }
 
-/* cos/sin(pos * inv_freq[i]) for every cache position, inv_freq = theta^(-2i/hd). Frequency,
- * angle and cos/sin are all taken in double and rounded once to fp32 (the same table the CPU
- * reference builds), so long positions carry no fp32 angle error. */
+/* cos/sin tables for every cache position with the model's RoPE scaling, built on the host by
+ * ga_rope_tables (core/rope.h: frequency, angle and cos/sin in double, rounded once to fp32),
+ * the same table the CPU reference builds, so long positions carry no fp32 angle error and
+ * yarn's attention factor rides on cos/sin without a kernel change. */
 static ga_status rope_tables(ga_cuda *c, ga_err *err) {
-    const int half = c->cfg.head_dim / 2;
-    const size_t n = (size_t)c->max_context * half;
-    float *hc = malloc(n * sizeof(float)), *hs = malloc(n * sizeof(float));
-    double *inv = malloc((size_t)half * sizeof(double));
-    ga_status st = GA_OK;
-    if (!hc || !hs || !inv) {
-        st = ga_err_set(err, GA_ERR_OOM, "out of host memory for the RoPE tables");
-        goto done;
-    }
-    for (int i = 0; i < half; i++)
-        inv[i] = pow(c->cfg.rope_theta, -2.0 * i / c->cfg.head_dim);
-    for (int p = 0; p < c->max_context; p++)
-        for (int i = 0; i < half; i++) {
-            const double a = p * inv[i];
-            hc[(size_t)p * half + i] = (float)cos(a);
-            hs[(size_t)p * half + i] = (float)sin(a);
-        }
+    const size_t n = (size_t)c->max_context * (c->cfg.head_dim / 2);
+    float *hc = NULL, *hs = NULL;
+    ga_status st = ga_rope_tables(&c->cfg, c->cfg.head_dim, c->max_context, &hc, &hs, err);
+    if (st) return st;
     if ((st = cuda_malloc((void **)&c->rope_cos, n * 4, "RoPE tables", err))) goto done;
     if ((st = cuda_malloc((void **)&c->rope_sin, n * 4, "RoPE tables", err))) goto done;
     if (cudaMemcpy(c->rope_cos, hc, n * 4, cudaMemcpyHostToDevice) != cudaSuccess ||
@@ -158,7 +147,6 @@ static ga_status rope_tables(ga_cuda *c, ga_err *err) {
 done:
     free(hc);
     free(hs);
-    free(inv);
     return st;
 }
 

@@ -1,7 +1,7 @@
 /*
  * Sessions: a model bound to a backend with a KV cache of max_batch sequences of
  * max_context tokens. The session owns the sequence lengths and validates every argument
- * (sequence ids, token ids, lengths against the cache and max_position_embeddings) before a
+ * (sequence ids, token ids, lengths against the cache and the usable context) before a
  * backend sees it, so each backend only has to compute.
  */
 #include <stdlib.h>
@@ -26,12 +26,14 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     const ga_config *c = &m->cfg;
     int max_ctx = opts.max_context;
     if (max_ctx < 0) return ga_err_set(err, GA_ERR_ARG, "max_context %d is negative", max_ctx);
-    if (max_ctx == 0)
-        max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
-    if (max_ctx > c->max_position_embeddings)
-        return ga_err_set(err, GA_ERR_ARG,
-                          "context of %d tokens exceeds the model's max_position_embeddings %d",
-                          max_ctx, c->max_position_embeddings);
+    const int usable = ga_config_max_context(c); /* with the RoPE scaling in force */
+    if (max_ctx == 0) max_ctx = usable < 4096 ? usable : 4096;
+    if (max_ctx > usable)
+        return ga_err_set(
+            err, GA_ERR_ARG, "context of %d tokens exceeds the model's %s %d", max_ctx,
+            c->rope_scaling.type == GA_ROPE_DEFAULT ? "max_position_embeddings"
+                                                    : "usable context with its RoPE scaling",
+            usable);
     int max_batch = opts.max_batch ? opts.max_batch : 1;
     if (max_batch < 1 || max_batch > 4096)
         return ga_err_set(err, GA_ERR_ARG, "max_batch %d out of range [1, 4096]", max_batch);
@@ -114,9 +116,8 @@ static ga_status check_room(const ga_session *s, int seq, int n, ga_err *err) {
             err, GA_ERR_ARG,
             "%d tokens after %d cached exceed the context of %d tokens (sequence %d%s)", n, have,
             s->max_context, seq,
-            s->max_context == s->model->cfg.max_position_embeddings
-                ? ", the model's max_position_embeddings"
-                : "");
+            s->max_context == ga_config_max_context(&s->model->cfg) ? ", the model's usable context"
+                                                                    : "");
     return GA_OK;
 }
 

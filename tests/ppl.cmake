@@ -1,0 +1,9 @@
+# RoPE scaling and perplexity (issue 14).
+ga_add_test(test_rope SOURCES test_rope.c)
+# against transformers on RoPE-scaled fixtures (skipped until tools/make_fixtures.py made them)
+ga_add_test(test_rope_fixtures SOURCES test_rope_fixtures.c)
+ga_add_script_test(test_ppl_cli test_ppl_cli.sh LABELS slow)
+if(GA_HAVE_CUDA)
+  # CUDA RoPE tables with scaling against the CPU backend's (through the logits)
+  ga_add_test(test_rope_gpu SOURCES test_rope_gpu.c LABELS "gpu")
+endif()
