@@ -82,6 +82,8 @@ for c in logits generate viz; do
   expect_exit 2 "'fast' is not cublas, cublas-only, lt or fallback" "$G" $c --model "$M" --tokens 1 --cuda-gemm fast
 done
 expect_exit 2 "--cuda-gemm" "$G" bench --cuda-gemm ""
+expect_exit 2 "needs --rope-factor" "$G" serve --model "$M" --rope-scaling yarn
+expect_exit 2 "'ntk' is not" "$G" serve --model "$M" --rope-scaling ntk --rope-factor 2
 expect_exit 2 "--model DIR and --tokens" "$G" logits --model "$M"
 expect_exit 1 "/nonexistent/model" "$G" info --model /nonexistent/model
 expect_exit 1 "/nonexistent/model" "$G" logits --model /nonexistent/model --tokens 1

@@ -28,6 +28,7 @@ typedef struct serve_args {
     double shutdown_s;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cli_rope rope;
 } serve_args;
 
 static int parse_args(int argc, char **argv, serve_args *a) {
@@ -44,6 +45,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_LONG("--port", &a->port, 0, 65535, "N", "TCP port (default 8000; 0: a free one)"),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_ROPE_OPTS(&a->rope),
         GA_O_LONG("--max-batch", &a->max_batch, 1, 4096, "N",
                   "sequences decoded together: the cache's slots (default 16)"),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
@@ -79,6 +81,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
     if (rc) return rc;
     if (!a->dir) return ga_cli_usage(C, "--model DIR is required");
     if (a->api_key && !a->api_key[0]) return ga_cli_usage(C, "--api-key: the key is empty");
+    if (ga_cli_rope_check(&spec, &a->rope)) return GA_EXIT_USAGE;
     return 0;
 }
 
@@ -106,6 +109,7 @@ int ga_cmd_serve(int argc, char **argv) {
         ga_cli_fail_err(C, &err);
         goto done;
     }
+    if (ga_cli_rope_apply(C, &a.rope, m)) goto done;
     const ga_config *c = ga_model_config(m);
     char *tpath = ga_path_join(a.dir, "tokenizer.json");
     if (!tpath) {
@@ -121,9 +125,9 @@ int ga_cmd_serve(int argc, char **argv) {
     if (!have_tok)
         fprintf(stderr, "gattn serve: %s has no tokenizer.json: serving token-id prompts only\n",
                 a.dir);
-    if (a.max_context > c->max_position_embeddings) {
-        ga_cli_fail(C, "--max-context %ld exceeds the model's max_position_embeddings %d",
-                    a.max_context, c->max_position_embeddings);
+    if (a.max_context > ga_config_max_context(c)) {
+        ga_cli_fail(C, "--max-context %ld exceeds the model's %s %d", a.max_context,
+                    ga_cli_context_bound(c), ga_config_max_context(c));
         goto done;
     }
     ga_session_opts so = {.device = a.device,
