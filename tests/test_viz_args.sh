@@ -76,6 +76,13 @@ mkdir -p "$tmp/d2"
 (cd "$tmp/m" && "$CLI" viz --model . --tokens 1,2 --device cpu >/dev/null) && [ -s "$tmp/m/m_selected_layer_attention_maps.png" ] \
   && [ ! -e "$tmp/m/._selected_layer_attention_maps.png" ] \
   && pass=$((pass + 1)) || { echo "FAIL: viz --model . output name: $(ls "$tmp/m")"; fail=$((fail + 1)); }
+# the library names the folder too: `info` on "." and on "m/" says m
+for d in . ./ ; do
+  (cd "$tmp/m" && "$CLI" info --model "$d" | grep -qE '^model +m ') && pass=$((pass + 1)) \
+    || { echo "FAIL: info --model $d does not name the folder m"; fail=$((fail + 1)); }
+done
+(cd "$tmp" && "$CLI" info --model m/ | grep -qE '^model +m ') && pass=$((pass + 1)) \
+  || { echo "FAIL: info --model m/ does not name the folder m"; fail=$((fail + 1)); }
 # stdout that cannot be written is a failure, exit 1 (issue 10 item 8)
 "$CLI" viz --model "$tmp/m" --tokens 1,2 --out "$tmp/f.png" --device cpu >/dev/full 2>"$tmp/err"
 rc=$?

@@ -53,10 +53,6 @@ int ga_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
  * calls it before it reports success. */
 int ga_cli_finish_stdout(const char *cmd);
 
-/* The name of a model folder for titles and file names: the last part of its real path
- * ("." is the current folder's name). malloc'd; NULL when out of memory. */
-char *ga_cli_model_name(const char *dir);
-
 /* ------------------------------------------------------------------ option values */
 
 /* Strict parsers of one option value; 0 on success, -1 with the usage error printed. */

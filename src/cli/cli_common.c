@@ -171,13 +171,3 @@ int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config
         return ga_cli_usage(spec->cmd, "--head-dim %d must be even (RoPE)", c->head_dim);
     return 0;
 }
-
-char *ga_cli_model_name(const char *dir) {
-    /* realpath: "." or "model/" name the folder they point at, not "." or "" */
-    char *real = realpath(dir, NULL);
-    const char *base = real ? real : dir;
-    const char *slash = strrchr(base, '/');
-    char *name = strdup(slash && slash[1] ? slash + 1 : base);
-    free(real);
-    return name;
-}

@@ -165,7 +165,7 @@ static int run_model(const ppl_args *a, const char *dir, const int32_t *shared_i
     if (ga_model_load(dir, &m, &err)) return ga_cli_fail_err(C, &err);
     if ((rc = ga_cli_rope_apply(C, &a->rope, m))) goto done;
     rc = 1;
-    if (!(mr->name = ga_cli_model_name(dir))) {
+    if (!(mr->name = strdup(ga_model_name(m)))) {
         rc = ga_cli_fail(C, "out of memory");
         goto done;
     }

@@ -457,7 +457,7 @@ int ga_cmd_viz(int argc, char **argv) {
     if (ga_cli_rope_apply(CMD, &a.rope, m)) goto done;
     const ga_config *cfg = ga_model_config(m);
     int L = cfg->n_layers;
-    if (!(name = ga_cli_model_name(a.model))) {
+    if (!(name = strdup(ga_model_name(m)))) {
         ga_cli_fail(CMD, "out of memory");
         goto done;
     }

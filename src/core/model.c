@@ -158,7 +158,16 @@ ga_status ga_model_bind(ga_model *m, ga_err *err) {
 
 /* ------------------------------------------------------------------ loading */
 
+/* The folder's own name: "." or "model/" name the folder they point at (realpath), so
+ * pictures and tables are titled by it; the text as given when realpath fails. */
 static char *base_name(const char *dir) {
+    char *real = realpath(dir, NULL);
+    if (real) {
+        const char *slash = strrchr(real, '/');
+        char *s = strdup(slash && slash[1] ? slash + 1 : real);
+        free(real);
+        return s;
+    }
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
