@@ -170,6 +170,11 @@ ga_status ga_rope_scaling_check(const ga_config *c, const ga_rope_scaling *rs, c
                                 ga_err *err);
 
 const char *ga_arch_name(ga_arch a);
+/* Parameters a token passes through: the total less the experts it is not routed to (the total
+ * for dense models). */
+int64_t ga_config_active_param_count(const ga_config *c);
+/* NULL when this build can run the model, else the first missing feature, one phrase. */
+const char *ga_config_unsupported(const ga_config *c);
 /* GA_OK when this build can run the model the config describes; otherwise GA_ERR_UNSUPPORTED
  * and one line naming the first missing feature ("Gated DeltaNet (linear_attention) layers are
  * not supported yet: issue 15"), prefixed by `what` (the model folder). Session creation calls

@@ -367,20 +367,24 @@ int64_t ga_cfg_hybrid_params(const ga_config *c, int64_t *active) {
     return total;
 }
 
-ga_status ga_config_check_runnable(const ga_config *c, const char *what, ga_err *err) {
-    if (c->arch == GA_ARCH_QWEN3) return GA_OK;
-    const char *t = ga_arch_name(c->arch);
+int64_t ga_config_active_param_count(const ga_config *c) {
+    int64_t active = ga_config_param_count(c);
+    if (c->arch != GA_ARCH_QWEN3) ga_cfg_hybrid_params(c, &active);
+    return active;
+}
+
+const char *ga_config_unsupported(const ga_config *c) {
+    if (c->arch == GA_ARCH_QWEN3) return NULL;
     if (c->hybrid.n_linear_layers)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "%s: %s: Gated DeltaNet (linear_attention) layers are not supported "
-                          "yet: issue 15",
-                          what, t);
+        return "Gated DeltaNet (linear_attention) layers are not supported yet: issue 15";
     if (c->hybrid.moe && c->hybrid.n_moe_layers)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "%s: %s: mixture-of-experts MLP layers are not supported yet: issue 15",
-                          what, t);
-    return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                      "%s: %s: full attention with a per-head [query | gate] q_proj, zero-centred "
-                      "RMSNorm and partial RoPE is not supported yet: issue 15",
-                      what, t);
+        return "mixture-of-experts MLP layers are not supported yet: issue 15";
+    return "full attention with a per-head [query | gate] q_proj, zero-centred RMSNorm and "
+           "partial RoPE is not supported yet: issue 15";
+}
+
+ga_status ga_config_check_runnable(const ga_config *c, const char *what, ga_err *err) {
+    const char *why = ga_config_unsupported(c);
+    if (!why) return GA_OK;
+    return ga_err_set(err, GA_ERR_UNSUPPORTED, "%s: %s: %s", what, ga_arch_name(c->arch), why);
 }
