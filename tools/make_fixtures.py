@@ -3,6 +3,10 @@
 not write). Run on the GPU machine (it has torch + transformers 5.x):
 
     python3 tools/make_fixtures.py --out tests/fixtures
+    python3 tools/make_fixtures.py --out tests/fixtures --only-hybrid   # tests/fixtures_hybrid
+
+The hybrid cases (issue 15: Qwen3-Next, Qwen3.5 dense and MoE) need transformers >= 5.17 and
+are described at write_hybrid_group.
 
 For each case it builds a tiny model with transformers' own Qwen3ForCausalLM. Gated variants
 are the same model with the output gate added exactly per the published layout, without
@@ -153,7 +157,16 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--out-rope", help="folder of the RoPE-scaled fixtures "
                     "(default: fixtures_rope beside --out)")
+    ap.add_argument("--out-hybrid", help="folder of the hybrid Qwen3-Next / Qwen3.5 fixtures "
+                    "(default: fixtures_hybrid beside --out)")
+    ap.add_argument("--only-hybrid", action="store_true",
+                    help="write only the hybrid fixtures (issue 15)")
     args = ap.parse_args()
+    hybrid_out = args.out_hybrid or os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                                                 "fixtures_hybrid")
+    if args.only_hybrid:
+        write_hybrid_group(hybrid_out)
+        return
     base = dict(vocab=96, hidden=32, inter=64, layers=2, heads=4, head_dim=16)
     cases = [
         dict(name="baseline_g1_tied", variant="baseline", kv_heads=4, tied=True, seed=1),
@@ -200,6 +213,129 @@ def main():
     write_group(args.out_rope or os.path.join(os.path.dirname(os.path.abspath(args.out)),
                                               "fixtures_rope"),
                 base, rope_cases, [sequences[0], long_seq])
+    write_hybrid_group(hybrid_out)
+
+
+# ---------------------------------------------------------------- hybrid models (issue 15)
+#
+# Tiny Qwen3-Next, Qwen3.5 (dense) and Qwen3.5-MoE models built with transformers' own classes
+# (Qwen3NextForCausalLM / Qwen3NextConfig, Qwen3_5ForCausalLM / Qwen3_5TextConfig,
+# Qwen3_5MoeForCausalLM / Qwen3_5MoeTextConfig; transformers >= 5.17). Every parameter is
+# random, including the zero-centred norms (weight 0 would hide a missing "1 +"), A_log, dt_bias
+# and the DeltaNet output norm, so every path of the forward pass changes the logits. Weights
+# are saved with save_pretrained (the layout transformers writes, per-expert tensors included),
+# and the reference logits are computed from exactly the stored values in float64: for every
+# position after one prefill, and for each token of a prefill-then-decode run (the first
+# `prefill` tokens at once, then one at a time through the cache), which must agree.
+
+HYBRID_FORMAT_VERSION = 1
+
+
+def hybrid_cases():
+    common = dict(vocab_size=96, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                  head_dim=32, rms_norm_eps=1e-6, max_position_embeddings=128,
+                  linear_conv_kernel_dim=4, linear_num_key_heads=2, linear_num_value_heads=4,
+                  linear_key_head_dim=16, linear_value_head_dim=16, tie_word_embeddings=False)
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25}
+    return [
+        # 3 linear : 1 full twice; MoE on every layer but layer 2 (dense, mlp_only_layers)
+        dict(name="qwen3_next_moe_f32", cls="Qwen3NextForCausalLM", cfg="Qwen3NextConfig",
+             seed=31, dtype="f32",
+             kw=dict(common, num_hidden_layers=8, intermediate_size=96, num_experts=8,
+                     num_experts_per_tok=2, moe_intermediate_size=32,
+                     shared_expert_intermediate_size=48, norm_topk_prob=True,
+                     decoder_sparse_step=1, mlp_only_layers=[2], rope_parameters=rope)),
+        dict(name="qwen3_5_dense_f32", cls="Qwen3_5ForCausalLM", cfg="Qwen3_5TextConfig",
+             seed=32, dtype="f32",
+             kw=dict(common, num_hidden_layers=8, intermediate_size=96,
+                     rope_parameters=dict(rope, mrope_section=[2, 1, 1],
+                                          mrope_interleaved=True))),
+        dict(name="qwen3_5_dense_bf16_tied", cls="Qwen3_5ForCausalLM", cfg="Qwen3_5TextConfig",
+             seed=33, dtype="bf16",
+             kw=dict(common, num_hidden_layers=4, intermediate_size=96,
+                     tie_word_embeddings=True, head_dim=64,
+                     layer_types=["linear_attention", "full_attention", "linear_attention",
+                                  "full_attention"],
+                     rope_parameters=dict(rope, partial_rotary_factor=0.5))),
+        dict(name="qwen3_5_moe_f32", cls="Qwen3_5MoeForCausalLM", cfg="Qwen3_5MoeTextConfig",
+             seed=34, dtype="f32",
+             kw=dict(common, num_hidden_layers=4, num_experts=8, num_experts_per_tok=3,
+                     moe_intermediate_size=32, shared_expert_intermediate_size=48,
+                     rope_parameters=rope)),
+    ]
+
+
+def randomise_hybrid(model, seed):
+    """Random values for every parameter (norms, A_log and dt_bias included)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            r = torch.randn(p.shape, generator=g, dtype=torch.float64)
+            if name.endswith("A_log"):
+                p.copy_(torch.log(torch.rand(p.shape, generator=g, dtype=torch.float64) * 15 + 1))
+            elif name.endswith("dt_bias"):
+                p.copy_(0.5 * r)
+            elif "norm" in name:
+                p.copy_(0.2 * r)  # zero-centred norms: (1 + w); the gated DeltaNet norm: w
+            else:
+                p.copy_(0.08 * r)
+
+
+def write_hybrid_group(out, prefill=5):
+    os.makedirs(out, exist_ok=True)
+    sequences = [
+        [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26],
+        [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 1, 1, 0, 95, 95, 94, 7, 7, 7],
+    ]
+    index = []
+    for case in hybrid_cases():
+        cfg = getattr(transformers, case["cfg"])(**case["kw"])
+        cfg._attn_implementation = "eager"
+        model = getattr(transformers, case["cls"])(cfg).eval()
+        randomise_hybrid(model, case["seed"])
+        tdt = {"f32": torch.float32, "bf16": torch.bfloat16}[case["dtype"]]
+        # round to the stored dtype, then compute in float64 from exactly those values
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.to(tdt).to(p.dtype))
+        d = os.path.join(out, case["name"])
+        model.to(tdt).save_pretrained(d, safe_serialization=True)
+        model.to(torch.float64)
+        prefill_logits, decode_logits = [], []
+        with torch.no_grad():
+            for seq in sequences:
+                ids = torch.tensor([seq])
+                full = model(input_ids=ids, use_cache=False).logits[0]
+                prefill_logits.append([[float(f"{x:.9g}") for x in row] for row in full])
+                o = model(input_ids=ids[:, :prefill], use_cache=True)
+                rows = list(o.logits[0])
+                cache = o.past_key_values
+                for t in range(prefill, len(seq)):
+                    o = model(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True)
+                    cache = o.past_key_values
+                    rows.append(o.logits[0, -1])
+                decode_logits.append([[float(f"{x:.9g}") for x in row] for row in rows])
+        ref = {
+            "format_version": HYBRID_FORMAT_VERSION,
+            "generator": "tools/make_fixtures.py",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "class": case["cls"],
+            "compute_dtype": "float64",
+            "weights_dtype": case["dtype"],
+            "sequences": sequences,
+            "logits": prefill_logits,
+            "decode_prefill": prefill,
+            "decode_logits": decode_logits,
+        }
+        with open(os.path.join(d, "reference_logits.json"), "w") as f:
+            json.dump(ref, f, separators=(",", ":"))
+        index.append(case["name"])
+        print(case["name"], "ok", file=sys.stderr)
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump({"format_version": HYBRID_FORMAT_VERSION,
+                   "transformers": transformers.__version__, "torch": torch.__version__,
+                   "cases": index}, f, indent=2)
 
 
 def write_group(out, base, cases, sequences):

@@ -79,7 +79,56 @@ typedef struct ga_rope_scaling {
     bool no_truncate; /* yarn: truncate = false (keep the ramp bounds unrounded) */
 } ga_rope_scaling;
 
+/* The model families config.json's model_type names (transformers 5.17). Qwen3 is what gattn
+ * runs; the hybrids are recognised, described and refused at session creation (issue 15). */
+typedef enum ga_arch {
+    GA_ARCH_QWEN3 = 0,       /* "qwen3" (or no model_type): the gated-attention Qwen3 models */
+    GA_ARCH_QWEN3_NEXT = 1,  /* "qwen3_next": hybrid, MoE, fused in_proj_qkvz / in_proj_ba */
+    GA_ARCH_QWEN3_5 = 2,     /* "qwen3_5" (text_config) / "qwen3_5_text": hybrid, dense MLP */
+    GA_ARCH_QWEN3_5_MOE = 3, /* "qwen3_5_moe" (text_config) / "qwen3_5_moe_text": hybrid, MoE */
+} ga_arch;
+
+#define GA_MAX_LAYERS 1024
+
+/* What the hybrid families add to a config (zero for Qwen3). src/core/config_hybrid.c has the
+ * meaning and the transformers default of every field. */
+typedef struct ga_hybrid_config {
+    bool vl_wrapper;             /* config.json nests the text model in "text_config"; the text
+                                  * weights are model.language_model.*, model.visual.* is ignored */
+    int n_linear_layers;         /* layers whose layer_types entry is "linear_attention" */
+    int full_attention_interval; /* every k-th layer is full attention (0: irregular pattern) */
+    unsigned char layer_is_linear[GA_MAX_LAYERS]; /* 1: Gated DeltaNet, 0: full attention */
+    /* Gated DeltaNet (linear_attention) layers */
+    int linear_conv_kernel_dim; /* depthwise causal conv1d width over [q|k|v] */
+    int linear_num_key_heads;   /* q/k heads */
+    int linear_num_value_heads; /* v heads; a multiple of the key heads */
+    int linear_key_head_dim;    /* d_k; the recurrent state is d_k x d_v per value head */
+    int linear_value_head_dim;  /* d_v */
+    /* full-attention layers: q_proj gives per query head [head_dim query | head_dim gate] */
+    bool attn_output_gate;        /* the sigmoid output gate (true in every released model) */
+    double partial_rotary_factor; /* RoPE covers the first head_dim * factor dimensions */
+    int rotary_dim;               /* head_dim * partial_rotary_factor (even) */
+    int n_mrope_section;          /* entries of rope_parameters.mrope_section (0: none) */
+    int mrope_section[4];         /* multimodal RoPE split (t, h, w); text input only */
+    bool mrope_interleaved;
+    /* MLP */
+    bool moe;                            /* sparse MoE blocks (qwen3_next, qwen3_5_moe) */
+    int num_experts;                     /* routed experts per MoE layer */
+    int num_experts_per_tok;             /* top-k */
+    int moe_intermediate_size;           /* per-expert SwiGLU width */
+    int shared_expert_intermediate_size; /* the shared expert's width (0: none) */
+    bool norm_topk_prob;                 /* renormalise the top-k routing weights to sum 1 */
+    int decoder_sparse_step;             /* qwen3_next: MoE on layers with (l+1) % step == 0 */
+    int n_moe_layers; /* layers with an MoE block (others: dense, intermediate) */
+    unsigned char layer_is_moe[GA_MAX_LAYERS]; /* after decoder_sparse_step and mlp_only_layers */
+    int mtp_num_hidden_layers;                 /* multi-token-prediction layers (mtp.*, ignored) */
+} ga_hybrid_config;
+
 typedef struct ga_config {
+    ga_arch arch;
+    bool norm_zero_centred; /* RMSNorm scales by (1 + weight) (every hybrid norm but the gated
+                             * one of the DeltaNet output) */
+    ga_hybrid_config hybrid;
     int vocab_size;
     int hidden_size;
     int intermediate_size;
@@ -120,6 +169,18 @@ int ga_config_max_context(const ga_config *c);
 ga_status ga_rope_scaling_check(const ga_config *c, const ga_rope_scaling *rs, const char *what,
                                 ga_err *err);
 
+const char *ga_arch_name(ga_arch a);
+/* Parameters a token passes through: the total less the experts it is not routed to (the total
+ * for dense models). */
+int64_t ga_config_active_param_count(const ga_config *c);
+/* NULL when this build can run the model, else the first missing feature, one phrase. */
+const char *ga_config_unsupported(const ga_config *c);
+/* GA_OK when this build can run the model the config describes; otherwise GA_ERR_UNSUPPORTED
+ * and one line naming the first missing feature ("Gated DeltaNet (linear_attention) layers are
+ * not supported yet: issue 15"), prefixed by `what` (the model folder). Session creation calls
+ * it, so every command that runs a model refuses the same way. */
+ga_status ga_config_check_runnable(const ga_config *c, const char *what, ga_err *err);
+
 /* Parses and validates a config.json; `path` is used in error messages. */
 ga_status ga_config_parse(const char *json_text, size_t len, const char *path, ga_config *out,
                           ga_err *err);
@@ -145,6 +206,10 @@ const char *ga_model_name(const ga_model *m);
 const char *ga_model_dir(const ga_model *m);
 /* The dtype most of the weights are stored in. */
 ga_dtype ga_model_weight_dtype(const ga_model *m);
+/* Tensors (and their bytes as stored, if bytes is non-NULL) whose names start with prefix;
+ * "" counts all. gattn info uses it to report the groups a hybrid folder carries and ignores
+ * (model.visual., mtp.). */
+int ga_model_count_prefix(const ga_model *m, const char *prefix, uint64_t *bytes);
 /* Bytes of all weight tensors as stored. */
 uint64_t ga_model_weight_bytes(const ga_model *m);
 /* Replaces the model's RoPE scaling (as a user overrides config.json for long inputs, e.g.

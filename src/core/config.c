@@ -16,18 +16,9 @@
 #include <cjson/cJSON.h>
 
 #include "gattn/gattn.h"
+#include "config_internal.h"
 #include "json.h"
 #include "path.h"
-
-/* Upper bounds on sizes: far above any published model, low enough that every product we
- * form (rows * cols * bytes, layers * ...) stays below 2^62. */
-#define MAX_VOCAB (1 << 22)
-#define MAX_HIDDEN (1 << 16)
-#define MAX_INTER (1 << 18)
-#define MAX_LAYERS 1024
-#define MAX_HEADS 1024
-#define MAX_HEAD_DIM 1024
-#define MAX_POSITIONS (1 << 24)
 
 int ga_config_gate_dim(const ga_config *c) {
     switch (c->gate) {
@@ -45,6 +36,7 @@ int ga_config_q_rows(const ga_config *c) {
 }
 
 int64_t ga_config_param_count(const ga_config *c) {
+    if (c->arch != GA_ARCH_QWEN3) return ga_cfg_hybrid_params(c, NULL);
     int64_t h = c->hidden_size, hd = c->head_dim, kv = (int64_t)c->n_kv_heads * hd;
     int64_t q = ga_config_q_rows(c), o_in = (int64_t)c->n_heads * hd, I = c->intermediate_size;
     int64_t per_layer = 2 * h /* two norms */
@@ -86,15 +78,8 @@ size_t ga_dtype_size(ga_dtype d) {
 
 /* ------------------------------------------------------------------ field readers */
 
-typedef struct cfg_ctx {
-    const cJSON *root;
-    const char *path;
-    ga_err *err;
-} cfg_ctx;
-
-/* Reads an integer field in [lo, hi]; absent -> def (or an error if required). */
-static ga_status get_int(cfg_ctx *c, const char *key, bool required, long def, long lo, long hi,
-                         int *out) {
+ga_status ga_cfg_int(cfg_ctx *c, const char *key, bool required, long def, long lo, long hi,
+                     int *out) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, key);
     if (!it || cJSON_IsNull(it)) {
         if (required)
@@ -115,8 +100,8 @@ static ga_status get_int(cfg_ctx *c, const char *key, bool required, long def, l
     return GA_OK;
 }
 
-static ga_status get_num(cfg_ctx *c, const cJSON *obj, const char *key, double def, double lo,
-                         double hi, double *out) {
+ga_status ga_cfg_num(cfg_ctx *c, const cJSON *obj, const char *key, double def, double lo,
+                     double hi, double *out) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it || cJSON_IsNull(it)) {
         *out = def;
@@ -130,7 +115,7 @@ static ga_status get_num(cfg_ctx *c, const cJSON *obj, const char *key, double d
     return GA_OK;
 }
 
-static ga_status get_bool(cfg_ctx *c, const char *key, bool def, bool *out) {
+ga_status ga_cfg_bool(cfg_ctx *c, const char *key, bool def, bool *out) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(c->root, key);
     if (!it || cJSON_IsNull(it)) {
         *out = def;
@@ -255,7 +240,7 @@ static ga_status rope_block(cfg_ctx *c, const cJSON *rs, const char *block, ga_r
  * (transformers 5), and the scaling from rope_scaling or rope_parameters (src/core/rope.c has
  * the math). When both blocks scale, they must agree. */
 static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
-    ga_status st = get_num(c, c->root, "rope_theta", 10000.0, 0.0, 1e12, &cfg->rope_theta);
+    ga_status st = ga_cfg_num(c, c->root, "rope_theta", 10000.0, 0.0, 1e12, &cfg->rope_theta);
     if (st) return st;
     const char *blocks[2] = {"rope_scaling", "rope_parameters"};
     ga_rope_scaling got[2] = {{0}, {0}};
@@ -268,7 +253,7 @@ static ga_status get_rope(cfg_ctx *c, ga_config *cfg) {
         if ((st = rope_block(c, rs, blocks[b], &got[b]))) return st;
         if (b == 1 && cJSON_GetObjectItemCaseSensitive(rs, "rope_theta")) {
             double t = cfg->rope_theta;
-            st = get_num(c, rs, "rope_theta", cfg->rope_theta, 0.0, 1e12, &t);
+            st = ga_cfg_num(c, rs, "rope_theta", cfg->rope_theta, 0.0, 1e12, &t);
             if (st) return st;
             const cJSON *top = cJSON_GetObjectItemCaseSensitive(c->root, "rope_theta");
             if (top && cJSON_IsNumber(top) && top->valuedouble != t)
@@ -318,29 +303,48 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
         cJSON_Delete(root);
         return ga_err_set(err, GA_ERR_FORMAT, "%s: top level must be a JSON object", path);
     }
-    cfg_ctx c = {root, path, err};
+    cfg_ctx c = {root, path, err}, top = c;
     ga_config *g = out;
     ga_status st;
     bool b_attn = false, b_qkv = false, hw = false, ew = false, sliding = false;
     double eps = 1e-6;
-    if ((st = get_int(&c, "vocab_size", true, 0, 1, MAX_VOCAB, &g->vocab_size)) ||
-        (st = get_int(&c, "hidden_size", true, 0, 1, MAX_HIDDEN, &g->hidden_size)) ||
-        (st = get_int(&c, "intermediate_size", true, 0, 1, MAX_INTER, &g->intermediate_size)) ||
-        (st = get_int(&c, "num_hidden_layers", true, 0, 1, MAX_LAYERS, &g->n_layers)) ||
-        (st = get_int(&c, "num_attention_heads", true, 0, 1, MAX_HEADS, &g->n_heads)) ||
-        (st =
-             get_int(&c, "num_key_value_heads", false, g->n_heads, 1, MAX_HEADS, &g->n_kv_heads)) ||
-        (st = get_int(&c, "max_position_embeddings", false, 32768, 1, MAX_POSITIONS,
-                      &g->max_position_embeddings)) ||
-        (st = get_bool(&c, "tie_word_embeddings", false, &g->tie_word_embeddings)) ||
-        (st = get_bool(&c, "use_qk_norm", true, &g->use_qk_norm)) ||
-        (st = get_bool(&c, "attention_bias", false, &b_attn)) ||
-        (st = get_bool(&c, "qkv_bias", false, &b_qkv)) ||
-        (st = get_bool(&c, "headwise_attn_output_gate", false, &hw)) ||
-        (st = get_bool(&c, "elementwise_attn_output_gate", false, &ew)) ||
-        (st = get_bool(&c, "use_sliding_window", false, &sliding)) ||
-        (st = get_num(&c, root, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps)) || (st = get_rope(&c, g)) ||
-        (st = get_dtype(&c, g)))
+    /* The family first: a vision-language wrapper (qwen3_5, qwen3_5_moe) keeps the text model's
+     * fields in text_config, and those are what every reader below sees. */
+    const cJSON *text_root = root;
+    if ((st = ga_cfg_arch(&c, &g->arch, &text_root))) goto done;
+    c.root = text_root;
+    const bool hybrid = g->arch != GA_ARCH_QWEN3;
+    const bool moe = g->arch == GA_ARCH_QWEN3_NEXT || g->arch == GA_ARCH_QWEN3_5_MOE;
+    /* The wrapper's own tie_word_embeddings is the default for the text model's. */
+    bool tie_top = false;
+    if (text_root != root && (st = ga_cfg_bool(&top, "tie_word_embeddings", false, &tie_top)))
+        goto done;
+    /* An MoE family needs intermediate_size only for dense layers (mlp_only_layers), which
+     * ga_cfg_hybrid checks. */
+    if ((st = ga_cfg_int(&c, "vocab_size", true, 0, 1, MAX_VOCAB, &g->vocab_size)) ||
+        (st = ga_cfg_int(&c, "hidden_size", true, 0, 1, MAX_HIDDEN, &g->hidden_size)) ||
+        (st = ga_cfg_int(&c, "intermediate_size", !moe, 0, moe ? 0 : 1, MAX_INTER,
+                         &g->intermediate_size)) ||
+        (st = ga_cfg_int(&c, "num_hidden_layers", true, 0, 1, MAX_LAYERS, &g->n_layers)) ||
+        (st = ga_cfg_int(&c, "num_attention_heads", true, 0, 1, MAX_HEADS, &g->n_heads)) ||
+        (st = ga_cfg_int(&c, "num_key_value_heads", false, g->n_heads, 1, MAX_HEADS,
+                         &g->n_kv_heads)) ||
+        (st = ga_cfg_int(&c, "max_position_embeddings", false, 32768, 1, MAX_POSITIONS,
+                         &g->max_position_embeddings)) ||
+        (st = ga_cfg_bool(&c, "tie_word_embeddings", tie_top, &g->tie_word_embeddings)) ||
+        (st = ga_cfg_bool(&c, "use_qk_norm", true, &g->use_qk_norm)) ||
+        (st = ga_cfg_bool(&c, "attention_bias", false, &b_attn)) ||
+        (st = ga_cfg_bool(&c, "qkv_bias", false, &b_qkv)) ||
+        (st = ga_cfg_bool(&c, "headwise_attn_output_gate", false, &hw)) ||
+        (st = ga_cfg_bool(&c, "elementwise_attn_output_gate", false, &ew)) ||
+        (st = ga_cfg_bool(&c, "use_sliding_window", false, &sliding)) ||
+        (st = ga_cfg_num(&c, c.root, "rms_norm_eps", 1e-6, 0.0, 1.0, &eps)) ||
+        (st = get_rope(&c, g)) ||
+        (st = get_dtype(text_root != root && !cJSON_GetObjectItemCaseSensitive(c.root, "dtype") &&
+                                !cJSON_GetObjectItemCaseSensitive(c.root, "torch_dtype")
+                            ? &top
+                            : &c,
+                        g)))
         goto done;
     g->rms_norm_eps = (float)eps;
     g->attention_bias = b_attn || b_qkv;
@@ -357,9 +361,12 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
         st = ga_err_set(err, GA_ERR_UNSUPPORTED, "%s: use_sliding_window is not supported", path);
         goto done;
     }
-    /* head_dim defaults to hidden/heads, as in transformers; it need not equal that. */
-    const cJSON *hdit = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-    if (!hdit || cJSON_IsNull(hdit)) {
+    /* head_dim defaults to hidden/heads, as in transformers' Qwen3Config; it need not equal
+     * that. The hybrid configs default it to 256. */
+    const cJSON *hdit = cJSON_GetObjectItemCaseSensitive(c.root, "head_dim");
+    if (hybrid && (!hdit || cJSON_IsNull(hdit))) {
+        g->head_dim = 256;
+    } else if (!hdit || cJSON_IsNull(hdit)) {
         if (g->hidden_size % g->n_heads) {
             st = ga_err_set(err, GA_ERR_FORMAT,
                             "%s: no head_dim, and hidden_size %d is not a multiple of "
@@ -368,7 +375,7 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
             goto done;
         }
         g->head_dim = g->hidden_size / g->n_heads;
-    } else if ((st = get_int(&c, "head_dim", true, 0, 2, MAX_HEAD_DIM, &g->head_dim))) {
+    } else if ((st = ga_cfg_int(&c, "head_dim", true, 0, 2, MAX_HEAD_DIM, &g->head_dim))) {
         goto done;
     }
     if (g->head_dim % 2) {
@@ -388,7 +395,7 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
                        path, (long long)g->n_heads * g->head_dim);
         goto done;
     }
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c.root, "hidden_act");
     if (act && !cJSON_IsNull(act)) {
         if (!cJSON_IsString(act)) {
             st = ga_err_set(err, GA_ERR_FORMAT, "%s: \"hidden_act\" must be a string", path);
@@ -401,12 +408,18 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
             goto done;
         }
     }
-    if ((st = get_eos(&c, g))) goto done;
+    /* eos/bos sit in text_config in the released Qwen3.5 folders; older ones had them at the top.
+     */
+    const cJSON *ids = c.root;
+    if (text_root != root && !cJSON_GetObjectItemCaseSensitive(ids, "eos_token_id")) ids = root;
+    cfg_ctx ids_ctx = {ids, path, err};
+    if ((st = get_eos(&ids_ctx, g))) goto done;
     g->bos_token_id = -1;
-    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(root, "bos_token_id");
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(ids, "bos_token_id");
     if (bos && cJSON_IsNumber(bos) && bos->valuedouble >= 0 && bos->valuedouble < g->vocab_size)
         g->bos_token_id = (int)bos->valuedouble;
-    st = GA_OK;
+    st = hybrid ? ga_cfg_hybrid(&c, g) : GA_OK;
+    g->hybrid.vl_wrapper = hybrid && text_root != root;
 done:
     cJSON_Delete(root);
     return st;

@@ -24,6 +24,9 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     *out = NULL;
     ga_session_opts opts = o ? *o : (ga_session_opts){0};
     const ga_config *c = &m->cfg;
+    /* Hybrid families load for `gattn info` but have no forward pass yet (issue 15). */
+    ga_status run_st = ga_config_check_runnable(c, m->dir ? m->dir : m->name, err);
+    if (run_st) return run_st;
     int max_ctx = opts.max_context;
     if (max_ctx < 0) return ga_err_set(err, GA_ERR_ARG, "max_context %d is negative", max_ctx);
     const int usable = ga_config_max_context(c); /* with the RoPE scaling in force */

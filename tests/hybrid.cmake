@@ -1,0 +1,4 @@
+# Hybrid Qwen3-Next / Qwen3.5 / Qwen3.6 folders (issue 15): config parsing, gattn info, and the
+# one-line refusal of every command that would run them.
+ga_add_test(test_hybrid_config SOURCES test_hybrid_config.c)
+ga_add_script_test(test_hybrid_cli test_hybrid_cli.sh)
