@@ -131,6 +131,7 @@ static void test_one_series(void) {
     CHECK_OK(ga_lineplot_render(&p, &c, &a, &err), &err);
     if (!c.px) return;
     CHECK(a.y_lo <= 5.2 && a.y_hi >= 7.0 && a.y_hi - a.y_lo < 4);
+    CHECK(a.y_ticks >= 3 && a.y_ticks <= 9);
     CHECK(a.x >= 0 && a.y >= 0 && a.x + a.w <= c.w && a.y + a.h <= c.h);
     for (int i = 0; i < 4; i++) {
         CHECK(ga_plot_x(&a, 4, i) == (int)lround(want_x(&a, 4, i)));
@@ -247,7 +248,7 @@ static void test_ranges(void) {
     ga_plot_series s = {.label = "flat", .y = k, .n = 3, .color = {1, 2, 3}};
     ga_lineplot p = {.n_x = 3, .series = &s, .n_series = 1, .font = g_font};
     CHECK_OK(ga_lineplot_render(&p, &c, &a, &err), &err);
-    CHECK(a.y_lo < 6.9 && a.y_hi > 6.9);
+    CHECK(a.y_lo < 6.9 && a.y_hi > 6.9 && a.y_ticks >= 3);
     if (c.px) CHECK(near(&c, want_x(&a, 3, 1), want_y(&a, 6.9), 1, s.color));
     ga_canvas_free(&c);
     /* extremes near the limits of double: every point still inside the data rectangle */
@@ -281,7 +282,7 @@ static void test_upright_labels(void) {
     for (int b = 0; b < NX; b++) {
         snprintf(buf[b], sizeof buf[b], "%d-%d", 1 << b, (2 << b) - 1);
         lab[b] = buf[b];
-        y[b] = 8.0 - 0.2 * b;
+        y[b] = 1.4 + 2.16 * b / (NX - 1); /* 1.4 .. 3.56: once only its two ends had ticks */
     }
     ga_plot_series s = {.label = "x", .y = y, .n = NX, .color = {9, 99, 199}};
     ga_lineplot p = {.x_labels = lab,
@@ -296,6 +297,8 @@ static void test_upright_labels(void) {
     CHECK_OK(ga_lineplot_render(&p, &c, &a, &err), &err);
     if (!c.px) return;
     CHECK(a.w <= 1200);
+    CHECK_MSG(a.y_ticks >= 3 && a.y_ticks <= 9, "%d y ticks over %g..%g", a.y_ticks, a.y_lo,
+              a.y_hi);
     CHECK(c.h > a.y + a.h + 60); /* room for the upright labels below the plot */
     CHECK(stray_pixels(&c, &a, &p, 0) == 0);
     CHECK(border_white(&c, 10));

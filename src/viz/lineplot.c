@@ -32,6 +32,7 @@
 #define LEGEND_PAD 8    /* inside the legend box */
 #define LEGEND_KEY 28   /* the line sample in a legend row */
 #define MAX_Y_TICKS 12
+#define Y_STEPS 8 /* y ticks: at most this many steps between them */
 
 static const ga_rgb WHITE = {255, 255, 255};
 static const ga_rgb INK = {38, 38, 38};     /* as figure.c: matplotlib's #262626 */
@@ -119,8 +120,8 @@ static double y_frac(const y_axis *a, double v) {
     return (v * 0.5 - a->lo * 0.5) / (a->hi * 0.5 - a->lo * 0.5);
 }
 
-/* The y range from the finite values, widened to round ticks (1, 2 or 5 times a power of ten,
- * about five of them); a constant series gets a range around its value, no values 0..1. */
+/* The y range from the finite values, widened to round ticks; a constant series gets a range
+ * around its value, no values 0..1. */
 static void y_axis_make(const ga_lineplot *p, y_axis *a) {
     double lo = INFINITY, hi = -INFINITY;
     for (int s = 0; s < p->n_series; s++)
@@ -139,16 +140,27 @@ static void y_axis_make(const ga_lineplot *p, y_axis *a) {
     a->lo = lo;
     a->hi = hi;
     a->n = 0;
-    const double raw = (hi * 0.5 - lo * 0.5) / 2.5; /* (hi - lo) / 5 without overflow */
+    /* the smallest of 1, 2, 2.5, 5 times a power of ten that spans the range in at most
+     * Y_STEPS steps (matplotlib's MaxNLocator idea) */
+    const double raw = (hi * 0.5 - lo * 0.5) / (Y_STEPS * 0.5); /* without overflow */
     const double p10 = pow(10.0, floor(log10(raw)));
-    double step = raw / p10 >= 5 ? 5 * p10 : raw / p10 >= 2 ? 2 * p10 : p10;
-    const double tlo = floor(lo / step) * step, thi = ceil(hi / step) * step;
+    static const double NICE[7] = {1, 2, 2.5, 5, 10, 20, 25};
+    double step = 0, tlo = 0, thi = 0;
+    for (int i = 0; i < 7; i++) {
+        step = NICE[i] * p10;
+        tlo = floor(lo / step) * step;
+        thi = ceil(hi / step) * step;
+        if ((thi - tlo) / step < Y_STEPS + 0.5) break;
+    }
     if (isfinite(step) && step > 0 && isfinite(tlo) && isfinite(thi) &&
-        (thi - tlo) / step < MAX_Y_TICKS - 0.5) {
+        (thi - tlo) / step < Y_STEPS + 0.5) {
         a->lo = tlo;
         a->hi = thi;
         /* decimals enough to tell neighbouring ticks apart, for moderate magnitudes */
-        const int dec = step < 1 ? (int)ceil(-log10(step) - 1e-9) : 0;
+        int dec = 0;
+        while (dec < 7 &&
+               fabs(step * pow(10, dec) - round(step * pow(10, dec))) > 1e-6 * step * pow(10, dec))
+            dec++;
         const int plain = fmax(fabs(tlo), fabs(thi)) < 1e6 && dec <= 6;
         const int n = (int)lround((thi - tlo) / step);
         for (int k = 0; k <= n && a->n < MAX_Y_TICKS; k++) {
@@ -324,6 +336,7 @@ ga_status ga_lineplot_render(const ga_lineplot *p, ga_canvas *out, ga_plot_area 
         ga_font_draw(font, out, kx + LEGEND_KEY + 8, cy - mid, se->label ? se->label : "", 1,
                      GA_TEXT_RIGHT, INK);
     }
+    a.y_ticks = ya.n;
     if (area) *area = a;
     return GA_OK;
 }

@@ -177,11 +177,13 @@ typedef struct ga_lineplot {
 /* Where the data landed. x position i is at column ga_plot_x (x for i = 0, x + w - 1 for
  * i = n_x - 1, evenly between; the middle for a single position); value v at row ga_plot_y
  * (y_hi at row y, y_lo at row y + h - 1). The y range holds every finite value, widened to
- * round tick values. The frame is PAD pixels outside this rectangle, so markers at the ends
- * stay inside it. The legend box is legend_w x legend_h at (legend_x, legend_y). */
+ * round tick values (1, 2, 2.5 or 5 times a power of ten) at most 8 steps apart. The frame is PAD
+ * pixels outside this rectangle, so markers at the ends stay inside it. The legend box is legend_w
+ * x legend_h at (legend_x, legend_y). */
 typedef struct ga_plot_area {
     int x, y, w, h;
     double y_lo, y_hi;
+    int y_ticks; /* labelled y ticks: 2 (the ends, for an extreme range) to 9 */
     int legend_x, legend_y, legend_w, legend_h;
 } ga_plot_area;
 int ga_plot_x(const ga_plot_area *a, int n_x, int i);
