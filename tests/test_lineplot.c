@@ -305,6 +305,21 @@ static void test_upright_labels(void) {
     ga_canvas_free(&c);
 }
 
+/* A wide last x label, centred on its tick past the frame, ends before the legend starts. */
+static void test_label_clear_of_legend(void) {
+    char *lab[2] = {"1", "a rather long last label, wider than the gap"};
+    const double y[2] = {1, 2};
+    ga_plot_series s = {.label = "x", .y = y, .n = 2, .color = {9, 99, 199}};
+    ga_lineplot p = {.x_labels = lab, .n_x = 2, .series = &s, .n_series = 1, .font = g_font};
+    ga_canvas c;
+    ga_plot_area a;
+    ga_err err = {{0}};
+    CHECK_OK(ga_lineplot_render(&p, &c, &a, &err), &err);
+    const int end = ga_plot_x(&a, 2, 1) + ga_font_text_len(g_font, lab[1], 1) / 2 + 1;
+    CHECK_MSG(end < a.legend_x, "label ends at %d, legend starts at %d", end, a.legend_x);
+    ga_canvas_free(&c);
+}
+
 static void test_bad_args(void) {
     const double y[2] = {1, 2};
     ga_plot_series s = {.label = "a", .y = y, .n = 2};
@@ -336,6 +351,7 @@ int main(void) {
         test_many_series();
         test_ranges();
         test_upright_labels();
+        test_label_clear_of_legend();
         test_bad_args();
     }
     ga_font_free(ttf);

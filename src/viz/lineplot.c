@@ -251,7 +251,10 @@ ga_status ga_lineplot_render(const ga_lineplot *p, ga_canvas *out, ga_plot_area 
     /* frame's top-left corner (inside its 1-pixel outline) */
     const int fx = MARGIN + caption_y + ylab_w + TICK_GAP + TICK + 1;
     const int fy = MARGIN + head_h;
-    int width = fx + frame_w + 1 + LEGEND_GAP + leg_w + MARGIN;
+    /* the last x label, centred on its tick, may reach past the frame: keep it off the legend */
+    const int leg_gap =
+        !upright && xlab_w / 2 - PAD + 8 > LEGEND_GAP ? xlab_w / 2 - PAD + 8 : LEGEND_GAP;
+    int width = fx + frame_w + 1 + leg_gap + leg_w + MARGIN;
     const int plot_bottom = fy + frame_h + 1 + TICK + TICK_GAP + xlab_h + caption_x;
     int height = (plot_bottom > fy + leg_h ? plot_bottom : fy + leg_h) + MARGIN;
     const int title_w = p->title ? ga_font_text_len(font, p->title, TITLE_SIZE) : 0;
@@ -263,7 +266,7 @@ ga_status ga_lineplot_render(const ga_lineplot *p, ga_canvas *out, ga_plot_area 
 
     ga_plot_area a = {
         .x = fx + PAD, .y = fy + PAD, .w = data_w, .h = PLOT_H, .y_lo = ya.lo, .y_hi = ya.hi};
-    a.legend_x = fx + frame_w + 1 + LEGEND_GAP;
+    a.legend_x = fx + frame_w + 1 + leg_gap;
     a.legend_y = fy;
     a.legend_w = leg_w;
     a.legend_h = leg_h;
