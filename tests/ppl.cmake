@@ -7,3 +7,5 @@ if(GA_HAVE_CUDA)
   # CUDA RoPE tables with scaling against the CPU backend's (through the logits)
   ga_add_test(test_rope_gpu SOURCES test_rope_gpu.c LABELS "gpu")
 endif()
+# the perplexity plot's line-plot renderer (src/viz/lineplot.c) on synthetic series
+ga_add_test(test_lineplot SOURCES test_lineplot.c)

@@ -6,7 +6,10 @@
 #  2. stride and bucket arithmetic on a tiny model: a brute-force loop over Hugging Face's
 #     sliding-window recipe, each window's logits from `gattn logits --all`, against the JSON;
 #  3. bad input: one-line errors with exit 1 (runtime) or 2 (usage);
-#  4. --rope-* on perplexity, logits and generate: contexts past max_position_embeddings.
+#  4. --rope-* on perplexity, logits and generate: contexts past max_position_embeddings;
+#  5. --plot: a PNG (decoded here with zlib, no code shared with the writer) that holds a line
+#     in each series' colour, JPEG by name, bad paths and fonts as one-line errors; --batch
+#     changes nothing in the results (windows run one at a time, as --help says).
 . "$(dirname "$0")/cli_harness.sh" ppl
 command -v python3 >/dev/null || { echo "python3 missing: skipped"; exit 77; }
 
@@ -151,4 +154,62 @@ long=$(seq -s, 1 100 | sed 's/[0-9]\+/3/g')
 if [ "$("$G" logits --model "$T/m" --device cpu --all --tokens "$long" --rope-scaling yarn --rope-factor 2 | wc -l)" -eq 100 ]; then ok; else bad "logits with yarn past 64"; fi
 expect_exit 1 "max_position_embeddings 64" "$G" logits --model "$T/m" --device cpu --tokens "$long"
 if "$G" info --model "$T/m" --rope-scaling yarn --rope-factor 4 --rope-original-max 32 | grep -q "usable context   128 tokens"; then ok; else bad "info usable context"; fi
+
+# ---------------------------------------------------------------- 5. --plot and --batch
+PL=(perplexity --model "$T/m" --model "$T/m2" --tokens-file "$T/ids37" --context 8,16 --device cpu)
+if "$G" "${PL[@]}" --plot "$T/p.png" >"$T/out" 2>"$T/err" && grep -q "wrote $T/p.png" "$T/out" &&
+    python3 - "$T/p.png" <<'PY'
+import struct, sys, zlib
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+pos, idat, w = 8, b"", 0
+while pos < len(d):
+    n, t = struct.unpack(">I4s", d[pos:pos + 8])
+    body = d[pos + 8:pos + 8 + n]
+    if t == b"IHDR":
+        w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+        assert depth == 8 and ctype == 2, "not RGB8"
+    if t == b"IDAT": idat += body
+    pos += 12 + n
+raw, stride, rows, prev = zlib.decompress(idat), 3 * w, [], bytearray(3 * w)
+for y in range(h):  # PNG's row filters (spec section 9)
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a = line[i - 3] if i >= 3 else 0
+        b, c = prev[i], prev[i - 3] if i >= 3 else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(line); prev = line
+# four lines (2 models x 2 contexts) in matplotlib's first four tab10 colours
+want = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+count = {c: 0 for c in want}
+for line in rows:
+    for x in range(w):
+        c = tuple(line[3 * x:3 * x + 3])
+        if c in count: count[c] += 1
+assert w > 400 and h > 300, "size %dx%d" % (w, h)
+assert all(v > 100 for v in count.values()), count
+assert all(rows[y][:3] == b"\xff\xff\xff" for y in (0, h - 1)), "corners not white"
+PY
+then ok; else bad "--plot PNG: $(cat "$T/err")"; fi
+if "$G" "${PL[@]}" --plot "$T/p.JPG" >/dev/null 2>"$T/err" &&
+    [ "$(head -c 2 "$T/p.JPG" | od -An -tx1 | tr -d ' ')" = ffd8 ]; then ok; else bad "--plot .JPG: $(cat "$T/err")"; fi
+mkdir -p "$T/dir.png"
+expect_exit 2 "--plot $T/p.gif: the name must end in .png" "$G" "${PL[@]}" --plot "$T/p.gif"
+expect_exit 2 "--plot" "$G" "${PL[@]}" --plot "$T/noext"
+expect_exit 1 "--plot: cannot write $T/no/such/p.png" "$G" "${PL[@]}" --plot "$T/no/such/p.png"
+expect_exit 1 "--plot: $T/dir.png is a directory" "$G" "${PL[@]}" --plot "$T/dir.png"
+expect_exit 1 "--font" "$G" "${PL[@]}" --plot "$T/f.png" --font "$T/nofont.ttf"
+[ -e "$T/f.png" ] && bad "a failing run wrote its plot" || ok
+expect_exit 2 "--font needs --plot" "$G" "${PL[@]}" --font "$T/nofont.ttf"
+GATTN_FONT="$T/nofont.ttf" expect_exit 1 "GATTN_FONT" "$G" "${PL[@]}" --plot "$T/f.png"
+# --batch N: N slots taken in turn, the same windows one at a time, the same numbers
+if "$G" "${PL[@]}" --stride 5 --batch 1 --json "$T/b1.json" >/dev/null 2>&1 &&
+    "$G" "${PL[@]}" --stride 5 --batch 3 --json "$T/b3.json" >/dev/null 2>&1 &&
+    cmp -s "$T/b1.json" "$T/b3.json"; then ok; else bad "--batch 3 changed the results"; fi
+if "$G" perplexity --help | grep -A2 -- "--batch" | grep -q "one at a time"; then ok; else bad "--batch help"; fi
 finish

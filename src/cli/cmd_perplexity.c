@@ -2,8 +2,13 @@
  * gattn perplexity: the NLL and perplexity of a text under one or more models, per context
  * length, with the mean NLL by position bucket inside the window (where extrapolation past the
  * training length shows). The window recipe and the math are src/engine/perplexity.c; this
- * file reads the inputs, runs every (model, context) and prints the side-by-side table, JSON
- * and CSV.
+ * file reads the inputs, runs every (model, context) and prints the side-by-side table, JSON,
+ * CSV and the plot of NLL by position (src/viz/lineplot.c).
+ *
+ * --batch: the engine has no prefill of several sequences in one call (ga_session_forward
+ * takes one sequence; decode_batch takes one token a sequence, which for a whole window
+ * would be C small steps instead of one prefill), so windows run one after another whatever
+ * --batch says; N > 1 only gives the session N sequence slots that the windows take in turn.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_figure.h"
 #include "core/path.h"
 #include "engine/perplexity.h"
 #include "gattn/tokenizer.h"
@@ -38,7 +44,7 @@ static int parse_model(const char *cmd, const ga_opt *o, const char *v) {
 
 typedef struct ppl_args {
     model_list models;
-    const char *file, *tokens_file, *json, *csv;
+    const char *file, *tokens_file, *json, *csv, *plot, *font;
     ga_cli_ids contexts;
     int stride, batch, threads;
     long max_tokens;
@@ -360,6 +366,92 @@ static int write_csv(const ppl_args *a, const model_run *mr, int nm) {
     return 0;
 }
 
+/* The source's file name without its folders, for the plot's title. */
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+/* --plot: the mean NLL by position bucket, one line per (model, context): bucket b is at x
+ * position b, so the evenly spaced positions make a log2 axis of the window position. Colour
+ * per line, marker shape per context. Empty buckets are NaN in the results: no point there. */
+static int write_plot(const ppl_args *a, const model_run *mr, int nm, const ga_font *font) {
+    const int nc = a->contexts.n, ns = nm * nc;
+    int maxc = 2, nx = 1;
+    for (int j = 0; j < nm; j++)
+        for (int k = 0; k < nc; k++) {
+            if (mr[j].res[k].context > maxc) maxc = mr[j].res[k].context;
+            if (mr[j].res[k].n_buckets > nx) nx = mr[j].res[k].n_buckets;
+        }
+    ga_plot_series *series = calloc((size_t)ns, sizeof *series);
+    char(*names)[160] = calloc((size_t)ns, sizeof *names);
+    char(*xl)[32] = calloc((size_t)nx, sizeof *xl);
+    char **xlabels = calloc((size_t)nx, sizeof *xlabels);
+    ga_canvas c = {0};
+    ga_err err = {{0}};
+    int rc = 0;
+    if (!series || !names || !xl || !xlabels) {
+        rc = ga_cli_fail(C, "out of memory");
+        goto done;
+    }
+    for (int b = 0; b < nx; b++) {
+        int lo, hi;
+        bucket_range(b, maxc, &lo, &hi);
+        if (lo == hi)
+            snprintf(xl[b], sizeof xl[b], "%d", lo);
+        else
+            snprintf(xl[b], sizeof xl[b], "%d-%d", lo, hi);
+        xlabels[b] = xl[b];
+    }
+    for (int j = 0; j < nm; j++)
+        for (int k = 0; k < nc; k++) {
+            const int i = j * nc + k;
+            const ga_ppl_result *r = &mr[j].res[k];
+            /* the scaling's type and factor ("yarn x4"), not the rest of its description */
+            char rope[sizeof mr[j].rope];
+            snprintf(rope, sizeof rope, "%s", mr[j].rope);
+            char *over = strstr(rope, " over ");
+            if (over) *over = 0;
+            if (strcmp(rope, "none"))
+                snprintf(names[i], sizeof names[i], "%s, ctx %d (%s)", mr[j].name,
+                         (int)a->contexts.v[k], rope);
+            else
+                snprintf(names[i], sizeof names[i], "%s, ctx %d", mr[j].name,
+                         (int)a->contexts.v[k]);
+            series[i] = (ga_plot_series){.label = names[i],
+                                         .y = r->bucket_nll,
+                                         .n = r->n_buckets,
+                                         .color = ga_plot_palette(i),
+                                         .marker = k};
+        }
+    char title[300], sub[200];
+    snprintf(title, sizeof title, "Mean NLL by position in the window: %s",
+             base_name(a->file ? a->file : a->tokens_file));
+    if (a->stride)
+        snprintf(sub, sizeof sub, "sliding windows, stride %d; each bucket the mean of its tokens",
+                 a->stride);
+    else
+        snprintf(sub, sizeof sub, "windows without overlap; each bucket the mean of its tokens");
+    ga_lineplot lp = {.title = title,
+                      .subtitle = sub,
+                      .x_axis = "position in the window (power-of-two buckets, log2 scale)",
+                      .y_axis = "mean NLL (nats)",
+                      .x_labels = xlabels,
+                      .n_x = nx,
+                      .series = series,
+                      .n_series = ns,
+                      .font = font};
+    if (ga_lineplot_render(&lp, &c, NULL, &err) || ga_canvas_write(&c, a->plot, &err))
+        rc = ga_cli_fail(C, "--plot: %s", err.msg);
+done:
+    ga_canvas_free(&c);
+    free(series);
+    free(names);
+    free(xl);
+    free(xlabels);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ command */
 
 int ga_cmd_perplexity(int argc, char **argv) {
@@ -375,12 +467,19 @@ int ga_cmd_perplexity(int argc, char **argv) {
         GA_O_INT("--stride", &a.stride, 1, 1 << 24, "S",
                  "sliding windows every S tokens, scoring their last S (S <= C)"),
         GA_O_LONG("--max-tokens", &a.max_tokens, 2, 1L << 40, "N", "use the first N tokens only"),
-        GA_O_INT("--batch", &a.batch, 1, 4096, "N", "sequences held in the KV cache (default 1)"),
+        GA_O_INT("--batch", &a.batch, 1, 4096, "N",
+                 "KV-cache sequence slots the windows take in turn (default\n"
+                 "1); windows still run one at a time (the engine has no\n"
+                 "multi-window prefill yet), so N > 1 only costs memory"),
         GA_O_DEVICE(&a.device),
         GA_O_CUDA_GEMM(&a.cuda_gemm),
         GA_O_INT("--threads", &a.threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_O_STR("--json", &a.json, "FILE", "also write the results as JSON"),
         GA_O_STR("--csv", &a.csv, "FILE", "also write the results as CSV"),
+        GA_O_STR("--plot", &a.plot, "PNG",
+                 "also draw the mean NLL by position bucket, one line per\n"
+                 "model and context (.png, or .jpg/.jpeg)"),
+        GA_O_STR("--font", &a.font, "PATH", GA_CLI_FONT_HELP),
         GA_ROPE_OPTS(&a.rope),
     };
     ga_cli_spec spec = {
@@ -411,6 +510,11 @@ int ga_cmd_perplexity(int argc, char **argv) {
         if (a.stride > a.contexts.v[k])
             rc = ga_cli_usage(C, "--stride %d is longer than --context %d", a.stride,
                               (int)a.contexts.v[k]);
+    ga_image_format fmt;
+    ga_err ferr;
+    if (!rc && a.plot && ga_image_format_of(a.plot, &fmt, &ferr))
+        rc = ga_cli_usage(C, "--plot %s", ferr.msg);
+    if (!rc && a.font && !a.plot) rc = ga_cli_usage(C, "--font needs --plot");
     if (!rc) rc = ga_cli_rope_check(&spec, &a.rope);
     if (rc) {
         free(a.contexts.v);
@@ -420,6 +524,12 @@ int ga_cmd_perplexity(int argc, char **argv) {
     int64_t n = 0;
     model_run mr[MAX_MODELS] = {{0}};
     int nm = 0;
+    ga_font *font = NULL;
+    bool font_missing = false;
+    /* a picture that cannot be written fails now, not after the run */
+    if (a.plot && ((rc = ga_cli_check_writable(C, "--plot", a.plot)) ||
+                   (rc = ga_cli_font_load(C, a.font, &font, &font_missing))))
+        goto done;
     if (a.tokens_file && (rc = read_ids(a.tokens_file, &ids, &n))) goto done;
     for (; nm < a.models.n; nm++)
         if ((rc = run_model(&a, a.models.dir[nm], ids, n, &mr[nm]))) {
@@ -429,13 +539,17 @@ int ga_cmd_perplexity(int argc, char **argv) {
     /* the files first: a failure to write them leaves stdout empty */
     if (a.json && (rc = write_json(&a, mr, nm))) goto done;
     if (a.csv && (rc = write_csv(&a, mr, nm))) goto done;
+    if (a.plot && font_missing) ga_cli_font_note(C);
+    if (a.plot && (rc = write_plot(&a, mr, nm, font))) goto done;
     print_table(&a, mr, nm);
+    if (a.plot) printf("\nwrote %s\n", a.plot);
     rc = ga_cli_finish_stdout(C);
 done:
     for (int j = 0; j < nm; j++) {
         free(mr[j].name);
         free(mr[j].res);
     }
+    ga_font_free(font);
     free(ids);
     free(a.contexts.v);
     return rc;

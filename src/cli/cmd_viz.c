@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_figure.h"
 #include "core/path.h"
 #include "gattn/tokenizer.h"
 #include "viz/viz.h"
@@ -31,9 +32,6 @@
 #define MAX_PICTURE_RES 1024
 #define MAX_DUMP_TOKENS 4096 /* a dump is T x T floats per layer: 64 MiB at 4096 */
 #define LABEL_CAP 64
-/* fonts-dejavu-core's file; --font or GATTN_FONT name another, the bitmap font is the
- * fallback when neither is given and this one is missing */
-#define DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 /* --color-scale: linear | log | p99 */
 static int parse_scale(const char *cmd, const ga_opt *o, const char *v) {
@@ -82,9 +80,7 @@ static int parse_args(int argc, char **argv, viz_args *a) {
                     "linear (default), log, or p99 (linear up to the 99th\n"
                     "percentile, above it the top colour): log and p99 show the\n"
                     "rest of a map that the first key's column dominates"),
-        GA_O_STR("--font", &a->font, "PATH",
-                 "TrueType font for the text (default $GATTN_FONT, else\n" DEFAULT_FONT ";\n"
-                 "the built-in bitmap font when that is missing)"),
+        GA_O_STR("--font", &a->font, "PATH", GA_CLI_FONT_HELP),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_INT("--max-res", &a->max_res, 1, MAX_PICTURE_RES, "N", res_help),
@@ -153,28 +149,6 @@ static int select_layers(const ga_cli_ids *list, int L, bool *sel) {
         sel[layer - 1] = true;
     }
     return count;
-}
-
-/* Fails early (before minutes of compute) when a file cannot be created at path. */
-static int check_writable_file(const char *opt, const char *path) {
-    if (access(path, F_OK) == 0) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return ga_cli_fail(CMD, "%s: %s is a directory", opt, path);
-        if (access(path, W_OK) != 0)
-            return ga_cli_fail(CMD, "%s: cannot write %s: %s", opt, path, strerror(errno));
-        return 0;
-    }
-    char *dir = strdup(path);
-    if (!dir) return ga_cli_fail(CMD, "out of memory");
-    char *slash = strrchr(dir, '/');
-    const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
-    int rc = 0;
-    if (access(d, W_OK | X_OK) != 0)
-        rc = ga_cli_fail(CMD, "%s: cannot write %s: directory %s: %s", opt, path, d,
-                         strerror(errno));
-    free(dir);
-    return rc;
 }
 
 /* True for the names a dump writes: layer_N.npy, tokens.json, metrics.csv, metrics.json. */
@@ -278,29 +252,6 @@ static int get_tokens(const viz_args *a, const ga_config *cfg, int32_t **ids, in
         *ids = NULL;
     }
     return rc;
-}
-
-/* The figure's font: --font, else $GATTN_FONT, else DEFAULT_FONT; a font that was asked for
- * must load, the default may be missing (the bitmap font then, and *missing_default set so
- * that a one-line notice goes out when the picture is drawn: an error before that stays the
- * only line on stderr). */
-static int load_font(const char *opt, ga_font **font, bool *missing_default) {
-    const char *env = getenv("GATTN_FONT");
-    const char *path = opt ? opt : env && *env ? env : DEFAULT_FONT;
-    ga_err err = {{0}};
-    *font = NULL;
-    *missing_default = false;
-    if (!opt && !(env && *env) && access(path, F_OK) != 0) {
-        *missing_default = true;
-        return 0;
-    }
-    if (ga_font_load(path, font, &err))
-        return ga_cli_fail(CMD, "%s: %s",
-                           opt           ? "--font"
-                           : env && *env ? "GATTN_FONT"
-                                         : "font",
-                           err.msg);
-    return 0;
 }
 
 static void free_labels(char **labels, int n) {
@@ -484,8 +435,8 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "out of memory");
         goto done;
     }
-    if (check_writable_file("--out", out)) goto done;
-    if (load_font(a.font, &font, &font_missing)) goto done;
+    if (ga_cli_check_writable(CMD, "--out", out)) goto done;
+    if (ga_cli_font_load(CMD, a.font, &font, &font_missing)) goto done;
     if (get_tokens(&a, cfg, &ids, &T, &tok_labels)) goto done;
     if (a.dump) {
         if (T > MAX_DUMP_TOKENS) {
@@ -517,11 +468,7 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "the backend returned no attention capture");
         goto done;
     }
-    if (font_missing)
-        fprintf(stderr,
-                "gattn viz: note: no font at %s (Debian: fonts-dejavu-core); using the "
-                "built-in bitmap font\n",
-                DEFAULT_FONT);
+    if (font_missing) ga_cli_font_note(CMD);
     if (draw(&a, m, name, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font))
         goto done;
     if (a.dump && (clear_old_dump(a.dump) || write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)))

@@ -5,6 +5,7 @@
  *   label.c     token text made readable as a tick label (visible space, newline, tab)
  *   colormap.c  the viridis colour map
  *   figure.c    the figure layout: a grid of heatmap panels with axes, labels, colour bars
+ *   lineplot.c  the line plot: series over shared x positions, with markers and a legend
  *   attn_math.c pooling of attention maps (a full-resolution capture down to the picture's)
  *   npy.c       the .npy writer (and reader, for tests and tools)
  *   report.c    the metrics table, metrics.csv / metrics.json and tokens.json
@@ -138,6 +139,60 @@ typedef struct ga_fig_rect {
  * the panel's values), tick labels centred on their ticks and thinned to what fits, and a
  * colour bar. rects (n_panels entries, or NULL) receives where each heatmap was drawn. */
 ga_status ga_figure_render(const ga_figure *f, ga_canvas *out, ga_fig_rect *rects, ga_err *err);
+
+/* ---------------------------------------------------------------- line plot */
+
+typedef enum ga_plot_marker {
+    GA_MARK_CIRCLE = 0,
+    GA_MARK_SQUARE = 1,
+    GA_MARK_TRIANGLE = 2,
+    GA_MARK_DIAMOND = 3,
+} ga_plot_marker;
+#define GA_PLOT_MARKERS 4
+
+/* matplotlib's default colour cycle (tab10), colour i % 10. */
+ga_rgb ga_plot_palette(int i);
+
+typedef struct ga_plot_series {
+    const char *label; /* legend text */
+    const double *y;   /* y[i] is the value at x position i; NaN or +-Inf: no point there,
+                          and the line breaks (no segment to or from it) */
+    int n;             /* values, 0 .. the plot's n_x */
+    ga_rgb color;
+    int marker; /* ga_plot_marker (taken modulo GA_PLOT_MARKERS) */
+} ga_plot_series;
+
+typedef struct ga_lineplot {
+    const char *title;    /* the figure's title line, or NULL */
+    const char *subtitle; /* a smaller second line, or NULL */
+    const char *x_axis;   /* axis captions, or NULL */
+    const char *y_axis;
+    char *const *x_labels; /* n_x tick labels (NULL, or a NULL entry: none) */
+    int n_x;               /* x positions, evenly spaced */
+    const ga_plot_series *series;
+    int n_series;
+    const ga_font *font; /* NULL: the built-in bitmap font */
+} ga_lineplot;
+
+/* Where the data landed. x position i is at column ga_plot_x (x for i = 0, x + w - 1 for
+ * i = n_x - 1, evenly between; the middle for a single position); value v at row ga_plot_y
+ * (y_hi at row y, y_lo at row y + h - 1). The y range holds every finite value, widened to
+ * round tick values (1, 2, 2.5 or 5 times a power of ten) at most 8 steps apart. The frame is PAD
+ * pixels outside this rectangle, so markers at the ends stay inside it. The legend box is legend_w
+ * x legend_h at (legend_x, legend_y). */
+typedef struct ga_plot_area {
+    int x, y, w, h;
+    double y_lo, y_hi;
+    int y_ticks; /* labelled y ticks: 2 (the ends, for an extreme range) to 9 */
+    int legend_x, legend_y, legend_w, legend_h;
+} ga_plot_area;
+int ga_plot_x(const ga_plot_area *a, int n_x, int i);
+int ga_plot_y(const ga_plot_area *a, double v);
+
+/* Draws the plot onto a new canvas sized to fit it (errors: no x positions, no series, a
+ * series longer than n_x, a canvas over ga_canvas_create's limit). area (may be NULL)
+ * receives where the data and the legend went. */
+ga_status ga_lineplot_render(const ga_lineplot *p, ga_canvas *out, ga_plot_area *area, ga_err *err);
 
 /* ---------------------------------------------------------------- attention maths */
 
