@@ -130,6 +130,12 @@ expect_exit 1 "needs at least 2" "$G" "${P[@]}" --file "$T/empty"
 expect_exit 1 "item 4 is not a token id" "$G" "${P[@]}" --tokens-file "$T/junk"
 expect_exit 1 "token id 300 (item 3)" "$G" "${P[@]}" --tokens-file "$T/oov"
 expect_exit 1 "too large" "$G" "${P[@]}" --tokens-file "$T/huge"
+printf '1,,2 3' >"$T/dcomma"
+printf '1 2 3,' >"$T/tcomma"
+printf '\xff\xfe text' >"$T/badutf8"
+expect_exit 1 "item 2 is empty" "$G" "${P[@]}" --tokens-file "$T/dcomma"
+expect_exit 1 "a comma after the last id" "$G" "${P[@]}" --tokens-file "$T/tcomma"
+expect_exit 1 "$T/badutf8: encode: invalid UTF-8" "$G" "${P[@]}" --file "$T/badutf8"
 expect_exit 1 "cannot open" "$G" "${P[@]}" --tokens-file "$T/nope"
 expect_exit 1 "usable context of 64" "$G" "${P[@]}" --tokens-file "$T/ids37" --context 65
 expect_exit 2 "--stride 9 is longer than --context 8" "$G" "${P[@]}" --tokens-file "$T/ids37" --context 8 --stride 9

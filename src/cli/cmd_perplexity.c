@@ -62,7 +62,9 @@ typedef struct model_run {
 
 /* ------------------------------------------------------------------ inputs */
 
-/* Token ids separated by whitespace and/or commas; errors name the file and the item. */
+/* Token ids separated by whitespace and/or commas (a comma needs an id on each side: "1,,2"
+ * and a leading or trailing comma are errors, as in --tokens); errors name the file and the
+ * item. */
 static int read_ids(const char *path, int32_t **out, int64_t *n_out) {
     ga_err err = {{0}};
     char *buf;
@@ -71,9 +73,22 @@ static int read_ids(const char *path, int32_t **out, int64_t *n_out) {
     int64_t cap = 1024, n = 0;
     int32_t *ids = malloc((size_t)cap * sizeof *ids);
     int rc = ids ? 0 : ga_cli_fail(C, "out of memory");
+    bool after_id = false, after_comma = false;
     for (size_t i = 0; i < len && !rc;) {
         char ch = buf[i];
-        if (ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+        if (ch == ',') {
+            if (!after_id) {
+                rc = ga_cli_fail(
+                    C, "%s: item %lld is empty (a comma at offset %zu with no id before it)", path,
+                    (long long)n + 1, i);
+                break;
+            }
+            after_id = false;
+            after_comma = true;
+            i++;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
             i++;
             continue;
         }
@@ -99,7 +114,12 @@ static int read_ids(const char *path, int32_t **out, int64_t *n_out) {
             ids = g;
         }
         ids[n++] = (int32_t)v;
+        after_id = true;
+        after_comma = false;
     }
+    if (!rc && after_comma)
+        rc = ga_cli_fail(C, "%s: a comma after the last id (item %lld is empty)", path,
+                         (long long)n + 1);
     free(buf);
     if (rc) {
         free(ids);
@@ -117,8 +137,10 @@ static int tokenize_file(const char *dir, const char *path, int32_t **out, int64
     ga_tokenizer *tok = NULL;
     if (ga_read_regular(path, MAX_INPUT_BYTES, &text, &len, &err)) return ga_cli_fail_err(C, &err);
     int rc = 0, n = 0;
-    if (ga_tok_load_dir(dir, &tok, &err) || ga_tok_encode(tok, text, len, out, &n, &err))
+    if (ga_tok_load_dir(dir, &tok, &err))
         rc = ga_cli_fail_err(C, &err);
+    else if (ga_tok_encode(tok, text, len, out, &n, &err))
+        rc = ga_cli_fail(C, "%s: %s", path, err.msg); /* the text file, not the tokenizer */
     *n_out = n;
     ga_tok_free(tok);
     free(text);
