@@ -7,3 +7,4 @@ ga_add_script_test(serve_load serve_load.sh LABELS slow) # 1.5 s here, 70 s unde
 # The request parser on its seed corpus (tests/fuzz/corpus/request), in the normal build.
 ga_add_test(serve_request_corpus SOURCES serve_request_corpus.c
             ARGS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/request)
+ga_add_script_test(serve_paged serve_paged.sh LABELS slow)

@@ -31,6 +31,7 @@ typedef enum ga_status {
     GA_ERR_OOM,         /* host or device memory ran out */
     GA_ERR_UNSUPPORTED, /* a valid but unsupported feature (rope_scaling type, no GPU, ...) */
     GA_ERR_CUDA,        /* a CUDA / cuBLAS call failed */
+    GA_ERR_NO_CACHE,    /* a paged KV cache has too few free blocks for the call (nothing ran) */
 } ga_status;
 
 typedef struct ga_err {
@@ -259,6 +260,12 @@ typedef struct ga_session_opts {
      * (optional; for progress bars). */
     void (*progress)(void *user, float done);
     void *progress_user;
+    /* A paged KV cache (blocks taken as sequences grow, not max_context per sequence) when
+     * kv_blocks or kv_memory is set; otherwise one slot of max_context tokens per sequence.
+     * A backend without paged support (CUDA today) keeps slots: see ga_session_kv_info. */
+    int kv_blocks;     /* blocks in the cache (0: from kv_memory) */
+    int64_t kv_memory; /* bytes for the cache's blocks (used when kv_blocks is 0) */
+    int kv_block_size; /* tokens per block (0: 16) */
 } ga_session_opts;
 
 typedef struct ga_session ga_session;
@@ -305,6 +312,17 @@ int ga_session_seq_len(const ga_session *s, int seq);
 void ga_session_reset(ga_session *s, int seq);
 int ga_session_max_context(const ga_session *s);
 int ga_session_max_batch(const ga_session *s);
+
+/* The KV cache's shape: paged false means one slot of max_context tokens per sequence (and
+ * the block fields are 0). paged_refused is true when paged mode was asked for but the
+ * backend has no paged support, so the session fell back to slots. */
+typedef struct ga_kv_info {
+    bool paged, paged_refused;
+    int block_size, blocks_total, blocks_free;
+} ga_kv_info;
+void ga_session_kv_info(const ga_session *s, ga_kv_info *out);
+/* Blocks that n more tokens of sequence seq would take from the free list (0 for slots). */
+int ga_session_kv_blocks_needed(const ga_session *s, int seq, int n);
 
 /* ---------------------------------------------------------------- attention capture
  *

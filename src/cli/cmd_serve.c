@@ -25,7 +25,8 @@ static const char *C = "serve";
 typedef struct serve_args {
     const char *dir, *host, *api_key, *name;
     long port, max_batch, max_context, prefill_chunk, max_queue, max_body, threads;
-    double shutdown_s;
+    long kv_blocks, kv_block_size;
+    double shutdown_s, kv_memory_gib;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cli_rope rope;
@@ -51,6 +52,13 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "tokens per sequence, prompt + completion (default: the model's\n"
                   "max_position_embeddings, at most 4096)"),
+        GA_O_LONG("--kv-blocks", &a->kv_blocks, 1, 1 << 24, "N",
+                  "a paged KV cache of N blocks, taken as sequences grow (CPU;\n"
+                  "default: a slot of --max-context tokens per sequence)"),
+        GA_O_FLOAT("--kv-memory", &a->kv_memory_gib, 1e-9, 1 << 20, "GIB",
+                   "a paged KV cache of this many GiB (instead of --kv-blocks)"),
+        GA_O_LONG("--kv-block-size", &a->kv_block_size, 1, 4096, "N",
+                  "tokens per block of the paged cache (default 16)"),
         GA_O_STR("--api-key", &a->api_key, "KEY",
                  "require 'Authorization: Bearer KEY' on /v1/ routes"),
         GA_O_STR("--served-model-name", &a->name, "NAME",
@@ -82,6 +90,10 @@ static int parse_args(int argc, char **argv, serve_args *a) {
     if (!a->dir) return ga_cli_usage(C, "--model DIR is required");
     if (a->api_key && !a->api_key[0]) return ga_cli_usage(C, "--api-key: the key is empty");
     if (ga_cli_rope_check(&spec, &a->rope)) return GA_EXIT_USAGE;
+    if (a->kv_blocks && a->kv_memory_gib > 0)
+        return ga_cli_usage(C, "--kv-blocks and --kv-memory both size the cache: give one");
+    if (a->kv_block_size && !a->kv_blocks && !(a->kv_memory_gib > 0))
+        return ga_cli_usage(C, "--kv-block-size needs --kv-blocks or --kv-memory");
     return 0;
 }
 
@@ -134,7 +146,11 @@ int ga_cmd_serve(int argc, char **argv) {
                           .cuda_gemm = a.cuda_gemm,
                           .max_context = (int)a.max_context,
                           .max_batch = (int)a.max_batch,
-                          .n_threads = (int)a.threads};
+                          .n_threads = (int)a.threads,
+                          .kv_blocks = (int)a.kv_blocks,
+                          .kv_memory = (int64_t)(a.kv_memory_gib * 1073741824.0),
+                          .kv_block_size = (int)a.kv_block_size};
+    if (a.kv_memory_gib > 0 && so.kv_memory < 1) so.kv_memory = 1; /* sized, and too small */
     if (ga_session_create(m, &so, &s, &err)) {
         ga_cli_fail_err(C, &err);
         goto done;
@@ -160,8 +176,20 @@ int ga_cmd_serve(int argc, char **argv) {
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", a.host, v6 ? "]" : "",
            ga_server_port(srv));
     if (ga_cli_finish_stdout(C)) goto done;
-    fprintf(stderr, "gattn serve: %s on %s, %d slots of %d tokens\n", ga_model_name(m),
-            ga_session_device_name(s), ga_session_max_batch(s), ga_session_max_context(s));
+    ga_kv_info ki;
+    ga_session_kv_info(s, &ki);
+    if (ki.paged)
+        fprintf(stderr,
+                "gattn serve: %s on %s, up to %d sequences of %d tokens in a paged KV cache of "
+                "%d blocks of %d tokens\n",
+                ga_model_name(m), ga_session_device_name(s), ga_session_max_batch(s),
+                ga_session_max_context(s), ki.blocks_total, ki.block_size);
+    else
+        fprintf(stderr, "gattn serve: %s on %s, %d slots of %d tokens%s\n", ga_model_name(m),
+                ga_session_device_name(s), ga_session_max_batch(s), ga_session_max_context(s),
+                ki.paged_refused ? " (this backend has no paged KV cache yet: --kv-blocks / "
+                                   "--kv-memory ignored, slots used instead)"
+                                 : "");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "gattn serve: %s: finishing requests in flight (at most %g s)\n",

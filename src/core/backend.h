@@ -32,7 +32,24 @@ struct ga_backend {
     ga_status (*decode_sample)(ga_backend *b, const int *seqs, const int *pos,
                                const int32_t *tokens, int nb, const ga_sampling *sp,
                                const uint64_t *streams, int32_t *next, ga_err *err);
+    /* Optional (NULL: the backend has slots only). Switches the backend to a paged KV cache
+     * of n_blocks blocks of block_size tokens, called once right after create when the
+     * session options ask for paging (the backend then skipped its slot cache). tables[seq]
+     * is the session's block table of sequence seq (max_context / block_size rounded up
+     * entries, valid for the sequence's current length plus the tokens of the call); the
+     * session owns the tables and the free list, the backend owns the blocks' memory. A
+     * sequence's cache is then "its blocks" (a hybrid model would add a fixed per-sequence
+     * state beside them, indexed by seq as today). */
+    ga_status (*paged_init)(ga_backend *b, int n_blocks, int block_size,
+                            const int32_t *const *tables, ga_err *err);
+    /* Bytes one token takes in the KV cache (all layers, K and V): sizes kv_memory. */
+    size_t kv_token_bytes;
 };
+
+/* Whether the session options ask for a paged KV cache (backends skip their slot cache). */
+static inline bool ga_opts_paged(const ga_session_opts *o) {
+    return o && (o->kv_blocks > 0 || o->kv_memory > 0);
+}
 
 ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
                                 int max_batch, ga_backend **out, ga_err *err);

@@ -32,6 +32,8 @@ const char *ga_status_name(ga_status s) {
         return "unsupported";
     case GA_ERR_CUDA:
         return "cuda error";
+    case GA_ERR_NO_CACHE:
+        return "no free cache blocks";
     }
     return "unknown error";
 }

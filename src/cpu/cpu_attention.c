@@ -1,5 +1,6 @@
 /*
- * CPU reference attention: causal grouped-query attention over the fp32 KV cache, the
+ * CPU reference attention: causal grouped-query attention over the fp32 KV cache (one
+ * contiguous slot, or blocks through a block table), the
  * sigmoid output gate, and (for heatmaps) the pooled attention maps and first-token share
  * recorded from the very probabilities that produce the output.
  *
@@ -26,13 +27,29 @@ static int block_start(int b, int T, int res) {
     return (int)(((int64_t)b * T + res - 1) / res);
 }
 
-double ga_cpu_attend(const float *q, const float *K, const float *V, int n_keys, int hd,
-                     float scale, const float *gate, ga_gate_mode mode, float *out, float *p) {
+/* Row s of a KV head: contiguous (pitch hd), or through a block table, where rows
+ * [b*bs, (b+1)*bs) lie at table[b] * block_pitch from the head's base, bs rows of hd each. */
+typedef struct kv_rows {
+    const int32_t *table; /* NULL: contiguous */
+    int bs;
+    size_t block_pitch;
+} kv_rows;
+
+static inline const float *kv_row(const float *base, const kv_rows *r, int s, int hd) {
+    if (!r->table) return base + (size_t)s * hd;
+    return base + (size_t)r->table[s / r->bs] * r->block_pitch + (size_t)(s % r->bs) * hd;
+}
+
+/* ga_cpu_attend over rows found through r: the same operations in the same order whatever
+ * the layout, so a paged cache gives bit-identical results to a contiguous one. */
+static double attend_rows(const float *q, const float *K, const float *V, const kv_rows *r,
+                          int n_keys, int hd, float scale, const float *gate, ga_gate_mode mode,
+                          float *out, float *p) {
     /* Scores minus their maximum before expf: scaled q.k reaches hundreds for long rows with
      * large q/k norms, and expf overflows past 88.7. */
     float mx = -INFINITY;
     for (int s = 0; s < n_keys; s++) {
-        const float *kr = K + (size_t)s * hd;
+        const float *kr = kv_row(K, r, s, hd);
         float d = 0;
         for (int e = 0; e < hd; e++)
             d += q[e] * kr[e];
@@ -49,7 +66,7 @@ double ga_cpu_attend(const float *q, const float *K, const float *V, int n_keys,
     for (int s = 0; s < n_keys; s++) {
         float pw = p[s] * inv;
         p[s] = pw;
-        const float *vr = V + (size_t)s * hd;
+        const float *vr = kv_row(V, r, s, hd);
         for (int e = 0; e < hd; e++)
             out[e] += pw * vr[e];
     }
@@ -62,6 +79,12 @@ double ga_cpu_attend(const float *q, const float *K, const float *V, int n_keys,
             out[e] *= ga_sigmoidf(gate[e]);
     }
     return (double)mx + log(sum);
+}
+
+double ga_cpu_attend(const float *q, const float *K, const float *V, int n_keys, int hd,
+                     float scale, const float *gate, ga_gate_mode mode, float *out, float *p) {
+    const kv_rows r = {0};
+    return attend_rows(q, K, V, &r, n_keys, hd, scale, gate, mode, out, p);
 }
 
 static void att_task(void *ctx, int task) {
@@ -81,6 +104,7 @@ static void att_task(void *ctx, int task) {
     int hd = a->hd, nh = a->n_heads;
     const ga_gate_layout gl = ga_gate_layout_make(nh, a->n_kv_heads, hd, a->gate_mode);
     float *sc = j->scratch + (size_t)task * (a->pos0 + T);
+    const kv_rows rows = {a->table, a->kv_stride, a->block_pitch};
     double first = 0;
     for (int t = t0; t < t1; t++) {
         int p = a->pos0 + t, nk = p + 1; /* causal: keys 0..p */
@@ -96,9 +120,9 @@ static void att_task(void *ctx, int task) {
             const float *g =
                 a->gate ? a->gate + (size_t)t * a->gate_dim + ga_gate_layout_gate_idx(&gl, h)
                         : NULL;
-            double lse = ga_cpu_attend(
+            double lse = attend_rows(
                 a->q + ((size_t)t * nh + h) * hd, a->k + (size_t)kvh * a->kv_stride * hd,
-                a->v + (size_t)kvh * a->kv_stride * hd, nk, hd, a->scale, g,
+                a->v + (size_t)kvh * a->kv_stride * hd, &rows, nk, hd, a->scale, g,
                 g ? a->gate_mode : GA_GATE_NONE, a->out + ((size_t)t * nh + h) * hd, sc);
             if (a->lse) a->lse[(size_t)h * T + t] = (float)lse;
             if (a->first_share && t > 0) first += sc[0];

@@ -12,11 +12,16 @@
 #include "threadpool.h"
 
 typedef struct ga_cpu_attn_args {
-    const float *q;    /* (T, n_heads, hd), normed + roped */
-    const float *k;    /* this sequence's layer cache: (n_kv, kv_stride, hd) */
-    const float *v;    /* same layout */
-    const float *gate; /* raw gate (T, gate_dim) or NULL */
-    float *out;        /* (T, n_heads*hd) */
+    const float *q; /* (T, n_heads, hd), normed + roped */
+    /* this sequence's layer cache: (n_kv, kv_stride, hd), or, with a block table, the cache
+     * of block 0 at this layer, each block holding (n_kv, kv_stride, hd) with kv_stride =
+     * the block size, and block b's rows at table[b] * block_pitch floats from there */
+    const float *k;
+    const float *v;       /* same layout */
+    const int32_t *table; /* NULL: contiguous */
+    size_t block_pitch;   /* floats from one block to the next */
+    const float *gate;    /* raw gate (T, gate_dim) or NULL */
+    float *out;           /* (T, n_heads*hd) */
     int T, pos0, n_heads, n_kv_heads, hd, kv_stride, gate_dim;
     ga_gate_mode gate_mode;
     float scale;

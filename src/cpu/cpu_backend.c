@@ -1,12 +1,11 @@
 /*
  * The CPU reference backend: the whole Qwen3 (gated-attention) decoder in fp32, with a
- * per-sequence fp32 KV cache. It is the definition the CUDA backend is tested against, so it
- * follows the model text literally:
- *   x = embed[tokens]
- *   per layer: h = rmsnorm(x); qg = h Wq^T (+b); k, v likewise; split qg per KV group into
- *   queries and raw gate; q, k <- per-head rmsnorm (q_norm/k_norm), RoPE; causal GQA; gate;
- *   x += o_proj(attn); x += down(silu(gate(rmsnorm(x))) * up(rmsnorm(x)))
- *   logits = lm_head(rmsnorm(x))
+ * fp32 KV cache: one slot of max_context tokens per sequence, or (paged mode) blocks of
+ * block_size tokens from one pool, found through the session's block tables. It is the definition
+ * the CUDA backend is tested against, so it follows the model text literally: x = embed[tokens] per
+ * layer: h = rmsnorm(x); qg = h Wq^T (+b); k, v likewise; split qg per KV group into queries and
+ * raw gate; q, k <- per-head rmsnorm (q_norm/k_norm), RoPE; causal GQA; gate; x += o_proj(attn); x
+ * += down(silu(gate(rmsnorm(x))) * up(rmsnorm(x))) logits = lm_head(rmsnorm(x))
  */
 #include <math.h>
 #include <stdio.h>
@@ -35,9 +34,14 @@ typedef struct cpu_backend {
     float *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
     cpu_layer *layers;
     float *cos_tab, *sin_tab; /* (max_context, hd/2) */
-    float *k_cache, *v_cache; /* (max_batch, n_layers, n_kv, max_context, hd) */
+    /* slots: (max_batch, n_layers, n_kv, max_context, hd);
+     * paged: (n_blocks, n_layers, n_kv, block_size, hd), block b at b * block_pitch */
+    float *k_cache, *v_cache;
     int max_context, max_batch;
-    float **owned; /* every converted weight, for free() */
+    const int32_t *const *tables; /* paged: the session's block table per sequence, or NULL */
+    int block_size;
+    size_t block_pitch; /* floats per block: n_layers * n_kv * block_size * hd */
+    float **owned;      /* every converted weight, for free() */
     int n_owned;
 } cpu_backend;
 
@@ -86,6 +90,20 @@ static void cpu_free(ga_backend *base) {
 static size_t cache_off(const cpu_backend *b, int seq, int layer) {
     return (((size_t)seq * b->c.n_layers + layer) * b->c.n_kv_heads) * b->max_context *
            b->c.head_dim;
+}
+
+/* Where layer l's K (or V) of sequence seq at position p goes, and the pitch between its KV
+ * heads' rows. */
+static size_t kv_slot(const cpu_backend *b, int seq, int l, int p, size_t *pitch) {
+    const size_t hd = (size_t)b->c.head_dim;
+    if (!b->tables) {
+        *pitch = (size_t)b->max_context * hd;
+        return cache_off(b, seq, l) + (size_t)p * hd;
+    }
+    const size_t bs = (size_t)b->block_size;
+    *pitch = bs * hd;
+    return (size_t)b->tables[seq][p / b->block_size] * b->block_pitch +
+           (size_t)l * b->c.n_kv_heads * bs * hd + (size_t)(p % b->block_size) * hd;
 }
 
 /* Scratch for one forward of T tokens. */
@@ -162,9 +180,13 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
         ga_cpu_matmul(b->pool, f.qg, f.h, w->wq, w->bq, T, H, QR);
         ga_cpu_matmul(b->pool, f.k, f.h, w->wk, w->bk, T, H, KV);
         ga_cpu_matmul(b->pool, f.v, f.h, w->wv, w->bv, T, H, KV);
-        float *kc = b->k_cache + cache_off(b, seq, l), *vc = b->v_cache + cache_off(b, seq, l);
+        /* Attention reads layer l of the sequence: its slot, or every block's layer l. */
+        const size_t l_off =
+            b->tables ? (size_t)l * nkv * b->block_size * hd : cache_off(b, seq, l);
+        const float *kc = b->k_cache + l_off, *vc = b->v_cache + l_off;
         for (int t = 0; t < T; t++) {
             int p = pos0 + t;
+            size_t pitch, at = kv_slot(b, seq, l, p, &pitch);
             const float *cr = b->cos_tab + (size_t)p * (hd / 2),
                         *sr = b->sin_tab + (size_t)p * (hd / 2);
             ga_cpu_qk_args qa = {.layout = &gl,
@@ -178,9 +200,9 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
                                  .eps = c->rms_norm_eps,
                                  .q_out = f.q + (size_t)t * nh * hd,
                                  .gate_out = GD ? f.gate + (size_t)t * GD : NULL,
-                                 .k_out = kc + (size_t)p * hd,
-                                 .v_out = vc + (size_t)p * hd,
-                                 .kv_pitch = (size_t)b->max_context * hd};
+                                 .k_out = b->k_cache + at,
+                                 .v_out = b->v_cache + at,
+                                 .kv_pitch = pitch};
             ga_cpu_qk_prep(&qa);
         }
         ga_cpu_attn_args aa = {
@@ -194,7 +216,9 @@ static ga_status cpu_forward(ga_backend *base, int seq, int pos0, const int32_t 
             .n_heads = nh,
             .n_kv_heads = nkv,
             .hd = hd,
-            .kv_stride = b->max_context,
+            .kv_stride = b->tables ? b->block_size : b->max_context,
+            .table = b->tables ? b->tables[seq] : NULL,
+            .block_pitch = b->block_pitch,
             .gate_dim = GD,
             .gate_mode = c->gate,
             .scale = 1.0f / sqrtf((float)hd),
@@ -246,6 +270,26 @@ static ga_status cpu_decode_batch(ga_backend *base, const int *seqs, const int *
     return GA_OK;
 }
 
+static ga_status cpu_paged_init(ga_backend *base, int n_blocks, int block_size,
+                                const int32_t *const *tables, ga_err *err) {
+    cpu_backend *b = (cpu_backend *)base;
+    const ga_config *c = &b->c;
+    size_t pitch = (size_t)c->n_layers * c->n_kv_heads * block_size * c->head_dim;
+    free(b->k_cache);
+    free(b->v_cache);
+    b->k_cache = malloc((size_t)n_blocks * pitch * sizeof(float));
+    b->v_cache = malloc((size_t)n_blocks * pitch * sizeof(float));
+    if (!b->k_cache || !b->v_cache)
+        return ga_err_set(err, GA_ERR_OOM,
+                          "CPU backend: out of memory for a paged KV cache of %.1f MiB (%d blocks "
+                          "of %d tokens); lower --kv-blocks / --kv-memory",
+                          2.0 * n_blocks * pitch * sizeof(float) / 1048576.0, n_blocks, block_size);
+    b->tables = tables;
+    b->block_size = block_size;
+    b->block_pitch = pitch;
+    return GA_OK;
+}
+
 ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
                                 int max_batch, ga_backend **out, ga_err *err) {
     *out = NULL;
@@ -257,7 +301,10 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
                            .forward = cpu_forward,
                            .decode_batch = cpu_decode_batch,
                            .free = cpu_free,
-                           .impl = b};
+                           .impl = b,
+                           .paged_init = cpu_paged_init,
+                           .kv_token_bytes = 2 * sizeof(float) * (size_t)c->n_layers *
+                                             c->n_kv_heads * c->head_dim};
     b->m = m;
     b->c = *c;
     b->max_context = max_context;
@@ -295,7 +342,7 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
             opts->progress(opts->progress_user, (float)(l + 1) / c->n_layers);
     }
     if (!st) st = ga_rope_tables(c, c->head_dim, max_context, &b->cos_tab, &b->sin_tab, err);
-    if (!st) {
+    if (!st && !ga_opts_paged(opts)) { /* paged: the blocks come with paged_init */
         size_t per = (size_t)max_batch * c->n_layers * c->n_kv_heads * max_context * c->head_dim;
         b->k_cache = malloc(per * sizeof(float));
         b->v_cache = malloc(per * sizeof(float));

@@ -19,12 +19,12 @@ typedef enum rstate { R_WAITING, R_PREFILL, R_DECODE, R_DONE } rstate;
 
 struct ga_sched_req {
     ga_sched_req_opts o;
-    int32_t *prompt; /* own copy of o.prompt */
+    int32_t *prompt; /* own copy of o.prompt, then the tokens produced (n_prompt + max_tokens) */
     int refs;        /* the caller's handle + the scheduler's; under q->mu */
     int cancel;      /* atomic: ga_sched_cancel was called */
     rstate state;    /* scheduler thread only, except R_WAITING -> R_PREFILL under q->mu */
     int slot;        /* cache lease while in PREFILL/DECODE */
-    int prefilled;   /* prompt tokens in the cache */
+    int prefilled;   /* tokens of prompt[] in the cache */
     int produced;    /* tokens passed to on_token */
     int32_t last;    /* last token produced, appended by the next decode step */
     double t_submit, t_last;
@@ -48,6 +48,8 @@ struct ga_sched {
     int n_active;
     int *free_slots; /* the cache allocator: a stack of free session slots */
     int n_free;
+    bool paged; /* the session's cache is paged: admission and growth count blocks */
+    int block_size, blocks_total;
     ga_sched_metrics met; /* under mu */
     /* step scratch, scheduler thread only */
     float *logits; /* max_batch * V */
@@ -78,14 +80,31 @@ const char *ga_sched_finish_name(ga_sched_finish f) {
 }
 
 /* ------------------------------------------------------------------ cache allocator
- * Today a lease is one session slot, sized for max_context when the session was made, so a
- * request that passed ga_sched_submit's length check always fits once it has a slot. A paged
- * cache turns these into block accounting: can_admit asks for the prompt's blocks, and the
- * step loop asks for one more block before a sequence crosses a block boundary. */
+ * A lease is one session slot (a sequence id). With slots, the slot is sized for max_context
+ * when the session was made, so a request that passed ga_sched_submit's length check always
+ * fits once it has one. With a paged cache the slot holds only the blocks its tokens took:
+ * admission asks for the blocks of the tokens to prefill plus one, and before each step
+ * ensure_room preempts the most recently admitted requests until every decoding sequence can
+ * take the block its next token may need (a preempted request gives its blocks back and waits
+ * at the head of the queue; it is recomputed from its prompt and the tokens it already sent,
+ * which are not sent again). */
+
+/* Tokens r prefills when (re)admitted: its prompt, plus after a preemption every token it
+ * produced but the last, which the next decode step appends as usual. */
+static int fill_len(const ga_sched_req *r) {
+    return r->o.n_prompt + (r->produced ? r->produced - 1 : 0);
+}
+
+static int free_blocks(const ga_sched *q) {
+    ga_kv_info ki;
+    ga_session_kv_info(q->s, &ki);
+    return ki.blocks_free;
+}
 
 static bool cache_can_admit(const ga_sched *q, const ga_sched_req *r) {
-    (void)r;
-    return q->n_free > 0;
+    if (q->n_free <= 0) return false;
+    if (!q->paged) return true;
+    return free_blocks(q) >= (fill_len(r) + q->block_size - 1) / q->block_size + 1;
 }
 
 static int cache_acquire(ga_sched *q) {
@@ -117,6 +136,13 @@ ga_status ga_sched_create(ga_session *s, const ga_model *m, const ga_sched_opts 
     q->V = ga_model_config(m)->vocab_size;
     q->max_ctx = ga_session_max_context(s);
     q->max_batch = ga_session_max_batch(s);
+    ga_kv_info ki;
+    ga_session_kv_info(s, &ki);
+    q->paged = ki.paged;
+    q->block_size = ki.block_size;
+    q->blocks_total = ki.blocks_total;
+    q->met.kv_paged = ki.paged;
+    q->met.blocks_free = ki.blocks_free;
     size_t B = (size_t)q->max_batch;
     q->active = calloc(B, sizeof *q->active);
     q->free_slots = malloc(B * sizeof *q->free_slots);
@@ -181,6 +207,14 @@ ga_status ga_sched_submit(ga_sched *q, const ga_sched_req_opts *o, ga_sched_req 
                           "the prompt (%d tokens) plus max_tokens (%d) exceed the context of %d "
                           "tokens",
                           o->n_prompt, o->max_tokens, q->max_ctx);
+    /* A request must fit the whole paged cache alone, so preempting the others always lets
+     * the oldest one finish. */
+    if (q->paged && ((int64_t)o->n_prompt + o->max_tokens + q->block_size - 1) / q->block_size >
+                        q->blocks_total)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "the prompt (%d tokens) plus max_tokens (%d) need more than the KV "
+                          "cache's %d blocks of %d tokens",
+                          o->n_prompt, o->max_tokens, q->blocks_total, q->block_size);
     for (int i = 0; i < o->n_prompt; i++)
         if (o->prompt[i] < 0 || o->prompt[i] >= q->V)
             return ga_err_set(err, GA_ERR_ARG, "token id %d at position %d is outside [0, %d)",
@@ -197,7 +231,7 @@ ga_status ga_sched_submit(ga_sched *q, const ga_sched_req_opts *o, ga_sched_req 
         return ga_err_set(err, GA_ERR_ARG, "%d stop ids outside [0, %d]", o->n_stop,
                           GA_GEN_MAX_STOP);
     ga_sched_req *r = calloc(1, sizeof *r);
-    int32_t *p = malloc((size_t)o->n_prompt * sizeof *p);
+    int32_t *p = malloc(((size_t)o->n_prompt + o->max_tokens) * sizeof *p);
     if (!r || !p) {
         free(r);
         free(p);
@@ -341,6 +375,7 @@ static void take_token(ga_sched *q, ga_sched_req *r, int32_t id, int pos, const 
     hist_add(r->produced ? &q->met.itl : &q->met.ttft, t - (r->produced ? r->t_last : r->t_submit));
     pthread_mutex_unlock(&q->mu);
     r->t_last = t;
+    r->prompt[r->o.n_prompt + r->produced] = id; /* for a recompute after a preemption */
     r->produced++;
     r->last = id;
     ga_sched_token tok = {.id = id, .position = pos};
@@ -364,7 +399,7 @@ static bool same_sampling(const ga_sampling *a, const ga_sampling *b) {
 }
 
 /* One decode step for every request that is generating. */
-static void decode_step(ga_sched *q) {
+static bool decode_step(ga_sched *q) {
     int nb = 0;
     bool need_logits = false, same = true;
     const ga_sampling *sp0 = NULL;
@@ -383,7 +418,7 @@ static void decode_step(ga_sched *q) {
         need_logits = need_logits || r->o.logprobs >= 0;
         nb++;
     }
-    if (!nb) return;
+    if (!nb) return false;
     ga_err err = {{0}};
     double t0 = now_s();
     ga_status st;
@@ -410,27 +445,36 @@ static void decode_step(ga_sched *q) {
             take_token(q, r, q->next[b], q->pos[b] + 1,
                        need_logits ? q->logits + (size_t)b * q->V : NULL);
     }
+    return true;
 }
 
 /* Up to prefill_chunk prompt tokens, oldest request first. */
-static void prefill_step(ga_sched *q) {
+static void prefill_step(ga_sched *q, bool *progress) {
     int budget = q->o.prefill_chunk;
     for (int i = 0; i < q->n_active && budget > 0; i++) {
         ga_sched_req *r = q->active[i];
         if (r->state != R_PREFILL) continue;
-        int left = r->o.n_prompt - r->prefilled;
+        int left = fill_len(r) - r->prefilled;
         int n = left < budget ? left : budget;
+        if (q->paged) { /* what fits the free blocks; later requests wait their turn */
+            const int len = ga_session_seq_len(q->s, r->slot), bs = q->block_size;
+            const int64_t fit = (int64_t)free_blocks(q) * bs + (len % bs ? bs - len % bs : 0);
+            if (n > fit) n = (int)fit;
+            if (n < 1) break;
+        }
         bool last = n == left;
+        bool resume = r->produced > 0; /* recomputing after a preemption: no new token */
         ga_err err = {{0}};
         double t0 = now_s();
         ga_status st = ga_session_forward(q->s, r->slot, r->prompt + r->prefilled, n, false,
-                                          last ? q->logits : NULL, &err);
+                                          last && !resume ? q->logits : NULL, &err);
         double dt = now_s() - t0;
         pthread_mutex_lock(&q->mu);
         q->met.prefill_s += dt;
         if (!st) q->met.prompt_tokens += (uint64_t)n;
         pthread_mutex_unlock(&q->mu);
         budget -= n;
+        *progress = true;
         if (st) {
             finish(q, r, GA_FINISH_ERROR, err.msg);
             continue;
@@ -438,11 +482,62 @@ static void prefill_step(ga_sched *q) {
         r->prefilled += n;
         if (!last) continue;
         r->state = R_DECODE;
+        if (resume) continue; /* r->last goes in with the next decode step, as before */
         /* The first token lands at position n_prompt and draws with that counter, as in
          * ga_generate. */
         int32_t t = ga_sample_host(q->logits, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
                                    q->sample_scratch);
         take_token(q, r, t, r->o.n_prompt, q->logits);
+    }
+}
+
+/* Takes r off the running list back to the head of the queue, its blocks freed. */
+static void preempt(ga_sched *q, int i) {
+    ga_sched_req *r = q->active[i];
+    pthread_mutex_lock(&q->mu);
+    cache_release(q, r->slot);
+    r->slot = -1;
+    r->prefilled = 0;
+    r->state = R_WAITING;
+    for (int k = i; k + 1 < q->n_active; k++)
+        q->active[k] = q->active[k + 1];
+    q->n_active--;
+    r->next = q->wait_head;
+    q->wait_head = r;
+    if (!q->wait_tail) q->wait_tail = r;
+    q->n_wait++;
+    q->met.preemptions++;
+    q->met.running = q->n_active;
+    q->met.waiting = q->n_wait;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* The most recently admitted request still running, or -1. */
+static int newest(const ga_sched *q) {
+    for (int i = q->n_active - 1; i >= 0; i--)
+        if (q->active[i]->state != R_DONE) return i;
+    return -1;
+}
+
+static int running(const ga_sched *q) {
+    int n = 0;
+    for (int i = 0; i < q->n_active; i++)
+        n += q->active[i]->state != R_DONE;
+    return n;
+}
+
+/* Paged cache: preempts the newest requests until every decoding sequence can take the block
+ * its next token may need. The oldest request alone always fits (ga_sched_submit). */
+static void ensure_room(ga_sched *q) {
+    if (!q->paged) return;
+    for (;;) {
+        int need = 0;
+        for (int i = 0; i < q->n_active; i++) {
+            const ga_sched_req *r = q->active[i];
+            if (r->state == R_DECODE) need += ga_session_kv_blocks_needed(q->s, r->slot, 1);
+        }
+        if (need <= free_blocks(q) || running(q) < 2) return;
+        preempt(q, newest(q));
     }
 }
 
@@ -513,9 +608,19 @@ static void *loop(void *arg) {
             if (cancel_all || __atomic_load_n(&r->cancel, __ATOMIC_ACQUIRE))
                 finish(q, r, GA_FINISH_CANCELLED, NULL);
         }
-        decode_step(q);
-        prefill_step(q);
+        ensure_room(q);
+        bool progress = decode_step(q);
+        prefill_step(q, &progress);
+        /* Paged: prefills waiting for blocks that only running prefills hold would wait
+         * forever; the newest gives its blocks back. */
+        if (!progress && running(q) > 1) preempt(q, newest(q));
         compact(q);
+        pthread_mutex_lock(&q->mu);
+        if (q->paged) {
+            q->met.blocks_free = free_blocks(q);
+            q->met.blocks_used = q->blocks_total - q->met.blocks_free;
+        }
+        pthread_mutex_unlock(&q->mu);
         pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);

@@ -16,10 +16,16 @@
  * per row; a sampled token at sequence position p draws with (seed, stream 0, p), exactly as
  * ga_generate does, so a request with a seed gets the tokens of `gattn generate --seed`.
  *
- * The cache a request holds is a "cache lease" from the allocator in scheduler.c (today: one
- * session slot of max_context tokens; the session hides what a slot holds, KV rows or a
- * hybrid model's recurrent state). A paged cache replaces the allocator's three functions
- * (can_admit, acquire, release; plus a grow check per step), not the loop.
+ * The cache a request holds is a "cache lease" from the allocator in scheduler.c: one session
+ * slot (a sequence id; the session hides what it holds, KV rows or a hybrid model's
+ * recurrent state). With a paged session cache (ga_session_opts.kv_blocks / kv_memory) a slot
+ * holds only the KV blocks its tokens took: a request is admitted when the blocks of its
+ * prompt plus one are free, and when a decoding sequence cannot grow, the most recently
+ * admitted request is preempted: its blocks are freed and it goes back to the head of the
+ * queue, to be recomputed (prompt + the tokens it produced) when it fits again. Tokens it
+ * already handed to on_token are not handed again, and the recomputation is exact (the CPU
+ * backend's prefill rows are bit-identical to its decode rows), so its output stream is the
+ * one it would have had alone.
  *
  * Threads: ga_sched_submit, ga_sched_cancel, ga_sched_release, ga_sched_metrics and
  * ga_sched_close may be called from any thread. Callbacks run on the scheduler thread, never
@@ -96,6 +102,9 @@ typedef struct ga_sched_hist {
 typedef struct ga_sched_metrics {
     int running, waiting;
     int slots_used, slots_free;
+    bool kv_paged;                 /* the session's cache is paged (blocks below) */
+    int blocks_used, blocks_free;  /* paged: KV blocks */
+    uint64_t preemptions;          /* requests sent back to the queue to free blocks */
     uint64_t requests_finished[4]; /* by ga_sched_finish */
     uint64_t prompt_tokens, generated_tokens;
     double prefill_s, decode_s; /* wall time in prefill chunks and decode steps */

@@ -1,8 +1,14 @@
 /*
- * Sessions: a model bound to a backend with a KV cache of max_batch sequences of
+ * Sessions: a model bound to a backend with a KV cache for max_batch sequences of up to
  * max_context tokens. The session owns the sequence lengths and validates every argument
  * (sequence ids, token ids, lengths against the cache and the usable context) before a
  * backend sees it, so each backend only has to compute.
+ *
+ * The cache is either one slot of max_context tokens per sequence (the default), or paged:
+ * blocks of block_size tokens from a free list that the session owns, a block table per
+ * sequence, and a sequence taking blocks as it grows (before the backend runs, so a call
+ * that cannot get its blocks fails with GA_ERR_NO_CACHE having changed nothing) and giving
+ * them back on reset. The backend owns the blocks' memory and reads K/V through the tables.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +23,89 @@ struct ga_session {
     int max_context, max_batch;
     int *seq_len;             /* max_batch */
     ga_attn_capture *capture; /* attached for the next prefill of sequence 0 */
+    /* paged mode (paged true): the block allocator */
+    bool paged, paged_refused;
+    int block_size, n_blocks, max_blocks; /* max_blocks: table entries per sequence */
+    int32_t *free_list;                   /* n_blocks; a stack of free block ids */
+    int n_free;
+    int32_t *table_mem; /* (max_batch, max_blocks) */
+    int32_t **tables;   /* max_batch pointers into table_mem */
+    int *n_held;        /* max_batch: blocks in each sequence's table */
 };
+
+static int blocks_for(const ga_session *s, int64_t tokens) {
+    return (int)((tokens + s->block_size - 1) / s->block_size);
+}
+
+/* Gives a sequence's blocks back to the free list, last taken first back on top. */
+static void free_blocks(ga_session *s, int seq) {
+    if (!s->paged) return;
+    for (int i = 0; i < s->n_held[seq]; i++)
+        s->free_list[s->n_free++] = s->tables[seq][i];
+    s->n_held[seq] = 0;
+}
+
+/* The paged allocator behind the session: block size, count and tables. */
+static ga_status paged_setup(ga_session *s, const ga_session_opts *o, ga_err *err) {
+    ga_backend *b = s->backend;
+    if (!b->paged_init) {
+        s->paged_refused = true; /* the backend made its slot cache instead */
+        return GA_OK;
+    }
+    int64_t n = o->kv_blocks;
+    if (!n) {
+        int64_t per = (int64_t)b->kv_token_bytes * s->block_size;
+        n = o->kv_memory / per;
+        if (n < 1)
+            return ga_err_set(err, GA_ERR_ARG,
+                              "kv_memory of %lld bytes holds no block (a block of %d tokens takes "
+                              "%lld bytes on %s)",
+                              (long long)o->kv_memory, s->block_size, (long long)per, b->name);
+        if (n > (1 << 24)) n = 1 << 24;
+    }
+    s->n_blocks = (int)n;
+    s->max_blocks = blocks_for(s, s->max_context);
+    s->free_list = malloc((size_t)s->n_blocks * sizeof *s->free_list);
+    s->table_mem = calloc((size_t)s->max_batch * s->max_blocks, sizeof *s->table_mem);
+    s->tables = malloc((size_t)s->max_batch * sizeof *s->tables);
+    s->n_held = calloc((size_t)s->max_batch, sizeof *s->n_held);
+    if (!s->free_list || !s->table_mem || !s->tables || !s->n_held)
+        return ga_err_set(err, GA_ERR_OOM, "out of memory for %d block tables", s->max_batch);
+    for (int i = 0; i < s->n_blocks; i++)
+        s->free_list[i] = s->n_blocks - 1 - i; /* block 0 on top */
+    s->n_free = s->n_blocks;
+    for (int i = 0; i < s->max_batch; i++)
+        s->tables[i] = s->table_mem + (size_t)i * s->max_blocks;
+    s->paged = true;
+    return b->paged_init(b, s->n_blocks, s->block_size, (const int32_t *const *)s->tables, err);
+}
+
+int ga_session_kv_blocks_needed(const ga_session *s, int seq, int n) {
+    if (!s->paged || seq < 0 || seq >= s->max_batch || n < 0) return 0;
+    int need = blocks_for(s, (int64_t)s->seq_len[seq] + n) - s->n_held[seq];
+    return need > 0 ? need : 0;
+}
+
+void ga_session_kv_info(const ga_session *s, ga_kv_info *out) {
+    *out = (ga_kv_info){.paged = s->paged, .paged_refused = s->paged_refused};
+    if (!s->paged) return;
+    out->block_size = s->block_size;
+    out->blocks_total = s->n_blocks;
+    out->blocks_free = s->n_free;
+}
+
+/* Takes the blocks n more tokens of seq need; all or nothing. */
+static ga_status grow(ga_session *s, int seq, int n, ga_err *err) {
+    int need = ga_session_kv_blocks_needed(s, seq, n);
+    if (need > s->n_free)
+        return ga_err_set(err, GA_ERR_NO_CACHE,
+                          "paged KV cache: sequence %d needs %d more blocks for %d tokens, %d of "
+                          "%d are free",
+                          seq, need, n, s->n_free, s->n_blocks);
+    for (int i = 0; i < need; i++)
+        s->tables[seq][s->n_held[seq]++] = s->free_list[--s->n_free];
+    return GA_OK;
+}
 
 ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_session **out,
                             ga_err *err) {
@@ -40,6 +128,12 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     int max_batch = opts.max_batch ? opts.max_batch : 1;
     if (max_batch < 1 || max_batch > 4096)
         return ga_err_set(err, GA_ERR_ARG, "max_batch %d out of range [1, 4096]", max_batch);
+    int block_size = opts.kv_block_size ? opts.kv_block_size : 16;
+    if (block_size < 1 || block_size > 4096)
+        return ga_err_set(err, GA_ERR_ARG, "kv_block_size %d out of range [1, 4096]", block_size);
+    if (opts.kv_blocks < 0 || opts.kv_blocks > (1 << 24) || opts.kv_memory < 0)
+        return ga_err_set(err, GA_ERR_ARG, "kv_blocks %d / kv_memory %lld out of range",
+                          opts.kv_blocks, (long long)opts.kv_memory);
     ga_device dev = opts.device;
     if (dev == GA_DEVICE_AUTO) dev = ga_cuda_available() ? GA_DEVICE_CUDA : GA_DEVICE_CPU;
     ga_session *s = calloc(1, sizeof *s);
@@ -47,6 +141,7 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     s->model = m;
     s->max_context = max_ctx;
     s->max_batch = max_batch;
+    s->block_size = block_size;
     s->seq_len = calloc((size_t)max_batch, sizeof *s->seq_len);
     ga_status st = s->seq_len ? GA_OK : ga_err_set(err, GA_ERR_OOM, "out of memory");
     if (!st) {
@@ -67,6 +162,7 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
             st = ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
         }
     }
+    if (!st && ga_opts_paged(&opts)) st = paged_setup(s, &opts, err);
     if (st) {
         ga_session_free(s);
         return st;
@@ -79,6 +175,10 @@ void ga_session_free(ga_session *s) {
     if (!s) return;
     if (s->backend) s->backend->free(s->backend);
     free(s->seq_len);
+    free(s->free_list);
+    free(s->table_mem);
+    free(s->tables);
+    free(s->n_held);
     free(s);
 }
 
@@ -100,7 +200,9 @@ int ga_session_seq_len(const ga_session *s, int seq) {
 }
 
 void ga_session_reset(ga_session *s, int seq) {
-    if (seq >= 0 && seq < s->max_batch) s->seq_len[seq] = 0;
+    if (seq < 0 || seq >= s->max_batch) return;
+    s->seq_len[seq] = 0;
+    free_blocks(s, seq);
 }
 
 static ga_status check_tokens(const ga_session *s, const int32_t *tokens, int n, ga_err *err) {
@@ -152,13 +254,17 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
         cap = s->capture;
         if ((st = ga_capture_prepare(cap, s->model->cfg.n_layers, n, err))) return st;
     }
+    if ((st = grow(s, seq, n, err))) {
+        if (cap) s->capture = NULL; /* one prefill per attachment, as after a failed run */
+        return st;
+    }
     st = s->backend->forward(s->backend, seq, s->seq_len[seq], tokens, n, all_positions, logits,
                              cap, err);
     if (!st) st = check_logits(logits, all_positions ? n : 1, s->model->cfg.vocab_size, err);
     if (cap) s->capture = NULL; /* one prefill per attachment */
     if (st) {
         /* The cache may hold part of this call's K/V: the sequence is no longer usable. */
-        s->seq_len[seq] = 0;
+        ga_session_reset(s, seq);
         return st;
     }
     s->seq_len[seq] += n;
@@ -166,7 +272,7 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
 }
 
 /* Validates a decode batch and returns each row's position (malloc'd) in *pos_out. */
-static ga_status check_batch(const ga_session *s, const int *seqs, const int32_t *tokens, int nb,
+static ga_status check_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                              int **pos_out, ga_err *err) {
     *pos_out = NULL;
     if (nb < 1 || nb > s->max_batch)
@@ -187,6 +293,17 @@ static ga_status check_batch(const ga_session *s, const int *seqs, const int32_t
         if (!st) st = check_room(s, seqs[i], 1, err);
         pos[i] = s->seq_len[seqs[i]];
     }
+    /* Paged: every row's block (at most one each) before any is taken, all or nothing. */
+    int need = 0;
+    for (int i = 0; i < nb && !st; i++)
+        need += ga_session_kv_blocks_needed(s, seqs[i], 1);
+    if (!st && need > s->n_free)
+        st = ga_err_set(err, GA_ERR_NO_CACHE,
+                        "paged KV cache: a decode step of %d sequences needs %d more blocks, %d "
+                        "of %d are free",
+                        nb, need, s->n_free, s->n_blocks);
+    for (int i = 0; i < nb && !st; i++)
+        st = grow(s, seqs[i], 1, err);
     if (st) {
         free(pos);
         return st;

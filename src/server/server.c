@@ -145,6 +145,13 @@ static enum MHD_Result get_metrics(ga_server *srv, struct MHD_Connection *c) {
            m.slots_used);
     metric(&b, "gattn_cache_slots_free", "gauge", "Sequence slots of the cache free.",
            m.slots_free);
+    /* Paged cache (gattn serve --kv-blocks / --kv-memory): 0 blocks when slots are used. */
+    metric(&b, "gattn_kv_paged", "gauge", "1 when the KV cache is paged, 0 for slots.", m.kv_paged);
+    metric(&b, "gattn_kv_blocks_used", "gauge", "KV cache blocks in use.", m.blocks_used);
+    metric(&b, "gattn_kv_blocks_free", "gauge", "KV cache blocks free.", m.blocks_free);
+    metric(&b, "gattn_preemptions_total", "counter",
+           "Requests preempted (blocks freed, recomputed later) when the cache ran out.",
+           (double)m.preemptions);
     metric(&b, "gattn_prompt_tokens_total", "counter", "Prompt tokens prefilled.",
            (double)m.prompt_tokens);
     metric(&b, "gattn_generation_tokens_total", "counter", "Tokens generated.",

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# gattn serve with a paged KV cache too small for the load (tests/serve_load.js): requests
+# queue for blocks and running ones are preempted and recomputed, yet every response is
+# complete and equal to the same request served alone (and to `gattn generate`); /metrics
+# reports the blocks and the preemptions; bad --kv-* values are usage errors.
+source "$GA_SRC/tests/serve_lib.sh"
+make_model "$TMP/m"
+
+# Bad flag values: exit 2 with a line naming the option, exit 1 for a cache that holds no block.
+expect_exit() {
+  local want=$1 pat=$2
+  shift 2
+  local rc=0
+  "$GA_CLI" serve --model "$TMP/m" --port 0 "$@" >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
+  [ "$rc" = "$want" ] || fail "serve $*: exit $rc, expected $want ($(cat "$TMP/bad.err"))"
+  grep -q -- "$pat" "$TMP/bad.err" || fail "serve $*: stderr lacks '$pat': $(cat "$TMP/bad.err")"
+}
+expect_exit 2 --kv-blocks --kv-blocks 0
+expect_exit 2 --kv-blocks --kv-blocks x
+expect_exit 2 --kv-blocks --kv-blocks -3
+expect_exit 2 --kv-block-size --kv-blocks 8 --kv-block-size 0
+expect_exit 2 --kv-block-size --kv-blocks 8 --kv-block-size 5000
+expect_exit 2 --kv-memory --kv-memory nan
+expect_exit 2 --kv-memory --kv-memory -1
+expect_exit 2 "give one" --kv-blocks 8 --kv-memory 1
+expect_exit 2 "needs --kv-blocks" --kv-block-size 16
+expect_exit 1 "holds no block" --kv-memory 0.000000001
+
+# 30 blocks of 16 tokens (480 tokens) for 16 sequences of up to 340 tokens.
+start_server A --model "$TMP/m" --max-batch 16 --prefill-chunk 7 --max-context 512 \
+  --kv-blocks 30 --kv-block-size 16
+grep -q "paged KV cache of 30 blocks of 16 tokens" "$TMP/A.err" || fail "no paged line: $(cat "$TMP/A.err")"
+# A request that cannot fit the whole cache alone is refused (400), not left waiting.
+code=$(curl -s -o "$TMP/big.json" -w '%{http_code}' "http://127.0.0.1:$PORT_A/v1/completions" \
+  -H 'Content-Type: application/json' -d "{\"prompt\": [$(seq -s, 1 400)], \"max_tokens\": 100}")
+[ "$code" = 400 ] || fail "oversized request: HTTP $code $(cat "$TMP/big.json")"
+grep -q "blocks" "$TMP/big.json" || fail "oversized request: $(cat "$TMP/big.json")"
+timeout 200 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 48
+curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/metrics"
+grep -q '^gattn_kv_paged 1$' "$TMP/metrics" || fail "metrics: not paged"
+grep -q '^gattn_requests_running 0$' "$TMP/metrics" || fail "requests still running"
+grep -q '^gattn_kv_blocks_used 0$' "$TMP/metrics" || fail "blocks still used: $(grep kv_ "$TMP/metrics")"
+grep -q '^gattn_kv_blocks_free 30$' "$TMP/metrics" || fail "blocks not all free"
+pre=$(awk '/^gattn_preemptions_total /{print $2}' "$TMP/metrics")
+[ "${pre:-0}" -gt 0 ] || fail "the load caused no preemption (gattn_preemptions_total ${pre:-missing})"
+echo "serve_paged: $pre preemptions"
