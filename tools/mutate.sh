@@ -27,7 +27,7 @@ BUGS=(
         {"self_attn.k_norm.weight", offsetof(ga_layer_w, k_norm)},|{"self_attn.q_norm.weight", offsetof(ga_layer_w, k_norm)},
         {"self_attn.k_norm.weight", offsetof(ga_layer_w, q_norm)},'
     'qk-norm eps x10|src/cpu/cpu_backend.c|.eps = c->rms_norm_eps,|.eps = c->rms_norm_eps * 10,'
-    'RoPE theta off (x0.5)|src/cpu/cpu_backend.c|c->head_dim, c->rope_theta)|c->head_dim, c->rope_theta * 0.5)'
+    'RoPE theta off (x0.5)|src/core/rope.c|const double base = c->rope_theta;|const double base = c->rope_theta * 0.5;'
     'rotate-half sign flipped|src/cpu/cpu_ops.c|x[i] = a * c[i] - b * s[i];|x[i] = a * c[i] + b * s[i];'
     'causal mask off by one (sees the next key)|src/cpu/cpu_attention.c|nk = p + 1; /* causal: keys 0..p */|nk = p + 2 < a->pos0 + T ? p + 2 : p + 1;'
     'GQA group index wrong|src/core/gate_layout.h|    return h / L->G;
