@@ -155,6 +155,10 @@ int ga_cmd_serve(int argc, char **argv) {
         ga_cli_fail_err(C, &err);
         goto done;
     }
+    /* Read what the startup line needs now: once the scheduler thread runs it owns the
+     * session, and reading its block counts from here would race with it. */
+    ga_kv_info ki;
+    ga_session_kv_info(s, &ki);
     ga_sched_opts qo = {.prefill_chunk = (int)a.prefill_chunk, .max_queue = (int)a.max_queue};
     if (ga_sched_create(s, m, &qo, &q, &err) || ga_sched_start(q, &err)) {
         ga_cli_fail_err(C, &err);
@@ -176,8 +180,6 @@ int ga_cmd_serve(int argc, char **argv) {
     printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", a.host, v6 ? "]" : "",
            ga_server_port(srv));
     if (ga_cli_finish_stdout(C)) goto done;
-    ga_kv_info ki;
-    ga_session_kv_info(s, &ki);
     if (ki.paged)
         fprintf(stderr,
                 "gattn serve: %s on %s, up to %d sequences of %d tokens in a paged KV cache of "
