@@ -21,8 +21,19 @@ static float frand(float scale) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return scale * (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
+/* every weight array of the test models, freed together by free_all */
+static void *g_alloc[4096];
+static int g_nalloc;
+static void *track(void *p) {
+    if (g_nalloc < (int)(sizeof g_alloc / sizeof g_alloc[0])) g_alloc[g_nalloc++] = p;
+    return p;
+}
+static void free_all(void) {
+    while (g_nalloc > 0)
+        free(g_alloc[--g_nalloc]);
+}
 static float *rnd(size_t n, float scale) {
-    float *p = malloc(n * sizeof *p);
+    float *p = track(malloc(n * sizeof *p));
     for (size_t i = 0; i < n; i++)
         p[i] = frand(scale);
     return p;
@@ -90,7 +101,8 @@ static void make_model(model *m) {
  * [q_h | k_h | v of its r value heads | z of its r value heads], and [b_r | a_r]. */
 static void to_fused(ga_hyb_gdn_w *g) {
     int r = HV / HK, gq = 2 * DK + 2 * r * DV;
-    float *qkvz = malloc(sizeof(float) * HK * gq * D), *ba = malloc(sizeof(float) * 2 * HV * D);
+    float *qkvz = track(malloc(sizeof(float) * HK * gq * D));
+    float *ba = track(malloc(sizeof(float) * 2 * HV * D));
     for (int h = 0; h < HK; h++) {
         float *dst = qkvz + (size_t)h * gq * D;
         memcpy(dst, g->in_qkv + (size_t)h * DK * D, sizeof(float) * DK * D);
@@ -336,6 +348,7 @@ static void check_model(const char *name, bool moe, int topk, bool fused) {
     CHECK(ga_hyb_forward(&c, &m.w, s, k_tok, 1, part, &e) == GA_ERR_ARG);
     CHECK(strstr(e.msg, "room 0") != NULL);
     ga_hyb_state_free(s);
+    free_all();
 }
 
 /* (c) the conv during warm-up (fewer inputs than the kernel): zero history, one input at a
@@ -390,6 +403,7 @@ static void check_moe_ties(void) {
         want[i] += nsig(sg) * part[i];
     CHECK_MSG(max_rel(out, want, D) <= 0.1, "moe ties: %g", max_rel(out, want, D));
     free(scratch);
+    free_all();
 }
 
 int main(void) {
