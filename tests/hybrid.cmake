@@ -2,3 +2,4 @@
 # one-line refusal of every command that would run them.
 ga_add_test(test_hybrid_config SOURCES test_hybrid_config.c)
 ga_add_script_test(test_hybrid_cli test_hybrid_cli.sh)
+ga_add_test(test_hybrid_forward SOURCES test_hybrid_forward.c)
