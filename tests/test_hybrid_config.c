@@ -7,20 +7,6 @@
 
 #include "core/model.h"
 
-static ga_status parse(const char *json, ga_config *c, ga_err *e) {
-    return ga_config_parse(json, strlen(json), "cfg.json", c, e);
-}
-
-static void expect_fail(const char *json, ga_status code, const char *needle) {
-    ga_config c;
-    ga_err e = {{0}};
-    ga_status st = parse(json, &c, &e);
-    CHECK_MSG(st == code, "%s -> %s (%s), wanted %s", json, ga_status_name(st), e.msg,
-              ga_status_name(code));
-    CHECK_MSG(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
-    CHECK_MSG(strstr(e.msg, "cfg.json") != NULL, "message '%s' does not name the file", e.msg);
-}
-
 static void load_data(const char *name, ga_config *c) {
     const char *dir = getenv("GA_TEST_DATA");
     char path[1024];
@@ -98,100 +84,113 @@ int main(void) {
 
     /* defaults as transformers has them: interval 4, DeltaNet 16/32 x 128, conv 4, head_dim
      * 256, partial 0.25, 512 experts top 10 (qwen3_next) */
-    CHECK_OK(parse("{" NEXT "}", &c, &e), &e);
+    CHECK_OK(ga_test_config_parse("{" NEXT "}", &c, &e), &e);
     CHECK(c.head_dim == 256 && c.hybrid.rotary_dim == 64 && c.hybrid.n_linear_layers == 3 &&
           !c.hybrid.layer_is_linear[3] && c.hybrid.linear_num_key_heads == 16 &&
           c.hybrid.linear_num_value_heads == 32 && c.hybrid.num_experts == 512 &&
           c.hybrid.num_experts_per_tok == 10 && c.hybrid.decoder_sparse_step == 1);
     /* an explicit irregular pattern, decoder_sparse_step and mlp_only_layers */
-    CHECK_OK(parse("{" NEXT ", \"layer_types\": [\"full_attention\", \"linear_attention\", "
-                   "\"linear_attention\", \"full_attention\"], \"decoder_sparse_step\": 2, "
-                   "\"mlp_only_layers\": [3], \"num_experts\": 8, \"num_experts_per_tok\": 2}",
-                   &c, &e),
+    CHECK_OK(ga_test_config_parse(
+                 "{" NEXT ", \"layer_types\": [\"full_attention\", \"linear_attention\", "
+                 "\"linear_attention\", \"full_attention\"], \"decoder_sparse_step\": 2, "
+                 "\"mlp_only_layers\": [3], \"num_experts\": 8, \"num_experts_per_tok\": 2}",
+                 &c, &e),
              &e);
     CHECK(c.hybrid.n_linear_layers == 2 && c.hybrid.full_attention_interval == 0);
     CHECK(!c.hybrid.layer_is_moe[0] && c.hybrid.layer_is_moe[1] && !c.hybrid.layer_is_moe[2] &&
           !c.hybrid.layer_is_moe[3] && c.hybrid.n_moe_layers == 1);
     /* the first layer is not refused for DeltaNet when there is none: MoE is named instead */
-    CHECK_OK(parse("{" NEXT ", \"full_attention_interval\": 1}", &c, &e), &e);
+    CHECK_OK(ga_test_config_parse("{" NEXT ", \"full_attention_interval\": 1}", &c, &e), &e);
     CHECK(c.hybrid.n_linear_layers == 0 && strstr(ga_config_unsupported(&c), "mixture-of-experts"));
     /* qwen3_5_text at the top level; attn_output_gate false drops the gate */
-    CHECK_OK(
-        parse("{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 64, \"hidden_size\": 32, "
-              "\"intermediate_size\": 48, \"num_hidden_layers\": 4, \"num_attention_heads\": 2, "
-              "\"head_dim\": 16, \"attn_output_gate\": false, \"full_attention_interval\": 1}",
-              &c, &e),
-        &e);
+    CHECK_OK(ga_test_config_parse(
+                 "{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 64, \"hidden_size\": 32, "
+                 "\"intermediate_size\": 48, \"num_hidden_layers\": 4, \"num_attention_heads\": 2, "
+                 "\"head_dim\": 16, \"attn_output_gate\": false, \"full_attention_interval\": 1}",
+                 &c, &e),
+             &e);
     CHECK(c.arch == GA_ARCH_QWEN3_5 && !c.hybrid.vl_wrapper && c.gate == GA_GATE_NONE &&
           c.hybrid.rotary_dim == 4 && strstr(ga_config_unsupported(&c), "partial RoPE"));
     /* a Qwen3 config is untouched: no model_type or "qwen3" */
-    CHECK_OK(
-        parse("{\"model_type\": \"qwen3\", \"vocab_size\": 64, \"hidden_size\": 32, "
-              "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"num_attention_heads\": 4}",
-              &c, &e),
-        &e);
+    CHECK_OK(ga_test_config_parse(
+                 "{\"model_type\": \"qwen3\", \"vocab_size\": 64, \"hidden_size\": 32, "
+                 "\"intermediate_size\": 48, \"num_hidden_layers\": 2, \"num_attention_heads\": 4}",
+                 &c, &e),
+             &e);
     CHECK(c.arch == GA_ARCH_QWEN3 && c.head_dim == 8 && !c.norm_zero_centred &&
           ga_config_unsupported(&c) == NULL && ga_config_check_runnable(&c, "x", &e) == GA_OK);
 
     /* every error names the file and the field */
-    expect_fail("{\"model_type\": \"llama\", \"vocab_size\": 4}", GA_ERR_UNSUPPORTED,
-                "model_type \"llama\" is not supported");
-    expect_fail("{\"model_type\": 3}", GA_ERR_FORMAT, "\"model_type\" must be a string");
-    expect_fail("{\"model_type\": \"qwen3_5\"}", GA_ERR_FORMAT,
-                "missing required field \"text_config\"");
-    expect_fail("{\"model_type\": \"qwen3_5\", \"text_config\": []}", GA_ERR_FORMAT,
-                "\"text_config\" must be an object");
-    expect_fail("{\"model_type\": \"qwen3_5\", \"text_config\": {\"model_type\": \"qwen3_next\"}}",
-                GA_ERR_FORMAT, "text_config.model_type \"qwen3_next\" does not belong");
-    expect_fail("{\"model_type\": \"qwen3_5\", \"text_config\": {\"vocab_size\": 64}}",
-                GA_ERR_FORMAT, "missing required field \"hidden_size\"");
-    expect_fail("{\"model_type\": \"qwen3_5_moe\", \"text_config\": {\"vocab_size\": 64, "
-                "\"hidden_size\": 32, \"num_hidden_layers\": 4}}",
-                GA_ERR_FORMAT, "missing required field \"num_attention_heads\"");
-    expect_fail("{" NEXT ", \"layer_types\": [\"linear_attention\"]}", GA_ERR_FORMAT,
-                "\"layer_types\" lists 1 layers, num_hidden_layers is 4");
-    expect_fail("{" NEXT ", \"layer_types\": \"linear_attention\"}", GA_ERR_FORMAT,
-                "\"layer_types\" must be a list");
-    expect_fail("{" NEXT ", \"layer_types\": [\"linear_attention\", \"sliding_attention\", "
-                "\"linear_attention\", \"full_attention\"]}",
-                GA_ERR_FORMAT, "\"layer_types[1]\" must be");
-    expect_fail("{" NEXT ", \"layer_types\": [\"linear_attention\", 1, \"a\", \"b\"]}",
-                GA_ERR_FORMAT, "\"layer_types[1]\" must be");
-    expect_fail("{" NEXT ", \"full_attention_interval\": 0}", GA_ERR_FORMAT,
-                "\"full_attention_interval\" = 0");
-    expect_fail("{" NEXT ", \"linear_num_key_heads\": 3}", GA_ERR_FORMAT,
-                "linear_num_value_heads 32 is not a multiple of linear_num_key_heads 3");
-    expect_fail("{" NEXT ", \"linear_key_head_dim\": 0}", GA_ERR_FORMAT, "\"linear_key_head_dim\"");
-    expect_fail("{" NEXT ", \"linear_conv_kernel_dim\": \"4\"}", GA_ERR_FORMAT,
-                "\"linear_conv_kernel_dim\" must be an integer");
-    expect_fail("{" NEXT ", \"partial_rotary_factor\": 1.5}", GA_ERR_FORMAT,
-                "\"partial_rotary_factor\" must be a number");
-    expect_fail("{" NEXT ", \"head_dim\": 6, \"partial_rotary_factor\": 0.5}", GA_ERR_FORMAT,
-                "gives 3 rotary dimensions");
-    expect_fail("{" NEXT ", \"partial_rotary_factor\": 0.5, \"rope_parameters\": "
-                "{\"partial_rotary_factor\": 0.25}}",
-                GA_ERR_FORMAT, "disagrees with rope_parameters.partial_rotary_factor");
-    expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": [11, 11, 11]}}", GA_ERR_FORMAT,
-                "\"rope_parameters.mrope_section\" sums to 33");
-    expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": [11, -1, 22]}}", GA_ERR_FORMAT,
-                "\"rope_parameters.mrope_section[1]\"");
-    expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": 32}}", GA_ERR_FORMAT,
-                "must be a list of 1 to 4 integers");
-    expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_interleaved\": 1}}", GA_ERR_FORMAT,
-                "\"rope_parameters.mrope_interleaved\" must be true or false");
-    expect_fail("{" NEXT ", \"num_experts\": 4, \"num_experts_per_tok\": 5}", GA_ERR_FORMAT,
-                "num_experts_per_tok 5 is more than num_experts 4");
-    expect_fail("{" NEXT ", \"mlp_only_layers\": [4]}", GA_ERR_FORMAT,
-                "\"mlp_only_layers[0]\" must be a layer index in [0, 4)");
-    expect_fail("{" NEXT ", \"mlp_only_layers\": {}}", GA_ERR_FORMAT,
-                "\"mlp_only_layers\" must be a list");
-    expect_fail("{" NEXT ", \"norm_topk_prob\": 1}", GA_ERR_FORMAT,
-                "\"norm_topk_prob\" must be true or false");
-    expect_fail("{\"model_type\": \"qwen3_next\", \"vocab_size\": 64, \"hidden_size\": 32, "
-                "\"num_hidden_layers\": 4, \"num_attention_heads\": 4, \"mlp_only_layers\": [0]}",
-                GA_ERR_FORMAT, "missing required field \"intermediate_size\" (1 layers");
-    expect_fail("{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 64, \"hidden_size\": 32, "
-                "\"num_hidden_layers\": 4, \"num_attention_heads\": 4}",
-                GA_ERR_FORMAT, "missing required field \"intermediate_size\"");
+    ga_test_config_expect_fail("{\"model_type\": \"llama\", \"vocab_size\": 4}", GA_ERR_UNSUPPORTED,
+                               "model_type \"llama\" is not supported");
+    ga_test_config_expect_fail("{\"model_type\": 3}", GA_ERR_FORMAT,
+                               "\"model_type\" must be a string");
+    ga_test_config_expect_fail("{\"model_type\": \"qwen3_5\"}", GA_ERR_FORMAT,
+                               "missing required field \"text_config\"");
+    ga_test_config_expect_fail("{\"model_type\": \"qwen3_5\", \"text_config\": []}", GA_ERR_FORMAT,
+                               "\"text_config\" must be an object");
+    ga_test_config_expect_fail(
+        "{\"model_type\": \"qwen3_5\", \"text_config\": {\"model_type\": \"qwen3_next\"}}",
+        GA_ERR_FORMAT, "text_config.model_type \"qwen3_next\" does not belong");
+    ga_test_config_expect_fail(
+        "{\"model_type\": \"qwen3_5\", \"text_config\": {\"vocab_size\": 64}}", GA_ERR_FORMAT,
+        "missing required field \"hidden_size\"");
+    ga_test_config_expect_fail(
+        "{\"model_type\": \"qwen3_5_moe\", \"text_config\": {\"vocab_size\": 64, "
+        "\"hidden_size\": 32, \"num_hidden_layers\": 4}}",
+        GA_ERR_FORMAT, "missing required field \"num_attention_heads\"");
+    ga_test_config_expect_fail("{" NEXT ", \"layer_types\": [\"linear_attention\"]}", GA_ERR_FORMAT,
+                               "\"layer_types\" lists 1 layers, num_hidden_layers is 4");
+    ga_test_config_expect_fail("{" NEXT ", \"layer_types\": \"linear_attention\"}", GA_ERR_FORMAT,
+                               "\"layer_types\" must be a list");
+    ga_test_config_expect_fail("{" NEXT
+                               ", \"layer_types\": [\"linear_attention\", \"sliding_attention\", "
+                               "\"linear_attention\", \"full_attention\"]}",
+                               GA_ERR_FORMAT, "\"layer_types[1]\" must be");
+    ga_test_config_expect_fail("{" NEXT
+                               ", \"layer_types\": [\"linear_attention\", 1, \"a\", \"b\"]}",
+                               GA_ERR_FORMAT, "\"layer_types[1]\" must be");
+    ga_test_config_expect_fail("{" NEXT ", \"full_attention_interval\": 0}", GA_ERR_FORMAT,
+                               "\"full_attention_interval\" = 0");
+    ga_test_config_expect_fail(
+        "{" NEXT ", \"linear_num_key_heads\": 3}", GA_ERR_FORMAT,
+        "linear_num_value_heads 32 is not a multiple of linear_num_key_heads 3");
+    ga_test_config_expect_fail("{" NEXT ", \"linear_key_head_dim\": 0}", GA_ERR_FORMAT,
+                               "\"linear_key_head_dim\"");
+    ga_test_config_expect_fail("{" NEXT ", \"linear_conv_kernel_dim\": \"4\"}", GA_ERR_FORMAT,
+                               "\"linear_conv_kernel_dim\" must be an integer");
+    ga_test_config_expect_fail("{" NEXT ", \"partial_rotary_factor\": 1.5}", GA_ERR_FORMAT,
+                               "\"partial_rotary_factor\" must be a number");
+    ga_test_config_expect_fail("{" NEXT ", \"head_dim\": 6, \"partial_rotary_factor\": 0.5}",
+                               GA_ERR_FORMAT, "gives 3 rotary dimensions");
+    ga_test_config_expect_fail("{" NEXT ", \"partial_rotary_factor\": 0.5, \"rope_parameters\": "
+                               "{\"partial_rotary_factor\": 0.25}}",
+                               GA_ERR_FORMAT,
+                               "disagrees with rope_parameters.partial_rotary_factor");
+    ga_test_config_expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": [11, 11, 11]}}",
+                               GA_ERR_FORMAT, "\"rope_parameters.mrope_section\" sums to 33");
+    ga_test_config_expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": [11, -1, 22]}}",
+                               GA_ERR_FORMAT, "\"rope_parameters.mrope_section[1]\"");
+    ga_test_config_expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_section\": 32}}",
+                               GA_ERR_FORMAT, "must be a list of 1 to 4 integers");
+    ga_test_config_expect_fail("{" NEXT ", \"rope_parameters\": {\"mrope_interleaved\": 1}}",
+                               GA_ERR_FORMAT,
+                               "\"rope_parameters.mrope_interleaved\" must be true or false");
+    ga_test_config_expect_fail("{" NEXT ", \"num_experts\": 4, \"num_experts_per_tok\": 5}",
+                               GA_ERR_FORMAT, "num_experts_per_tok 5 is more than num_experts 4");
+    ga_test_config_expect_fail("{" NEXT ", \"mlp_only_layers\": [4]}", GA_ERR_FORMAT,
+                               "\"mlp_only_layers[0]\" must be a layer index in [0, 4)");
+    ga_test_config_expect_fail("{" NEXT ", \"mlp_only_layers\": {}}", GA_ERR_FORMAT,
+                               "\"mlp_only_layers\" must be a list");
+    ga_test_config_expect_fail("{" NEXT ", \"norm_topk_prob\": 1}", GA_ERR_FORMAT,
+                               "\"norm_topk_prob\" must be true or false");
+    ga_test_config_expect_fail(
+        "{\"model_type\": \"qwen3_next\", \"vocab_size\": 64, \"hidden_size\": 32, "
+        "\"num_hidden_layers\": 4, \"num_attention_heads\": 4, \"mlp_only_layers\": [0]}",
+        GA_ERR_FORMAT, "missing required field \"intermediate_size\" (1 layers");
+    ga_test_config_expect_fail(
+        "{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 64, \"hidden_size\": 32, "
+        "\"num_hidden_layers\": 4, \"num_attention_heads\": 4}",
+        GA_ERR_FORMAT, "missing required field \"intermediate_size\"");
     return ga_test_finish();
 }

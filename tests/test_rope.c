@@ -16,75 +16,75 @@
 
 static const double PI = 3.14159265358979323846;
 
-static ga_status parse(const char *json, ga_config *c, ga_err *e) {
-    return ga_config_parse(json, strlen(json), "cfg.json", c, e);
-}
-
-static void expect_fail(const char *json, ga_status code, const char *needle) {
-    ga_config c;
-    ga_err e = {{0}};
-    ga_status st = parse(json, &c, &e);
-    CHECK_MSG(st == code, "%s -> %s (%s), wanted %s", json, ga_status_name(st), e.msg,
-              ga_status_name(code));
-    CHECK_MSG(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
-}
-
 static void test_parse(void) {
     ga_config c;
     ga_err e = {{0}};
     /* Qwen3's model card: yarn factor 4 over 32768 */
-    CHECK_OK(parse("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0, "
-                   "\"original_max_position_embeddings\": 32768}}",
-                   &c, &e),
+    CHECK_OK(ga_test_config_parse("{" BASE
+                                  ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0, "
+                                  "\"original_max_position_embeddings\": 32768}}",
+                                  &c, &e),
              &e);
     CHECK(c.rope_scaling.type == GA_ROPE_YARN && c.rope_scaling.factor == 4.0);
     CHECK(c.rope_scaling.original_max_position_embeddings == 32768 && !c.rope_scaling.no_truncate);
     CHECK_MSG(ga_config_max_context(&c) == 131072, "usable %d", ga_config_max_context(&c));
     /* transformers 4's "type" key, linear; no original length: max_position_embeddings */
-    CHECK_OK(parse("{" BASE ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}", &c, &e),
+    CHECK_OK(ga_test_config_parse(
+                 "{" BASE ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}}", &c, &e),
              &e);
     CHECK(c.rope_scaling.type == GA_ROPE_LINEAR && ga_config_max_context(&c) == 81920);
     /* transformers 5's rope_parameters with every yarn field */
-    CHECK_OK(parse("{" BASE ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 1e6, "
-                   "\"factor\": 8, \"beta_fast\": 16, \"beta_slow\": 2, \"truncate\": false, "
-                   "\"mscale\": 1, \"mscale_all_dim\": 0.5, \"attention_factor\": null}, "
-                   "\"rope_scaling\": null}",
-                   &c, &e),
+    CHECK_OK(ga_test_config_parse(
+                 "{" BASE ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 1e6, "
+                 "\"factor\": 8, \"beta_fast\": 16, \"beta_slow\": 2, \"truncate\": false, "
+                 "\"mscale\": 1, \"mscale_all_dim\": 0.5, \"attention_factor\": null}, "
+                 "\"rope_scaling\": null}",
+                 &c, &e),
              &e);
     CHECK(c.rope_scaling.type == GA_ROPE_YARN && c.rope_scaling.beta_fast == 16 &&
           c.rope_scaling.beta_slow == 2 && c.rope_scaling.no_truncate &&
           c.rope_scaling.mscale_all_dim == 0.5 && c.rope_theta == 1e6);
     /* default in either block: no scaling */
-    CHECK_OK(parse("{" BASE ", \"rope_parameters\": {\"rope_theta\": 1e4}}", &c, &e), &e);
+    CHECK_OK(ga_test_config_parse("{" BASE ", \"rope_parameters\": {\"rope_theta\": 1e4}}", &c, &e),
+             &e);
     CHECK(c.rope_scaling.type == GA_ROPE_DEFAULT && ga_config_max_context(&c) == 40960);
     /* both blocks agreeing is fine */
-    CHECK_OK(parse("{" BASE ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2}, "
-                   "\"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2}}",
-                   &c, &e),
+    CHECK_OK(ga_test_config_parse(
+                 "{" BASE ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2}, "
+                 "\"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2}}",
+                 &c, &e),
              &e);
 
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\"}}", GA_ERR_FORMAT,
-                "rope_scaling.factor");
-    expect_fail("{" BASE ", \"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": \"2\"}}",
-                GA_ERR_FORMAT, "rope_parameters.factor");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 0}}",
-                GA_ERR_FORMAT, "rope_scaling.factor");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
-                "\"truncate\": 1}}",
-                GA_ERR_FORMAT, "rope_scaling.truncate");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
-                "\"original_max_position_embeddings\": 100.5}}",
-                GA_ERR_FORMAT, "original_max_position_embeddings");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
-                "\"beta_fast\": -1}}",
-                GA_ERR_FORMAT, "rope_scaling.beta_fast");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 4}}",
-                GA_ERR_UNSUPPORTED, "longrope");
-    expect_fail("{" BASE ", \"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4}}",
-                GA_ERR_UNSUPPORTED, "dynamic");
-    expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2}, "
-                "\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 2}}",
-                GA_ERR_FORMAT, "different");
+    ga_test_config_expect_fail("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\"}}",
+                               GA_ERR_FORMAT, "rope_scaling.factor");
+    ga_test_config_expect_fail(
+        "{" BASE ", \"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": \"2\"}}",
+        GA_ERR_FORMAT, "rope_parameters.factor");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 0}}",
+                               GA_ERR_FORMAT, "rope_scaling.factor");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
+                               "\"truncate\": 1}}",
+                               GA_ERR_FORMAT, "rope_scaling.truncate");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
+                               "\"original_max_position_embeddings\": 100.5}}",
+                               GA_ERR_FORMAT, "original_max_position_embeddings");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
+                               "\"beta_fast\": -1}}",
+                               GA_ERR_FORMAT, "rope_scaling.beta_fast");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 4}}",
+                               GA_ERR_UNSUPPORTED, "longrope");
+    ga_test_config_expect_fail(
+        "{" BASE ", \"rope_parameters\": {\"rope_type\": \"dynamic\", \"factor\": 4}}",
+        GA_ERR_UNSUPPORTED, "dynamic");
+    ga_test_config_expect_fail("{" BASE
+                               ", \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2}, "
+                               "\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 2}}",
+                               GA_ERR_FORMAT, "different");
 }
 
 /* ------------------------------------------------------------------ reference math */

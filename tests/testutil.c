@@ -127,3 +127,17 @@ ga_cuda_gemm_impl ga_test_cuda_gemm(void) {
     if (!strcmp(v, "cublas-only")) return GA_CUDA_GEMM_CUBLAS_ONLY;
     return GA_CUDA_GEMM_CUBLAS;
 }
+
+ga_status ga_test_config_parse(const char *json, ga_config *c, ga_err *e) {
+    return ga_config_parse(json, strlen(json), "cfg.json", c, e);
+}
+
+void ga_test_config_expect_fail(const char *json, ga_status code, const char *needle) {
+    ga_config c;
+    ga_err e = {{0}};
+    ga_status st = ga_test_config_parse(json, &c, &e);
+    CHECK_MSG(st == code, "%s -> %s (%s), wanted %s", json, ga_status_name(st), e.msg,
+              ga_status_name(code));
+    CHECK_MSG(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
+    CHECK_MSG(strstr(e.msg, "cfg.json") != NULL, "message '%s' does not name the file", e.msg);
+}

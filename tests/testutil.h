@@ -72,6 +72,12 @@ bool ga_test_want(int argc, char **argv, const char *sec);
 /* Environment variable or default. */
 const char *ga_test_env(const char *name, const char *def);
 
+/* config.json text parsed as the file "cfg.json" (the config tests' inputs are strings). */
+ga_status ga_test_config_parse(const char *json, ga_config *c, ga_err *e);
+/* Parses json and checks it fails with `code` and a one-line message that contains `needle`
+ * and names the file. */
+void ga_test_config_expect_fail(const char *json, ga_status code, const char *needle);
+
 /* The CUDA GEMM the GPU tests run with: $GA_CUDA_GEMM (cublas, cublas-only, lt or fallback;
  * tools/gpu_check.sh reruns a crashed test with the others), default cublas. */
 ga_cuda_gemm_impl ga_test_cuda_gemm(void);
