@@ -283,6 +283,17 @@ const char *ga_session_device_name(const ga_session *s);
 ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int n,
                              bool all_positions, float *logits, ga_err *err);
 
+/* Several sequences' tokens in one pass: for i < ns, tokens[offsets[i] .. offsets[i+1]) are
+ * appended to sequence seqs[i] (distinct ids) from its current length, as ns calls of
+ * ga_session_forward would, but the rows of all of them share each weight GEMM (attention stays
+ * within each sequence). offsets has ns + 1 entries, offsets[0] = 0, each span non-empty.
+ * Logits: with all_positions, offsets[ns] rows in token order; otherwise ns rows, each
+ * sequence's last token; NULL skips the LM head. All or nothing: on failure every sequence of
+ * the call is reset (its cache may hold part of the call's K/V). No attention capture. */
+ga_status ga_session_forward_multi(ga_session *s, int ns, const int *seqs, const int32_t *tokens,
+                                   const int *offsets, bool all_positions, float *logits,
+                                   ga_err *err);
+
 /* One decode step for nb sequences at once: seqs[i] gets tokens[i] appended; logits receives
  * nb * vocab floats. */
 ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,

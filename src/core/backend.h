@@ -23,6 +23,14 @@ struct ga_backend {
     /* One token for each of nb sequences; pos[i] is seqs[i]'s current length. */
     ga_status (*decode_batch)(ga_backend *b, const int *seqs, const int *pos, const int32_t *tokens,
                               int nb, float *logits, ga_err *err);
+    /* Optional (NULL: the session calls forward once per sequence). Several sequences in one
+     * pass: for i < ns, tokens[off[i]..off[i+1]) of sequence seqs[i] at positions pos0[i]..
+     * (distinct sequences, validated and with their blocks taken by the session). Logits as
+     * ga_session_forward_multi: off[ns] rows with all_positions, else ns rows (each
+     * sequence's last token); NULL skips the LM head. Never called with a capture. */
+    ga_status (*forward_multi)(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                               const int32_t *tokens, const int *off, bool all_positions,
+                               float *logits, ga_err *err);
     void (*free)(ga_backend *b);
     void *impl;
     /* Optional: decode_batch that picks the next tokens on the backend (sampling per

@@ -271,6 +271,72 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
     return GA_OK;
 }
 
+ga_status ga_session_forward_multi(ga_session *s, int ns, const int *seqs, const int32_t *tokens,
+                                   const int *offsets, bool all_positions, float *logits,
+                                   ga_err *err) {
+    if (ns < 1 || ns > s->max_batch)
+        return ga_err_set(err, GA_ERR_ARG, "%d sequences outside [1, %d]", ns, s->max_batch);
+    if (!seqs || !tokens || !offsets) return ga_err_set(err, GA_ERR_ARG, "no tokens to run");
+    if (s->capture)
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
+    if (offsets[0] != 0) return ga_err_set(err, GA_ERR_ARG, "offsets[0] is %d, not 0", offsets[0]);
+    ga_status st = GA_OK;
+    for (int i = 0; i < ns; i++) {
+        if (seqs[i] < 0 || seqs[i] >= s->max_batch)
+            return ga_err_set(err, GA_ERR_ARG, "sequence %d outside [0, %d)", seqs[i],
+                              s->max_batch);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return ga_err_set(err, GA_ERR_ARG, "sequence %d appears twice in one call",
+                                  seqs[i]);
+        const int n = offsets[i + 1] - offsets[i];
+        if (n < 1 || offsets[i + 1] < offsets[i])
+            return ga_err_set(err, GA_ERR_ARG, "sequence %d (entry %d) has no tokens", seqs[i], i);
+        if ((st = check_room(s, seqs[i], n, err))) return st;
+    }
+    const int total = offsets[ns];
+    if ((st = check_tokens(s, tokens, total, err))) return st;
+    /* Paged: every sequence's blocks before any is taken, all or nothing. */
+    int64_t need = 0;
+    for (int i = 0; i < ns; i++)
+        need += ga_session_kv_blocks_needed(s, seqs[i], offsets[i + 1] - offsets[i]);
+    if (need > s->n_free)
+        return ga_err_set(err, GA_ERR_NO_CACHE,
+                          "paged KV cache: %d sequences need %lld more blocks, %d of %d are free",
+                          ns, (long long)need, s->n_free, s->n_blocks);
+    for (int i = 0; i < ns && !st; i++)
+        st = grow(s, seqs[i], offsets[i + 1] - offsets[i], err);
+    const size_t V = (size_t)s->model->cfg.vocab_size;
+    if (!st && s->backend->forward_multi) {
+        int *pos0 = malloc((size_t)ns * sizeof *pos0);
+        if (!pos0) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+        for (int i = 0; i < ns && !st; i++)
+            pos0[i] = s->seq_len[seqs[i]];
+        if (!st)
+            st = s->backend->forward_multi(s->backend, ns, seqs, pos0, tokens, offsets,
+                                           all_positions, logits, err);
+        free(pos0);
+    } else {
+        for (int i = 0; i < ns && !st; i++) {
+            const int n = offsets[i + 1] - offsets[i];
+            float *dst = !logits         ? NULL
+                         : all_positions ? logits + (size_t)offsets[i] * V
+                                         : logits + (size_t)i * V;
+            st = s->backend->forward(s->backend, seqs[i], s->seq_len[seqs[i]], tokens + offsets[i],
+                                     n, all_positions, dst, NULL, err);
+        }
+    }
+    if (!st) st = check_logits(logits, all_positions ? total : ns, (int)V, err);
+    if (st) {
+        for (int i = 0; i < ns; i++)
+            ga_session_reset(s, seqs[i]);
+        return st;
+    }
+    for (int i = 0; i < ns; i++)
+        s->seq_len[seqs[i]] += offsets[i + 1] - offsets[i];
+    return GA_OK;
+}
+
 /* Validates a decode batch and returns each row's position (malloc'd) in *pos_out. */
 static ga_status check_batch(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                              int **pos_out, ga_err *err) {
