@@ -391,8 +391,8 @@ def write_group(out, base, cases, sequences):
         with torch.no_grad():
             for seq in sequences:
                 ids = torch.tensor([seq])
-                out = model(input_ids=ids, use_cache=False).logits[0]
-                logits.append([[float(x) for x in row] for row in out])
+                y = model(input_ids=ids, use_cache=False).logits[0]  # not `out`: the folder
+                logits.append([[float(x) for x in row] for row in y])
         ref = {
             "format_version": FORMAT_VERSION,
             # transformers' own RoPE frequencies and cos/sin scale, for a direct check
