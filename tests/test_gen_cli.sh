@@ -159,6 +159,15 @@ grep -q "skipped: baseline prefill batch 1 depth 0 tokens 128" "$T/s.md" && grep
   && ok || bad "skip lines: $(cat "$T/s.md")"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["skipped"])==2 and len(d["rows"])==2' "$T/s.json" \
   && ok || bad "skip json"
+# the same rows run under YaRN x4 (usable context 256): nothing skipped, the scaling reported
+"$G" bench $B --max-pos 64 --variants baseline --prefill 16,128 --depths 0,62 --batch 1 \
+  --decode-tokens 4 --reps 1 --warmup 0 --rope-scaling yarn --rope-factor 4 --json "$T/y.json" \
+  >"$T/y.md" 2>/dev/null && ok || bad "bench yarn"
+grep -q "RoPE scaling yarn x4 over 64.*usable context 256" "$T/y.md" && ! grep -q skipped "$T/y.md" \
+  && ok || bad "bench yarn table: $(cat "$T/y.md")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["shape"]["usable_context"]==256 and len(d["rows"])==4 and not d["skipped"]' "$T/y.json" \
+  && ok || bad "bench yarn json"
+expect_fail "--rope-factor" "$G" bench --rope-scaling yarn
 expect_fail "--variants" "$G" bench --variants baseline,foo
 expect_fail "--batch" "$G" bench --batch 0
 expect_fail "multiple of --kv-heads" "$G" bench --heads 3 --kv-heads 2

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bench_report.h"
+#include "cli.h"
 
 void ga_bench_overheads(ga_bench_report *r) {
     for (int i = 0; i < r->n_rows; i++) {
@@ -31,6 +32,11 @@ static void shape_line(const ga_bench_report *r, FILE *f) {
             r->model, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim,
             c->intermediate_size, c->vocab_size, c->tie_word_embeddings ? "tied" : "untied",
             ga_dtype_name(r->dtype));
+    if (c->rope_scaling.type != GA_ROPE_DEFAULT) {
+        char buf[160];
+        fprintf(f, "RoPE scaling %s, usable context %d\n", ga_cli_rope_describe(c, buf, sizeof buf),
+                ga_config_max_context(c));
+    }
 }
 
 void ga_bench_write_markdown(const ga_bench_report *r, FILE *f) {
@@ -138,6 +144,9 @@ int ga_bench_write_json(const ga_bench_report *r, const char *path) {
         cJSON_AddNumberToObject(shape, "vocab", c->vocab_size);
         cJSON_AddBoolToObject(shape, "tied", c->tie_word_embeddings);
         cJSON_AddNumberToObject(shape, "max_position_embeddings", c->max_position_embeddings);
+        char buf[160];
+        cJSON_AddStringToObject(shape, "rope_scaling", ga_cli_rope_describe(c, buf, sizeof buf));
+        cJSON_AddNumberToObject(shape, "usable_context", ga_config_max_context(c));
         cJSON_AddItemToObject(root, "shape", shape);
         shape = NULL;
     }

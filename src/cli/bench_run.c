@@ -300,7 +300,9 @@ static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s)
 static int bench_model(ga_bench_ctx *b) {
     const ga_bench_args *a = b->a;
     const ga_config *c = ga_model_config(b->m);
-    const int maxpos = c->max_position_embeddings, N = (int)a->decode_tokens;
+    /* The usable context: max_position_embeddings, or factor x original with a RoPE scaling. */
+    const int maxpos = ga_config_max_context(c), N = (int)a->decode_tokens;
+    const char *bound = ga_cli_context_bound(c);
     const int steps = (int)(a->warmup + a->reps) * N;
     char why[200];
     int rc = 0;
@@ -308,8 +310,7 @@ static int bench_model(ga_bench_ctx *b) {
     int nP = a->prefill.n;
     while (nP > 0 && a->prefill.v[nP - 1] > maxpos) {
         nP--;
-        snprintf(why, sizeof why, "%d tokens exceed max_position_embeddings %d", a->prefill.v[nP],
-                 maxpos);
+        snprintf(why, sizeof why, "%d tokens exceed the %s %d", a->prefill.v[nP], bound, maxpos);
         if ((rc = add_skip(b, "prefill", 1, 0, a->prefill.v[nP], why))) return rc;
     }
     while (nP > 0) {
@@ -337,9 +338,8 @@ static int bench_model(ga_bench_ctx *b) {
             int need = d == 0 ? N : d + steps;
             if (need <= maxpos) break;
             nD--;
-            snprintf(why, sizeof why,
-                     "depth + %d timed and warm-up tokens exceed max_position_embeddings %d",
-                     d == 0 ? N : steps, maxpos);
+            snprintf(why, sizeof why, "depth + %d timed and warm-up tokens exceed the %s %d",
+                     d == 0 ? N : steps, bound, maxpos);
             if ((rc = add_skip(b, "decode", B, d, N, why))) return rc;
         }
         while (nD > 0) {

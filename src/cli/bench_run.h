@@ -7,6 +7,7 @@
 #define GATTN_CLI_BENCH_RUN_H
 
 #include "bench_report.h"
+#include "cli.h"
 
 #define MAX_LIST 16
 
@@ -25,6 +26,7 @@ typedef struct ga_bench_args {
     ga_bench_list prefill, depths, batches;
     long decode_tokens, reps, warmup, threads;
     ga_config shape;
+    ga_cli_rope rope; /* --rope-* overrides, applied to each model */
 } ga_bench_args;
 
 typedef struct ga_bench_ctx {

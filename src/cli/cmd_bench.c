@@ -134,12 +134,14 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         GA_O_LONG("--threads", &a->threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_SHAPE_OPTS(&over),
         GA_O_FLAG("--untied", &untied, "a separate lm_head (random weights)"),
+        GA_ROPE_OPTS(&a->rope),
     };
     ga_cli_spec spec = {
         .cmd = C,
         .usage = "[--model DIR] [--device D] [--variants LIST] [--prefill LIST] [--depths LIST]\n"
                  "         [--decode-tokens N] [--batch LIST] [--reps N] [--warmup N] [--csv F]\n"
-                 "         [--json F] [--threads N] [shape options]",
+                 "         [--json F] [--threads N] [--rope-scaling yarn|linear --rope-factor F]\n"
+                 "         [shape options]",
         .about =
             "Without --model: random bf16 weights in memory, one model per variant, at the\n"
             "paper's 1.7B shape (28 layers, hidden 2048, 16/8 heads, head_dim 128,\n"
@@ -150,11 +152,14 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
             "markdown table on stdout: mean and min-max time per repetition, tokens/s, GB/s\n"
             "(weights + KV read), TFLOP/s, the overhead against baseline and the device memory\n"
             "in use (CUDA). Rows beyond the model's max positions or the device memory are\n"
-            "skipped (listed).\n",
+            "skipped (listed). --rope-scaling yarn --rope-factor 4 times depths past\n"
+            "max_position_embeddings (e.g. --depths 131072 at the 1.7B shape), as Qwen's\n"
+            "model cards extend the context.\n",
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
     if (rc) return rc; /* GA_CLI_HELP or the usage exit code */
+    if ((rc = ga_cli_rope_check(&spec, &a->rope))) return rc;
     bool shape_given;
     ga_config *c = &a->shape;
     if ((rc = ga_cli_shape_apply(&spec, &over, c, &shape_given))) return rc;
@@ -206,6 +211,7 @@ int ga_cmd_bench(int argc, char **argv) {
             rc = ga_cli_fail_err(C, &b.err);
             goto done;
         }
+        if ((rc = ga_cli_rope_apply(C, &a.rope, m))) goto done;
         rep.shape = *ga_model_config(m);
         rep.dtype = ga_model_weight_dtype(m);
         rep.model = ga_model_name(m);
@@ -223,6 +229,8 @@ int ga_cmd_bench(int argc, char **argv) {
                 rc = ga_cli_fail_err(C, &b.err);
                 break;
             }
+            if ((rc = ga_cli_rope_apply(C, &a.rope, m))) break;
+            if (v == 0) rep.shape = *ga_model_config(m); /* with the scaling in force */
             rc = ga_bench_run_variant(&b, m);
             ga_model_free(m);
             m = NULL;
