@@ -48,6 +48,10 @@
  *    merges them with the usual rescaling, gates, stores bf16 and resets the ticket and the
  *    claim counter, so every launch (and graph replay) starts from zero. A row with one
  *    CTA skips `work` and the counters.
+ *  - Paged KV cache (block_table non-NULL): each 16-byte copy of a key row looks its block
+ *    up in the row's table (one cached int load and a division per key row per chunk); a
+ *    key row is hd contiguous elements in either layout, so the pipeline, the swizzle and
+ *    the summation order are unchanged and paged results equal slot results bitwise.
  */
 #include <cuda_bf16.h>
 #include <math.h>
@@ -224,7 +228,8 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
                   const int *__restrict__ kv_lens, const __nv_bfloat16 *__restrict__ gate,
                   __nv_bfloat16 *__restrict__ out, float *__restrict__ work_acc,
                   float *__restrict__ work_ml, unsigned *__restrict__ counters, int n_heads,
-                  int n_kv, int G, int n_slabs, int kv_stride, int gate_mode, float scale_log2) {
+                  int n_kv, int G, int n_slabs, int kv_stride, int gate_mode, float scale_log2,
+                  const int *__restrict__ tables, int tab_stride, int block_size, int len_cap) {
     constexpr int CPR = HD / 8;             /* 16-byte chunks per row */
     constexpr int RSTEP = DC_THREADS / CPR; /* rows between one thread's copies */
     constexpr int KC = HD / 16;           /* k-steps of Q K^T; also the 16-dim m-tiles of V^T P^T */
@@ -245,7 +250,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
     const int g = lane >> 2, c4 = lane & 3; /* MMA fragment row / column pair */
     const int h0 = hk * G + slab * DC_GS;   /* first query head of the slab */
     const int gs = min(DC_GS, G - slab * DC_GS);
-    const int len = dc_row_len(kv_lens, b, kv_stride);
+    const int len = dc_row_len(kv_lens, b, len_cap);
     if (len == 0) { /* an empty row (rejected upstream) stores zeros rather than garbage */
         if (sp == 0) {
             uint32_t *ob = reinterpret_cast<uint32_t *>(out + ((int64_t)b * n_heads + h0) * HD);
@@ -266,9 +271,17 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
     unsigned *ticket = counters + 2 * cidx, *claim = ticket + 1;
     const int dyn0 = (DC_NST - 1) * ns; /* first dynamically claimed chunk */
     auto fixed_chunk = [&](int j) { return sp + j * ns < nch ? sp + j * ns : -1; };
-    const int64_t base = ((int64_t)slots[b] * n_kv + hk) * kv_stride * HD;
+    /* Slots: the row's keys are contiguous from base. Paged: key j sits in block
+     * tab[j / block_size] at row j % block_size, (block, KV head) tiles of block_size keys. */
+    const int *tab = tables ? tables + (int64_t)b * tab_stride : nullptr;
+    const int64_t base = tab ? 0 : ((int64_t)slots[b] * n_kv + hk) * kv_stride * HD;
     const __nv_bfloat16 *kb = k_cache + base;
     const __nv_bfloat16 *vb = v_cache + base;
+    auto key_off = [&](int key) -> int64_t {
+        if (!tab) return (int64_t)key * HD;
+        const int blk = __ldg(tab + key / block_size);
+        return (((int64_t)blk * n_kv + hk) * block_size + key % block_size) * HD;
+    };
 
     /* Chunk c -> stage `st`. A thread copies the same 16-byte column of rows lr, lr + RSTEP,
      * ..; keys at or past len are zero-filled, not read. */
@@ -283,7 +296,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
         for (int j = 0; j < DC_CH / RSTEP; j++) {
             const int key = key0 + j * RSTEP;
             const bool ok = key < len;
-            const int64_t src = ok ? (int64_t)key * HD + lc * 8 : 0;
+            const int64_t src = ok ? key_off(key) + lc * 8 : 0;
             dc_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0, l2pol);
             dc_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0, l2pol);
         }
@@ -571,15 +584,17 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
         (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
         (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, (const __nv_bfloat16 *)a->gate,
         (__nv_bfloat16 *)a->out, work_acc, work_ml, a->counters, a->n_heads, a->n_kv_heads, G,
-        n_slabs, a->kv_stride, (int)a->gate_mode, a->scale * GA_LOG2E);
+        n_slabs, a->kv_stride, (int)a->gate_mode, a->scale * GA_LOG2E, a->block_table,
+        a->table_stride, a->block_size,
+        a->block_table ? a->table_stride * a->block_size : a->kv_stride);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }
 
 extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream,
                                          ga_err *err) {
-    if (!a || !a->q || !a->k_cache || !a->v_cache || !a->slots || !a->kv_lens || !a->out ||
-        !a->work)
+    if (!a || !a->q || !a->k_cache || !a->v_cache || (!a->slots && !a->block_table) ||
+        !a->kv_lens || !a->out || !a->work)
         return ga_err_set(err, GA_ERR_ARG, "attention decode: NULL tensor");
     if (a->B < 1 || a->n_heads < 1 || a->n_kv_heads < 1 || a->max_kv_len < 1)
         return ga_err_set(err, GA_ERR_ARG,
@@ -593,7 +608,14 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
     if (a->hd != 64 && a->hd != 128)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
                           "attention decode: head_dim %d (supported: 64, 128)", a->hd);
-    if (a->max_kv_len > a->kv_stride)
+    if (a->block_table && (a->block_size < 1 || a->table_stride < 1 ||
+                           (int64_t)a->table_stride * a->block_size > INT32_MAX ||
+                           a->max_kv_len > a->table_stride * a->block_size))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "attention decode: paged block_size %d x table_stride %d does not "
+                          "hold max_kv_len %d",
+                          a->block_size, a->table_stride, a->max_kv_len);
+    if (!a->block_table && a->max_kv_len > a->kv_stride)
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: max_kv_len %d exceeds the cache length %d",
                           a->max_kv_len, a->kv_stride);

@@ -69,7 +69,7 @@ typedef struct ga_attn_decode_args {
     const void *q;       /* bf16 (B, n_heads, hd): one new token per row */
     const void *k_cache; /* bf16 layer base: (max_batch, n_kv, kv_stride, hd) */
     const void *v_cache; /* bf16 same layout */
-    const int *slots;    /* device (B): cache slot of each row */
+    const int *slots;    /* device (B): cache slot of each row (unused when paged) */
     const int *kv_lens;  /* device (B): keys each row attends to (its new token included) */
     const void *gate;    /* bf16 raw gate (B, gate_dim), NULL for baseline */
     void *out;           /* bf16 (B, n_heads*hd), gated */
@@ -79,8 +79,14 @@ typedef struct ga_attn_decode_args {
                             launch leaves them zero. One launch at a time per buffer. */
     int B, n_heads, n_kv_heads, hd, kv_stride;
     int max_kv_len; /* host-side upper bound of kv_lens; fixes the split so graphs replay */
-    int waves;      /* 0: the default; else (1..64) CTAs per row and KV head for about this
-                       many waves of the GPU (more, shorter CTAs balance uneven rates) */
+    /* Paged KV cache (block_table non-NULL): k_cache / v_cache are the layer's pool
+     * (n_blocks, n_kv, block_size, hd), row b's key j in block block_table[b * table_stride +
+     * j / block_size] at row j % block_size; max_kv_len <= table_stride * block_size;
+     * kv_stride and slots are unused. */
+    const int *block_table;
+    int table_stride, block_size;
+    int waves; /* 0: the default; else (1..64) CTAs per row and KV head for about this
+                  many waves of the GPU (more, shorter CTAs balance uneven rates) */
     ga_gate_mode gate_mode;
     float scale;
     const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
@@ -110,6 +116,20 @@ typedef struct ga_attn_probs_args {
 } ga_attn_probs_args;
 ga_status ga_attention_probs(const ga_attn_probs_args *a, cudaStream_t stream, ga_err *err);
 
+/* ---------------------------------------------------------------- paged KV (kv_paged.cu)
+ * Paged KV cache layout, per layer: k and v are pools (n_blocks, n_kv, block_size, hd) bf16;
+ * a sequence's position p sits in block table[p / block_size] at row p % block_size.
+ * ga_kv_gather copies positions [0, len) of one sequence into k_out / v_out (n_kv, out_stride,
+ * hd), the slot layout the prefill and probability kernels take. hd a multiple of 8, buffers
+ * 16-byte aligned; table on the device with ceil(len / block_size) valid entries. */
+typedef struct ga_kv_gather_args {
+    const void *k_pool, *v_pool;
+    const int *table;
+    void *k_out, *v_out;
+    int len, n_kv_heads, block_size, hd, out_stride;
+} ga_kv_gather_args;
+ga_status ga_kv_gather(const ga_kv_gather_args *a, cudaStream_t stream, ga_err *err);
+
 /* ---------------------------------------------------------------- other op families
  * (norm.cu, qk_rope.cu, activation.cu, embed.cu, sampling.cu, convert.cu): declared below by
  * their owners. */
@@ -138,9 +158,14 @@ typedef struct ga_qk_rope_args {
     const float *rope_sin;   /* fp32 (rope_rows, hd/2) */
     void *q_out;             /* bf16 (T, n_heads, hd) */
     void *gate_out;          /* bf16 (T, gate_dim), raw (pre-sigmoid); NULL for baseline */
-    void *k_cache, *v_cache; /* bf16 layer base (max_batch, n_kv, kv_stride, hd) */
+    void *k_cache, *v_cache; /* bf16 layer base (max_batch, n_kv, kv_stride, hd), or paged:
+                                (n_blocks, n_kv, block_size, hd) with kv_stride = block_size */
     const int *positions;    /* device (T) or NULL: token t sits at pos0 + t */
     const int *slots;        /* device (T) or NULL: every token goes to `slot` */
+    const int *dest;         /* device (T) or NULL. Paged: token t's K/V go to cache row
+                                dest[t] = block * kv_stride + offset (block from the sequence's
+                                table, offset = position % block_size); slots is then unused
+                                and positions only drive RoPE (they may exceed kv_stride). */
     int pos0, slot;
     int T, n_heads, n_kv_heads, hd, kv_stride, rope_rows;
     ga_gate_mode gate_mode;

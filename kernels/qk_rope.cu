@@ -6,7 +6,8 @@
  * (q_norm / k_norm over hd, fp32) and rotate-half RoPE to q and k, and writes:
  *   q    -> q_out (T, n_heads, hd) bf16
  *   gate -> gate_out (T, gate_dim) bf16, raw (sigmoid is applied in the attention epilogue)
- *   k, v -> the KV cache at (slot, position) of each token.
+ *   k, v -> the KV cache at (slot, position) of each token, or (paged) at the cache row
+ *           dest[t] the host computed from the sequence's block table.
  * One block per (token, KV group) with one warp per head vector (G q heads, k, v, gate copy).
  * Every intermediate is fp32; only the stores round to bf16. cos/sin come from a table the host
  * builds in double precision, so positions in the tens of thousands keep exact angles.
@@ -23,7 +24,7 @@ struct QkParams {
     const __nv_bfloat16 *qkv;
     const float *bias, *q_norm, *k_norm, *cos, *sin;
     __nv_bfloat16 *q_out, *gate_out, *k_cache, *v_cache;
-    const int *positions, *slots;
+    const int *positions, *slots, *dest;
     int pos0, slot, n_heads, n_kv, hd, kv_stride, rope_rows, G, gsz, q_rows, qkv_dim, gate_dim;
     float eps;
 };
@@ -64,12 +65,17 @@ __global__ void __launch_bounds__(QK_MAX_WARPS * 32) k_qk_norm_rope(QkParams p) 
     const int pos = p.positions ? p.positions[t] : p.pos0 + t;
     const int slot = p.slots ? p.slots[t] : p.slot;
     // Host validated positions; this guard only keeps a bad one from writing out of bounds.
-    if (pos < 0 || pos >= p.kv_stride || pos >= p.rope_rows) return;
+    const int drow = p.dest ? p.dest[t] : 0;
+    if (pos < 0 || (!p.dest && pos >= p.kv_stride) || pos >= p.rope_rows || drow < 0) return;
     const __nv_bfloat16 *row = p.qkv + (size_t)t * p.qkv_dim;
     const float *brow = p.bias;
     const int group = j * (p.G * p.hd + p.gsz); // start of group j inside the q_proj rows
     const int kv_dim = p.n_kv * p.hd;
-    const size_t cache_off = (((size_t)slot * p.n_kv + j) * p.kv_stride + pos) * p.hd;
+    // Paged: dest[t] is the token's cache row, block dest / kv_stride (kv_stride = the block
+    // size), row dest % kv_stride of it; slots: row pos of the slot.
+    const size_t blk = p.dest ? (size_t)drow / p.kv_stride : (size_t)slot;
+    const size_t row_in = p.dest ? (size_t)drow % p.kv_stride : (size_t)pos;
+    const size_t cache_off = ((blk * p.n_kv + j) * p.kv_stride + row_in) * p.hd;
     const int ntasks = p.G + 2 + (p.gsz > 0);
     for (int task = warp; task < ntasks; task += nwarps) {
         if (task < p.G) { // query head jG+task
@@ -109,7 +115,7 @@ extern "C" ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stre
     if (!a->qkv || !a->q_out || !a->k_cache || !a->v_cache || !a->rope_cos || !a->rope_sin ||
         (a->gate_mode != GA_GATE_NONE && !a->gate_out) || a->kv_stride <= 0 || a->rope_rows <= 0)
         return ga_err_set(err, GA_ERR_ARG, "ga_qk_norm_rope: missing buffer");
-    if (!a->positions &&
+    if (!a->positions && !a->dest &&
         (a->pos0 < 0 || a->pos0 + a->T > a->kv_stride || a->pos0 + a->T > a->rope_rows))
         return ga_err_set(err, GA_ERR_ARG,
                           "ga_qk_norm_rope: positions %d..%d outside the cache (%d) or rope "
@@ -129,6 +135,7 @@ extern "C" ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stre
     p.v_cache = static_cast<__nv_bfloat16 *>(a->v_cache);
     p.positions = a->positions;
     p.slots = a->slots;
+    p.dest = a->dest;
     p.pos0 = a->pos0;
     p.slot = a->slot;
     p.n_heads = a->n_heads;

@@ -14,6 +14,10 @@
  *            last key at 32k keys must exceed it many times over)
  *   norm qk attn decode probs act embed argmax gate gemm    the CUDA ops (label gpu, exit 77
  *            without a GPU)
+ *   paged    the paged KV cache's ops: decode attention through block tables, the prefill's
+ *            gather + prefill kernels, the qk_rope K/V write to table destinations (block
+ *            sizes 16/32/64, shuffled block ids, lengths off the block size) vs the CPU
+ *            backend's paged attention
  * GA_TEST_QUICK=1 drops the largest shapes.
  */
 #include <math.h>
@@ -242,6 +246,16 @@ static void case_rmsnorm(int rows, int dim, bool delta, bool bias) {
     free(x), free(d), free(b), free(w), free(xref), free(oref), free(xg), free(og), free(oh);
 }
 
+/* A random permutation of 0..n-1 (paged cases: shuffled block ids). */
+static void shuffle_ids(int *ids, int n) {
+    for (int i = 0; i < n; i++)
+        ids[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(ga_test_rand_u64(&rng) % (uint64_t)(i + 1)), t = ids[i];
+        ids[i] = ids[j], ids[j] = t;
+    }
+}
+
 /* ---------------------------------------------------------------- qk-norm / RoPE / gate split /
  * KV write */
 typedef struct qk_case {
@@ -249,6 +263,8 @@ typedef struct qk_case {
     ga_gate_mode mode;
     bool bias, qknorm, decode; /* decode: per-row positions and slots from device arrays */
     int pos0;
+    int bs; /* > 0 (decode only): paged, each row's K/V to the cache row dest[t] (kernels.h) of
+               blocks of bs rows, its logical (slot, position) block mapped to a shuffled id */
 } qk_case;
 
 static void case_qk(qk_case k) {
@@ -260,7 +276,7 @@ static void case_qk(qk_case k) {
     const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, k.mode);
     const int q_rows = ga_gate_layout_q_rows(&L), gd = ga_gate_layout_gate_dim(&L);
     const int kvd = nkv * hd, qkv_dim = q_rows + 2 * kvd;
-    const int stride = k.decode ? 50 : k.pos0 + T + 3;
+    const int stride = k.bs ? 3 * k.bs : k.decode ? 50 : k.pos0 + T + 3;
     const float eps = 1e-6f;
     size_t nq = (size_t)T * qkv_dim, ncache = (size_t)max_batch * nkv * stride * hd;
     uint16_t *hqkv = xmalloc(nq * 2);
@@ -274,10 +290,18 @@ static void case_qk(qk_case k) {
         kn[i] = 1.f + 0.2f * ga_test_rand_normal(&rng);
     if (ga_cpu_rope_table(&cs, &sn, stride, hd, 1e6)) exit(1); /* the CPU backend's table */
     int *pos = xmalloc(T * sizeof(int)), *slot = xmalloc(T * sizeof(int));
+    int *dst = xmalloc(T * sizeof(int)), ids[9 * 3];
     for (int t = 0; t < T; t++) {
         /* decode rows: distinct (slot, position) pairs so no two rows write one cache row */
         pos[t] = k.decode ? (t * 7 + 3) % stride : k.pos0 + t;
         slot[t] = k.decode ? (t / stride) % max_batch : 1;
+    }
+    if (k.bs) { /* max_batch * stride / bs = 9 blocks, shuffled */
+        shuffle_ids(ids, max_batch * stride / k.bs);
+        for (int t = 0; t < T; t++) {
+            const int lrow = slot[t] * stride + pos[t];
+            dst[t] = ids[lrow / k.bs] * k.bs + lrow % k.bs;
+        }
     }
     /* CPU: the backend's attention-input pass, row by row, on the bias-added fp32 row */
     float *qref = xmalloc((size_t)T * nh * hd * 4), *gref = xmalloc((size_t)T * gd * 4 + 4);
@@ -307,7 +331,8 @@ static void case_qk(qk_case k) {
     float *dbias = dup_to_dev(bias, qkv_dim * 4), *dqn = dup_to_dev(qn, hd * 4),
           *dkn = dup_to_dev(kn, hd * 4), *dcs = dup_to_dev(cs, (size_t)stride * half * 4),
           *dsn = dup_to_dev(sn, (size_t)stride * half * 4);
-    int *dpos = dup_to_dev(pos, T * sizeof(int)), *dslot = dup_to_dev(slot, T * sizeof(int));
+    int *dpos = dup_to_dev(pos, T * sizeof(int)), *dslot = dup_to_dev(slot, T * sizeof(int)),
+        *ddst = dup_to_dev(dst, T * sizeof(int));
     poison(dq, (size_t)T * nh * hd * 2), poison(dg, (size_t)T * gd * 2);
     poison(dk, ncache * 2), poison(dv, ncache * 2);
     ga_qk_rope_args a = {.qkv = dqkv,
@@ -321,14 +346,15 @@ static void case_qk(qk_case k) {
                          .k_cache = dk,
                          .v_cache = dv,
                          .positions = k.decode ? dpos : NULL,
-                         .slots = k.decode ? dslot : NULL,
+                         .slots = k.decode && !k.bs ? dslot : NULL,
+                         .dest = k.bs ? ddst : NULL,
                          .pos0 = k.pos0,
                          .slot = 1,
                          .T = T,
                          .n_heads = nh,
                          .n_kv_heads = nkv,
                          .hd = hd,
-                         .kv_stride = stride,
+                         .kv_stride = k.bs ? k.bs : stride,
                          .rope_rows = stride,
                          .gate_mode = k.mode,
                          .eps = eps};
@@ -347,6 +373,8 @@ static void case_qk(qk_case k) {
             for (int j = 0; j < nkv; j++)
                 for (int e = 0; e < hd; e++) {
                     size_t ci = (((size_t)slot[t] * nkv + j) * stride + pos[t]) * hd + e;
+                    if (k.bs)
+                        ci = (((size_t)(dst[t] / k.bs) * nkv + j) * k.bs + dst[t] % k.bs) * hd + e;
                     fk[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hk[ci]);
                     fv[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hv[ci]);
                 }
@@ -361,10 +389,10 @@ static void case_qk(qk_case k) {
         report("qk_rope.w", shape, written > (size_t)T * kvd ? INFINITY : 0.0, TOL_EXACT);
         free(hq), free(hg), free(hk), free(hv), free(fq), free(fg), free(fk), free(fv);
     }
-    void *dfree[] = {dqkv, dq, dg, dk, dv, dbias, dqn, dkn, dcs, dsn, dpos, dslot};
+    void *dfree[] = {dqkv, dq, dg, dk, dv, dbias, dqn, dkn, dcs, dsn, dpos, dslot, ddst};
     for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
         cudaFree(dfree[i]);
-    void *hfree[] = {hqkv, fqkv, bias, qn, kn, cs, sn, pos, slot, qref, gref, kref, vref, row};
+    void *hfree[] = {hqkv, fqkv, bias, qn, kn, cs, sn, pos, slot, dst, qref, gref, kref, vref, row};
     for (size_t i = 0; i < sizeof hfree / sizeof *hfree; i++)
         free(hfree[i]);
 }
@@ -548,6 +576,223 @@ static void case_decode(dc_case c) {
     cudaFree(dlens), cudaFree(dwork), cudaFree(dcnt);
     free(k), free(v), free(q), free(g), free(out), free(kf), free(vf), free(qf), free(gf);
     free(ref), free(got);
+}
+
+/* ---------------------------------------------------------------- paged KV cache
+ * A pool of blocks (n_blocks, n_kv, bs, hd) bf16 per layer (kernels.h), NaN everywhere no
+ * sequence owns, block ids shuffled so a sequence's blocks are neither in order nor
+ * adjacent; the CPU reference is the CPU backend's own attention reading the same pool
+ * through the same table (ga_cpu_attn_args.table). */
+
+static void case_paged_decode(dc_case c, int bs) {
+    char shape[112];
+    snprintf(shape, sizeof shape, "bs %d hd %d G %d kv %d B %d len0 %d max %d %s", bs, c.hd, c.G,
+             c.n_kv, c.B, c.lens[0], c.max_kv_len, ga_gate_mode_name(c.mode));
+    const int hd = c.hd, nkv = c.n_kv, B = c.B, nh = c.G * nkv;
+    const int tstride = (c.max_kv_len + bs - 1) / bs;
+    int nblk = 3; /* spare blocks nobody owns */
+    for (int b = 0; b < B; b++)
+        nblk += (c.lens[b] + bs - 1) / bs;
+    const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, c.mode);
+    const int gd = ga_gate_layout_gate_dim(&L);
+    const size_t pitch = (size_t)nkv * bs * hd, nc = (size_t)nblk * pitch;
+    const size_t nq = (size_t)B * nh * hd, ng = (size_t)B * gd;
+    uint16_t *k = xmalloc(nc * 2), *v = xmalloc(nc * 2), *q = xmalloc(nq * 2), *g = xmalloc(ng * 2),
+             *out = xmalloc(nq * 2);
+    float *kf = xmalloc(nc * 4), *vf = xmalloc(nc * 4), *qf = xmalloc(nq * 4),
+          *gf = xmalloc(ng * 4), *ref = xmalloc(nq * 4), *got = xmalloc(nq * 4);
+    int *ids = xmalloc(nblk * sizeof(int)), *tab = xmalloc((size_t)B * tstride * sizeof(int));
+    shuffle_ids(ids, nblk);
+    for (size_t i = 0; i < nc; i++)
+        k[i] = v[i] = 0xffff;
+    int used = 0;
+    for (int b = 0; b < B; b++) {
+        const int len = c.lens[b];
+        for (int j = 0; j < tstride; j++) /* unused entries: a spare (NaN) block */
+            tab[b * tstride + j] = j * bs < len ? ids[used++] : ids[nblk - 1];
+        uint16_t *kc = xmalloc((size_t)len * hd * 2), *vc = xmalloc((size_t)len * hd * 2);
+        for (int j = 0; j < nkv; j++) {
+            decode_inputs(kc, vc, q + ((size_t)b * nh + (size_t)j * c.G) * hd, len, hd, c.G, hd);
+            for (int p = 0; p < len; p++) {
+                size_t dst =
+                    (size_t)tab[b * tstride + p / bs] * pitch + ((size_t)j * bs + p % bs) * hd;
+                memcpy(k + dst, kc + (size_t)p * hd, hd * 2);
+                memcpy(v + dst, vc + (size_t)p * hd, hd * 2);
+            }
+        }
+        free(kc), free(vc);
+    }
+    fill_bf16(g, gf, ng, 2.0f);
+    widen(k, kf, nc), widen(v, vf, nc), widen(q, qf, nq);
+    for (int b = 0; b < B; b++) {
+        ga_cpu_attn_args ca = {.q = qf + (size_t)b * nh * hd,
+                               .k = kf,
+                               .v = vf,
+                               .table = tab + b * tstride,
+                               .block_pitch = pitch,
+                               .gate = gd ? gf + (size_t)b * gd : NULL,
+                               .out = ref + (size_t)b * nh * hd,
+                               .T = 1,
+                               .pos0 = c.lens[b] - 1,
+                               .n_heads = nh,
+                               .n_kv_heads = nkv,
+                               .hd = hd,
+                               .kv_stride = bs,
+                               .gate_dim = gd,
+                               .gate_mode = c.mode,
+                               .scale = 1.0f / sqrtf((float)hd)};
+        if (ga_cpu_attention(pool, &ca)) exit(1);
+    }
+    size_t wbytes = ga_attention_decode_workspace(B, nh, hd, c.max_kv_len);
+    size_t cbytes = ga_attention_decode_counters(B, nh, nkv);
+    void *dk = dup_to_dev(k, nc * 2), *dv = dup_to_dev(v, nc * 2), *dq = dup_to_dev(q, nq * 2),
+         *dg = gd ? dup_to_dev(g, ng * 2) : NULL, *dout = dmalloc(nq * 2);
+    int *dtab = dup_to_dev(tab, (size_t)B * tstride * sizeof(int)),
+        *dlens = dup_to_dev(c.lens, B * sizeof(int));
+    float *dwork = dmalloc(wbytes);
+    unsigned *dcnt = dmalloc(cbytes);
+    CU(cudaMemset(dcnt, 0, cbytes));
+    poison(dout, nq * 2), poison(dwork, wbytes);
+    ga_attn_decode_args a = {.q = dq,
+                             .k_cache = dk,
+                             .v_cache = dv,
+                             .kv_lens = dlens,
+                             .gate = dg,
+                             .out = dout,
+                             .work = dwork,
+                             .counters = dcnt,
+                             .B = B,
+                             .n_heads = nh,
+                             .n_kv_heads = nkv,
+                             .hd = hd,
+                             .kv_stride = bs,
+                             .max_kv_len = c.max_kv_len,
+                             .block_table = dtab,
+                             .table_stride = tstride,
+                             .block_size = bs,
+                             .gate_mode = c.mode,
+                             .scale = 1.0f / sqrtf((float)hd)};
+    ga_err err = {{0}};
+    if (launched(ga_attention_decode(&a, 0, &err), &err, "pdecode", shape)) {
+        down(out, dout, nq * 2);
+        widen(out, got, nq);
+        report("pdecode", shape, nerr(got, ref, nq), TOL_ATTN);
+    }
+    cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dg), cudaFree(dout), cudaFree(dtab);
+    cudaFree(dlens), cudaFree(dwork), cudaFree(dcnt);
+    free(k), free(v), free(q), free(g), free(out), free(kf), free(vf), free(qf), free(gf);
+    free(ref), free(got), free(ids), free(tab);
+}
+
+/* Paged prefill as the backend runs it: the sequence's keys gathered from the pool into the
+ * slot layout (ga_kv_gather, checked exact against the pool), then the prefill kernel(s). */
+static void case_paged_prefill(attn_case c, int bs) {
+    char shape[112];
+    snprintf(shape, sizeof shape, "bs %d hd %d G %d kv %d T %d pos0 %d %s", bs, c.hd, c.G, c.n_kv,
+             c.T, c.pos0, ga_gate_mode_name(c.mode));
+    const int hd = c.hd, T = c.T, nkv = c.n_kv, nh = c.G * nkv, kv_len = c.pos0 + T;
+    const int used = (kv_len + bs - 1) / bs, nblk = used + 2, stride = kv_len + 5;
+    const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, c.mode);
+    const int gd = ga_gate_layout_gate_dim(&L);
+    const size_t pitch = (size_t)nkv * bs * hd, nc = (size_t)nblk * pitch;
+    const size_t nq = (size_t)T * nh * hd, ng = (size_t)T * gd, ns = (size_t)nkv * stride * hd;
+    uint16_t *k = xmalloc(nc * 2), *v = xmalloc(nc * 2), *q = xmalloc(nq * 2), *g = xmalloc(ng * 2),
+             *out = xmalloc(nq * 2), *gk = xmalloc(ns * 2);
+    float *kf = xmalloc(nc * 4), *vf = xmalloc(nc * 4), *qf = xmalloc(nq * 4),
+          *gf = xmalloc(ng * 4), *ref = xmalloc(nq * 4), *got = xmalloc(nq * 4);
+    int *ids = xmalloc(nblk * sizeof(int));
+    shuffle_ids(ids, nblk);
+    for (size_t i = 0; i < nc; i++)
+        k[i] = v[i] = 0xffff;
+    for (int b = 0; b < used; b++)
+        for (int j = 0; j < nkv; j++) {
+            const int rows = b == used - 1 ? kv_len - b * bs : bs;
+            const size_t off = (size_t)ids[b] * pitch + (size_t)j * bs * hd;
+            fill_bf16(k + off, NULL, (size_t)rows * hd, 1.0f);
+            fill_bf16(v + off, NULL, (size_t)rows * hd, 1.0f);
+        }
+    fill_bf16(q, qf, nq, 1.5f);
+    fill_bf16(g, gf, ng, 2.0f);
+    widen(k, kf, nc), widen(v, vf, nc);
+    ga_cpu_attn_args ca = {.q = qf,
+                           .k = kf,
+                           .v = vf,
+                           .table = ids,
+                           .block_pitch = pitch,
+                           .gate = gd ? gf : NULL,
+                           .out = ref,
+                           .T = T,
+                           .pos0 = c.pos0,
+                           .n_heads = nh,
+                           .n_kv_heads = nkv,
+                           .hd = hd,
+                           .kv_stride = bs,
+                           .gate_dim = gd,
+                           .gate_mode = c.mode,
+                           .scale = 1.0f / sqrtf((float)hd)};
+    if (ga_cpu_attention(pool, &ca)) exit(1);
+    void *dk = dup_to_dev(k, nc * 2), *dv = dup_to_dev(v, nc * 2), *dq = dup_to_dev(q, nq * 2),
+         *dg = gd ? dup_to_dev(g, ng * 2) : NULL, *dout = dmalloc(nq * 2), *dgk = dmalloc(ns * 2),
+         *dgv = dmalloc(ns * 2);
+    int *dtab = dup_to_dev(ids, used * sizeof(int));
+    poison(dgk, ns * 2), poison(dgv, ns * 2);
+    ga_kv_gather_args ga = {.k_pool = dk,
+                            .v_pool = dv,
+                            .table = dtab,
+                            .k_out = dgk,
+                            .v_out = dgv,
+                            .len = kv_len,
+                            .n_kv_heads = nkv,
+                            .block_size = bs,
+                            .hd = hd,
+                            .out_stride = stride};
+    ga_err err = {{0}};
+    if (launched(ga_kv_gather(&ga, 0, &err), &err, "kv_gather", shape)) {
+        down(gk, dgk, ns * 2);
+        size_t bad = 0;
+        for (int j = 0; j < nkv; j++)
+            for (int p = 0; p < stride; p++) {
+                const uint16_t *gr = gk + ((size_t)j * stride + p) * hd;
+                for (int e = 0; e < hd; e++) {
+                    /* rows past the sequence stay poison: nothing gathered past len */
+                    const uint16_t want =
+                        p < kv_len
+                            ? k[(size_t)ids[p / bs] * pitch + ((size_t)j * bs + p % bs) * hd + e]
+                            : 0xffff;
+                    bad += gr[e] != want;
+                }
+            }
+        report("kv_gather", shape, bad ? INFINITY : 0.0, TOL_EXACT);
+    }
+    for (int impl = GA_ATTN_IMPL_MMA; impl <= GA_ATTN_IMPL_WGMMA; impl++) {
+        if (impl == GA_ATTN_IMPL_WGMMA && !ga_attention_prefill_sm90_usable(hd)) continue;
+        poison(dout, nq * 2);
+        ga_attn_prefill_args a = {.q = dq,
+                                  .k = dgk,
+                                  .v = dgv,
+                                  .gate = dg,
+                                  .out = dout,
+                                  .T = T,
+                                  .pos0 = c.pos0,
+                                  .n_heads = nh,
+                                  .n_kv_heads = nkv,
+                                  .hd = hd,
+                                  .kv_stride = stride,
+                                  .gate_mode = c.mode,
+                                  .scale = 1.0f / sqrtf((float)hd),
+                                  .impl = (ga_attn_impl)impl};
+        char sh2[128];
+        snprintf(sh2, sizeof sh2, "%s %s", impl == GA_ATTN_IMPL_MMA ? "mma" : "wgmma", shape);
+        if (launched(ga_attention_prefill(&a, 0, &err), &err, "pprefill", sh2)) {
+            down(out, dout, nq * 2);
+            widen(out, got, nq);
+            report("pprefill", sh2, nerr(got, ref, nq), TOL_ATTN);
+        }
+    }
+    cudaFree(dk), cudaFree(dv), cudaFree(dq), cudaFree(dg), cudaFree(dout), cudaFree(dgk);
+    cudaFree(dgv), cudaFree(dtab);
+    free(k), free(v), free(q), free(g), free(out), free(gk), free(kf), free(vf), free(qf);
+    free(gf), free(ref), free(got), free(ids);
 }
 
 /* ---------------------------------------------------------------- attention probabilities */
@@ -831,11 +1076,12 @@ static int gpu_sections(int argc, char **argv) {
                                           .qknorm = (ti + g) % 3 != 2,
                                           .pos0 = (ti * 13) % 17});
         for (int m = 0; m < 3; m++) { /* decode form: scattered slots and positions */
-            case_qk((qk_case){7, 128, 2, 4, modes[m], true, true, true, 0});
-            case_qk((qk_case){64, 64, 4, 1, modes[m], false, true, true, 0});
+            case_qk((qk_case){7, 128, 2, 4, modes[m], true, true, true, 0, 0});
+            case_qk((qk_case){64, 64, 4, 1, modes[m], false, true, true, 0, 0});
         }
-        case_qk((qk_case){5, 96, 3, 3, GA_GATE_HEADWISE, true, true, false, 2}); /* odd heads */
-        if (!quick) case_qk((qk_case){4096, 128, 2, 8, GA_GATE_ELEMENTWISE, false, true, false, 0});
+        case_qk((qk_case){5, 96, 3, 3, GA_GATE_HEADWISE, true, true, false, 2, 0}); /* odd heads */
+        if (!quick)
+            case_qk((qk_case){4096, 128, 2, 8, GA_GATE_ELEMENTWISE, false, true, false, 0, 0});
     }
     if (ga_test_want(argc, argv, "attn")) {
         const int Ts2[] = {1, 7, 128, 257, 1000};
@@ -876,6 +1122,39 @@ static int gpu_sections(int argc, char **argv) {
                 if (quick && c.max_kv_len > 8192) continue;
                 case_decode(c);
             }
+    }
+    if (ga_test_want(argc, argv, "paged")) {
+        /* lengths off the block size, every gate mode, G 1..8, hd 64/128, bs 16/32/64 */
+        const dc_case dcs[] = {
+            {128, 2, 2, 4, {1, 100, 4095, 333}, 4096, 0},
+            {64, 4, 2, 3, {17, 1, 1000}, 1100, 0},
+            {128, 1, 2, 2, {129, 255}, 300, 0},
+            {64, 8, 1, 4, {7, 63, 64, 65}, 80, 0},
+            {128, 3, 1, 6, {5000, 3, 64, 2000, 129, 700}, 5000, 0},
+            {128, 8, 1, 1, {32767}, 32768, 0},
+        };
+        const attn_case pcs[] = {
+            {64, 1, 2, 7, 29, 0},   {128, 2, 2, 129, 0, 0}, {128, 4, 1, 300, 77, 0},
+            {64, 8, 1, 1, 1000, 0}, {128, 5, 1, 33, 15, 0}, {64, 2, 2, 1000, 3, 0},
+        };
+        const int bss[] = {16, 32, 64};
+        for (int bi = 0; bi < 3; bi++)
+            for (int m = 0; m < 3; m++) {
+                for (size_t i = 0; i < sizeof dcs / sizeof *dcs; i++) {
+                    dc_case c = dcs[i];
+                    c.mode = modes[m];
+                    if (quick && c.max_kv_len > 8192) continue;
+                    case_paged_decode(c, bss[bi]);
+                }
+                for (size_t i = 0; i < sizeof pcs / sizeof *pcs; i++) {
+                    attn_case c = pcs[i];
+                    c.mode = modes[m];
+                    case_paged_prefill(c, bss[bi]);
+                }
+            }
+        for (int m = 0; m < 3; m++) /* the KV write through a block table */
+            case_qk((qk_case){9, 128, 2, 2, modes[m], true, true, true, 0, 16});
+        case_qk((qk_case){40, 64, 4, 1, GA_GATE_HEADWISE, false, true, true, 0, 16});
     }
     if (ga_test_want(argc, argv, "probs")) {
         case_probs(64, 2, 2, 7, 7, -1);

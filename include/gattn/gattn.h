@@ -262,7 +262,7 @@ typedef struct ga_session_opts {
     void *progress_user;
     /* A paged KV cache (blocks taken as sequences grow, not max_context per sequence) when
      * kv_blocks or kv_memory is set; otherwise one slot of max_context tokens per sequence.
-     * A backend without paged support (CUDA today) keeps slots: see ga_session_kv_info. */
+     * A backend without paged support keeps slots: see ga_session_kv_info. */
     int kv_blocks;     /* blocks in the cache (0: from kv_memory) */
     int64_t kv_memory; /* bytes for the cache's blocks (used when kv_blocks is 0) */
     int kv_block_size; /* tokens per block (0: 16) */

@@ -6,11 +6,15 @@
  * Memory layout on the device:
  *   weights   bf16, fused per layer (see cuda_weights.c)
  *   KV cache  one allocation, per layer k then v, each (max_batch, n_kv, max_context, hd) bf16;
- *             a sequence id is its slot
+ *             a sequence id is its slot. Paged (ga_session_opts kv_blocks / kv_memory): no
+ *             slot cache at creation; paged_init allocates per layer k then v pools
+ *             (n_blocks, n_kv, block_size, hd) bf16, the tables' device mirror and the
+ *             prefill's gather buffer (2 x (n_kv, max_context, hd) bf16)
  *   rope      fp32 cos and sin tables (max_context, hd/2)
  *   scratch   activations for max(prefill chunk, max_batch) rows (cuda_internal.h)
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,14 +50,15 @@ size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows) {
     (void)G;
     size_t per_row = (size_t)cfg->hidden_size * (4 + 4 + 2) + (qkv > gu ? qkv : gu) * 2 +
                      attn * 2 * 2 + gate_dim * 2 + (size_t)cfg->intermediate_size * 2 +
-                     (size_t)cfg->vocab_size * 4 + (size_t)cfg->n_heads * 4 + 4 * 4;
+                     (size_t)cfg->vocab_size * 4 + (size_t)cfg->n_heads * 4 + 5 * 4;
     return per_row * (size_t)rows + 16 * 256; // + alignment slack of the separate buffers
 }
 
 void ga_cuda_scratch_free(ga_cuda *c) {
     ga_cuda_scratch *s = &c->sc;
-    void *bufs[] = {s->x,   s->delta,  s->xn,  s->qkv,    s->q,         s->gate,  s->attn,
-                    s->act, s->logits, s->lse, s->tokens, s->positions, s->slots, s->kv_lens};
+    void *bufs[] = {s->x,      s->delta,     s->xn,    s->qkv,     s->q,
+                    s->gate,   s->attn,      s->act,   s->logits,  s->lse,
+                    s->tokens, s->positions, s->slots, s->kv_lens, s->dest};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cudaFree(bufs[i]);
     memset(s, 0, sizeof *s);
@@ -79,7 +84,8 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
         (st = cuda_malloc((void **)&s->tokens, r * 4, "activations", err)) ||
         (st = cuda_malloc((void **)&s->positions, r * 4, "activations", err)) ||
         (st = cuda_malloc((void **)&s->slots, r * 4, "activations", err)) ||
-        (st = cuda_malloc((void **)&s->kv_lens, r * 4, "activations", err))) {
+        (st = cuda_malloc((void **)&s->kv_lens, r * 4, "activations", err)) ||
+        (st = cuda_malloc((void **)&s->dest, r * 4, "activations", err))) {
         ga_cuda_scratch_free(c);
         return st;
     }
@@ -161,6 +167,11 @@ static void cuda_free(ga_backend *b) {
         ga_cuda_scratch_free(c);
         ga_cuda_free_weights(c);
         cudaFree(c->kv);
+        cudaFree(c->gk);
+        cudaFree(c->gv);
+        cudaFree(c->d_tab);
+        cudaFreeHost(c->h_tab);
+        free(c->h_rows);
         cudaFree(c->rope_cos);
         cudaFree(c->rope_sin);
         cudaFree(c->dec_work);
@@ -183,12 +194,76 @@ static void cuda_free(ga_backend *b) {
     free(b);
 }
 
+/* The paged KV cache (backend.h's paged_init): pools of n_blocks blocks per layer for K and
+ * V, the device mirror of the tables and the prefill's gather buffer, checked against free
+ * memory first. The slot cache was skipped at creation. */
+static ga_status cuda_paged_init(ga_backend *b, int n_blocks, int block_size,
+                                 const int32_t *const *tables, ga_err *err) {
+    ga_cuda *c = b->impl;
+    const ga_config *cfg = &c->cfg;
+    if (block_size < GA_CUDA_MIN_BLOCK)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "the CUDA backend's paged KV cache needs --kv-block-size >= %d, got %d",
+                          GA_CUDA_MIN_BLOCK, block_size);
+    if (n_blocks < 1 || !tables || (int64_t)n_blocks * block_size > INT32_MAX)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "paged KV cache: %d blocks of %d tokens (at most %d tokens in all)",
+                          n_blocks, block_size, INT32_MAX);
+    if (c->kv || c->paged)
+        return ga_err_set(err, GA_ERR_ARG, "paged KV cache: the CUDA backend already has a cache");
+    GA_CUDA_CHECK(cudaSetDevice(c->dev));
+    const int max_blocks = (c->max_context + block_size - 1) / block_size;
+    const size_t layer_elems = (size_t)n_blocks * cfg->n_kv_heads * block_size * cfg->head_dim;
+    const size_t pool = 2 * (size_t)cfg->n_layers * layer_elems * 2;
+    const size_t gather = 2 * (size_t)cfg->n_kv_heads * c->max_context * cfg->head_dim * 2;
+    const size_t tab = (size_t)c->max_batch * max_blocks * sizeof(int32_t);
+    size_t free_b = 0, total_b = 0;
+    GA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    if (pool + gather + tab > free_b)
+        return ga_err_set(err, GA_ERR_OOM,
+                          "not enough GPU memory on %s for a paged KV cache of %d blocks of %d "
+                          "tokens: %zu bytes needed (pool %zu, gather buffer %zu), %zu of %zu "
+                          "free; lower --kv-blocks / --kv-memory",
+                          c->name, n_blocks, block_size, pool + gather + tab, pool, gather, free_b,
+                          total_b);
+    ga_status st;
+    if ((st = cuda_malloc(&c->kv, pool, "the paged KV cache", err)) ||
+        (st = cuda_malloc(&c->gk, gather / 2, "the paged prefill's gather buffer", err)) ||
+        (st = cuda_malloc(&c->gv, gather / 2, "the paged prefill's gather buffer", err)) ||
+        (st = cuda_malloc((void **)&c->d_tab, tab, "the block tables", err)))
+        goto fail;
+    if (cudaMallocHost((void **)&c->h_tab, tab) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation of the block tables failed");
+        goto fail;
+    }
+    if (cudaMemset(c->d_tab, 0, tab) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_CUDA, "zeroing the block tables failed");
+        goto fail;
+    }
+    c->kv_layer_elems = layer_elems;
+    c->paged = true;
+    c->block_size = block_size;
+    c->n_blocks = n_blocks;
+    c->max_blocks = max_blocks;
+    c->tables = tables;
+    ga_cuda_drop_graphs(c); // none should exist yet; they would address the slot layout
+    return GA_OK;
+fail:
+    cudaFree(c->kv), cudaFree(c->gk), cudaFree(c->gv), cudaFree(c->d_tab);
+    cudaFreeHost(c->h_tab);
+    c->kv = c->gk = c->gv = NULL;
+    c->d_tab = NULL;
+    c->h_tab = NULL;
+    (void)cudaGetLastError();
+    return st;
+}
+
 /* Everything the backend will hold, checked against free memory before the first large
  * allocation so an oversized request fails with numbers instead of half-way through. */
 static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
-    const uint64_t kv = 2ull * cfg->n_layers * c->kv_layer_elems * 2;
+    const uint64_t kv = c->kv_layer_elems ? 2ull * cfg->n_layers * c->kv_layer_elems * 2 : 0;
     const uint64_t rope = 2ull * c->max_context * (cfg->head_dim / 2) * 4;
     const uint64_t act =
         ga_cuda_scratch_bytes(cfg, scratch_rows) +
@@ -201,7 +276,8 @@ static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
         return ga_err_set(err, GA_ERR_OOM,
                           "not enough GPU memory on %s: %llu bytes needed (KV cache %llu for "
                           "max_batch %d x max_context %d, weights %llu, activations %llu, RoPE "
-                          "%llu) but %zu of %zu bytes are free; lower --max-context or the batch",
+                          "%llu) but %zu of %zu bytes are free; lower --max-context or the batch "
+                          "(a paged cache is sized later, by --kv-blocks / --kv-memory)",
                           c->name, (unsigned long long)need, (unsigned long long)kv, c->max_batch,
                           c->max_context, (unsigned long long)weights, (unsigned long long)act,
                           (unsigned long long)rope, free_b, total_b);
@@ -243,7 +319,10 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     b->forward = ga_cuda_forward;
     b->decode_batch = ga_cuda_decode_batch;
     b->decode_sample = ga_cuda_decode_sample;
+    b->forward_multi = ga_cuda_forward_multi;
+    b->paged_init = cuda_paged_init;
     b->free = cuda_free;
+    b->kv_token_bytes = 2 * 2 * (size_t)cfg->n_layers * cfg->n_kv_heads * cfg->head_dim;
     c->model = m;
     c->cfg = *cfg;
     c->dev = dev;
@@ -255,7 +334,10 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     c->kv_dim = cfg->n_kv_heads * cfg->head_dim;
     c->qkv_dim = c->q_rows + 2 * c->kv_dim;
     c->attn_dim = cfg->n_heads * cfg->head_dim;
-    c->kv_layer_elems = (size_t)max_batch * cfg->n_kv_heads * (size_t)max_context * cfg->head_dim;
+    // Paged: the blocks come with paged_init, sized by the session from kv_token_bytes.
+    c->kv_layer_elems = ga_opts_paged(opts) ? 0
+                                            : (size_t)max_batch * cfg->n_kv_heads *
+                                                  (size_t)max_context * cfg->head_dim;
 
     ga_status st = GA_OK;
     struct cudaDeviceProp prop;
@@ -323,7 +405,7 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
                                      opts ? opts->progress_user : NULL, err)))
         goto fail;
     const size_t kv_bytes = 2 * (size_t)cfg->n_layers * c->kv_layer_elems * 2;
-    if ((st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;
+    if (kv_bytes && (st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;
     if ((st = rope_tables(c, err))) goto fail;
     if ((st = ga_cuda_scratch_alloc(c, rows, err))) goto fail;
     /* The decode workspace, then the decode kernel's split counters (zeroed once here; every
@@ -336,7 +418,7 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         st = ga_err_set(err, GA_ERR_CUDA, "zeroing the decode counters: %s", cudaGetErrorName(e));
         goto fail;
     }
-    if (cudaMallocHost((void **)&c->h_in, 4 * (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
+    if (cudaMallocHost((void **)&c->h_in, 5 * (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
         goto fail;
     }

@@ -19,7 +19,7 @@ static ga_status decode_body(ga_cuda *c, int nb, ga_err *err) {
     ga_status st =
         ga_embed(s->tokens, c->embed, s->x, nb, cfg->hidden_size, cfg->vocab_size, c->stream, err);
     if (st) return st;
-    if ((st = ga_cuda_layers(c, nb, 0, 0, true, NULL, err))) return st;
+    if ((st = ga_cuda_layers(c, nb, NULL, true, NULL, err))) return st;
     if ((st = ga_rmsnorm_residual(s->x, s->delta, NULL, c->final_norm, s->xn, nb, cfg->hidden_size,
                                   cfg->rms_norm_eps, c->stream, err)))
         return st;
@@ -54,8 +54,8 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
         return ga_err_set(err, GA_ERR_ARG, "decode batch of %d exceeds max_batch %d", nb,
                           c->max_batch);
     GA_CUDA_CHECK(cudaSetDevice(c->dev));
-    // Pinned staging: tokens | positions | slots | kv_lens, each max_batch long. The previous
-    // step synchronised before returning, so the staging is free to rewrite.
+    // Pinned staging: tokens | positions | slots | kv_lens | dest, each max_batch long. The
+    // previous step synchronised before returning, so the staging is free to rewrite.
     const int mb = c->max_batch;
     int32_t *h = c->h_in;
     for (int i = 0; i < nb; i++) {
@@ -63,6 +63,9 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
         h[mb + i] = pos[i];
         h[2 * mb + i] = seqs[i];
         h[3 * mb + i] = pos[i] + 1; // keys seen: the cache plus the new token
+        h[4 * mb + i] = c->paged ? c->tables[seqs[i]][pos[i] / c->block_size] * c->block_size +
+                                       pos[i] % c->block_size
+                                 : 0;
     }
     // The smallest length bucket holding every row's keys picks the graph.
     int need = 0, bucket = 0;
@@ -74,6 +77,23 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
     c->decode_kv_bound = bound < c->max_context ? bound : c->max_context;
     const int slot = nb * c->n_kv_buckets + bucket;
     const size_t bytes = (size_t)nb * sizeof(int32_t);
+    if (c->paged) {
+        /* Row b's table in row b of d_tab, with the bucket's stride (entries for the bound's
+         * keys; a graph of this bucket was captured with this stride), entries past the
+         * row's length zero (a valid block, never read). The copy precedes the replay. */
+        const int stride = (c->decode_kv_bound + c->block_size - 1) / c->block_size;
+        c->dec_tab_stride = stride;
+        for (int i = 0; i < nb; i++) {
+            const int used = pos[i] / c->block_size + 1;
+            int32_t *row = c->h_tab + (size_t)i * stride;
+            memcpy(row, c->tables[seqs[i]], (size_t)used * sizeof(int32_t));
+            memset(row + used, 0, (size_t)(stride - used) * sizeof(int32_t));
+        }
+        GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab, c->h_tab, (size_t)nb * stride * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, c->stream));
+        GA_CUDA_CHECK(
+            cudaMemcpyAsync(s->dest, h + 4 * mb, bytes, cudaMemcpyHostToDevice, c->stream));
+    }
     GA_CUDA_CHECK(cudaMemcpyAsync(s->tokens, h, bytes, cudaMemcpyHostToDevice, c->stream));
     GA_CUDA_CHECK(cudaMemcpyAsync(s->positions, h + mb, bytes, cudaMemcpyHostToDevice, c->stream));
     GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, h + 2 * mb, bytes, cudaMemcpyHostToDevice, c->stream));

@@ -22,14 +22,16 @@
 
 #define GA_GATE_LOW 0.1f
 
-static ga_status capture_layer(ga_cuda *c, int l, int T, ga_attn_capture *cap, ga_err *err) {
+/* k: the sequence's keys of layer l in the slot layout (n_kv, kv_stride, hd). */
+static ga_status capture_layer(ga_cuda *c, int l, int T, const void *k, int kv_stride,
+                               ga_attn_capture *cap, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     const bool want_map = cap->layers && cap->layers[l] && cap->maps && cap->maps[l];
     if (want_map)
         GA_CUDA_CHECK(cudaMemsetAsync(c->cap_map, 0, (size_t)cap->res * cap->res * 4, c->stream));
     ga_attn_probs_args pa = {
         .q = c->sc.q,
-        .k = (uint16_t *)ga_cuda_kcache(c, l), // sequence 0 is slot 0
+        .k = k,
         .lse = c->sc.lse,
         .map = want_map ? c->cap_map : NULL,
         .first_share = c->cap_first + l,
@@ -37,7 +39,7 @@ static ga_status capture_layer(ga_cuda *c, int l, int T, ga_attn_capture *cap, g
         .n_heads = cfg->n_heads,
         .n_kv_heads = cfg->n_kv_heads,
         .hd = cfg->head_dim,
-        .kv_stride = c->max_context,
+        .kv_stride = kv_stride,
         .head = cap->head,
         .res = cap->res,
         .scale = 1.0f / sqrtf((float)cfg->head_dim),
@@ -57,13 +59,116 @@ static ga_status capture_layer(ga_cuda *c, int l, int T, ga_attn_capture *cap, g
     return GA_OK;
 }
 
-ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
+static int blocks_for(const ga_cuda *c, int64_t tokens) {
+    return (int)((tokens + c->block_size - 1) / c->block_size);
+}
+
+ga_status ga_cuda_stage_plan(ga_cuda *c, int rows, const ga_cuda_plan *pl, ga_err *err) {
+    ga_cuda_scratch *s = &c->sc;
+    // One sequence in a slot: the kernels take (slot, pos0) as scalars, nothing to stage.
+    if (!c->paged && pl->ns == 1) return GA_OK;
+    if (rows > c->h_rows_cap) {
+        int *h = realloc(c->h_rows, 3 * (size_t)rows * sizeof *h);
+        if (!h) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+        c->h_rows = h;
+        c->h_rows_cap = rows;
+    }
+    int *hp = c->h_rows, *hs = hp + rows, *hd = hs + rows;
+    for (int i = 0; i < pl->ns; i++) {
+        const int seq = pl->seqs[i];
+        for (int r = pl->off[i]; r < pl->off[i + 1]; r++) {
+            const int p = pl->pos0[i] + (r - pl->off[i]);
+            hp[r] = p;
+            hs[r] = seq;
+            hd[r] = c->paged ? c->tables[seq][p / c->block_size] * c->block_size + p % c->block_size
+                             : 0;
+        }
+    }
+    const size_t bytes = (size_t)rows * sizeof(int);
+    // Pageable sources: each copy has read its source when it returns, so h_rows may change.
+    GA_CUDA_CHECK(cudaMemcpyAsync(s->positions, hp, bytes, cudaMemcpyHostToDevice, c->stream));
+    if (c->paged) {
+        GA_CUDA_CHECK(cudaMemcpyAsync(s->dest, hd, bytes, cudaMemcpyHostToDevice, c->stream));
+        // Piece i's table in row i of d_tab: the entries of its keys so far and its new rows.
+        for (int i = 0; i < pl->ns; i++) {
+            const int nb = blocks_for(c, (int64_t)pl->pos0[i] + pl->off[i + 1] - pl->off[i]);
+            int32_t *row = c->h_tab + (size_t)i * c->max_blocks;
+            memcpy(row, c->tables[pl->seqs[i]], (size_t)nb * sizeof(int32_t));
+            GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab + (size_t)i * c->max_blocks, row,
+                                          (size_t)nb * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                          c->stream));
+        }
+    } else {
+        GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, hs, bytes, cudaMemcpyHostToDevice, c->stream));
+    }
+    return GA_OK;
+}
+
+/* Prefill attention of every piece of the plan for layer l (K/V already written). */
+static ga_status prefill_attention(ga_cuda *c, int l, const ga_cuda_plan *pl, ga_attn_capture *cap,
+                                   ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const int hd = cfg->head_dim;
+    ga_status st;
+    for (int i = 0; i < pl->ns; i++) {
+        const int r0 = pl->off[i], T = pl->off[i + 1] - r0, pos0 = pl->pos0[i];
+        const void *k, *v;
+        if (c->paged) { // gather the sequence's keys so far into the slot layout
+            ga_kv_gather_args ga = {
+                .k_pool = ga_cuda_kcache(c, l),
+                .v_pool = ga_cuda_vcache(c, l),
+                .table = c->d_tab + (size_t)i * c->max_blocks,
+                .k_out = c->gk,
+                .v_out = c->gv,
+                .len = pos0 + T,
+                .n_kv_heads = cfg->n_kv_heads,
+                .block_size = c->block_size,
+                .hd = hd,
+                .out_stride = c->max_context,
+            };
+            if ((st = ga_kv_gather(&ga, c->stream, err))) return st;
+            k = c->gk;
+            v = c->gv;
+        } else {
+            const size_t off = (size_t)pl->seqs[i] * cfg->n_kv_heads * c->max_context * hd;
+            k = (uint16_t *)ga_cuda_kcache(c, l) + off;
+            v = (uint16_t *)ga_cuda_vcache(c, l) + off;
+        }
+        ga_attn_prefill_args pa = {
+            .q = (uint16_t *)s->q + (size_t)r0 * c->attn_dim,
+            .k = k,
+            .v = v,
+            .gate = s->gate ? (uint16_t *)s->gate + (size_t)r0 * c->gate_dim : NULL,
+            .out = (uint16_t *)s->attn + (size_t)r0 * c->attn_dim,
+            .lse = cap ? s->lse : NULL,
+            .T = T,
+            .pos0 = pos0,
+            .n_heads = cfg->n_heads,
+            .n_kv_heads = cfg->n_kv_heads,
+            .hd = hd,
+            .kv_stride = c->max_context,
+            .gate_mode = cfg->gate,
+            .scale = 1.0f / sqrtf((float)hd),
+            .devinfo = &c->devinfo,
+        };
+        if ((st = ga_attention_prefill(&pa, c->stream, err))) return st;
+        if (cap && (st = capture_layer(c, l, T, k, c->max_context, cap, err))) return st;
+    }
+    return GA_OK;
+}
+
+ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
                          ga_attn_capture *cap, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const int H = cfg->hidden_size, I = cfg->intermediate_size, hd = cfg->head_dim;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t slot_off = (size_t)slot * cfg->n_kv_heads * c->max_context * hd;
+    // Per-row positions / destinations: decode, paged, or several sequences; one sequence in
+    // a slot passes (slot, pos0) as scalars.
+    const bool per_row = decode || c->paged || pl->ns > 1;
+    if (cap && (decode || pl->ns != 1))
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
     ga_status st;
     for (int l = 0; l < cfg->n_layers; l++) {
         const ga_cuda_layer *w = &c->layers[l];
@@ -84,15 +189,16 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
             .gate_out = s->gate,
             .k_cache = kc,
             .v_cache = vc,
-            .positions = decode ? s->positions : NULL,
-            .slots = decode ? s->slots : NULL,
-            .pos0 = pos0,
-            .slot = slot,
+            .positions = per_row ? s->positions : NULL,
+            .slots = per_row && !c->paged ? s->slots : NULL,
+            .dest = c->paged ? s->dest : NULL,
+            .pos0 = per_row ? 0 : pl->pos0[0],
+            .slot = per_row ? 0 : pl->seqs[0],
             .T = rows,
             .n_heads = cfg->n_heads,
             .n_kv_heads = cfg->n_kv_heads,
             .hd = hd,
-            .kv_stride = c->max_context,
+            .kv_stride = c->paged ? c->block_size : c->max_context,
             .rope_rows = c->max_context,
             .gate_mode = cfg->gate,
             .eps = cfg->rms_norm_eps,
@@ -113,36 +219,21 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
                 .n_heads = cfg->n_heads,
                 .n_kv_heads = cfg->n_kv_heads,
                 .hd = hd,
-                .kv_stride = c->max_context,
+                .kv_stride = c->paged ? c->block_size : c->max_context,
                 // The split over the KV length is fixed by the step's length bucket (see
                 // cuda_decode.c), not the exact lengths, so one captured graph serves every
                 // step whose rows fit the bucket.
                 .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
+                .block_table = c->paged ? c->d_tab : NULL,
+                .table_stride = c->dec_tab_stride,
+                .block_size = c->block_size,
                 .gate_mode = cfg->gate,
                 .scale = scale,
                 .devinfo = &c->devinfo,
             };
             if ((st = ga_attention_decode(&da, c->stream, err))) return st;
-        } else {
-            ga_attn_prefill_args pa = {
-                .q = s->q,
-                .k = (uint16_t *)kc + slot_off,
-                .v = (uint16_t *)vc + slot_off,
-                .gate = s->gate,
-                .out = s->attn,
-                .lse = cap ? s->lse : NULL,
-                .T = rows,
-                .pos0 = pos0,
-                .n_heads = cfg->n_heads,
-                .n_kv_heads = cfg->n_kv_heads,
-                .hd = hd,
-                .kv_stride = c->max_context,
-                .gate_mode = cfg->gate,
-                .scale = scale,
-                .devinfo = &c->devinfo,
-            };
-            if ((st = ga_attention_prefill(&pa, c->stream, err))) return st;
-            if (cap && (st = capture_layer(c, l, rows, cap, err))) return st;
+        } else if ((st = prefill_attention(c, l, pl, cap, err))) {
+            return st;
         }
         if ((st = ga_cuda_gemm(c, s->attn, w->w_o, s->delta, true, rows, H, c->attn_dim, err)))
             return st;
@@ -157,8 +248,8 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
 }
 
 /* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the
- * scratch, logits into sc.logits rows [0, n). */
-static ga_status lm_head(ga_cuda *c, int first, int n, ga_err *err) {
+ * scratch, logits into sc.logits rows [dst, dst+n). */
+static ga_status lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const size_t H = (size_t)cfg->hidden_size;
@@ -166,8 +257,9 @@ static ga_status lm_head(ga_cuda *c, int first, int n, ga_err *err) {
                                        (uint16_t *)s->xn + first * H, n, cfg->hidden_size,
                                        cfg->rms_norm_eps, c->stream, err);
     if (st) return st;
-    return ga_cuda_gemm(c, (uint16_t *)s->xn + first * H, c->lm_head, s->logits, true, n,
-                        cfg->vocab_size, cfg->hidden_size, err);
+    return ga_cuda_gemm(c, (uint16_t *)s->xn + first * H, c->lm_head,
+                        s->logits + (size_t)dst * cfg->vocab_size, true, n, cfg->vocab_size,
+                        cfg->hidden_size, err);
 }
 
 static ga_status capture_begin(ga_cuda *c, ga_attn_capture *cap, int n, ga_err *err) {
@@ -276,11 +368,14 @@ ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *token
         if ((st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
                            c->stream, err)))
             return st;
-        if ((st = ga_cuda_layers(c, len, seq, pos0 + s0, false, cap, err))) return st;
+        const int p0 = pos0 + s0, off[2] = {0, len};
+        const ga_cuda_plan pl = {.ns = 1, .seqs = &seq, .pos0 = &p0, .off = off};
+        if ((st = ga_cuda_stage_plan(c, len, &pl, err))) return st;
+        if ((st = ga_cuda_layers(c, len, &pl, false, cap, err))) return st;
         if (logits && (all_positions || last)) {
             const int first = all_positions ? 0 : len - 1;
             const int rows = all_positions ? len : 1;
-            if ((st = lm_head(c, first, rows, err))) return st;
+            if ((st = lm_head(c, first, rows, 0, err))) return st;
             float *dst = all_positions ? logits + (size_t)s0 * V : logits;
             GA_CUDA_CHECK(cudaMemcpyAsync(dst, c->sc.logits, (size_t)rows * V * sizeof(float),
                                           cudaMemcpyDeviceToHost, c->stream));
@@ -290,4 +385,78 @@ ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *token
     }
     if (cap && (st = capture_end(c, cap, n, err))) return st;
     return GA_OK;
+}
+
+/* Several sequences' prefills in one pass: their rows, concatenated, go through every GEMM
+ * together in chunks of the scratch's rows (a sequence may straddle two chunks: its second
+ * part is a continuation); qk_rope writes each row where its sequence wants it; attention
+ * runs once per sequence piece. Logits: every row with all_positions, else each sequence's
+ * last row, which the LM head computes in the chunk where that row lies. */
+ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                                const int32_t *tokens, const int *off, bool all_positions,
+                                float *logits, ga_err *err) {
+    ga_cuda *c = b->impl;
+    const ga_config *cfg = &c->cfg;
+    const size_t V = (size_t)cfg->vocab_size;
+    GA_CUDA_CHECK(cudaSetDevice(c->dev));
+    if (ns <= 0 || off[ns] <= 0) return GA_OK;
+    if (c->sc.rows < 1)
+        return ga_err_set(err, GA_ERR_OOM, "the CUDA backend has no activation buffers left");
+    int *ps = malloc(3 * ((size_t)ns + 1) * sizeof(int));
+    if (!ps) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    int *pp = ps + ns + 1, *po = pp + ns + 1;
+    ga_status st = GA_OK;
+    const int total = off[ns], chunk = c->sc.rows;
+    int next_out = 0; /* without all_positions: the next sequence whose logits come back */
+    for (int r0 = 0; r0 < total && !st; r0 += chunk) {
+        const int len = total - r0 < chunk ? total - r0 : chunk;
+        int np = 0, n_end = 0, first_end = -1;
+        po[0] = 0;
+        for (int i = 0; i < ns; i++) {
+            const int a = off[i] > r0 ? off[i] : r0;
+            const int e = off[i + 1] < r0 + len ? off[i + 1] : r0 + len;
+            if (a >= e) continue;
+            ps[np] = seqs[i];
+            pp[np] = pos0[i] + (a - off[i]);
+            po[np + 1] = e - r0;
+            np++;
+            if (e == off[i + 1]) { // the sequence's last row is in this chunk
+                if (first_end < 0) first_end = i;
+                n_end++;
+            }
+        }
+        const ga_cuda_plan pl = {.ns = np, .seqs = ps, .pos0 = pp, .off = po};
+        if (cudaMemcpyAsync(c->sc.tokens, tokens + r0, (size_t)len * sizeof(int32_t),
+                            cudaMemcpyHostToDevice, c->stream) != cudaSuccess) {
+            st = ga_err_set(err, GA_ERR_CUDA, "copying the tokens to the GPU failed");
+            break;
+        }
+        if ((st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
+                           c->stream, err)) ||
+            (st = ga_cuda_stage_plan(c, len, &pl, err)) ||
+            (st = ga_cuda_layers(c, len, &pl, false, NULL, err)))
+            break;
+        if (logits && all_positions) {
+            if ((st = lm_head(c, 0, len, 0, err))) break;
+            if (cudaMemcpyAsync(logits + (size_t)r0 * V, c->sc.logits, (size_t)len * V * 4,
+                                cudaMemcpyDeviceToHost, c->stream) != cudaSuccess)
+                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
+        } else if (logits && n_end > 0) {
+            // Sequences first_end .. first_end + n_end - 1 end here, in order: one LM head
+            // row each, copied back together.
+            for (int k = 0; k < n_end && !st; k++)
+                st = lm_head(c, off[first_end + k + 1] - 1 - r0, 1, k, err);
+            if (!st &&
+                cudaMemcpyAsync(logits + (size_t)next_out * V, c->sc.logits, (size_t)n_end * V * 4,
+                                cudaMemcpyDeviceToHost, c->stream) != cudaSuccess)
+                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
+            next_out += n_end;
+        }
+        // The next chunk overwrites the tokens, tables and logits: wait for this one.
+        if (!st && cudaStreamSynchronize(c->stream) != cudaSuccess)
+            st = ga_err_set(err, GA_ERR_CUDA, "forward_multi: %s",
+                            cudaGetErrorName(cudaGetLastError()));
+    }
+    free(ps);
+    return st;
 }

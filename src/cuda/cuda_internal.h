@@ -56,7 +56,15 @@ typedef struct ga_cuda_scratch {
     int *positions;  /* device (rows) */
     int *slots;      /* device (rows) */
     int *kv_lens;    /* device (rows) */
+    int *dest;       /* device (rows): paged cache row of each token (block * bs + offset) */
 } ga_cuda_scratch;
+
+/* The sequences of one pass of rows (a prefill chunk): piece i is rows off[i]..off[i+1) of
+ * sequence seqs[i], its first row at position pos0[i]. Decode passes none (device arrays). */
+typedef struct ga_cuda_plan {
+    int ns;
+    const int *seqs, *pos0, *off;
+} ga_cuda_plan;
 
 typedef struct ga_cuda {
     const ga_model *model;
@@ -84,15 +92,35 @@ typedef struct ga_cuda {
     ga_cuda_layer *layers;
     float *rope_cos, *rope_sin; /* fp32 (max_context, hd/2) */
 
-    /* KV cache: one allocation; layer l's k at kv + (2l)*layer_elems, v at (2l+1) */
+    /* KV cache: one allocation; layer l's k at kv + (2l)*layer_elems, v at (2l+1). Slots:
+     * each (max_batch, n_kv, max_context, hd). Paged (after paged_init): each a pool
+     * (n_blocks, n_kv, block_size, hd), a sequence's position p in block tables[seq][p / bs]
+     * at row p % bs (kernels/kernels.h). */
     void *kv;
-    size_t kv_layer_elems; /* max_batch * n_kv * max_context * hd */
+    size_t kv_layer_elems; /* max_batch * n_kv * max_context * hd, or n_blocks * n_kv * bs * hd */
     int max_context, max_batch;
+    bool paged;
+    int block_size, n_blocks, max_blocks; /* max_blocks: table entries per sequence */
+    const int32_t *const *tables;         /* the session's block tables (host) */
+    /* Device mirror of the tables a pass reads, refreshed by a copy before every forward
+     * chunk and decode step (captured graphs read it at a fixed address): (max_batch,
+     * max_blocks) ints. Prefill: row i is piece i's sequence; decode: row b is batch row b's
+     * sequence, with the step's bucket stride dec_tab_stride (entries for the bucket's keys). */
+    int *d_tab;
+    int32_t *h_tab; /* pinned staging of d_tab */
+    int dec_tab_stride;
+    /* Paged prefill: one layer's K and V of the sequence being attended, gathered from the
+     * pool into the slot layout (n_kv, max_context, hd) bf16 each, for the prefill and
+     * probability kernels (kernels/kv_paged.cu says why and what it costs). */
+    void *gk, *gv;
+    int *h_rows; /* host staging of a chunk's positions | slots | dest (3 * h_rows_cap) */
+    int h_rows_cap;
 
     ga_cuda_scratch sc;
     float *dec_work;        /* split-KV partials for decode attention */
     unsigned *dec_counters; /* its split counters, in the same allocation after the partials */
-    int32_t *h_in; /* pinned host staging: tokens | positions | slots | kv_lens (4*max_batch) */
+    int32_t *h_in;          /* pinned host staging: tokens | positions | slots | kv_lens | dest
+                               (5*max_batch) */
 
     /* token selection on the device (decode_sample): per-row random streams, the chosen ids
      * and the sampler's scratch, sized for max_batch rows; pinned host mirrors */
@@ -138,12 +166,18 @@ size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows);
 void ga_cuda_drop_graphs(ga_cuda *c);
 
 /* cuda_forward.c: the layer stack for `rows` tokens already embedded in sc.x. Prefill mode
- * (positions NULL) runs the rows as one sequence in `slot` at pos0..; decode mode uses the
- * device positions / slots / kv_lens of sc and the decode attention. */
-ga_status ga_cuda_layers(ga_cuda *c, int rows, int slot, int pos0, bool decode,
+ * runs the plan's pieces (each its sequence's continuation; the device row arrays and
+ * tables staged by the caller through ga_cuda_stage_plan), one attention launch per piece;
+ * decode mode uses the device positions / slots / dest / kv_lens / tables of sc and the
+ * decode attention. A capture needs a plan of one piece. */
+ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
                          ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_stage_plan(ga_cuda *c, int rows, const ga_cuda_plan *pl, ga_err *err);
 ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                           bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                                const int32_t *tokens, const int *off, bool all_positions,
+                                float *logits, ga_err *err);
 
 /* cuda_decode.c */
 ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
@@ -153,6 +187,8 @@ ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
                                 const uint64_t *streams, int32_t *next, ga_err *err);
 
 #define GA_KV_BUCKET0 256
+/* The smallest block size the CUDA paged cache takes (paged_init refuses smaller ones). */
+#define GA_CUDA_MIN_BLOCK 16
 
 /* K / V cache base of layer l (bf16 elements of kv_layer_elems each). */
 static inline void *ga_cuda_kcache(const ga_cuda *c, int l) {
