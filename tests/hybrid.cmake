@@ -3,3 +3,4 @@
 ga_add_test(test_hybrid_config SOURCES test_hybrid_config.c)
 ga_add_script_test(test_hybrid_cli test_hybrid_cli.sh)
 ga_add_test(test_hybrid_forward SOURCES test_hybrid_forward.c)
+ga_add_script_test(test_hybrid_run test_hybrid_run.sh)

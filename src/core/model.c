@@ -207,7 +207,7 @@ int ga_model_count_prefix(const ga_model *m, const char *prefix, uint64_t *bytes
     return n;
 }
 
-ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
+static ga_status load(const char *dir, bool bind, ga_model **out, ga_err *err) {
     *out = NULL;
     ga_model *m = calloc(1, sizeof *m);
     if (!m) return ga_err_set(err, GA_ERR_OOM, "out of memory");
@@ -222,7 +222,7 @@ ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
     if ((st = ga_config_load(cfg_path, &m->cfg, err))) goto fail;
     if ((st = ga_store_open_dir(dir, &m->store, err))) goto fail;
     /* Hybrid folders (issue 15) bind their text weights; model.visual.* and mtp.* are left. */
-    if ((st = ga_model_bind(m, err))) goto fail;
+    if (bind && (st = ga_model_bind(m, err))) goto fail;
     free(cfg_path);
     *out = m;
     return GA_OK;
@@ -230,6 +230,14 @@ fail:
     free(cfg_path);
     ga_model_free(m);
     return st;
+}
+
+ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
+    return load(dir, true, out, err);
+}
+
+ga_status ga_model_open_unbound(const char *dir, ga_model **out, ga_err *err) {
+    return load(dir, false, out, err);
 }
 
 void ga_model_free(ga_model *m) {

@@ -61,6 +61,10 @@ struct ga_model {
 const ga_tensor *ga_model_expect(const ga_store *store, const char *where, const char *name,
                                  int ndim, const int64_t *shape, ga_err *err, ga_status *st);
 
+/* ga_model_load without the binding: config and store only (gattn info describes a hybrid
+ * folder and then reports what ga_model_bind says of its weights). */
+ga_status ga_model_open_unbound(const char *dir, ga_model **out, ga_err *err);
+
 /* Binds all weights of cfg in store to m (m->cfg must be set); errors name the tensor and
  * expected-versus-found dtype/shape. */
 ga_status ga_model_bind(ga_model *m, ga_err *err);
