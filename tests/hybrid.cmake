@@ -1,5 +1,9 @@
-# Hybrid Qwen3-Next / Qwen3.5 / Qwen3.6 folders (issue 15): config parsing, gattn info, and the
-# one-line refusal of every command that would run them.
+# Hybrid Qwen3-Next / Qwen3.5 / Qwen3.6 models (issue 15): config parsing, gattn info, binding
+# errors, the CPU reference forward, sessions and the CLI running them, and the CPU logits against
+# transformers' fixtures (tests/fixtures_hybrid; fails while the folder is missing).
 ga_add_test(test_hybrid_config SOURCES test_hybrid_config.c)
 ga_add_script_test(test_hybrid_cli test_hybrid_cli.sh)
 ga_add_test(test_hybrid_forward SOURCES test_hybrid_forward.c)
+ga_add_script_test(test_hybrid_run test_hybrid_run.sh)
+ga_add_test(test_hybrid_fixtures SOURCES test_hybrid_fixtures.c)
+ga_add_test(test_hybrid_session SOURCES test_hybrid_session.c)

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "core/model.h"
 
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
 static const char *const k_ignored[] = {"model.visual.", "mtp."};
@@ -29,12 +30,14 @@ static void full_list(const ga_config *c, char *buf, size_t n) {
             at += (size_t)snprintf(buf + at, n - at, "%s%d", at ? "," : "", l);
 }
 
-static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool json) {
+static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool json,
+                       const char *bind_err) {
     const ga_hybrid_config *h = &c->hybrid;
     char pat[64], fulls[512];
     pattern_desc(h, c->n_layers, pat, sizeof pat);
     full_list(c, fulls, sizeof fulls);
     const char *why = ga_config_unsupported(c);
+    if (!why) why = bind_err;
     int64_t params = ga_config_param_count(c), active = ga_config_active_param_count(c);
     const char *text_prefix = h->vl_wrapper ? "model.language_model." : "model.";
     uint64_t text_bytes, ign_bytes[N_IGNORED];
@@ -66,8 +69,9 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
         cJSON_AddStringToObject(o, "model_type", ga_arch_name(c->arch));
         cJSON_AddBoolToObject(o, "vision_language_folder", h->vl_wrapper);
         cJSON_AddStringToObject(o, "variant", ga_gate_mode_name(c->gate));
-        cJSON_AddBoolToObject(o, "runnable", false);
-        cJSON_AddStringToObject(o, "not_supported", why);
+        cJSON_AddBoolToObject(o, "runnable", why == NULL);
+        if (why) cJSON_AddStringToObject(o, "not_supported", why);
+        cJSON_AddStringToObject(o, "devices", why ? "" : "cpu");
         cJSON_AddStringToObject(o, "layer_pattern", pat);
         cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
         cJSON_AddNumberToObject(o, "linear_attention_layers", h->n_linear_layers);
@@ -129,7 +133,11 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("model            %s (%s)\n", ga_model_name(m), dir);
     printf("model_type       %s%s (hybrid: Gated DeltaNet + gated full attention)\n",
            ga_arch_name(c->arch), h->vl_wrapper ? ", vision-language folder (text_config)" : "");
-    printf("runs             no: %s\n", why);
+    if (why)
+        printf("runs             no: %s\n", why);
+    else
+        printf("runs             on the CPU backend (fp32, text input only); not on CUDA yet, "
+               "--device auto picks the CPU; no paged cache, no attention maps (issue 15)\n");
     printf("layers           %d: %s (%d linear_attention, %d full_attention: %s)\n", c->n_layers,
            pat, h->n_linear_layers, n_full, fulls);
     printf("full attention   %d query, %d key/value heads (G = %d), head_dim %d; q_proj %d rows "
@@ -170,9 +178,9 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("parameters       %lld (%.3f B), %lld active per token (%.3f B); mtp and vision "
            "excluded\n",
            (long long)params, params / 1e9, (long long)active, active / 1e9);
-    printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), not bound "
-           "yet\n",
-           ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix);
+    printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), %s\n",
+           ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix,
+           bind_err ? "not bound (see runs)" : "bound by name and shape");
     for (int i = 0; i < N_IGNORED; i++)
         printf("ignored          %s* %d tensors, %.2f MiB%s\n", k_ignored[i], ign_n[i],
                ign_bytes[i] / 1048576.0,
@@ -206,14 +214,23 @@ int ga_cmd_info(int argc, char **argv) {
     if ((rc = ga_cli_rope_check(&spec, &rope))) return rc;
     ga_err err = {{0}};
     ga_model *m;
-    if (ga_model_load(dir, &m, &err)) return ga_cli_fail_err("info", &err);
+    /* A hybrid folder is described even when its weights do not bind (the shapes of a released
+     * checkpoint with only some tensors present, say): the binding error becomes its "runs"
+     * line. A Qwen3 folder must bind, as before. */
+    if (ga_model_open_unbound(dir, &m, &err)) return ga_cli_fail_err("info", &err);
+    ga_err bind_err = {{0}};
+    bool bound = !ga_model_bind(m, &bind_err);
+    if (!bound && ga_model_config(m)->arch == GA_ARCH_QWEN3) {
+        ga_model_free(m);
+        return ga_cli_fail_err("info", &bind_err);
+    }
     if ((rc = ga_cli_rope_apply(spec.cmd, &rope, m))) {
         ga_model_free(m);
         return rc;
     }
     const ga_config *c = ga_model_config(m);
     if (c->arch != GA_ARCH_QWEN3) {
-        rc = info_hybrid(m, dir, c, json);
+        rc = info_hybrid(m, dir, c, json, bound ? NULL : bind_err.msg);
         ga_model_free(m);
         return rc ? rc : ga_cli_finish_stdout("info");
     }

@@ -103,8 +103,46 @@ static int parse_preset(const char *cmd, const ga_opt *o, const char *v) {
     return 0;
 }
 
+/* --family: a hybrid config (issue 15) on the preset's sizes: 3 Gated DeltaNet layers to 1 full
+ * attention layer, DeltaNet heads of half the attention head size, and for the MoE families 8
+ * experts of top-2 (Qwen3-Next: layer 0 dense through mlp_only_layers, so both MLP kinds run). */
+static int apply_family(const char *f, ga_config *c) {
+    if (!strcmp(f, "qwen3"))
+        return 0;
+    else if (!strcmp(f, "qwen3_5"))
+        c->arch = GA_ARCH_QWEN3_5;
+    else if (!strcmp(f, "qwen3_5_moe"))
+        c->arch = GA_ARCH_QWEN3_5_MOE;
+    else if (!strcmp(f, "qwen3_next"))
+        c->arch = GA_ARCH_QWEN3_NEXT;
+    else
+        return ga_cli_usage(C, "--family: '%s' is not qwen3, qwen3_5, qwen3_5_moe or qwen3_next",
+                            f);
+    ga_hybrid_config *h = &c->hybrid;
+    for (int l = 0; l < c->n_layers; l++)
+        h->layer_is_linear[l] = (l + 1) % 4 != 0;
+    h->linear_conv_kernel_dim = 4;
+    h->linear_num_key_heads = c->n_kv_heads;
+    h->linear_num_value_heads = c->n_heads;
+    h->linear_key_head_dim = h->linear_value_head_dim = c->head_dim / 2 > 0 ? c->head_dim / 2 : 1;
+    h->attn_output_gate = true;
+    h->partial_rotary_factor = 0.25;
+    h->moe = c->arch != GA_ARCH_QWEN3_5;
+    h->num_experts = 8;
+    h->num_experts_per_tok = 2;
+    h->moe_intermediate_size = c->intermediate_size / 4 > 0 ? c->intermediate_size / 4 : 1;
+    h->shared_expert_intermediate_size =
+        c->intermediate_size / 2 > 0 ? c->intermediate_size / 2 : 1;
+    h->norm_topk_prob = true;
+    for (int l = 0; l < c->n_layers; l++)
+        h->layer_is_moe[l] = h->moe && !(c->arch == GA_ARCH_QWEN3_NEXT && l == 0);
+    c->gate = GA_GATE_ELEMENTWISE;
+    c->use_qk_norm = true;
+    return 0;
+}
+
 int ga_cmd_write_model(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *family = "qwen3";
     const ga_preset *preset = ga_preset_find("tiny");
     ga_config over = {0};
     ga_gate_mode gate = GA_GATE_NONE;
@@ -119,6 +157,9 @@ int ga_cmd_write_model(int argc, char **argv) {
                   "write into a non-empty folder: its model files (config, weights,\n"
                   "index, tokenizer) are removed first, other files are kept"),
         GA_O_VARIANT("--variant", &gate, "baseline (default), headwise or elementwise"),
+        GA_O_STR("--family", &family, "F",
+                 "qwen3 (default), or a hybrid (issue 15, CPU only): qwen3_5 (dense),\n"
+                 "qwen3_5_moe or qwen3_next (MoE), 3 DeltaNet : 1 attention layers"),
         GA_O_CUSTOM("--preset", parse_preset, &preset, "NAME",
                     "tiny (default), qwen3-0.6b or paper-1.7b; the options below\n"
                     "override its sizes"),
@@ -136,7 +177,8 @@ int ga_cmd_write_model(int argc, char **argv) {
     };
     ga_cli_spec spec = {
         .cmd = C,
-        .usage = "--out DIR [--force] [--variant V] [--preset NAME] [shape options] [--dtype T]\n"
+        .usage = "--out DIR [--force] [--family F] [--variant V] [--preset NAME] [shape options] "
+                 "[--dtype T]\n"
                  "         [--shards N] [--seed N] [--init-std X] [--tokenizer]",
         .about = "Writes config.json and safetensors (sharded with an index for --shards > 1)\n"
                  "with seeded random weights. The tiny preset: 4 layers, hidden 128, 4 query\n"
@@ -156,6 +198,7 @@ int ga_cmd_write_model(int argc, char **argv) {
     if (ga_cli_opt(&spec, "--theta")->given) c.rope_theta = theta;
     if (untied) c.tie_word_embeddings = false;
     if (bias) c.attention_bias = c.o_bias = true;
+    if ((rc = apply_family(family, &c))) return rc;
     ga_write_opts o = {.seed = (uint64_t)seed,
                        .dtype = ga_cli_opt(&spec, "--dtype")->given ? dtype : preset->dtype,
                        .n_shards = shards,
@@ -167,8 +210,11 @@ int ga_cmd_write_model(int argc, char **argv) {
     if ((rc = prepare_out(out, force))) return rc;
     ga_err err = {{0}};
     if (ga_model_write_random(out, &c, &o, &err)) return ga_cli_fail_err(C, &err);
-    printf("wrote %s: %s, %d layers, hidden %d, %d/%d heads x %d, vocab %d, %s, %lld parameters\n",
-           out, ga_gate_mode_name(c.gate), c.n_layers, c.hidden_size, c.n_heads, c.n_kv_heads,
-           c.head_dim, c.vocab_size, ga_dtype_name(o.dtype), (long long)ga_config_param_count(&c));
+    printf(
+        "wrote %s: %s%s%s, %d layers, hidden %d, %d/%d heads x %d, vocab %d, %s, %lld parameters\n",
+        out, c.arch == GA_ARCH_QWEN3 ? "" : ga_arch_name(c.arch),
+        c.arch == GA_ARCH_QWEN3 ? "" : " ", ga_gate_mode_name(c.gate), c.n_layers, c.hidden_size,
+        c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, ga_dtype_name(o.dtype),
+        (long long)ga_config_param_count(&c));
     return ga_cli_finish_stdout(C);
 }

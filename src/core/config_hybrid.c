@@ -373,14 +373,19 @@ int64_t ga_config_active_param_count(const ga_config *c) {
     return active;
 }
 
+/* The hybrids run on the CPU backend (src/cpu/cpu_hybrid_backend.c); what its reference forward
+ * does not implement is refused here, before any weight is converted. The CUDA backend's refusal
+ * is the session's (src/engine/session.c), since it depends on the device asked for. */
 const char *ga_config_unsupported(const ga_config *c) {
     if (c->arch == GA_ARCH_QWEN3) return NULL;
-    if (c->hybrid.n_linear_layers)
-        return "Gated DeltaNet (linear_attention) layers are not supported yet: issue 15";
-    if (c->hybrid.moe && c->hybrid.n_moe_layers)
-        return "mixture-of-experts MLP layers are not supported yet: issue 15";
-    return "full attention with a per-head [query | gate] q_proj, zero-centred RMSNorm and "
-           "partial RoPE is not supported yet: issue 15";
+    if (!c->hybrid.attn_output_gate)
+        return "full attention without the output gate (attn_output_gate false) is not "
+               "supported yet: issue 15";
+    if (c->attention_bias || c->o_bias)
+        return "attention biases in a hybrid model are not supported yet: issue 15";
+    if (c->rope_scaling.type != GA_ROPE_DEFAULT)
+        return "RoPE scaling in a hybrid model is not supported yet: issue 15";
+    return NULL;
 }
 
 ga_status ga_config_check_runnable(const ga_config *c, const char *what, ga_err *err) {

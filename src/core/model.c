@@ -15,6 +15,7 @@
 
 ga_status ga_model_visit_tensors(const ga_config *c, ga_tensor_visit_fn fn, void *ctx,
                                  ga_err *err) {
+    if (c->arch != GA_ARCH_QWEN3) return ga_model_hyb_visit(c, fn, ctx, err);
     char name[128];
     int64_t h = c->hidden_size, hd = c->head_dim, q = ga_config_q_rows(c);
     int64_t kv = (int64_t)c->n_kv_heads * hd, o_in = (int64_t)c->n_heads * hd;
@@ -123,21 +124,33 @@ static const ga_tensor **slot_for(ga_model *m, const char *name) {
     return NULL;
 }
 
-static ga_status bind_one(void *vctx, const char *name, int ndim, const int64_t *shape,
-                          ga_err *err) {
-    bind_ctx *c = vctx;
-    const ga_tensor *t = ga_store_find(c->m->store, name);
+const ga_tensor *ga_model_expect(const ga_store *store, const char *where, const char *name,
+                                 int ndim, const int64_t *shape, ga_err *err, ga_status *st) {
+    const ga_tensor *t = ga_store_find(store, name);
     char want[96], got[96];
     ga_shape_str(ndim, shape, want, sizeof want);
-    if (!t)
-        return ga_err_set(err, GA_ERR_SHAPE, "%s: missing tensor \"%s\" (expected shape %s)",
-                          c->where, name, want);
+    if (!t) {
+        *st = ga_err_set(err, GA_ERR_SHAPE, "%s: missing tensor \"%s\" (expected shape %s)", where,
+                         name, want);
+        return NULL;
+    }
     bool same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
-    if (!same)
-        return ga_err_set(err, GA_ERR_SHAPE, "%s: tensor \"%s\": expected shape %s, found %s",
-                          t->file, name, want, ga_shape_str(t->ndim, t->shape, got, sizeof got));
+    if (!same) {
+        *st = ga_err_set(err, GA_ERR_SHAPE, "%s: tensor \"%s\": expected shape %s, found %s",
+                         t->file, name, want, ga_shape_str(t->ndim, t->shape, got, sizeof got));
+        return NULL;
+    }
+    return t;
+}
+
+static ga_status bind_one(void *vctx, const char *name, int ndim, const int64_t *shape,
+                          ga_err *err) {
+    bind_ctx *c = vctx;
+    ga_status st = GA_OK;
+    const ga_tensor *t = ga_model_expect(c->m->store, c->where, name, ndim, shape, err, &st);
+    if (!t) return st;
     const ga_tensor **slot = slot_for(c->m, name);
     if (!slot) return ga_err_set(err, GA_ERR_SHAPE, "internal: no slot for tensor \"%s\"", name);
     *slot = t;
@@ -145,6 +158,7 @@ static ga_status bind_one(void *vctx, const char *name, int ndim, const int64_t 
 }
 
 ga_status ga_model_bind(ga_model *m, ga_err *err) {
+    if (m->cfg.arch != GA_ARCH_QWEN3) return ga_model_hyb_bind(m, err);
     if (!m->layers) {
         m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
         if (!m->layers) return ga_err_set(err, GA_ERR_OOM, "out of memory");
@@ -179,23 +193,6 @@ static char *base_name(const char *dir) {
     return s;
 }
 
-static ga_status hybrid_check_embed(ga_model *m, ga_err *err) {
-    const char *name = m->cfg.hybrid.vl_wrapper ? "model.language_model.embed_tokens.weight"
-                                                : "model.embed_tokens.weight";
-    int64_t shape[2] = {m->cfg.vocab_size, m->cfg.hidden_size};
-    bind_ctx c = {m, m->dir};
-    const ga_tensor *t = ga_store_find(m->store, name);
-    char want[96], got[96];
-    ga_shape_str(2, shape, want, sizeof want);
-    if (!t)
-        return ga_err_set(err, GA_ERR_SHAPE, "%s: missing tensor \"%s\" (expected shape %s)",
-                          c.where, name, want);
-    if (t->ndim != 2 || t->shape[0] != shape[0] || t->shape[1] != shape[1])
-        return ga_err_set(err, GA_ERR_SHAPE, "%s: tensor \"%s\": expected shape %s, found %s",
-                          t->file, name, want, ga_shape_str(t->ndim, t->shape, got, sizeof got));
-    return GA_OK;
-}
-
 int ga_model_count_prefix(const ga_model *m, const char *prefix, uint64_t *bytes) {
     int n = 0;
     uint64_t b = 0;
@@ -210,7 +207,7 @@ int ga_model_count_prefix(const ga_model *m, const char *prefix, uint64_t *bytes
     return n;
 }
 
-ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
+static ga_status load(const char *dir, bool bind, ga_model **out, ga_err *err) {
     *out = NULL;
     ga_model *m = calloc(1, sizeof *m);
     if (!m) return ga_err_set(err, GA_ERR_OOM, "out of memory");
@@ -224,14 +221,8 @@ ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
     }
     if ((st = ga_config_load(cfg_path, &m->cfg, err))) goto fail;
     if ((st = ga_store_open_dir(dir, &m->store, err))) goto fail;
-    if (m->cfg.arch != GA_ARCH_QWEN3) {
-        /* Hybrid families (issue 15): described, not run, so not bound yet; the embedding
-         * alone is checked, which tells a folder that matches its config.json from one that
-         * does not. */
-        if ((st = hybrid_check_embed(m, err))) goto fail;
-    } else if ((st = ga_model_bind(m, err))) {
-        goto fail;
-    }
+    /* Hybrid folders (issue 15) bind their text weights; model.visual.* and mtp.* are left. */
+    if (bind && (st = ga_model_bind(m, err))) goto fail;
     free(cfg_path);
     *out = m;
     return GA_OK;
@@ -241,10 +232,20 @@ fail:
     return st;
 }
 
+ga_status ga_model_load(const char *dir, ga_model **out, ga_err *err) {
+    return load(dir, true, out, err);
+}
+
+ga_status ga_model_open_unbound(const char *dir, ga_model **out, ga_err *err) {
+    return load(dir, false, out, err);
+}
+
 void ga_model_free(ga_model *m) {
     if (!m) return;
     ga_store_free(m->store);
     free(m->layers);
+    free(m->hyb);
+    free(m->hyb_experts);
     free(m->dir);
     free(m->name);
     free(m);

@@ -30,16 +30,40 @@ typedef struct ga_layer_w {
     const ga_tensor *down_proj;  /* (hidden, intermediate) */
 } ga_layer_w;
 
+/* A hybrid layer's tensors (Qwen3-Next / Qwen3.5 / Qwen3.6, issue 15), bound by
+ * src/core/model_hybrid.c; the fields a layer's kind does not use stay NULL. Shapes there. */
+typedef struct ga_hyb_layer_t {
+    const ga_tensor *input_norm, *post_norm;
+    const ga_tensor *q, *k, *v, *o, *q_norm, *k_norm;               /* full attention */
+    const ga_tensor *in_qkv, *in_z, *in_b, *in_a, *in_qkvz, *in_ba; /* DeltaNet projections */
+    const ga_tensor *conv, *dt_bias, *A_log, *norm, *out;           /* DeltaNet */
+    const ga_tensor *gate, *up, *down;                              /* dense SwiGLU */
+    const ga_tensor *router, *sh_gate, *sh_up, *sh_down, *sh_scale; /* MoE */
+    const ga_tensor **experts;               /* per-expert layout: (num_experts, 3) g/u/d */
+    const ga_tensor *exp_gate_up, *exp_down; /* packed layout: (E, 2I, H), (E, H, I) */
+} ga_hyb_layer_t;
+
 struct ga_model {
     ga_config cfg;
     char *dir;  /* NULL for in-memory models */
     char *name; /* folder name or "random" */
     ga_store *store;
-    const ga_tensor *embed;      /* (vocab, hidden) */
-    const ga_tensor *final_norm; /* (hidden) */
-    const ga_tensor *lm_head;    /* (vocab, hidden); == embed when tied */
-    ga_layer_w *layers;          /* n_layers */
+    const ga_tensor *embed;        /* (vocab, hidden) */
+    const ga_tensor *final_norm;   /* (hidden) */
+    const ga_tensor *lm_head;      /* (vocab, hidden); == embed when tied */
+    ga_layer_w *layers;            /* n_layers */
+    ga_hyb_layer_t *hyb;           /* n_layers, hybrid configs only (layers is NULL then) */
+    const ga_tensor **hyb_experts; /* storage behind hyb[l].experts */
 };
+
+/* Checks that store holds `name` with shape (ndim, shape); the error names the tensor, the
+ * file (or `where` when missing) and expected-versus-found. */
+const ga_tensor *ga_model_expect(const ga_store *store, const char *where, const char *name,
+                                 int ndim, const int64_t *shape, ga_err *err, ga_status *st);
+
+/* ga_model_load without the binding: config and store only (gattn info describes a hybrid
+ * folder and then reports what ga_model_bind says of its weights). */
+ga_status ga_model_open_unbound(const char *dir, ga_model **out, ga_err *err);
 
 /* Binds all weights of cfg in store to m (m->cfg must be set); errors name the tensor and
  * expected-versus-found dtype/shape. */
@@ -51,6 +75,16 @@ typedef ga_status (*ga_tensor_visit_fn)(void *ctx, const char *name, int ndim, c
                                         ga_err *err);
 ga_status ga_model_visit_tensors(const ga_config *cfg, ga_tensor_visit_fn fn, void *ctx,
                                  ga_err *err);
+
+/* Hybrid configs (model_hybrid.c): the tensor list (text weights only; model.visual.* and
+ * mtp.* are not required) and binding into m->hyb. Experts are found per expert
+ * (mlp.experts.N.gate_proj.weight, what the released folders hold) or packed
+ * (mlp.experts.gate_up_proj (E, 2I, H) + mlp.experts.down_proj (E, H, I), transformers 5.x's
+ * in-memory layout), whichever the folder has; the list and the random writer use per-expert. */
+ga_status ga_model_hyb_visit(const ga_config *c, ga_tensor_visit_fn fn, void *ctx, ga_err *err);
+ga_status ga_model_hyb_bind(ga_model *m, ga_err *err);
+/* "model.language_model." for the vision-language folders, else "model.". */
+const char *ga_model_hyb_prefix(const ga_config *c);
 
 /* A memory store holding every tensor cfg requires, filled with seeded random values
  * (projections uniform with standard deviation std, norm weights near 1, small biases). */

@@ -3,8 +3,8 @@
  * Qwen3.6, dense and MoE. A standalone module: weights come in as plain fp32 arrays (the
  * binding by tensor name is the next step), state lives in a ga_hyb_state, and the math follows
  * transformers 5.17 models/qwen3_next/modeling_qwen3_next.py and models/qwen3_5 (the function
- * named beside each op in cpu_hybrid.c). Not yet reachable from a session: the engine still
- * refuses hybrid configs (ga_config_check_runnable).
+ * named beside each op in cpu_hybrid.c). Sessions reach it through the hybrid CPU backend
+ * (cpu_hybrid_backend.c), which feeds it the tensors src/core/model_hybrid.c binds.
  *
  * One sequence, processed token by token inside each layer (the recurrent form of the Gated
  * DeltaNet), so a prefill of T tokens followed by decodes gives the same numbers as one prefill
@@ -113,5 +113,12 @@ void ga_hyb_delta_step(float *S, float *o, const float *q, const float *k, const
 size_t ga_hyb_moe_scratch(const ga_config *c);
 void ga_hyb_moe(const ga_config *c, const ga_hyb_moe_w *w, const float *x, float *out,
                 float *scratch);
+
+/* The CPU backend for a hybrid model (cpu_hybrid_backend.c): weights converted to fp32, one
+ * ga_hyb_state per sequence slot, no paged cache (paged_init NULL), no attention capture. */
+typedef struct ga_backend ga_backend;
+ga_status ga_cpu_hybrid_backend_create(const ga_model *m, const ga_session_opts *opts,
+                                       int max_context, int max_batch, ga_backend **out,
+                                       ga_err *err);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/capture.h"
+#include "cpu/cpu_hybrid.h"
 #include "engine/sampler.h"
 
 struct ga_session {
@@ -112,7 +113,6 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     *out = NULL;
     ga_session_opts opts = o ? *o : (ga_session_opts){0};
     const ga_config *c = &m->cfg;
-    /* Hybrid families load for `gattn info` but have no forward pass yet (issue 15). */
     ga_status run_st = ga_config_check_runnable(c, m->dir ? m->dir : m->name, err);
     if (run_st) return run_st;
     int max_ctx = opts.max_context;
@@ -135,6 +135,15 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
         return ga_err_set(err, GA_ERR_ARG, "kv_blocks %d / kv_memory %lld out of range",
                           opts.kv_blocks, (long long)opts.kv_memory);
     ga_device dev = opts.device;
+    /* Hybrid (Gated DeltaNet) models have the CPU reference only (issue 15): auto picks it, an
+     * explicit cuda is refused; neither takes a paged cache (the session reports paged_refused). */
+    const bool hybrid = c->arch != GA_ARCH_QWEN3;
+    if (hybrid && dev == GA_DEVICE_CUDA)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "%s: hybrid (Gated DeltaNet) models run on the CPU backend only in this "
+                          "build: issue 15",
+                          m->dir ? m->dir : m->name);
+    if (hybrid) dev = GA_DEVICE_CPU;
     if (dev == GA_DEVICE_AUTO) dev = ga_cuda_available() ? GA_DEVICE_CUDA : GA_DEVICE_CPU;
     ga_session *s = calloc(1, sizeof *s);
     if (!s) return ga_err_set(err, GA_ERR_OOM, "out of memory");
@@ -158,6 +167,8 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
             st = ga_err_set(err, GA_ERR_UNSUPPORTED,
                             "--device cuda: this build of gattn has no CUDA backend");
 #endif
+        } else if (hybrid) {
+            st = ga_cpu_hybrid_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
         } else {
             st = ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
         }

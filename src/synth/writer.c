@@ -28,11 +28,50 @@ static double float_as_decimal(float f) {
     return strtod(buf, NULL);
 }
 
+/* The hybrid families' config.json (issue 15), as transformers 5.17 writes the text configs
+ * (qwen3_next, qwen3_5_text, qwen3_5_moe_text); src/core/config_hybrid.c reads it back. */
+static void add_hybrid(cJSON *r, const ga_config *c) {
+    const ga_hybrid_config *h = &c->hybrid;
+    cJSON *lt = cJSON_AddArrayToObject(r, "layer_types");
+    for (int l = 0; l < c->n_layers; l++)
+        cJSON_AddItemToArray(
+            lt, cJSON_CreateString(h->layer_is_linear[l] ? "linear_attention" : "full_attention"));
+    cJSON_AddNumberToObject(r, "linear_conv_kernel_dim", h->linear_conv_kernel_dim);
+    cJSON_AddNumberToObject(r, "linear_num_key_heads", h->linear_num_key_heads);
+    cJSON_AddNumberToObject(r, "linear_num_value_heads", h->linear_num_value_heads);
+    cJSON_AddNumberToObject(r, "linear_key_head_dim", h->linear_key_head_dim);
+    cJSON_AddNumberToObject(r, "linear_value_head_dim", h->linear_value_head_dim);
+    if (c->arch != GA_ARCH_QWEN3_NEXT)
+        cJSON_AddBoolToObject(r, "attn_output_gate", h->attn_output_gate);
+    cJSON *rp = cJSON_AddObjectToObject(r, "rope_parameters");
+    cJSON_AddStringToObject(rp, "rope_type", "default");
+    cJSON_AddNumberToObject(rp, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(rp, "partial_rotary_factor", h->partial_rotary_factor);
+    if (!h->moe) return;
+    cJSON_AddNumberToObject(r, "num_experts", h->num_experts);
+    cJSON_AddNumberToObject(r, "num_experts_per_tok", h->num_experts_per_tok);
+    cJSON_AddNumberToObject(r, "moe_intermediate_size", h->moe_intermediate_size);
+    cJSON_AddNumberToObject(r, "shared_expert_intermediate_size",
+                            h->shared_expert_intermediate_size);
+    cJSON_AddBoolToObject(r, "norm_topk_prob", h->norm_topk_prob);
+    if (c->arch != GA_ARCH_QWEN3_NEXT) return;
+    cJSON_AddNumberToObject(r, "decoder_sparse_step", 1);
+    cJSON *mo = cJSON_AddArrayToObject(r, "mlp_only_layers");
+    for (int l = 0; l < c->n_layers; l++)
+        if (!h->layer_is_moe[l]) cJSON_AddItemToArray(mo, cJSON_CreateNumber(l));
+}
+
 char *ga_config_to_json(const ga_config *c) {
+    static const char *const types[][2] = {
+        [GA_ARCH_QWEN3] = {"qwen3", "Qwen3ForCausalLM"},
+        [GA_ARCH_QWEN3_NEXT] = {"qwen3_next", "Qwen3NextForCausalLM"},
+        [GA_ARCH_QWEN3_5] = {"qwen3_5_text", "Qwen3_5ForCausalLM"},
+        [GA_ARCH_QWEN3_5_MOE] = {"qwen3_5_moe_text", "Qwen3_5MoeForCausalLM"},
+    };
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("Qwen3ForCausalLM"));
-    cJSON_AddStringToObject(r, "model_type", "qwen3");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(types[c->arch][1]));
+    cJSON_AddStringToObject(r, "model_type", types[c->arch][0]);
     cJSON_AddNumberToObject(r, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(r, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(r, "intermediate_size", c->intermediate_size);
@@ -53,8 +92,12 @@ char *ga_config_to_json(const ga_config *c) {
                             c->torch_dtype == GA_F32   ? "float32"
                             : c->torch_dtype == GA_F16 ? "float16"
                                                        : "bfloat16");
-    cJSON_AddBoolToObject(r, "headwise_attn_output_gate", c->gate == GA_GATE_HEADWISE);
-    cJSON_AddBoolToObject(r, "elementwise_attn_output_gate", c->gate == GA_GATE_ELEMENTWISE);
+    if (c->arch != GA_ARCH_QWEN3) {
+        add_hybrid(r, c);
+    } else {
+        cJSON_AddBoolToObject(r, "headwise_attn_output_gate", c->gate == GA_GATE_HEADWISE);
+        cJSON_AddBoolToObject(r, "elementwise_attn_output_gate", c->gate == GA_GATE_ELEMENTWISE);
+    }
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", c->bos_token_id);
     if (c->n_eos == 1) {
         cJSON_AddNumberToObject(r, "eos_token_id", c->eos_token_ids[0]);
@@ -150,6 +193,9 @@ ga_status ga_model_write_random(const char *dir, const ga_config *cfg, const ga_
     ga_config check;
     ga_status st = ga_config_parse(json, strlen(json), "config.json", &check, err);
     if (!st) st = write_text(dir, "config.json", json, err);
+    /* A hybrid's derived fields (layer_is_moe, rotary_dim) are the parser's: the weights
+     * follow the config as it will be read. */
+    if (!st && c.arch != GA_ARCH_QWEN3) c = check;
     free(json);
     if (st) return st;
     ga_store *s = NULL;
