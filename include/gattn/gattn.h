@@ -80,8 +80,9 @@ typedef struct ga_rope_scaling {
     bool no_truncate; /* yarn: truncate = false (keep the ramp bounds unrounded) */
 } ga_rope_scaling;
 
-/* The model families config.json's model_type names (transformers 5.17). Qwen3 is what gattn
- * runs; the hybrids are recognised, described and refused at session creation (issue 15). */
+/* The model families config.json's model_type names (transformers 5.17). Qwen3 runs on every
+ * backend; the hybrids (issue 15) run on the CPU backend (src/cpu/cpu_hybrid_backend.c), and
+ * the CUDA backend refuses them. */
 typedef enum ga_arch {
     GA_ARCH_QWEN3 = 0,       /* "qwen3" (or no model_type): the gated-attention Qwen3 models */
     GA_ARCH_QWEN3_NEXT = 1,  /* "qwen3_next": hybrid, MoE, fused in_proj_qkvz / in_proj_ba */
@@ -177,9 +178,9 @@ int64_t ga_config_active_param_count(const ga_config *c);
 /* NULL when this build can run the model, else the first missing feature, one phrase. */
 const char *ga_config_unsupported(const ga_config *c);
 /* GA_OK when this build can run the model the config describes; otherwise GA_ERR_UNSUPPORTED
- * and one line naming the first missing feature ("Gated DeltaNet (linear_attention) layers are
- * not supported yet: issue 15"), prefixed by `what` (the model folder). Session creation calls
- * it, so every command that runs a model refuses the same way. */
+ * and one line naming the first missing feature (for a hybrid, e.g. RoPE scaling or attention
+ * biases, which its reference forward does not implement), prefixed by `what` (the model
+ * folder). Session creation calls it, so every command that runs a model refuses the same way. */
 ga_status ga_config_check_runnable(const ga_config *c, const char *what, ga_err *err);
 
 /* Parses and validates a config.json; `path` is used in error messages. */

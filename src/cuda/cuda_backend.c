@@ -291,6 +291,12 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     if (max_context <= 0 || max_batch <= 0)
         return ga_err_set(err, GA_ERR_ARG, "cuda backend: max_context %d / max_batch %d",
                           max_context, max_batch);
+    // Hybrid families (Gated DeltaNet layers) bind other tensors; the session routes them to
+    // the CPU, and this keeps any other caller from reading Qwen3 layers that are not there.
+    if (cfg->arch != GA_ARCH_QWEN3)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "hybrid (Gated DeltaNet) models run on the CPU backend only in this "
+                          "build: issue 15");
     // The attention kernels are instantiated for these head sizes (their tile shapes); the
     // other kernels take any even head_dim up to 256. Refuse early with a clear message.
     if (cfg->head_dim != 64 && cfg->head_dim != 128)
