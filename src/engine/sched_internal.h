@@ -55,6 +55,8 @@ struct ga_sched {
     void *sample_scratch;
     int *seqs, *rows, *pos;
     int32_t *toks, *next;
+    int32_t *ptoks; /* prefill_chunk: the step's prefill tokens, request after request */
+    int *poffs;     /* max_batch + 1: where each request's tokens start in ptoks */
     uint64_t *streams;
 };
 

@@ -4,6 +4,7 @@
  * (log-probabilities, stop ids, limits, metrics).
  */
 #include <math.h>
+#include <string.h>
 
 #include "engine/sampler.h"
 #include "engine/sched_internal.h"
@@ -150,9 +151,17 @@ bool sched_decode_step(ga_sched *q) {
     return true;
 }
 
-/* Up to prefill_chunk prompt tokens, oldest request first. */
+/* Up to prefill_chunk prompt tokens, oldest request first, every request's chunk in one
+ * ga_session_forward_multi call: their rows share each weight GEMM on a backend with the
+ * multi-sequence hook (the chunk budget is shared, as before). Each row attends only to its
+ * own sequence, so a request's logits are those it would get alone where the backend's rows do
+ * not depend on their neighbours (the CPU backend; tests/serve_load checks it). The call is all
+ * or nothing: when it fails, every request in it fails. */
 void sched_prefill_step(ga_sched *q, bool *progress) {
-    int budget = q->o.prefill_chunk;
+    int budget = q->o.prefill_chunk, ns = 0;
+    int64_t free_b = q->paged ? sched_free_blocks(q) : 0;
+    q->poffs[0] = 0;
+    /* plan: which requests, how many tokens each */
     for (int i = 0; i < q->n_active && budget > 0; i++) {
         ga_sched_req *r = q->active[i];
         if (r->state != R_PREFILL) continue;
@@ -160,35 +169,57 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
         int n = left < budget ? left : budget;
         if (q->paged) { /* what fits the free blocks; later requests wait their turn */
             const int len = ga_session_seq_len(q->s, r->slot), bs = q->block_size;
-            const int64_t fit = (int64_t)sched_free_blocks(q) * bs + (len % bs ? bs - len % bs : 0);
+            const int64_t fit = free_b * bs + (len % bs ? bs - len % bs : 0);
             if (n > fit) n = (int)fit;
             if (n < 1) break;
+            free_b -= ga_session_kv_blocks_needed(q->s, r->slot, n);
         }
-        bool last = n == left;
-        bool resume = r->produced > 0; /* recomputing after a preemption: no new token */
-        ga_err err = {{0}};
-        double t0 = sched_now();
-        ga_status st = ga_session_forward(q->s, r->slot, r->prompt + r->prefilled, n, false,
-                                          last && !resume ? q->logits : NULL, &err);
-        double dt = sched_now() - t0;
-        pthread_mutex_lock(&q->mu);
-        q->met.prefill_s += dt;
-        if (!st) q->met.prompt_tokens += (uint64_t)n;
-        pthread_mutex_unlock(&q->mu);
+        memcpy(q->ptoks + q->poffs[ns], r->prompt + r->prefilled, (size_t)n * sizeof *q->ptoks);
+        q->rows[ns] = i;
+        q->seqs[ns] = r->slot;
+        q->poffs[ns + 1] = q->poffs[ns] + n;
+        ns++;
         budget -= n;
-        *progress = true;
+    }
+    if (!ns) return;
+    *progress = true;
+    /* logits (each request's last row) when some request's prompt ends in this chunk */
+    bool need = false;
+    for (int k = 0; k < ns; k++) {
+        const ga_sched_req *r = q->active[q->rows[k]];
+        need = need ||
+               (r->prefilled + q->poffs[k + 1] - q->poffs[k] == sched_fill_len(r) && !r->produced);
+    }
+    ga_err err = {{0}};
+    double t0 = sched_now();
+    ga_status st = ga_session_forward_multi(q->s, ns, q->seqs, q->ptoks, q->poffs, false,
+                                            need ? q->logits : NULL, &err);
+    double dt = sched_now() - t0;
+    pthread_mutex_lock(&q->mu);
+    q->met.prefill_s += dt;
+    if (!st) {
+        q->met.prompt_tokens += (uint64_t)q->poffs[ns];
+        q->met.prefill_calls++;
+        q->met.prefill_seqs += (uint64_t)ns;
+    }
+    pthread_mutex_unlock(&q->mu);
+    for (int k = 0; k < ns; k++) {
+        ga_sched_req *r = q->active[q->rows[k]];
         if (st) {
             sched_finish(q, r, GA_FINISH_ERROR, err.msg);
             continue;
         }
-        r->prefilled += n;
-        if (!last) continue;
+        r->prefilled += q->poffs[k + 1] - q->poffs[k];
+        if (r->prefilled < sched_fill_len(r)) continue;
         r->state = R_DECODE;
-        if (resume) continue; /* r->last goes in with the next decode step, as before */
+        if (r->produced)
+            continue; /* recomputed after a preemption: r->last goes in with the
+                       * next decode step, as before */
         /* The first token lands at position n_prompt and draws with that counter, as in
          * ga_generate. */
-        int32_t t = ga_sample_host(q->logits, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
+        const float *row = q->logits + (size_t)k * q->V;
+        int32_t t = ga_sample_host(row, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
                                    q->sample_scratch);
-        take_token(q, r, t, r->o.n_prompt, q->logits);
+        take_token(q, r, t, r->o.n_prompt, row);
     }
 }

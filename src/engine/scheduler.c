@@ -63,8 +63,10 @@ ga_status ga_sched_create(ga_session *s, const ga_model *m, const ga_sched_opts 
     q->toks = malloc(B * sizeof *q->toks);
     q->next = malloc(B * sizeof *q->next);
     q->streams = calloc(B, sizeof *q->streams);
+    q->ptoks = malloc((size_t)opts.prefill_chunk * sizeof *q->ptoks);
+    q->poffs = malloc((B + 1) * sizeof *q->poffs);
     if (!q->active || !q->free_slots || !q->logits || !q->sample_scratch || !q->seqs || !q->rows ||
-        !q->pos || !q->toks || !q->next || !q->streams) {
+        !q->pos || !q->toks || !q->next || !q->streams || !q->ptoks || !q->poffs) {
         ga_sched_free(q);
         return ga_err_set(err, GA_ERR_OOM, "scheduler: out of memory");
     }
@@ -95,6 +97,8 @@ void ga_sched_free(ga_sched *q) {
     free(q->toks);
     free(q->next);
     free(q->streams);
+    free(q->ptoks);
+    free(q->poffs);
     free(q);
 }
 
