@@ -206,7 +206,11 @@ void ga_sched_release(ga_sched *q, ga_sched_req *r) {
 void ga_sched_metrics_get(ga_sched *q, ga_sched_metrics *out) {
     pthread_mutex_lock(&q->mu);
     *out = q->met;
-    out->running = q->n_active;
+    /* Not n_active: a request is finished (R_DONE, under mu) and its client answered before
+     * the step's compaction drops it from the list; /metrics must not count it then. */
+    out->running = 0;
+    for (int i = 0; i < q->n_active; i++)
+        out->running += q->active[i]->state != R_DONE;
     out->waiting = q->n_wait;
     out->slots_free = q->n_free;
     out->slots_used = q->max_batch - q->n_free;
