@@ -287,7 +287,7 @@ enum MHD_Result ga_srv_generate(ga_server *srv, struct MHD_Connection *c, ga_api
     ga_sched_req_opts so = {.prompt = j->prompt,
                             .n_prompt = j->n_prompt,
                             .max_tokens = j->max_tokens,
-                            .n_stop = srv->stops.n_stop,
+                            .n_stop = r->ignore_eos ? 0 : srv->stops.n_stop,
                             .logprobs = r->logprobs,
                             .on_token = on_token,
                             .on_done = on_done,
