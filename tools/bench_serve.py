@@ -472,8 +472,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=4, help="untimed requests before the scenarios")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=600, help="seconds per request")
-    ap.add_argument("--hf-attn", default="sdpa_paged",
-                    help="transformers attention implementation (a paged one for its CB)")
+    ap.add_argument("--hf-attn", default="paged|sdpa",
+                    help="transformers attention implementation (a paged one for its CB;\n"
+                    "transformers 5 names them paged|sdpa, paged|flash_attention_2)")
     ap.add_argument("--hf-cb-config", default="",
                     help="JSON of ContinuousBatchingConfig fields, e.g. '{\"block_size\": 256}'")
     ap.add_argument("--json", help="write the results here")
