@@ -9,3 +9,9 @@ if(GA_HAVE_CUDA)
 endif()
 # the perplexity plot's line-plot renderer (src/viz/lineplot.c) on synthetic series
 ga_add_test(test_lineplot SOURCES test_lineplot.c)
+# --batch: several windows a ga_session_forward_multi call, the numbers of --batch 1 (CPU: bit
+# for bit; CUDA: within float rounding of the logits, see the test's header)
+ga_add_test(test_ppl_batch SOURCES test_ppl_batch.c ARGS cpu)
+if(GA_HAVE_CUDA)
+  ga_add_test(test_ppl_batch_gpu SOURCES test_ppl_batch.c ARGS cuda LABELS "gpu")
+endif()

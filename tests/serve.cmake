@@ -8,3 +8,5 @@ ga_add_script_test(serve_load serve_load.sh LABELS slow) # 1.5 s here, 70 s unde
 ga_add_test(serve_request_corpus SOURCES serve_request_corpus.c
             ARGS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/request)
 ga_add_script_test(serve_paged serve_paged.sh LABELS slow)
+# ignore_eos and tools/bench_serve.py (Poisson + fixed concurrency) against a tiny model
+ga_add_script_test(serve_bench serve_bench.sh)

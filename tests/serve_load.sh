@@ -7,4 +7,10 @@ command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
 start_server A --model "$TMP/m" --max-batch 16 --prefill-chunk 7 --max-context 512
 timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 64
-curl -s "http://127.0.0.1:$PORT_A/metrics" | grep -q '^gattn_requests_running 0$' || fail "requests still running"
+curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/met"; grep -q "^gattn_requests_running 0$" "$TMP/met" || { grep -E "running|waiting|finished|slots" "$TMP/met"; fail "requests still running"; }
+# The prefills of several requests go through one session call a step (ga_session_forward_multi):
+# under this load some calls must carry more than one request.
+curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '
+  $1 == "gattn_prefill_calls_total" { c = $2 } $1 == "gattn_prefill_sequences_total" { s = $2 }
+  END { print "prefill calls " c ", request chunks in them " s; exit !(c > 0 && s > c) }' ||
+  fail "no prefill call carried several requests"

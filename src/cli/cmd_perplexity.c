@@ -5,10 +5,9 @@
  * file reads the inputs, runs every (model, context) and prints the side-by-side table, JSON,
  * CSV and the plot of NLL by position (src/viz/lineplot.c).
  *
- * --batch: the engine has no prefill of several sequences in one call (ga_session_forward
- * takes one sequence; decode_batch takes one token a sequence, which for a whole window
- * would be C small steps instead of one prefill), so windows run one after another whatever
- * --batch says; N > 1 only gives the session N sequence slots that the windows take in turn.
+ * --batch N: N windows go to the session together (ga_session_forward_multi), their rows
+ * sharing each weight GEMM where the backend implements it; the numbers are those of --batch 1
+ * (bit for bit on the CPU backend, see perplexity.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -249,7 +248,8 @@ static int run_model(const ppl_args *a, const char *dir, const int32_t *shared_i
         snprintf(what, sizeof what, "%s ctx %d", mr->name, ctx);
         progress pr = {.what = what};
         clock_gettime(CLOCK_MONOTONIC, &pr.t0);
-        ga_ppl_opts po = {.context = ctx > n ? (int)n : ctx, .stride = a->stride};
+        ga_ppl_opts po = {
+            .context = ctx > n ? (int)n : ctx, .stride = a->stride, .batch = a->batch};
         if (po.stride > po.context) po.stride = po.context;
         if (isatty(STDERR_FILENO)) {
             po.progress = on_progress;
@@ -490,9 +490,8 @@ int ga_cmd_perplexity(int argc, char **argv) {
                  "sliding windows every S tokens, scoring their last S (S <= C)"),
         GA_O_LONG("--max-tokens", &a.max_tokens, 2, 1L << 40, "N", "use the first N tokens only"),
         GA_O_INT("--batch", &a.batch, 1, 4096, "N",
-                 "KV-cache sequence slots the windows take in turn (default\n"
-                 "1); windows still run one at a time (the engine has no\n"
-                 "multi-window prefill yet), so N > 1 only costs memory"),
+                 "windows run together in one forward pass (default 1);\n"
+                 "the same numbers, N windows' KV cache"),
         GA_O_DEVICE(&a.device),
         GA_O_CUDA_GEMM(&a.cuda_gemm),
         GA_O_INT("--threads", &a.threads, 1, 1024, "N", "CPU threads (default: all cores)"),

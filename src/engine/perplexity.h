@@ -22,6 +22,12 @@
 typedef struct ga_ppl_opts {
     int context; /* window length (>= 2, <= the session's max_context) */
     int stride;  /* 0: context (no overlap); else 1 <= stride <= context */
+    /* Windows per ga_session_forward_multi call (0: 1; at most the session's max_batch): their
+     * rows share each weight GEMM on a backend with the multi-sequence hook. The result does
+     * not depend on it where the backend's rows do not depend on their neighbours (the CPU
+     * backend): each window's NLL is summed in token order on its own, and the windows' sums
+     * are added in window order, whatever the batch. */
+    int batch;
     /* Called after each scored chunk with the tokens scored so far and the total (optional). */
     void (*progress)(void *user, int64_t scored, int64_t total);
     void *progress_user;
@@ -40,9 +46,9 @@ typedef struct ga_ppl_result {
 /* Tokens the recipe scores for a stream of n tokens (0 when n < 2). */
 int64_t ga_ppl_count(int64_t n, int context, int stride);
 
-/* Scores ids[0..n) with session s of model m; uses sequence slots 0 .. max_batch-1 in turn and
- * leaves them reset. Errors: fewer than 2 tokens, a context past the session's, a bad stride,
- * a token id outside the vocabulary (named by index), a non-finite logit. */
+/* Scores ids[0..n) with session s of model m; uses sequence slots 0 .. batch-1 and leaves them
+ * reset. Errors: fewer than 2 tokens, a context past the session's, a bad stride or batch, a
+ * token id outside the vocabulary (named by index), a non-finite logit. */
 ga_status ga_perplexity(const ga_model *m, ga_session *s, const int32_t *ids, int64_t n,
                         const ga_ppl_opts *o, ga_ppl_result *out, ga_err *err);
 

@@ -1,69 +1,17 @@
 /*
  * The continuous-batching loop (see scheduler.h): a bounded waiting queue, the list of
- * requests holding cache, one thread that steps them, and the cache allocator that decides
- * who may join.
+ * requests holding cache, and the one thread that admits, cancels and steps them. Who may
+ * join is sched_cache.c's to say, what a step does is sched_step.c's.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/sampler.h"
-#include "engine/scheduler.h"
+#include "engine/sched_internal.h"
 
 const double ga_sched_hist_bounds[GA_SCHED_HIST_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-
-typedef enum rstate { R_WAITING, R_PREFILL, R_DECODE, R_DONE } rstate;
-
-struct ga_sched_req {
-    ga_sched_req_opts o;
-    int32_t *prompt; /* own copy of o.prompt, then the tokens produced (n_prompt + max_tokens) */
-    int refs;        /* the caller's handle + the scheduler's; under q->mu */
-    int cancel;      /* atomic: ga_sched_cancel was called */
-    rstate state;    /* scheduler thread only, except R_WAITING -> R_PREFILL under q->mu */
-    int slot;        /* cache lease while in PREFILL/DECODE */
-    int prefilled;   /* tokens of prompt[] in the cache */
-    int produced;    /* tokens passed to on_token */
-    int32_t last;    /* last token produced, appended by the next decode step */
-    double t_submit, t_last;
-    ga_sched_finish finish;
-    ga_sched_req *next; /* waiting queue link */
-};
-
-struct ga_sched {
-    ga_session *s;
-    const ga_model *m;
-    int V, max_ctx, max_batch;
-    ga_sched_opts o;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t th;
-    bool started, closed, stopping;
-    double deadline; /* when stopping: cancel what is still running after this */
-    ga_sched_req *wait_head, *wait_tail;
-    int n_wait;
-    ga_sched_req **active; /* max_batch; admission order; scheduler thread (count under mu) */
-    int n_active;
-    int *free_slots; /* the cache allocator: a stack of free session slots */
-    int n_free;
-    bool paged; /* the session's cache is paged: admission and growth count blocks */
-    int block_size, blocks_total;
-    ga_sched_metrics met; /* under mu */
-    /* step scratch, scheduler thread only */
-    float *logits; /* max_batch * V */
-    void *sample_scratch;
-    int *seqs, *rows, *pos;
-    int32_t *toks, *next;
-    uint64_t *streams;
-};
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 const char *ga_sched_finish_name(ga_sched_finish f) {
     switch (f) {
@@ -77,45 +25,6 @@ const char *ga_sched_finish_name(ga_sched_finish f) {
         return "error";
     }
     return "?";
-}
-
-/* ------------------------------------------------------------------ cache allocator
- * A lease is one session slot (a sequence id). With slots, the slot is sized for max_context
- * when the session was made, so a request that passed ga_sched_submit's length check always
- * fits once it has one. With a paged cache the slot holds only the blocks its tokens took:
- * admission asks for the blocks of the tokens to prefill plus one, and before each step
- * ensure_room preempts the most recently admitted requests until every decoding sequence can
- * take the block its next token may need (a preempted request gives its blocks back and waits
- * at the head of the queue; it is recomputed from its prompt and the tokens it already sent,
- * which are not sent again). */
-
-/* Tokens r prefills when (re)admitted: its prompt, plus after a preemption every token it
- * produced but the last, which the next decode step appends as usual. */
-static int fill_len(const ga_sched_req *r) {
-    return r->o.n_prompt + (r->produced ? r->produced - 1 : 0);
-}
-
-static int free_blocks(const ga_sched *q) {
-    ga_kv_info ki;
-    ga_session_kv_info(q->s, &ki);
-    return ki.blocks_free;
-}
-
-static bool cache_can_admit(const ga_sched *q, const ga_sched_req *r) {
-    if (q->n_free <= 0) return false;
-    if (!q->paged) return true;
-    return free_blocks(q) >= (fill_len(r) + q->block_size - 1) / q->block_size + 1;
-}
-
-static int cache_acquire(ga_sched *q) {
-    int slot = q->free_slots[--q->n_free];
-    ga_session_reset(q->s, slot); /* the session empties whatever the slot holds */
-    return slot;
-}
-
-static void cache_release(ga_sched *q, int slot) {
-    ga_session_reset(q->s, slot);
-    q->free_slots[q->n_free++] = slot;
 }
 
 /* ------------------------------------------------------------------ create / free */
@@ -154,8 +63,10 @@ ga_status ga_sched_create(ga_session *s, const ga_model *m, const ga_sched_opts 
     q->toks = malloc(B * sizeof *q->toks);
     q->next = malloc(B * sizeof *q->next);
     q->streams = calloc(B, sizeof *q->streams);
+    q->ptoks = malloc((size_t)opts.prefill_chunk * sizeof *q->ptoks);
+    q->poffs = malloc((B + 1) * sizeof *q->poffs);
     if (!q->active || !q->free_slots || !q->logits || !q->sample_scratch || !q->seqs || !q->rows ||
-        !q->pos || !q->toks || !q->next || !q->streams) {
+        !q->pos || !q->toks || !q->next || !q->streams || !q->ptoks || !q->poffs) {
         ga_sched_free(q);
         return ga_err_set(err, GA_ERR_OOM, "scheduler: out of memory");
     }
@@ -186,6 +97,8 @@ void ga_sched_free(ga_sched *q) {
     free(q->toks);
     free(q->next);
     free(q->streams);
+    free(q->ptoks);
+    free(q->poffs);
     free(q);
 }
 
@@ -243,7 +156,7 @@ ga_status ga_sched_submit(ga_sched *q, const ga_sched_req_opts *o, ga_sched_req 
     r->refs = 2;
     r->slot = -1;
     r->state = R_WAITING;
-    r->t_submit = now_s();
+    r->t_submit = sched_now();
     pthread_mutex_lock(&q->mu);
     if (q->closed || q->stopping)
         *refusal = GA_SCHED_CLOSED;
@@ -293,7 +206,11 @@ void ga_sched_release(ga_sched *q, ga_sched_req *r) {
 void ga_sched_metrics_get(ga_sched *q, ga_sched_metrics *out) {
     pthread_mutex_lock(&q->mu);
     *out = q->met;
-    out->running = q->n_active;
+    /* Not n_active: a request is finished (R_DONE, under mu) and its client answered before
+     * the step's compaction drops it from the list; /metrics must not count it then. */
+    out->running = 0;
+    for (int i = 0; i < q->n_active; i++)
+        out->running += q->active[i]->state != R_DONE;
     out->waiting = q->n_wait;
     out->slots_free = q->n_free;
     out->slots_used = q->max_batch - q->n_free;
@@ -304,241 +221,6 @@ void ga_sched_close(ga_sched *q) {
     pthread_mutex_lock(&q->mu);
     q->closed = true;
     pthread_mutex_unlock(&q->mu);
-}
-
-/* ------------------------------------------------------------------ the step */
-
-static void hist_add(ga_sched_hist *h, double v) {
-    int b = 0;
-    while (b < GA_SCHED_HIST_BUCKETS && v > ga_sched_hist_bounds[b])
-        b++;
-    h->count[b]++;
-    h->n++;
-    h->sum += v;
-}
-
-/* Finishes r: gives its cache back, tells its owner, drops the scheduler's reference.
- * Called on the scheduler thread without the lock. */
-static void finish(ga_sched *q, ga_sched_req *r, ga_sched_finish f, const char *msg) {
-    if (r->state == R_DONE) return;
-    pthread_mutex_lock(&q->mu);
-    if (r->slot >= 0) cache_release(q, r->slot);
-    r->slot = -1;
-    r->state = R_DONE;
-    r->finish = f;
-    q->met.requests_finished[f]++;
-    pthread_mutex_unlock(&q->mu);
-    r->o.on_done(r->o.user, f, msg ? msg : "");
-}
-
-/* Log-softmax of the raw logits at t, and the n most likely tokens (ties: lower id first). */
-static void fill_logprobs(const float *x, int V, int n, ga_sched_token *t) {
-    float mx = x[0];
-    for (int i = 1; i < V; i++)
-        if (x[i] > mx) mx = x[i];
-    double sum = 0;
-    for (int i = 0; i < V; i++)
-        sum += exp((double)x[i] - mx);
-    double lse = mx + log(sum);
-    t->logprob = (float)(x[t->id] - lse);
-    t->n_top = 0;
-    for (int k = 0; k < n && k < V; k++) {
-        int best = -1;
-        for (int i = 0; i < V; i++) {
-            bool taken = false;
-            for (int j = 0; j < k && !taken; j++)
-                taken = t->top_ids[j] == i;
-            if (!taken && (best < 0 || x[i] > x[best])) best = i;
-        }
-        t->top_ids[k] = best;
-        t->top_logprobs[k] = (float)(x[best] - lse);
-        t->n_top++;
-    }
-}
-
-static bool is_stop(const ga_sched_req *r, int32_t id) {
-    for (int i = 0; i < r->o.n_stop; i++)
-        if (r->o.stop_ids[i] == id) return true;
-    return false;
-}
-
-/* Records token id (at sequence position pos) for r; logits (V floats) when the request asked
- * for log-probabilities. */
-static void take_token(ga_sched *q, ga_sched_req *r, int32_t id, int pos, const float *logits) {
-    if (is_stop(r, id)) {
-        finish(q, r, GA_FINISH_STOP, NULL);
-        return;
-    }
-    double t = now_s();
-    pthread_mutex_lock(&q->mu);
-    q->met.generated_tokens++;
-    hist_add(r->produced ? &q->met.itl : &q->met.ttft, t - (r->produced ? r->t_last : r->t_submit));
-    pthread_mutex_unlock(&q->mu);
-    r->t_last = t;
-    r->prompt[r->o.n_prompt + r->produced] = id; /* for a recompute after a preemption */
-    r->produced++;
-    r->last = id;
-    ga_sched_token tok = {.id = id, .position = pos};
-    if (r->o.logprobs >= 0 && logits) fill_logprobs(logits, q->V, r->o.logprobs, &tok);
-    if (r->o.on_token && r->o.on_token(r->o.user, &tok))
-        finish(q, r, GA_FINISH_STOP, NULL);
-    else if (r->produced >= r->o.max_tokens)
-        finish(q, r, GA_FINISH_LENGTH, NULL);
-    else if (ga_session_seq_len(q->s, r->slot) >= q->max_ctx)
-        finish(q, r, GA_FINISH_LENGTH, NULL);
-}
-
-static const ga_sampling *eff_sampling(const ga_sched_req *r) {
-    return r->o.sampling.temperature > 0 && r->o.sampling.top_k != 1 ? &r->o.sampling : NULL;
-}
-
-static bool same_sampling(const ga_sampling *a, const ga_sampling *b) {
-    if (!a || !b) return a == b;
-    return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p &&
-           a->seed == b->seed;
-}
-
-/* One decode step for every request that is generating. */
-static bool decode_step(ga_sched *q) {
-    int nb = 0;
-    bool need_logits = false, same = true;
-    const ga_sampling *sp0 = NULL;
-    for (int i = 0; i < q->n_active; i++) {
-        ga_sched_req *r = q->active[i];
-        if (r->state != R_DECODE) continue;
-        q->rows[nb] = i;
-        q->seqs[nb] = r->slot;
-        q->toks[nb] = r->last;
-        q->pos[nb] = ga_session_seq_len(q->s, r->slot); /* where r->last lands */
-        q->streams[nb] = 0; /* not the slot: a request draws the same in any batch */
-        if (nb == 0)
-            sp0 = eff_sampling(r);
-        else
-            same = same && same_sampling(sp0, eff_sampling(r));
-        need_logits = need_logits || r->o.logprobs >= 0;
-        nb++;
-    }
-    if (!nb) return false;
-    ga_err err = {{0}};
-    double t0 = now_s();
-    ga_status st;
-    if (same && !need_logits) {
-        /* One sampling for the batch: the backend picks (on the GPU only ids come back). */
-        st = ga_session_decode_sample(q->s, q->seqs, q->toks, nb, sp0, q->streams, q->next, &err);
-    } else {
-        st = ga_session_decode_batch(q->s, q->seqs, q->toks, nb, q->logits, &err);
-        for (int b = 0; b < nb && !st; b++)
-            q->next[b] = ga_sample_host(q->logits + (size_t)b * q->V, q->V,
-                                        eff_sampling(q->active[q->rows[b]]), 0,
-                                        (uint64_t)q->pos[b] + 1, q->sample_scratch);
-    }
-    double dt = now_s() - t0;
-    pthread_mutex_lock(&q->mu);
-    q->met.decode_s += dt;
-    if (!st) q->met.decode_tokens += (uint64_t)nb;
-    pthread_mutex_unlock(&q->mu);
-    for (int b = 0; b < nb; b++) {
-        ga_sched_req *r = q->active[q->rows[b]];
-        if (st)
-            finish(q, r, GA_FINISH_ERROR, err.msg);
-        else
-            take_token(q, r, q->next[b], q->pos[b] + 1,
-                       need_logits ? q->logits + (size_t)b * q->V : NULL);
-    }
-    return true;
-}
-
-/* Up to prefill_chunk prompt tokens, oldest request first. */
-static void prefill_step(ga_sched *q, bool *progress) {
-    int budget = q->o.prefill_chunk;
-    for (int i = 0; i < q->n_active && budget > 0; i++) {
-        ga_sched_req *r = q->active[i];
-        if (r->state != R_PREFILL) continue;
-        int left = fill_len(r) - r->prefilled;
-        int n = left < budget ? left : budget;
-        if (q->paged) { /* what fits the free blocks; later requests wait their turn */
-            const int len = ga_session_seq_len(q->s, r->slot), bs = q->block_size;
-            const int64_t fit = (int64_t)free_blocks(q) * bs + (len % bs ? bs - len % bs : 0);
-            if (n > fit) n = (int)fit;
-            if (n < 1) break;
-        }
-        bool last = n == left;
-        bool resume = r->produced > 0; /* recomputing after a preemption: no new token */
-        ga_err err = {{0}};
-        double t0 = now_s();
-        ga_status st = ga_session_forward(q->s, r->slot, r->prompt + r->prefilled, n, false,
-                                          last && !resume ? q->logits : NULL, &err);
-        double dt = now_s() - t0;
-        pthread_mutex_lock(&q->mu);
-        q->met.prefill_s += dt;
-        if (!st) q->met.prompt_tokens += (uint64_t)n;
-        pthread_mutex_unlock(&q->mu);
-        budget -= n;
-        *progress = true;
-        if (st) {
-            finish(q, r, GA_FINISH_ERROR, err.msg);
-            continue;
-        }
-        r->prefilled += n;
-        if (!last) continue;
-        r->state = R_DECODE;
-        if (resume) continue; /* r->last goes in with the next decode step, as before */
-        /* The first token lands at position n_prompt and draws with that counter, as in
-         * ga_generate. */
-        int32_t t = ga_sample_host(q->logits, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
-                                   q->sample_scratch);
-        take_token(q, r, t, r->o.n_prompt, q->logits);
-    }
-}
-
-/* Takes r off the running list back to the head of the queue, its blocks freed. */
-static void preempt(ga_sched *q, int i) {
-    ga_sched_req *r = q->active[i];
-    pthread_mutex_lock(&q->mu);
-    cache_release(q, r->slot);
-    r->slot = -1;
-    r->prefilled = 0;
-    r->state = R_WAITING;
-    for (int k = i; k + 1 < q->n_active; k++)
-        q->active[k] = q->active[k + 1];
-    q->n_active--;
-    r->next = q->wait_head;
-    q->wait_head = r;
-    if (!q->wait_tail) q->wait_tail = r;
-    q->n_wait++;
-    q->met.preemptions++;
-    q->met.running = q->n_active;
-    q->met.waiting = q->n_wait;
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* The most recently admitted request still running, or -1. */
-static int newest(const ga_sched *q) {
-    for (int i = q->n_active - 1; i >= 0; i--)
-        if (q->active[i]->state != R_DONE) return i;
-    return -1;
-}
-
-static int running(const ga_sched *q) {
-    int n = 0;
-    for (int i = 0; i < q->n_active; i++)
-        n += q->active[i]->state != R_DONE;
-    return n;
-}
-
-/* Paged cache: preempts the newest requests until every decoding sequence can take the block
- * its next token may need. The oldest request alone always fits (ga_sched_submit). */
-static void ensure_room(ga_sched *q) {
-    if (!q->paged) return;
-    for (;;) {
-        int need = 0;
-        for (int i = 0; i < q->n_active; i++) {
-            const ga_sched_req *r = q->active[i];
-            if (r->state == R_DECODE) need += ga_session_kv_blocks_needed(q->s, r->slot, 1);
-        }
-        if (need <= free_blocks(q) || running(q) < 2) return;
-        preempt(q, newest(q));
-    }
 }
 
 /* Drops finished requests from the active list (their cache is already back). */
@@ -563,7 +245,7 @@ static void *loop(void *arg) {
     for (;;) {
         while (!q->stopping && !q->n_wait && !q->n_active)
             pthread_cond_wait(&q->cv, &q->mu);
-        bool cancel_all = q->stopping && now_s() >= q->deadline;
+        bool cancel_all = q->stopping && sched_now() >= q->deadline;
         if (q->stopping && !q->n_wait && !q->n_active) break;
         /* Waiting requests that were cancelled leave the queue without holding cache. */
         ga_sched_req *dropped = NULL, **pp = &q->wait_head, *last = NULL;
@@ -581,13 +263,13 @@ static void *loop(void *arg) {
         }
         q->wait_tail = last;
         /* Admission, first come first served: the head waits until it fits. */
-        while (q->wait_head && cache_can_admit(q, q->wait_head)) {
+        while (q->wait_head && sched_cache_can_admit(q, q->wait_head)) {
             ga_sched_req *r = q->wait_head;
             q->wait_head = r->next;
             if (!q->wait_head) q->wait_tail = NULL;
             q->n_wait--;
             r->next = NULL;
-            r->slot = cache_acquire(q);
+            r->slot = sched_cache_acquire(q);
             r->state = R_PREFILL;
             q->active[q->n_active++] = r;
         }
@@ -598,7 +280,7 @@ static void *loop(void *arg) {
         while (dropped) {
             ga_sched_req *r = dropped;
             dropped = r->next;
-            finish(q, r, GA_FINISH_CANCELLED, NULL);
+            sched_finish(q, r, GA_FINISH_CANCELLED, NULL);
             pthread_mutex_lock(&q->mu);
             unref_locked(r);
             pthread_mutex_unlock(&q->mu);
@@ -606,18 +288,18 @@ static void *loop(void *arg) {
         for (int i = 0; i < q->n_active; i++) {
             ga_sched_req *r = q->active[i];
             if (cancel_all || __atomic_load_n(&r->cancel, __ATOMIC_ACQUIRE))
-                finish(q, r, GA_FINISH_CANCELLED, NULL);
+                sched_finish(q, r, GA_FINISH_CANCELLED, NULL);
         }
-        ensure_room(q);
-        bool progress = decode_step(q);
-        prefill_step(q, &progress);
+        sched_ensure_room(q);
+        bool progress = sched_decode_step(q);
+        sched_prefill_step(q, &progress);
         /* Paged: prefills waiting for blocks that only running prefills hold would wait
          * forever; the newest gives its blocks back. */
-        if (!progress && running(q) > 1) preempt(q, newest(q));
+        if (!progress && sched_running(q) > 1) sched_preempt(q, sched_newest(q));
         compact(q);
         pthread_mutex_lock(&q->mu);
         if (q->paged) {
-            q->met.blocks_free = free_blocks(q);
+            q->met.blocks_free = sched_free_blocks(q);
             q->met.blocks_used = q->blocks_total - q->met.blocks_free;
         }
         pthread_mutex_unlock(&q->mu);
@@ -640,7 +322,7 @@ void ga_sched_stop(ga_sched *q, double grace_s) {
     pthread_mutex_lock(&q->mu);
     q->closed = true;
     q->stopping = true;
-    q->deadline = now_s() + (grace_s > 0 ? grace_s : 0);
+    q->deadline = sched_now() + (grace_s > 0 ? grace_s : 0);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     pthread_join(q->th, NULL);

@@ -7,7 +7,8 @@
  *   1. admit waiting requests while the cache allocator has room (a slot today),
  *   2. one decode step for every request that is generating (one batched session call),
  *   3. up to prefill_chunk prompt tokens of the requests still prefilling, oldest first, so a
- *      long prompt costs the running decodes at most one chunk per token they produce,
+ *      long prompt costs the running decodes at most one chunk per token they produce; all
+ *      these requests' chunks go in one ga_session_forward_multi call (shared weight GEMMs),
  *   4. hand each new token to its request's callback; finished or cancelled requests give
  *      their cache back at once.
  *
@@ -108,6 +109,9 @@ typedef struct ga_sched_metrics {
     uint64_t requests_finished[4]; /* by ga_sched_finish */
     uint64_t prompt_tokens, generated_tokens;
     double prefill_s, decode_s; /* wall time in prefill chunks and decode steps */
+    uint64_t prefill_calls;     /* prefill session calls (one a step: every request's chunk) */
+    uint64_t prefill_seqs;      /* request chunks in them (prefill_seqs / prefill_calls: the
+                                 * mean number of requests a prefill call carries) */
     uint64_t decode_tokens;     /* tokens produced by decode steps */
     ga_sched_hist ttft;         /* submit to first token */
     ga_sched_hist itl;          /* between consecutive tokens of a request */

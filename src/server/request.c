@@ -326,7 +326,8 @@ static int parse_fields(const cJSON *root, ga_api_kind kind, ga_api_request *r, 
     if (get_bool(root, "echo", &echo, e)) return -1;
     if (echo) return BAD(e, "echo", "unsupported", "'echo' true is not supported");
     if (parse_stop(root, r, e) || get_bool(root, "stream", &r->stream, e) ||
-        get_bool(root, "return_token_ids", &r->return_token_ids, e))
+        get_bool(root, "return_token_ids", &r->return_token_ids, e) ||
+        get_bool(root, "ignore_eos", &r->ignore_eos, e))
         return -1;
     const cJSON *so = field(root, "stream_options");
     if (so) {

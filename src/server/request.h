@@ -36,6 +36,7 @@ typedef struct ga_api_request {
     bool stream, include_usage;
     int logprobs; /* -1: none; else the number of top alternatives (0..GA_API_MAX_TOP) */
     bool return_token_ids;
+    bool ignore_eos; /* vLLM's extension: the model's end-of-sequence ids do not stop it */
 } ga_api_request;
 
 /* An error answer: HTTP status, OpenAI error type, a short code, the field, a message. */

@@ -156,6 +156,12 @@ static enum MHD_Result get_metrics(ga_server *srv, struct MHD_Connection *c) {
            (double)m.prompt_tokens);
     metric(&b, "gattn_generation_tokens_total", "counter", "Tokens generated.",
            (double)m.generated_tokens);
+    metric(&b, "gattn_prefill_calls_total", "counter",
+           "Prefill passes (one a step, every prefilling request's chunk together).",
+           (double)m.prefill_calls);
+    metric(&b, "gattn_prefill_sequences_total", "counter",
+           "Request chunks in those passes (over gattn_prefill_calls_total: requests a pass).",
+           (double)m.prefill_seqs);
     metric(&b, "gattn_prefill_tokens_per_second", "gauge",
            "Prompt tokens per second of prefill time, since start.",
            m.prefill_s > 0 ? (double)m.prompt_tokens / m.prefill_s : 0);
