@@ -4,6 +4,8 @@
 # client that disconnects frees its slot at once; a full queue answers 429 + Retry-After.
 source "$GA_SRC/tests/serve_lib.sh"
 command -v curl >/dev/null || { echo "skipped: no curl"; exit 77; }
+# node builds and reads the JSON bodies (tools/setup.sh installs it; the GPU machine has none)
+command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 
 make_model "$TMP/m"
 start_server A --model "$TMP/m" --api-key sekret --max-body 2048 --max-context 128 --max-batch 4

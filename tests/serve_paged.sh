@@ -4,6 +4,8 @@
 # complete and equal to the same request served alone (and to `gattn generate`); /metrics
 # reports the blocks and the preemptions; bad --kv-* values are usage errors.
 source "$GA_SRC/tests/serve_lib.sh"
+# the load client is tests/serve_load.js (tools/setup.sh installs node; the GPU machine has none)
+command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
 
 # Bad flag values: exit 2 with a line naming the option, exit 1 for a cache that holds no block.
