@@ -8,7 +8,6 @@
 #define GATTN_ATTENTION_COMMON_CUH
 
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <stdint.h>
 
 #include "gattn/gattn.h"
@@ -101,37 +100,19 @@ static __device__ __forceinline__ void ga_mma_bf16(float d[4], const uint32_t a[
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* The gate mode as the kernels take it: ga_gate_mode, plus GA_GATE_SIG_F16 when the buffer
- * holds sigmoid(gate) in fp16 (ga_gate_store GA_GATE_STORE_SIGMOID_F16) instead of the raw bf16
- * gate. One int, so the kernels' signatures and the gate pointer's type stay as they were; the
- * launchers build it with ga_gate_kmode. */
-#define GA_GATE_SIG_F16 0x10
-static inline int ga_gate_kmode(int gate_mode, int gate_store) {
-    return gate_mode | (gate_store == 1 /* GA_GATE_STORE_SIGMOID_F16 */ ? GA_GATE_SIG_F16 : 0);
-}
-
-/* The gate of two adjacent output elements (d, d+1) of head h of token t; 1 when there is no
- * gate. Headwise: one scalar per (token, head); elementwise: one per element. kmode as
- * ga_gate_kmode: raw bf16 values go through the precise sigmoid here, fp16 ones are already
- * sigmoids. */
-static __device__ __forceinline__ float2 ga_gate_pair(const __nv_bfloat16 *gate, int kmode,
+/* The sigmoid gate of two adjacent output elements (d, d+1) of head h of token t; 1 when
+ * there is no gate. Headwise: one scalar per (token, head); elementwise: one per element. */
+static __device__ __forceinline__ float2 ga_gate_pair(const __nv_bfloat16 *gate, int mode,
                                                       int64_t t, int h, int n_heads, int hd,
                                                       int d) {
-    const bool sig = kmode & GA_GATE_SIG_F16;
-    const int mode = kmode & ~GA_GATE_SIG_F16;
     if (mode == GA_GATE_HEADWISE) {
-        const int64_t i = t * n_heads + h;
-        if (sig) {
-            const float g = __half2float(reinterpret_cast<const __half *>(gate)[i]);
-            return make_float2(g, g);
-        }
-        const float g = ga_sigmoid(__bfloat162float(gate[i]));
+        float g = ga_sigmoid(__bfloat162float(gate[t * n_heads + h]));
         return make_float2(g, g);
     }
     if (mode == GA_GATE_ELEMENTWISE) {
-        const int64_t i = (t * n_heads + h) * (int64_t)hd + d;
-        if (sig) return __half22float2(*reinterpret_cast<const __half2 *>(gate + i));
-        float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(gate + i));
+        const __nv_bfloat162 *p =
+            reinterpret_cast<const __nv_bfloat162 *>(gate + (t * n_heads + h) * (int64_t)hd + d);
+        float2 v = __bfloat1622float2(*p);
         return make_float2(ga_sigmoid(v.x), ga_sigmoid(v.y));
     }
     return make_float2(1.0f, 1.0f);

@@ -584,8 +584,8 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
         (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
         (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, (const __nv_bfloat16 *)a->gate,
         (__nv_bfloat16 *)a->out, work_acc, work_ml, a->counters, a->n_heads, a->n_kv_heads, G,
-        n_slabs, a->kv_stride, ga_gate_kmode((int)a->gate_mode, (int)a->gate_store),
-        a->scale * GA_LOG2E, a->block_table, a->table_stride, a->block_size,
+        n_slabs, a->kv_stride, (int)a->gate_mode, a->scale * GA_LOG2E, a->block_table,
+        a->table_stride, a->block_size,
         a->block_table ? a->table_stride * a->block_size : a->kv_stride);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
@@ -622,9 +622,6 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
     if (a->gate_mode != GA_GATE_NONE && a->gate_mode != GA_GATE_HEADWISE &&
         a->gate_mode != GA_GATE_ELEMENTWISE)
         return ga_err_set(err, GA_ERR_ARG, "attention decode: bad gate mode %d", (int)a->gate_mode);
-    if (a->gate_store != GA_GATE_STORE_RAW_BF16 && a->gate_store != GA_GATE_STORE_SIGMOID_F16)
-        return ga_err_set(err, GA_ERR_ARG, "attention decode: bad gate store %d",
-                          (int)a->gate_store);
     if ((a->gate_mode != GA_GATE_NONE) != (a->gate != NULL))
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: gate must be given exactly when gate_mode != none");

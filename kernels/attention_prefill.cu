@@ -289,8 +289,7 @@ static ga_status pf_launch(const ga_attn_prefill_args *a, cudaStream_t stream, g
     kern<<<grid, WARPS * 32, smem, stream>>>(
         (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k, (const __nv_bfloat16 *)a->v,
         (const __nv_bfloat16 *)a->gate, (__nv_bfloat16 *)a->out, a->lse, a->T, a->pos0, a->n_heads,
-        a->n_heads / a->n_kv_heads, a->kv_stride,
-        ga_gate_kmode((int)a->gate_mode, (int)a->gate_store), a->scale * GA_LOG2E);
+        a->n_heads / a->n_kv_heads, a->kv_stride, (int)a->gate_mode, a->scale * GA_LOG2E);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }
@@ -322,9 +321,6 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
         a->gate_mode != GA_GATE_ELEMENTWISE)
         return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad gate mode %d",
                           (int)a->gate_mode);
-    if (a->gate_store != GA_GATE_STORE_RAW_BF16 && a->gate_store != GA_GATE_STORE_SIGMOID_F16)
-        return ga_err_set(err, GA_ERR_ARG, "attention prefill: bad gate store %d",
-                          (int)a->gate_store);
     if ((a->gate_mode != GA_GATE_NONE) != (a->gate != NULL))
         return ga_err_set(err, GA_ERR_ARG,
                           "attention prefill: gate must be given exactly when gate_mode != none");

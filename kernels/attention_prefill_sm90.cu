@@ -460,8 +460,7 @@ extern "C" ga_status ga_attention_prefill_sm90(const ga_attn_prefill_args *a, cu
     dim3 grid(a->n_heads, (a->T + W_BM - 1) / W_BM);
     k_attn_prefill_sm90<<<grid, W_THREADS, W_SMEM, stream>>>(
         mq, mk, mv, (const __nv_bfloat16 *)a->gate, (__nv_bfloat16 *)a->out, a->lse, a->T, a->pos0,
-        a->n_heads, a->n_heads / a->n_kv_heads,
-        ga_gate_kmode((int)a->gate_mode, (int)a->gate_store), a->scale * GA_LOG2E);
+        a->n_heads, a->n_heads / a->n_kv_heads, (int)a->gate_mode, a->scale * GA_LOG2E);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }

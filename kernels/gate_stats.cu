@@ -1,8 +1,7 @@
 /*
  * Gate metrics for the attention capture: sum of sigmoid(gate) and how many gate values fall
- * below a threshold, over the gate buffer the attention kernels consume (so the metric
- * describes the gate actually applied): raw bf16 values through the kernels' own sigmoid, or
- * the fp16 sigmoids qk_rope stored. Block partials are reduced in fp32 (at most 256*k
+ * below a threshold, over the raw bf16 gate the attention kernels consume (so the metric
+ * describes the gate actually applied). Block partials are reduced in fp32 (at most 256*k
  * values each, well inside fp32's precision for a mean) and then added in fp64 atomically,
  * so millions of values across blocks do not lose the small terms.
  */
@@ -15,8 +14,8 @@
 #define GATE_THREADS 256
 
 __global__ void __launch_bounds__(GATE_THREADS)
-    k_gate_stats(const __nv_bfloat16 *__restrict__ gate, bool sig_f16, int64_t n, float threshold,
-                 double *sum, unsigned long long *below) {
+    k_gate_stats(const __nv_bfloat16 *__restrict__ gate, int64_t n, float threshold, double *sum,
+                 unsigned long long *below) {
     __shared__ float rs[GATE_THREADS / 32];
     __shared__ unsigned rc[GATE_THREADS / 32];
     float s = 0.f;
@@ -25,8 +24,7 @@ __global__ void __launch_bounds__(GATE_THREADS)
          i += (int64_t)gridDim.x * blockDim.x) {
         // The attention epilogues' own sigmoid (precise under --use_fast_math, see
         // attention_common.cuh), so the metric describes the gate as applied.
-        const float g = sig_f16 ? __half2float(reinterpret_cast<const __half *>(gate)[i])
-                                : ga_sigmoid(__bfloat162float(gate[i]));
+        const float g = ga_sigmoid(__bfloat162float(gate[i]));
         s += g;
         c += g < threshold;
     }
@@ -52,17 +50,14 @@ __global__ void __launch_bounds__(GATE_THREADS)
     }
 }
 
-extern "C" ga_status ga_gate_stats(const void *gate, ga_gate_store store, int64_t n,
-                                   float threshold, double *sum, unsigned long long *below,
-                                   cudaStream_t stream, ga_err *err) {
-    if (n < 0 || !sum || !below || (n > 0 && !gate) ||
-        (store != GA_GATE_STORE_RAW_BF16 && store != GA_GATE_STORE_SIGMOID_F16))
+extern "C" ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *sum,
+                                   unsigned long long *below, cudaStream_t stream, ga_err *err) {
+    if (n < 0 || !sum || !below || (n > 0 && !gate))
         return ga_err_set(err, GA_ERR_ARG, "ga_gate_stats: bad arguments (n %lld)", (long long)n);
     if (n == 0) return GA_OK;
     const int64_t b64 = GA_CEIL_DIV(n, (int64_t)GATE_THREADS * 8);
     const int blocks = (int)(b64 < 4096 ? b64 : 4096);
-    k_gate_stats<<<blocks, GATE_THREADS, 0, stream>>>(static_cast<const __nv_bfloat16 *>(gate),
-                                                      store == GA_GATE_STORE_SIGMOID_F16, n,
+    k_gate_stats<<<blocks, GATE_THREADS, 0, stream>>>(static_cast<const __nv_bfloat16 *>(gate), n,
                                                       threshold, sum, below);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;

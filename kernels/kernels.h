@@ -21,21 +21,9 @@ extern "C" {
 /* ---------------------------------------------------------------- attention (attention_*.cu)
  * KV cache layout, per layer: k and v are (max_batch, n_kv, kv_stride, hd) bf16; a sequence
  * slot s holds its positions [0, len) at k + ((s*n_kv + h)*kv_stride + pos)*hd.
- * Gate layout: one gate value per (token, head) headwise, (T, n_heads), or per output element
- * elementwise, (T, n_heads*hd), stored as ga_gate_store says: the raw projection value in bf16
- * (the kernels apply the sigmoid in their epilogue), or sigmoid(gate) already applied, in fp16
- * (qk_rope's output with gate_store GA_GATE_STORE_SIGMOID_F16, what the backend uses). Each
- * head's output is multiplied by its gate in the epilogue, before the store. */
-
-/* The precise sigmoid (attention_common.cuh) costs about 25 instructions a value; elementwise,
- * in the prefill epilogue, that was 5% of a 2048-token prefill at the 1.7B shape (bisected
- * 2026-12-02, bench/RESULTS.md). qk_rope, a memory-bound pass, computes it instead for free.
- * fp16 holds sigmoid values in (0, 1) to 2^-12 relative (normal range, >= 6.1e-5; below, to
- * 6e-8 absolute), a quarter of the bf16 output's own rounding. */
-typedef enum ga_gate_store {
-    GA_GATE_STORE_RAW_BF16 = 0,    /* raw gate, bf16; the consumer applies the sigmoid */
-    GA_GATE_STORE_SIGMOID_F16 = 1, /* sigmoid(gate), fp16 */
-} ga_gate_store;
+ * Gate layout: the raw (pre-sigmoid) gate of each token, (T, n_heads) headwise or
+ * (T, n_heads*hd) elementwise, bf16. The kernels apply sigmoid(gate) to each head's output
+ * in their epilogue, before the store. */
 
 /* ---------------------------------------------------------------- device attributes
  * (device_info.cu) What the launchers need to know about the GPU, queried once per device (the
@@ -58,13 +46,12 @@ typedef struct ga_attn_prefill_args {
     const void *q;    /* bf16 (T, n_heads, hd), normed + roped, positions pos0..pos0+T-1 */
     const void *k;    /* bf16 this slot's cache for this layer: (n_kv, kv_stride, hd) */
     const void *v;    /* bf16 same layout as k */
-    const void *gate; /* gate (T, gate_dim) as gate_store says, NULL for baseline */
+    const void *gate; /* bf16 raw gate (T, gate_dim), NULL for baseline */
     void *out;        /* bf16 (T, n_heads*hd), gated */
     float *lse;       /* fp32 (n_heads, T): log-sum-exp of the scaled scores, or NULL */
     int T, pos0;      /* query i sits at position pos0+i and sees keys [0, pos0+i] */
     int n_heads, n_kv_heads, hd, kv_stride;
     ga_gate_mode gate_mode;
-    ga_gate_store gate_store;
     float scale;                    /* 1/sqrt(hd) */
     ga_attn_impl impl;              /* 0: AUTO */
     const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
@@ -84,7 +71,7 @@ typedef struct ga_attn_decode_args {
     const void *v_cache; /* bf16 same layout */
     const int *slots;    /* device (B): cache slot of each row (unused when paged) */
     const int *kv_lens;  /* device (B): keys each row attends to (its new token included) */
-    const void *gate;    /* gate (B, gate_dim) as gate_store says, NULL for baseline */
+    const void *gate;    /* bf16 raw gate (B, gate_dim), NULL for baseline */
     void *out;           /* bf16 (B, n_heads*hd), gated */
     float *work;         /* split-KV partials, ga_attention_decode_workspace() bytes */
     unsigned *counters;  /* split tickets and chunk claims, ga_attention_decode_counters()
@@ -101,7 +88,6 @@ typedef struct ga_attn_decode_args {
     int waves; /* 0: the default; else (1..64) CTAs per row and KV head for about this
                   many waves of the GPU (more, shorter CTAs balance uneven rates) */
     ga_gate_mode gate_mode;
-    ga_gate_store gate_store;
     float scale;
     const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
 } ga_attn_decode_args;
@@ -161,8 +147,8 @@ ga_status ga_rmsnorm_residual(float *x, const float *delta, const float *delta_b
  * One pass over the fused QKV(+gate) GEMM output, row t = [q_proj rows | k rows | v rows]
  * with q_proj rows grouped per KV head (G*hd query rows, then the group's gate rows). Adds
  * the bias, applies the per-head RMSNorm to q and k, RoPE (rotate-half, fp32 cos/sin table
- * built on the host in double) to q and k, and writes q, the gate (raw, or its sigmoid) and K/V
- * into the cache at each token's (slot, position). */
+ * built on the host in double) to q and k, and writes q, the raw gate and K/V into the
+ * cache at each token's (slot, position). */
 typedef struct ga_qk_rope_args {
     const void *qkv;         /* bf16 (T, qkv_dim), qkv_dim = q_rows + 2*n_kv*hd */
     const float *bias;       /* fp32 (qkv_dim) or NULL */
@@ -171,7 +157,7 @@ typedef struct ga_qk_rope_args {
     const float *rope_cos;   /* fp32 (rope_rows, hd/2): cos(pos * inv_freq[i]) */
     const float *rope_sin;   /* fp32 (rope_rows, hd/2) */
     void *q_out;             /* bf16 (T, n_heads, hd) */
-    void *gate_out;          /* (T, gate_dim) as gate_store says; NULL for baseline */
+    void *gate_out;          /* bf16 (T, gate_dim), raw (pre-sigmoid); NULL for baseline */
     void *k_cache, *v_cache; /* bf16 layer base (max_batch, n_kv, kv_stride, hd), or paged:
                                 (n_blocks, n_kv, block_size, hd) with kv_stride = block_size */
     const int *positions;    /* device (T) or NULL: token t sits at pos0 + t */
@@ -183,7 +169,6 @@ typedef struct ga_qk_rope_args {
     int pos0, slot;
     int T, n_heads, n_kv_heads, hd, kv_stride, rope_rows;
     ga_gate_mode gate_mode;
-    ga_gate_store gate_store; /* raw bf16, or sigmoid(gate + bias) from fp32 stored fp16 */
     float eps;
 } ga_qk_rope_args;
 ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stream, ga_err *err);
@@ -227,10 +212,10 @@ ga_status ga_gemm_fallback(const void *x, const void *w, void *y, bool y_f32, in
                            cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- gate metrics (gate_stats.cu)
- * Over n gate values stored as `store` says (the sigmoid applied here to raw ones): *sum +=
- * sum sigmoid(g) (fp64), *below += #{sigmoid(g) < threshold}. The caller zeroes both. */
-ga_status ga_gate_stats(const void *gate, ga_gate_store store, int64_t n, float threshold,
-                        double *sum, unsigned long long *below, cudaStream_t stream, ga_err *err);
+ * Over n raw gate values g (bf16): *sum += sum sigmoid(g) (fp64), *below += #{sigmoid(g) <
+ * threshold}. The caller zeroes both. */
+ga_status ga_gate_stats(const void *gate, int64_t n, float threshold, double *sum,
+                        unsigned long long *below, cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- sampling (sampling_topk.cu)
  * Temperature / top-k / top-p sampling of rows (rows, vocab) of fp32 logits, block per row,

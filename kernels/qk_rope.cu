@@ -5,9 +5,7 @@
  * kernel adds the projection bias, splits query from gate, applies the per-head RMSNorm
  * (q_norm / k_norm over hd, fp32) and rotate-half RoPE to q and k, and writes:
  *   q    -> q_out (T, n_heads, hd) bf16
- *   gate -> gate_out (T, gate_dim): raw bf16 (the attention epilogue applies the sigmoid), or
- *           with GA_GATE_STORE_SIGMOID_F16 sigmoid(gate + bias) from fp32, stored fp16 (the
- *           epilogue only multiplies; see ga_gate_store in kernels.h)
+ *   gate -> gate_out (T, gate_dim) bf16, raw (sigmoid is applied in the attention epilogue)
  *   k, v -> the KV cache at (slot, position) of each token, or (paged) at the cache row
  *           dest[t] the host computed from the sequence's block table.
  * One block per (token, KV group) with one warp per head vector (G q heads, k, v, gate copy).
@@ -15,9 +13,6 @@
  * builds in double precision, so positions in the tens of thousands keep exact angles.
  */
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
-#include "attention_common.cuh" /* ga_sigmoid: the attention kernels' own precise sigmoid */
 
 #include "cuda_check.h"
 #include "kernels.h"
@@ -32,7 +27,6 @@ struct QkParams {
     const int *positions, *slots, *dest;
     int pos0, slot, n_heads, n_kv, hd, kv_stride, rope_rows, G, gsz, q_rows, qkv_dim, gate_dim;
     float eps;
-    bool gate_sig; /* gate_out holds fp16 sigmoids */
 };
 
 // Normalises (optional) and rotates one head vector src[0..hd) (+ bias), writes dst.
@@ -102,14 +96,6 @@ __global__ void __launch_bounds__(QK_MAX_WARPS * 32) k_qk_norm_rope(QkParams p) 
         } else { // the group's raw gate rows, head-major like gate_out
             const int off = group + p.G * p.hd;
             __nv_bfloat16 *dst = p.gate_out + (size_t)t * p.gate_dim + (size_t)j * p.gsz;
-            if (p.gate_sig) {
-                __half *hdst = reinterpret_cast<__half *>(dst);
-                for (int e = lane; e < p.gsz; e += 32) {
-                    const float g = __bfloat162float(row[off + e]) + (brow ? brow[off + e] : 0.f);
-                    hdst[e] = __float2half_rn(ga_sigmoid(g));
-                }
-                continue;
-            }
             for (int e = lane; e < p.gsz; e += 32) {
                 if (brow)
                     dst[e] = __float2bfloat16_rn(__bfloat162float(row[off + e]) + brow[off + e]);
@@ -129,9 +115,6 @@ extern "C" ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stre
     if (!a->qkv || !a->q_out || !a->k_cache || !a->v_cache || !a->rope_cos || !a->rope_sin ||
         (a->gate_mode != GA_GATE_NONE && !a->gate_out) || a->kv_stride <= 0 || a->rope_rows <= 0)
         return ga_err_set(err, GA_ERR_ARG, "ga_qk_norm_rope: missing buffer");
-    if (a->gate_store != GA_GATE_STORE_RAW_BF16 && a->gate_store != GA_GATE_STORE_SIGMOID_F16)
-        return ga_err_set(err, GA_ERR_ARG, "ga_qk_norm_rope: bad gate store %d",
-                          (int)a->gate_store);
     if (!a->positions && !a->dest &&
         (a->pos0 < 0 || a->pos0 + a->T > a->kv_stride || a->pos0 + a->T > a->rope_rows))
         return ga_err_set(err, GA_ERR_ARG,
@@ -168,7 +151,6 @@ extern "C" ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stre
     p.q_rows = a->n_kv_heads * (p.G * a->hd + p.gsz);
     p.qkv_dim = p.q_rows + 2 * a->n_kv_heads * a->hd;
     p.eps = a->eps;
-    p.gate_sig = a->gate_store == GA_GATE_STORE_SIGMOID_F16;
     int nw = p.G + 2 + (p.gsz > 0);
     if (nw > QK_MAX_WARPS) nw = QK_MAX_WARPS;
     const dim3 grid(a->T, a->n_kv_heads);

@@ -216,7 +216,7 @@ static void test_gate_sigmoid(void) {
         cudaMemcpy(d_gate, &h, 2, cudaMemcpyHostToDevice);
         cudaMemset(d_sum, 0, 8);
         cudaMemset(d_below, 0, 8);
-        if (ga_gate_stats(d_gate, GA_GATE_STORE_RAW_BF16, 1, 0.1f, d_sum, d_below, 0, &err) ||
+        if (ga_gate_stats(d_gate, 1, 0.1f, d_sum, d_below, 0, &err) ||
             cudaMemcpy(&sum, d_sum, 8, cudaMemcpyDeviceToHost)) {
             CHECK_MSG(0, "ga_gate_stats: %s", err.msg);
             break;

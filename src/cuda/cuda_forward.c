@@ -6,9 +6,8 @@
  * Per layer, for R rows (tokens):
  *   xn   = rmsnorm(x += delta_prev)            norm.cu      (fp32 residual, bf16 out)
  *   qkv  = xn . [Wq|Wk|Wv]^T                   cuBLAS       (bf16 out)
- *   q, s = sigmoid(gate) (fp16), K/V cache
- *        = qk_norm_rope(qkv)                   qk_rope.cu (the sigmoid there, not in attention)
- *   attn = s * attention(q, K, V)              attention_*.cu (gate in the epilogue)
+ *   q, gate, K/V cache = qk_norm_rope(qkv)     qk_rope.cu
+ *   attn = sigmoid(gate) * attention(q, K, V)  attention_*.cu (gate in the epilogue)
  *   delta = attn . Wo^T                        cuBLAS       (fp32 out)
  *   xn   = rmsnorm(x += delta + o_bias)        norm.cu
  *   gu   = xn . [Wgate|Wup]^T                  cuBLAS       (bf16 out)
@@ -48,8 +47,8 @@ static ga_status capture_layer(ga_cuda *c, int l, int T, const void *k, int kv_s
     ga_status st = ga_attention_probs(&pa, c->stream, err);
     if (st) return st;
     if (c->gate_dim) {
-        st = ga_gate_stats(c->sc.gate, GA_GATE_STORE_SIGMOID_F16, (int64_t)T * c->gate_dim,
-                           GA_GATE_LOW, c->cap_gsum + l, c->cap_gbelow + l, c->stream, err);
+        st = ga_gate_stats(c->sc.gate, (int64_t)T * c->gate_dim, GA_GATE_LOW, c->cap_gsum + l,
+                           c->cap_gbelow + l, c->stream, err);
         if (st) return st;
     }
     if (want_map) {
@@ -150,7 +149,6 @@ static ga_status prefill_attention(ga_cuda *c, int l, const ga_cuda_plan *pl, ga
             .hd = hd,
             .kv_stride = c->max_context,
             .gate_mode = cfg->gate,
-            .gate_store = GA_GATE_STORE_SIGMOID_F16, // see ga_gate_store (kernels.h)
             .scale = 1.0f / sqrtf((float)hd),
             .devinfo = &c->devinfo,
         };
@@ -203,7 +201,6 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
             .kv_stride = c->paged ? c->block_size : c->max_context,
             .rope_rows = c->max_context,
             .gate_mode = cfg->gate,
-            .gate_store = GA_GATE_STORE_SIGMOID_F16, // see ga_gate_store (kernels.h)
             .eps = cfg->rms_norm_eps,
         };
         if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
@@ -231,7 +228,6 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
                 .table_stride = c->dec_tab_stride,
                 .block_size = c->block_size,
                 .gate_mode = cfg->gate,
-                .gate_store = GA_GATE_STORE_SIGMOID_F16, // see ga_gate_store (kernels.h)
                 .scale = scale,
                 .devinfo = &c->devinfo,
             };
