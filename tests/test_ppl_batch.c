@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
                      .n_layers = 2,
                      .n_heads = 4,
                      .n_kv_heads = 2,
-                     .head_dim = 16,
+                     .head_dim = 64, /* the CUDA kernels take 64 and 128 */
                      .rms_norm_eps = 1e-6f,
                      .rope_theta = 10000.0,
                      .max_position_embeddings = 256,
