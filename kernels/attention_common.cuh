@@ -41,10 +41,18 @@ static __device__ __forceinline__ float ga_exp_precise(float x) {
 
 /* The sigmoid of a raw gate value in fp32, within about 2 ulp of the exact value whatever the
  * flags (checked against double per bf16 value by test_gate_sigmoid through ga_gate_stats):
- * the gate multiplies the whole head output, and the CPU reference uses glibc's expf. The
- * reciprocal is __frcp_rn (IEEE round-to-nearest), which fast-math does not replace. */
+ * the gate multiplies the whole head output, and the CPU reference uses glibc's expf.
+ * The reciprocal: rcp.approx (what 1/d is under fast-math; within 1 ulp) and one Newton step
+ * in fmaf, r + r(1 - d r), which lands within half an ulp (+2^-46) of 1/d: as exact as
+ * __frcp_rn but branch-free. __frcp_rn inlines a special-case path at each of the epilogue's
+ * 64 unrolled gate reads; it grew the Hopper prefill kernel's code from 62 to 107 KB (this
+ * form: 78 KB) and coincided with elementwise prefill losing 3-5% (bench/RESULTS.md).
+ * d = 1 + e^-x lies in [1, 6.1e37] (x clamped in ga_exp_precise), so r stays a normal. */
 static __device__ __forceinline__ float ga_sigmoid(float x) {
-    return __frcp_rn(1.0f + ga_exp_precise(-x));
+    const float d = 1.0f + ga_exp_precise(-x);
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d)); /* the same whatever the flags */
+    return fmaf(r, fmaf(-d, r, 1.0f), r);
 }
 
 static __device__ __forceinline__ uint32_t ga_pack_bf16(float lo, float hi) {
