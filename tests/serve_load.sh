@@ -7,7 +7,14 @@ command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
 start_server A --model "$TMP/m" --max-batch 16 --prefill-chunk 7 --max-context 512
 timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 64
-curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/met"; grep -q "^gattn_requests_running 0$" "$TMP/met" || { grep -E "running|waiting|finished|slots" "$TMP/met"; fail "requests still running"; }
+# A client has its whole answer a moment before the scheduler thread retires the request at
+# the end of its step, so "nothing running" is awaited (up to 5 s), not sampled once.
+for _ in $(seq 50); do
+  curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/met"
+  grep -q "^gattn_requests_running 0$" "$TMP/met" && break
+  sleep 0.1
+done
+grep -q "^gattn_requests_running 0$" "$TMP/met" || { grep -E "running|waiting|finished|slots" "$TMP/met"; fail "requests still running 5 s after the last answer"; }
 # The prefills of several requests go through one session call a step (ga_session_forward_multi):
 # under this load some calls must carry more than one request.
 curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '

@@ -57,7 +57,13 @@ for f in p1 p2; do
   [ "$(text "$TMP/$f.json")" = "$(text "$TMP/solo.json")" ] || fail "$f differs from the request served alone"
 done
 timeout 200 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 48
-curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/metrics"
+# the last request is retired (and its blocks freed) at the end of its step, a moment after
+# its client has the answer: await that (up to 5 s) rather than sample once
+for _ in $(seq 50); do
+  curl -s "http://127.0.0.1:$PORT_A/metrics" >"$TMP/metrics"
+  grep -q '^gattn_requests_running 0$' "$TMP/metrics" && grep -q '^gattn_kv_blocks_used 0$' "$TMP/metrics" && break
+  sleep 0.1
+done
 grep -q '^gattn_kv_paged 1$' "$TMP/metrics" || fail "metrics: not paged"
 grep -q '^gattn_requests_running 0$' "$TMP/metrics" || fail "requests still running"
 grep -q '^gattn_kv_blocks_used 0$' "$TMP/metrics" || fail "blocks still used: $(grep kv_ "$TMP/metrics")"
