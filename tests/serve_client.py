@@ -89,7 +89,9 @@ def run_request(port, req):
     if not req["stream"]:
         j = json.loads(text)
         c = j["choices"][0]
-        return {"ids": c.get("token_ids"), "text": c["text"], "finish": c["finish_reason"],
+        if not isinstance(c.get("token_ids"), list):
+            raise ValueError(f"no token_ids in {text[:200]}")
+        return {"ids": c["token_ids"], "text": c["text"], "finish": c["finish_reason"],
                 "usage": j.get("usage"), "prompt_ids": j.get("prompt_token_ids")}
     events = [e for e in text.split("\n\n") if e]
     if not events or events[-1] != "data: [DONE]":

@@ -8,13 +8,17 @@
 # server exits 0 on SIGTERM.
 #
 #  P: paged (--kv-memory), every token exactly equal to generate's. CUDA is batch-invariant
-#     only under three settings, all needed, so they are set on both sides: the plain GEMM
+#     only under two settings, both needed, so they are set on both sides: the plain GEMM
 #     (--cuda-gemm fallback: cuBLAS and the GEMV pick kernels, and summation orders, by the
-#     batch's row count); --max-context 256, the first KV bucket (the decode attention's split
-#     count follows min(--max-context, the batch's KV bucket), and the split count changes the
-#     summation order); and a --prefill-chunk that holds every prompt at once (a prompt is then
-#     prefilled in one piece, as generate does). The cache is sized so nothing is preempted
-#     (a recomputed request's K/V come from a prefill, which rounds differently from decode).
+#     batch's row count) and --max-context 256, the first KV bucket (the decode attention's
+#     split count follows min(--max-context, the batch's KV bucket) and the batch size, and
+#     the split count changes the summation order; at 256 it is 2 for any batch up to 32).
+#     Prompts are prefilled in shared chunks (--prefill-chunk 512, pieces of 256 rows in the
+#     backend), so a prompt may be split where generate prefills it whole: this relies on the
+#     prefill attention walking the key tiles from key 0 for every row whatever the query
+#     tiling (kernels/attention_prefill.cu), and is where a failure here would point first.
+#     The cache is sized so nothing is preempted (a recomputed request's K/V come from a
+#     prefill, which rounds differently from the decode steps that made them).
 #  S: slots, the defaults (cuBLAS, --max-context 512, prompts up to 300 tokens prefilled in
 #     shared 512-row chunks): equal to generate up to a near tie by the CPU's logits, within
 #     the bf16 tolerance (tests/serve_client.py says how).
@@ -55,7 +59,7 @@ stop() {
 
 t0=$(date +%s)
 start_server P --model "$TMP/m" --device "$DEV" --cuda-gemm fallback --max-batch 32 \
-  --max-context 256 --prefill-chunk 8192 --kv-memory 0.05
+  --max-context 256 --kv-memory 0.05
 grep -q "paged KV cache" "$TMP/P.err" || fail "server P is not paged: $(cat "$TMP/P.err")"
 client --port "$PORT_P" --paged --exact --max-prompt 200 \
   --gen-args "--cuda-gemm fallback --max-context 256"
