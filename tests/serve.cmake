@@ -10,3 +10,8 @@ ga_add_test(serve_request_corpus SOURCES serve_request_corpus.c
 ga_add_script_test(serve_paged serve_paged.sh LABELS slow)
 # ignore_eos and tools/bench_serve.py (Poisson + fixed concurrency) against a tiny model
 ga_add_script_test(serve_bench serve_bench.sh)
+if(GA_HAVE_CUDA)
+  # --device cuda end to end with tests/serve_client.py (python3 stdlib: the GPU machine has no
+  # node): 32 concurrent requests vs gattn generate, paged + exact and slots + bf16 tolerance
+  ga_add_script_test(serve_cuda serve_cuda.sh LABELS "gpu")
+endif()
