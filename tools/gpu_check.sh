@@ -8,6 +8,7 @@
 #   tools/gpu_check.sh                   # from the repository root, on the GPU machine
 #   OUT=/some/dir tools/gpu_check.sh     # also leaves every log there as gpu-logs.tgz
 #   GA_GPU_BENCH=1 tools/gpu_check.sh    # then also runs the benchmark binaries
+#   GA_GPU_LONG=1 tools/gpu_check.sh     # also test_long_gpu_128k (a few minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -66,7 +67,12 @@ ctest_part() { # label-args name
   note "ctest $name: ${line:-no tests} (rc $rc)"
 }
 ctest_part cpu -LE gpu -j "$JOBS"
-ctest_part gpu -L gpu --timeout 300 --verbose
+# test_long_gpu_128k (whole 131072-token context against the CPU, minutes) only on request
+if [ "${GA_GPU_LONG:-0}" = 1 ]; then
+  ctest_part gpu -L gpu --timeout 300 --verbose
+else
+  ctest_part gpu -L gpu -E '^test_long_gpu_128k$' --timeout 300 --verbose
+fi
 ldd "$BUILD/tests/test_cuda_ops" 2>/dev/null | grep -iE "cublas|cudart" || true
 # A crashed GPU test: its crash report (phase + backtrace, printed by the test itself), then
 # reruns with eager module loading and with the two other GEMM implementations (cuBLASLt, the
