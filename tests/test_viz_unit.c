@@ -500,8 +500,8 @@ static void test_report(void) {
     char *csv = ga_test_path(dir, "metrics.csv"), *json = ga_test_path(dir, "metrics.json");
     char *tok = ga_test_path(dir, "tokens.json");
     ga_layer_metrics m[2] = {{0.5, NAN, NAN}, {0.125, 0.25, 0.75}};
-    CHECK_OK(ga_metrics_write_csv(csv, m, 2, &err), &err);
-    CHECK_OK(ga_metrics_write_json(json, m, 2, &err), &err);
+    CHECK_OK(ga_metrics_write_csv(csv, m, NULL, 2, &err), &err);
+    CHECK_OK(ga_metrics_write_json(json, m, NULL, 2, &err), &err);
     size_t len;
     char *text = ga_test_read_file(csv, &len);
     CHECK(text && !strcmp(text, "layer,first_token_share,gate_mean,gate_below_0_1\n"
@@ -538,8 +538,8 @@ static void test_report(void) {
     cJSON_Delete(root);
     free(text);
 
-    CHECK(ga_metrics_write_csv("/nonexistent-dir/m.csv", m, 2, &err) == GA_ERR_IO);
-    CHECK(ga_metrics_write_json("/nonexistent-dir/m.json", m, 2, &err) == GA_ERR_IO);
+    CHECK(ga_metrics_write_csv("/nonexistent-dir/m.csv", m, NULL, 2, &err) == GA_ERR_IO);
+    CHECK(ga_metrics_write_json("/nonexistent-dir/m.json", m, NULL, 2, &err) == GA_ERR_IO);
     ga_test_rmtree(dir);
     free(csv);
     free(json);
