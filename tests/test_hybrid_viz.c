@@ -17,6 +17,7 @@
 
 #include "core/model.h"
 #include "core/safetensors.h"
+#include "cpu/cpu_hybrid.h"
 #include "testutil.h"
 
 #define T 11
@@ -260,5 +261,12 @@ int main(void) {
     ga_attn_capture_free(&cap);
     free(plain), free(with);
     ga_model_free(m);
+    /* attn_output_gate false: a q_proj without the gate half, which the forward (and its gate
+     * statistics) would read past; the binding refuses it, and so does the forward itself for a
+     * caller that gives it weights directly */
+    char ng[sizeof k_cfg + 40];
+    snprintf(ng, sizeof ng, "%.*s, \"attn_output_gate\": false}", (int)sizeof k_cfg - 2, k_cfg);
+    CHECK_OK(ga_test_config_parse(ng, &c, &e), &e);
+    CHECK(ga_hyb_check(&c, &e) == GA_ERR_UNSUPPORTED && strstr(e.msg, "attn_output_gate false"));
     return ga_test_finish();
 }

@@ -318,6 +318,11 @@ ga_status ga_hyb_check(const ga_config *c, ga_err *err) {
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: not a hybrid config (qwen3)");
     if (c->attention_bias || c->o_bias)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: attention biases");
+    /* q_proj then has n_heads * head_dim rows, no gate half: every released hybrid is gated */
+    if (!hc->attn_output_gate)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "hybrid forward: attn_output_gate false (no output gate) is not "
+                          "supported");
     if (c->head_dim > GA_HYB_MAX_HEAD_DIM || c->hybrid.rotary_dim > c->head_dim ||
         c->hybrid.rotary_dim % 2 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: head_dim %d / rotary_dim %d",
