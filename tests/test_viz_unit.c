@@ -90,7 +90,7 @@ static void test_png(void) {
     float b[16];
     for (int i = 0; i < 16; i++)
         b[i] = 0.25f + 0.5f * a[i]; /* own scale: 0.25 .. 0.75 */
-    ga_fig_panel panels[2] = {{"Layer 1", a, 4}, {"Layer 2", b, 4}};
+    ga_fig_panel panels[2] = {{"Layer 1", a, 4, NULL}, {"Layer 2", b, 4, NULL}};
     char *labels[4] = {"The", " cat", " sat", "."};
     ga_figure f = {"test: attention", "4 tokens", panels,         2, labels, "key",
                    "query",           NULL,       GA_SCALE_LINEAR};
@@ -155,7 +155,7 @@ static void test_png(void) {
         big[i * 200 + i / 2] = 1.0f;
         many[i] = "tok";
     }
-    ga_fig_panel one = {"Layer 3", big, 200};
+    ga_fig_panel one = {"Layer 3", big, 200, NULL};
     ga_figure g = {"one", NULL, &one, 1, many, NULL, NULL, NULL, GA_SCALE_LINEAR};
     ga_canvas c2;
     CHECK_OK(ga_figure_render(&g, &c2, r, &err), &err);
@@ -347,7 +347,7 @@ static void test_ttf(void) {
     ga_canvas_free(&c);
     /* a whole figure renders in the font */
     float map[4] = {1, 0, 0.5f, 0.5f};
-    ga_fig_panel pan = {"Layer 1", map, 2};
+    ga_fig_panel pan = {"Layer 1", map, 2, NULL};
     char *labels[2] = {"\xe2\x90\xa3gating", "caf\xc3\xa9"};
     ga_figure fig = {"title", "sub", &pan, 1, labels, "key", "query", f, GA_SCALE_LINEAR};
     CHECK_OK(ga_figure_render(&fig, &c, NULL, &err), &err);
@@ -376,7 +376,7 @@ static void test_color_scales(void) {
     CHECK(!strcmp(ga_color_scale_name(GA_SCALE_P99), "p99"));
     int level[3]; /* the viridis level of cell (10, 5), value 0.1/11/6 = 0.0015 */
     for (int s = 0; s < 3; s++) {
-        ga_fig_panel pan = {"Layer 1", map, R};
+        ga_fig_panel pan = {"Layer 1", map, R, NULL};
         ga_figure fig = {"t", NULL, &pan, 1, NULL, NULL, NULL, NULL, (ga_color_scale)s};
         ga_canvas c;
         ga_fig_rect r;
@@ -407,7 +407,7 @@ static void test_color_scales(void) {
     float big[100 * 100];
     for (int i = 0; i < 100 * 100; i++)
         big[i] = i < 50 ? 1.0f : 0.01f * (float)(i % 7);
-    ga_fig_panel pan = {"Layer 1", big, 100};
+    ga_fig_panel pan = {"Layer 1", big, 100, NULL};
     ga_figure fig = {"t", NULL, &pan, 1, NULL, NULL, NULL, NULL, GA_SCALE_P99};
     ga_canvas c;
     ga_fig_rect r;
@@ -500,8 +500,8 @@ static void test_report(void) {
     char *csv = ga_test_path(dir, "metrics.csv"), *json = ga_test_path(dir, "metrics.json");
     char *tok = ga_test_path(dir, "tokens.json");
     ga_layer_metrics m[2] = {{0.5, NAN, NAN}, {0.125, 0.25, 0.75}};
-    CHECK_OK(ga_metrics_write_csv(csv, m, 2, &err), &err);
-    CHECK_OK(ga_metrics_write_json(json, m, 2, &err), &err);
+    CHECK_OK(ga_metrics_write_csv(csv, m, NULL, 2, &err), &err);
+    CHECK_OK(ga_metrics_write_json(json, m, NULL, 2, &err), &err);
     size_t len;
     char *text = ga_test_read_file(csv, &len);
     CHECK(text && !strcmp(text, "layer,first_token_share,gate_mean,gate_below_0_1\n"
@@ -538,8 +538,8 @@ static void test_report(void) {
     cJSON_Delete(root);
     free(text);
 
-    CHECK(ga_metrics_write_csv("/nonexistent-dir/m.csv", m, 2, &err) == GA_ERR_IO);
-    CHECK(ga_metrics_write_json("/nonexistent-dir/m.json", m, 2, &err) == GA_ERR_IO);
+    CHECK(ga_metrics_write_csv("/nonexistent-dir/m.csv", m, NULL, 2, &err) == GA_ERR_IO);
+    CHECK(ga_metrics_write_json("/nonexistent-dir/m.json", m, NULL, 2, &err) == GA_ERR_IO);
     ga_test_rmtree(dir);
     free(csv);
     free(json);

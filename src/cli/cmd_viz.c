@@ -9,6 +9,12 @@
  * Default layers: 1, 7, 21, 28 (the seed demo's choice for 28-layer Qwen3 models) when the
  * model has at least 28 layers; otherwise min(4, n_layers) evenly spread layers,
  * 1 + round(i * (L - 1) / (k - 1)) for i = 0..k-1 (L=2: 1,2; L=4: 1,2,3,4; L=8: 1,3,6,8).
+ *
+ * Hybrid models (Qwen3-Next, Qwen3.5/3.6): only the full-attention layers have an attention
+ * map. The default picks up to 4 of them evenly spread by the same rule over their list; a
+ * linear-attention (Gated DeltaNet) layer named in --layers gets a panel that says "linear
+ * attention: no attention map", and every linear layer carries that note in the metrics table,
+ * metrics.csv and metrics.json (its metrics are empty: no softmax, no gate).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -32,6 +38,7 @@
 #define MAX_PICTURE_RES 1024
 #define MAX_DUMP_TOKENS 4096 /* a dump is T x T floats per layer: 64 MiB at 4096 */
 #define LABEL_CAP 64
+#define NO_MAP_NOTE "linear attention: no attention map"
 
 /* --color-scale: linear | log | p99 */
 static int parse_scale(const char *cmd, const ga_opt *o, const char *v) {
@@ -120,8 +127,10 @@ static int parse_args(int argc, char **argv, viz_args *a) {
     return 0;
 }
 
-/* Fills sel (n_layers flags) from --layers or the default rule; returns the count or -1. */
-static int select_layers(const ga_cli_ids *list, int L, bool *sel) {
+/* Fills sel (n_layers flags) from --layers or the default rule; returns the count or -1.
+ * linear: NULL, or n_layers flags of the layers that have no attention map (the default skips
+ * them). */
+static int select_layers(const ga_cli_ids *list, int L, const unsigned char *linear, bool *sel) {
     memset(sel, 0, (size_t)L * sizeof *sel);
     int count = 0;
     if (list->v) {
@@ -135,6 +144,19 @@ static int select_layers(const ga_cli_ids *list, int L, bool *sel) {
             count++;
         }
         return count;
+    }
+    if (linear) { /* up to 4 full-attention layers, evenly spread over their list */
+        int full[GA_MAX_LAYERS], n = 0;
+        for (int l = 0; l < L && n < GA_MAX_LAYERS; l++)
+            if (!linear[l]) full[n++] = l;
+        int k = n < 4 ? n : 4;
+        for (int i = 0; i < k; i++) {
+            int at = k == 1 ? 0 : (int)lround((double)i * (n - 1) / (k - 1));
+            if (!sel[full[at]]) count++;
+            sel[full[at]] = true;
+        }
+        if (!count) ga_cli_fail(CMD, "the model has no full-attention layer to draw");
+        return count ? count : -1;
     }
     if (L >= 28) {
         static const int paper[4] = {1, 7, 21, 28};
@@ -262,13 +284,14 @@ static void free_labels(char **labels, int n) {
 }
 
 /* Writes layer_N.npy for the selected layers, tokens.json, metrics.csv and metrics.json. */
-static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *sel, int L,
-                      const int32_t *ids, char *const *labels, int T) {
+static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *sel,
+                      const char *const *notes, int L, const int32_t *ids, char *const *labels,
+                      int T) {
     ga_err err = {{0}};
     char name[64];
     ga_status st = GA_OK;
     for (int l = 0; !st && l < L; l++) {
-        if (!sel[l]) continue;
+        if (!sel[l] || !cap->maps[l]) continue; /* no map: the note in metrics.* says why */
         snprintf(name, sizeof name, "layer_%d.npy", l + 1);
         char *p = ga_path_join(dir, name);
         st = p ? ga_npy_write_f32(p, cap->maps[l], T, T, &err)
@@ -283,8 +306,8 @@ static int write_dump(const char *dir, const ga_attn_capture *cap, const bool *s
             break;
         }
         if (f == 0) st = ga_tokens_write_json(p, ids, labels, T, &err);
-        if (f == 1) st = ga_metrics_write_csv(p, cap->metrics, L, &err);
-        if (f == 2) st = ga_metrics_write_json(p, cap->metrics, L, &err);
+        if (f == 1) st = ga_metrics_write_csv(p, cap->metrics, notes, L, &err);
+        if (f == 2) st = ga_metrics_write_json(p, cap->metrics, notes, L, &err);
         free(p);
     }
     return st ? ga_cli_fail_err(CMD, &err) : 0;
@@ -311,7 +334,8 @@ static int draw(const viz_args *a, const ga_model *m, const char *name, const ga
     for (int l = 0; l < L; l++) {
         if (!sel[l]) continue;
         const float *map = cap->maps[l];
-        if (cap->res != res) { /* a full-resolution capture (for --dump) pooled for the picture */
+        if (map &&
+            cap->res != res) { /* a full-resolution capture (for --dump) pooled for the picture */
             pooled[k] = malloc((size_t)res * res * sizeof(float));
             if (!pooled[k]) {
                 rc = ga_cli_fail(CMD, "out of memory");
@@ -324,7 +348,7 @@ static int draw(const viz_args *a, const ga_model *m, const char *name, const ga
             map = pooled[k];
         }
         snprintf(titles[k], sizeof titles[k], "Layer %d", l + 1);
-        panels[k] = (ga_fig_panel){titles[k], map, res};
+        panels[k] = (ga_fig_panel){titles[k], map, res, map ? NULL : NO_MAP_NOTE};
         k++;
     }
     /* Block b starts at the first position p with p * res / T == b; a pooled block is
@@ -398,6 +422,7 @@ int ga_cmd_viz(int argc, char **argv) {
     char *out = NULL, *name = NULL;
     int T = 0;
     ga_attn_capture cap = {0};
+    const char **notes = NULL; /* hybrid: n_layers entries, the note of each linear layer */
     ga_font *font = NULL;
     bool font_missing = false;
     rc = 1;
@@ -422,7 +447,15 @@ int ga_cmd_viz(int argc, char **argv) {
         ga_cli_fail(CMD, "out of memory");
         goto done;
     }
-    int n_sel = select_layers(&a.layers, L, sel);
+    /* hybrid: which layers are linear attention (no map), and their note */
+    const unsigned char *linear = cfg->hybrid.n_linear_layers ? cfg->hybrid.layer_is_linear : NULL;
+    if (linear && !(notes = calloc((size_t)L, sizeof *notes))) {
+        ga_cli_fail(CMD, "out of memory");
+        goto done;
+    }
+    for (int l = 0; linear && l < L; l++)
+        notes[l] = linear[l] ? NO_MAP_NOTE : NULL;
+    int n_sel = select_layers(&a.layers, L, linear, sel);
     if (n_sel < 0) goto done;
     if (a.out) {
         out = strdup(a.out);
@@ -471,12 +504,13 @@ int ga_cmd_viz(int argc, char **argv) {
     if (font_missing) ga_cli_font_note(CMD);
     if (draw(&a, m, name, &cap, sel, n_sel, tok_labels, out, ga_session_device_name(s), font))
         goto done;
-    if (a.dump && (clear_old_dump(a.dump) || write_dump(a.dump, &cap, sel, L, ids, tok_labels, T)))
+    if (a.dump &&
+        (clear_old_dump(a.dump) || write_dump(a.dump, &cap, sel, notes, L, ids, tok_labels, T)))
         goto done;
 
     printf("%s (%s attention, %d tokens, %s)\n", name, ga_gate_mode_name(cfg->gate), T,
            ga_session_device_name(s));
-    ga_metrics_print(stdout, cap.metrics, L);
+    ga_metrics_print(stdout, cap.metrics, notes, L);
     printf("wrote %s\n", out);
     if (a.dump) printf("wrote layer_N.npy, tokens.json, metrics.csv, metrics.json to %s\n", a.dump);
     rc = ga_cli_finish_stdout(CMD);
@@ -491,6 +525,7 @@ done:
     free_labels(tok_labels, T);
     free(ids);
     free(sel);
+    free(notes);
     free(out);
     return rc;
 }

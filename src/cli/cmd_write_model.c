@@ -161,8 +161,9 @@ int ga_cmd_write_model(int argc, char **argv) {
                  "qwen3 (default), or a hybrid (issue 15, CPU only): qwen3_5 (dense),\n"
                  "qwen3_5_moe or qwen3_next (MoE), 3 DeltaNet : 1 attention layers"),
         GA_O_CUSTOM("--preset", parse_preset, &preset, "NAME",
-                    "tiny (default), qwen3-0.6b or paper-1.7b; the options below\n"
-                    "override its sizes"),
+                    "tiny (default), small, qwen3-0.6b, paper-1.7b, or the hybrids\n"
+                    "qwen3.5-0.8b, qwen3.5-9b, qwen3-next-80b-a3b (published shapes);\n"
+                    "the options below override its sizes"),
         GA_SHAPE_OPTS(&over),
         GA_O_FLOAT("--theta", &theta, 1e-6, 1e12, "X", "RoPE theta (default 1e6)"),
         GA_O_FLAG("--untied", &untied, "a separate lm_head.weight"),
@@ -194,7 +195,7 @@ int ga_cmd_write_model(int argc, char **argv) {
     ga_config c = preset->shape;
     bool any;
     if ((rc = ga_cli_shape_apply(&spec, &over, &c, &any))) return rc;
-    c.gate = gate;
+    if (c.arch == GA_ARCH_QWEN3) c.gate = gate; /* a hybrid preset's gate is its family's */
     if (ga_cli_opt(&spec, "--theta")->given) c.rope_theta = theta;
     if (untied) c.tie_word_embeddings = false;
     if (bias) c.attention_bias = c.o_bias = true;

@@ -12,13 +12,14 @@
 typedef struct ga_preset {
     const char *name;  /* "tiny", "qwen3-0.6b", "paper-1.7b" */
     const char *about; /* one line for --help */
-    ga_config shape;   /* gate GA_GATE_NONE; set the variant separately */
+    ga_config shape;   /* Qwen3: gate GA_GATE_NONE, set the variant separately; hybrids (arch
+                        * not GA_ARCH_QWEN3): the full hybrid config, gate elementwise */
     ga_dtype dtype;    /* the dtype its weights are written in by default */
 } ga_preset;
 
 /* The preset called `name` (or one of its short names: "0.6b", "1.7b"), or NULL. */
 const ga_preset *ga_preset_find(const char *name);
-/* "tiny, small, qwen3-0.6b or paper-1.7b": the names for an error message or --help. */
+/* "tiny, small, qwen3-0.6b, ...": the names for an error message or --help. */
 const char *ga_preset_names(void);
 
 /* "baseline" | "headwise" | "elementwise" -> *out; 0, or -1 for another name. */

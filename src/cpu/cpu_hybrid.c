@@ -166,12 +166,29 @@ void ga_hyb_moe(const ga_config *c, const ga_hyb_moe_w *w, const float *x, float
     }
 }
 
+/* What one full-attention layer records for an attention capture over a prefill of T tokens
+ * from position 0 (ga_attn_capture in gattn.h): the pooled map straight from the softmax
+ * probabilities below, p(key 0) summed over heads and queries 1..T-1, and the sigmoid of every
+ * gate value (n_heads * head_dim a token: the gate is elementwise). */
+typedef struct attn_rec {
+    float *map; /* (res, res), or NULL when the layer's map was not asked for */
+    int res, T, head;
+    double first, gate_sum;
+    size_t gate_below, gate_n;
+} attn_rec;
+
+/* First query row of pooling block b: the smallest i with floor(i * res / T) == b. */
+static int block_start(int b, int T, int res) {
+    return (int)(((int64_t)b * T + res - 1) / res);
+}
+
 /* Full attention of one token at position pos (Qwen3NextAttention + eager_attention_forward):
  * per query head [query | gate] from q_proj, zero-centred q/k norms, rotate-half RoPE on the
  * first rotary_dim dims (apply_rotary_pos_emb), causal GQA softmax over the cache, output times
- * sigmoid(gate), o_proj. buf: 2 * n_heads * head_dim + max_seq floats. */
+ * sigmoid(gate), o_proj. buf: 2 * n_heads * head_dim + max_seq floats. rec: NULL, or what a
+ * capture records (the token's position is its query row). */
 static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state *s, int l,
-                       const float *x, float *out, float *buf) {
+                       const float *x, float *out, float *buf, attn_rec *rec) {
     int H = c->hidden_size, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
     int rd = c->hybrid.rotary_dim, pos = s->pos;
     float *qg = buf, *att = buf + 2 * nh * hd;
@@ -203,8 +220,18 @@ static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state 
         for (int t = 0; t <= pos; t++)
             sum += exp(att[t] - mx);
         double acc[GA_HYB_MAX_HEAD_DIM] = {0};
+        float *row = NULL; /* this query's block row of the map, weighted as a block mean */
+        double map_w = 0.0;
+        if (rec && rec->map && (rec->head < 0 || rec->head == h)) {
+            int bi = ga_pool_bin(pos, rec->T, rec->res);
+            int cnt = block_start(bi + 1, rec->T, rec->res) - block_start(bi, rec->T, rec->res);
+            row = rec->map + (size_t)bi * rec->res;
+            map_w = 1.0 / cnt / (rec->head < 0 ? nh : 1);
+        }
         for (int t = 0; t <= pos; t++) {
             double p = exp(att[t] - mx) / sum;
+            if (row) row[ga_pool_bin(t, rec->T, rec->res)] += (float)(p * map_w);
+            if (rec && t == 0 && pos > 0) rec->first += p;
             const float *vt = s->v[l] + ((size_t)t * nkv + j) * hd;
             for (int d = 0; d < hd; d++)
                 acc[d] += p * vt[d];
@@ -212,6 +239,13 @@ static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state 
         float gv[GA_HYB_MAX_HEAD_DIM];
         for (int d = 0; d < hd; d++)
             gv[d] = sigmoidf_(gate[d]);
+        if (rec) {
+            for (int d = 0; d < hd; d++) {
+                rec->gate_sum += gv[d];
+                rec->gate_below += gv[d] < GA_HYB_GATE_LOW;
+            }
+            rec->gate_n += (size_t)hd;
+        }
         for (int d = 0; d < hd; d++)
             o[(size_t)h * hd + d] = (float)acc[d] * gv[d];
     }
@@ -284,6 +318,11 @@ ga_status ga_hyb_check(const ga_config *c, ga_err *err) {
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: not a hybrid config (qwen3)");
     if (c->attention_bias || c->o_bias)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: attention biases");
+    /* q_proj then has n_heads * head_dim rows, no gate half: every released hybrid is gated */
+    if (!hc->attn_output_gate)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "hybrid forward: attn_output_gate false (no output gate) is not "
+                          "supported");
     if (c->head_dim > GA_HYB_MAX_HEAD_DIM || c->hybrid.rotary_dim > c->head_dim ||
         c->hybrid.rotary_dim % 2 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "hybrid forward: head_dim %d / rotary_dim %d",
@@ -373,8 +412,20 @@ int ga_hyb_state_pos(const ga_hyb_state *s) {
 
 ga_status ga_hyb_forward(const ga_config *c, const ga_hyb_weights *w, ga_hyb_state *s,
                          const int32_t *tokens, int T, float *logits, ga_err *err) {
+    return ga_hyb_forward_capture(c, w, s, tokens, T, logits, NULL, err);
+}
+
+ga_status ga_hyb_forward_capture(const ga_config *c, const ga_hyb_weights *w, ga_hyb_state *s,
+                                 const int32_t *tokens, int T, float *logits, ga_attn_capture *cap,
+                                 ga_err *err) {
     ga_status st = ga_hyb_check(c, err);
     if (st) return st;
+    if (cap && (s->pos != 0 || cap->n_tokens != T || !cap->maps || !cap->metrics ||
+                cap->n_layers_alloc != c->n_layers))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "hybrid forward: an attention capture needs a prepared capture of %d "
+                          "layers and a prefill from position 0 (at %d, %d tokens)",
+                          c->n_layers, s->pos, T);
     if (T < 1 || T > s->max_seq - s->pos)
         return ga_err_set(err, GA_ERR_ARG, "hybrid forward: %d tokens at position %d (room %d)", T,
                           s->pos, s->max_seq - s->pos);
@@ -402,6 +453,14 @@ ga_status ga_hyb_forward(const ga_config *c, const ga_hyb_weights *w, ga_hyb_sta
     int pos0 = s->pos;
     for (int l = 0; l < c->n_layers; l++) {
         const ga_hyb_layer_w *lw = &w->layer[l];
+        attn_rec rec = {0}, *rp = NULL;
+        if (cap && layer_linear(c, l)) { /* no softmax, so no map: NULL map, NaN metrics */
+            free(cap->maps[l]);
+            cap->maps[l] = NULL;
+        } else if (cap) {
+            rec = (attn_rec){.map = cap->maps[l], .res = cap->res, .T = T, .head = cap->head};
+            rp = &rec;
+        }
         for (int t = 0; t < T; t++) { /* Qwen3NextDecoderLayer.forward */
             float *xt = x + (size_t)t * H;
             s->pos = pos0 + t;
@@ -409,7 +468,7 @@ ga_status ga_hyb_forward(const ga_config *c, const ga_hyb_weights *w, ga_hyb_sta
             if (layer_linear(c, l))
                 gdn_token(c, &lw->gdn, s, l, hn, y, buf);
             else
-                attn_token(c, &lw->attn, s, l, hn, y, buf);
+                attn_token(c, &lw->attn, s, l, hn, y, buf, rp);
             for (int i = 0; i < H; i++)
                 xt[i] += y[i];
             ga_hyb_rmsnorm_zc(hn, xt, lw->post_norm, H, c->rms_norm_eps);
@@ -419,6 +478,12 @@ ga_status ga_hyb_forward(const ga_config *c, const ga_hyb_weights *w, ga_hyb_sta
                 swiglu(&lw->mlp, hn, y, buf, H, c->intermediate_size);
             for (int i = 0; i < H; i++)
                 xt[i] += y[i];
+        }
+        if (rp) {
+            ga_layer_metrics *mt = &cap->metrics[l];
+            mt->first_token_share = T > 1 ? rec.first / ((double)c->n_heads * (T - 1)) : NAN;
+            mt->gate_mean = rec.gate_n ? rec.gate_sum / (double)rec.gate_n : NAN;
+            mt->gate_below_0_1 = rec.gate_n ? (double)rec.gate_below / (double)rec.gate_n : NAN;
         }
     }
     const float *head = w->lm_head ? w->lm_head : w->embed;

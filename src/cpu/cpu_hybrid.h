@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/capture.h"
 #include "gattn/gattn.h"
 
 /* Full-attention layer (Qwen3NextAttention). No biases (attention_bias is false in every
@@ -92,6 +93,18 @@ int ga_hyb_state_pos(const ga_hyb_state *s);
 ga_status ga_hyb_forward(const ga_config *c, const ga_hyb_weights *w, ga_hyb_state *s,
                          const int32_t *tokens, int T, float *logits, ga_err *err);
 
+/* ga_hyb_forward with an attention capture (NULL: none) for a prefill from position 0, cap
+ * prepared by ga_capture_prepare for c->n_layers layers and T tokens: every full-attention
+ * layer records its pooled map (for the layers cap->layers selects) from the probabilities of
+ * its own softmax, its first-token share and the statistics of its elementwise sigmoid gates
+ * (n_heads * head_dim values a token; below GA_HYB_GATE_LOW counts as closed). A linear
+ * (Gated DeltaNet) layer has no attention map: its map is freed to NULL and its metrics stay
+ * NaN. */
+#define GA_HYB_GATE_LOW 0.1
+ga_status ga_hyb_forward_capture(const ga_config *c, const ga_hyb_weights *w, ga_hyb_state *s,
+                                 const int32_t *tokens, int T, float *logits, ga_attn_capture *cap,
+                                 ga_err *err);
+
 /* The ops, exposed for their tests. */
 /* out = x * rsqrt(mean(x^2) + eps) * (1 + w) (Qwen3NextRMSNorm); out may alias x. */
 void ga_hyb_rmsnorm_zc(float *out, const float *x, const float *w, int n, float eps);
@@ -115,7 +128,8 @@ void ga_hyb_moe(const ga_config *c, const ga_hyb_moe_w *w, const float *x, float
                 float *scratch);
 
 /* The CPU backend for a hybrid model (cpu_hybrid_backend.c): weights converted to fp32, one
- * ga_hyb_state per sequence slot, no paged cache (paged_init NULL), no attention capture. */
+ * ga_hyb_state per sequence slot, no paged cache (paged_init NULL); attention capture through
+ * ga_hyb_forward_capture. */
 typedef struct ga_backend ga_backend;
 ga_status ga_cpu_hybrid_backend_create(const ga_model *m, const ga_session_opts *opts,
                                        int max_context, int max_batch, ga_backend **out,

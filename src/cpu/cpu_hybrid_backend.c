@@ -96,15 +96,12 @@ static ga_status state_at(hyb_backend *b, int seq, int pos0, ga_err *err) {
 static ga_status hyb_forward(ga_backend *base, int seq, int pos0, const int32_t *tokens, int n,
                              bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err) {
     hyb_backend *b = (hyb_backend *)base;
-    if (cap)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention capture (viz) on hybrid models is not supported yet: the "
-                          "CPU hybrid backend records no attention maps (issue 15)");
     ga_status st = state_at(b, seq, pos0, err);
     if (st) return st;
     size_t V = (size_t)b->c.vocab_size;
     float *out = all_positions && logits ? logits : b->rows;
-    if ((st = ga_hyb_forward(&b->c, &b->w, b->state[seq], tokens, n, out, err))) return st;
+    if ((st = ga_hyb_forward_capture(&b->c, &b->w, b->state[seq], tokens, n, out, cap, err)))
+        return st;
     if (logits && !all_positions) memcpy(logits, out + (size_t)(n - 1) * V, V * sizeof *logits);
     return GA_OK;
 }

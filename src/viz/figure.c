@@ -10,6 +10,7 @@
  * and then drawn, so the canvas is exactly as large as its contents plus margins.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,9 @@
 #define LOG_RANGE 1e-4 /* the log scale spans at most four decades below the maximum */
 
 static const ga_rgb WHITE = {255, 255, 255};
-static const ga_rgb INK = {38, 38, 38};     /* matplotlib's default text colour, #262626 */
-static const ga_rgb GREY = {110, 110, 110}; /* subtitle and captions */
+static const ga_rgb INK = {38, 38, 38};        /* matplotlib's default text colour, #262626 */
+static const ga_rgb GREY = {110, 110, 110};    /* subtitle and captions */
+static const ga_rgb NOTE_BG = {225, 225, 225}; /* a panel without a map */
 
 const char *ga_color_scale_name(ga_color_scale s) {
     return s == GA_SCALE_LOG ? "log" : s == GA_SCALE_P99 ? "p99" : "linear";
@@ -149,6 +151,15 @@ static int panel_measure(const ga_fig_panel *p, const ga_figure *f, int pitch, p
     g->cell = HEAT_TARGET / p->res > 0 ? HEAT_TARGET / p->res : 1;
     g->side = g->cell * p->res;
     g->step = (pitch + g->cell - 1) / g->cell;
+    if (!p->map) { /* a note instead of a heatmap: no scale, no colour bar */
+        g->lo = 0.0;
+        g->hi = 1.0;
+        g->scale = GA_SCALE_LINEAR;
+        g->caption = NULL;
+        g->n_ticks = 0;
+        g->tick_w = 0;
+        return 0;
+    }
     size_t n = (size_t)p->res * (size_t)p->res, finite = 0;
     double lo = INFINITY, hi = -INFINITY, pos = INFINITY;
     for (size_t i = 0; i < n; i++) {
@@ -232,8 +243,28 @@ static void draw_panel(ga_canvas *c, const ga_figure *f, const ga_fig_panel *p, 
     int tw = ga_font_text_len(font, p->title, TITLE_SIZE);
     ga_font_draw(font, c, hx + (S - tw) / 2, y0, p->title, TITLE_SIZE, GA_TEXT_RIGHT, INK);
 
-    /* cells */
-    for (int i = 0; i < p->res; i++)
+    /* cells, or the note on grey where the panel has no map (each ':' ends a line) */
+    if (!p->map) {
+        ga_canvas_fill(c, hx, hy, S, S, NOTE_BG);
+        const char *s = p->note ? p->note : "no map";
+        int n_lines = 1;
+        for (const char *q = s; *q; q++)
+            n_lines += *q == ':';
+        int lh = ga_font_height(font, 1) + 4, y = hy + (S - n_lines * lh) / 2;
+        while (*s) {
+            const char *e = strchr(s, ':');
+            size_t len = e ? (size_t)(e - s) + 1 : strlen(s);
+            char line[128];
+            snprintf(line, sizeof line, "%.*s", (int)len, s);
+            int w = ga_font_text_len(font, line, 1);
+            ga_font_draw(font, c, hx + (S - w) / 2, y, line, 1, GA_TEXT_RIGHT, INK);
+            y += lh;
+            s += len;
+            while (*s == ' ')
+                s++;
+        }
+    }
+    for (int i = 0; p->map && i < p->res; i++)
         for (int j = 0; j < p->res; j++) {
             double t = scale_pos(g, p->map[(size_t)i * p->res + j]);
             ga_canvas_fill(c, hx + j * cell, hy + i * cell, cell, cell, ga_viridis(t));
@@ -267,6 +298,7 @@ static void draw_panel(ga_canvas *c, const ga_figure *f, const ga_fig_panel *p, 
     /* colour bar: top = hi, bottom = lo, one colour per pixel row (the bar is the scale's
      * own axis, so a log bar is evenly spaced in log(value)) */
     int bx = hx + S + CBAR_GAP;
+    if (!p->map) return;
     for (int y = 0; y < S; y++) {
         double t = 1.0 - (y + 0.5) / S;
         ga_canvas_fill(c, bx, hy + y, CBAR_W, 1, ga_viridis(t));
@@ -288,7 +320,7 @@ ga_status ga_figure_render(const ga_figure *f, ga_canvas *out, ga_fig_rect *rect
     if (f->n_panels < 1) return ga_err_set(err, GA_ERR_ARG, "a figure needs at least one panel");
     int res = f->panels[0].res;
     for (int i = 0; i < f->n_panels; i++)
-        if (f->panels[i].res != res || res < 1 || !f->panels[i].map)
+        if (f->panels[i].res != res || res < 1 || (!f->panels[i].map && !f->panels[i].note))
             return ga_err_set(err, GA_ERR_ARG, "figure panels must share one resolution");
     if ((unsigned)f->scale > GA_SCALE_P99)
         return ga_err_set(err, GA_ERR_ARG, "unknown colour scale %d", (int)f->scale);

@@ -1,7 +1,9 @@
 /*
  * Reports of a capture: the attention-sink metrics as a console table, metrics.csv and
  * metrics.json (one object per layer, layers 1-based, gate fields empty / null where the
- * model has no gate), and tokens.json with the prompt's ids and token strings.
+ * model has no gate; a layer's note, e.g. a hybrid model's "linear attention: no attention
+ * map", as a last column / a "note" field), and tokens.json with the prompt's ids and token
+ * strings.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,7 +21,7 @@ static void print_cell(FILE *f, int width, double v) {
         fprintf(f, "  %*.4f", width, v);
 }
 
-void ga_metrics_print(FILE *f, const ga_layer_metrics *m, int n_layers) {
+void ga_metrics_print(FILE *f, const ga_layer_metrics *m, const char *const *notes, int n_layers) {
     fprintf(f, "%5s  %17s  %9s  %14s\n", "layer", "first_token_share", "gate_mean",
             "gate_below_0_1");
     for (int l = 0; l < n_layers; l++) {
@@ -27,6 +29,7 @@ void ga_metrics_print(FILE *f, const ga_layer_metrics *m, int n_layers) {
         print_cell(f, 17, m[l].first_token_share);
         print_cell(f, 9, m[l].gate_mean);
         print_cell(f, 14, m[l].gate_below_0_1);
+        if (notes && notes[l]) fprintf(f, "  %s", notes[l]);
         fputc('\n', f);
     }
 }
@@ -44,16 +47,18 @@ static void csv_cell(FILE *f, double v) {
         fprintf(f, ",%.9g", v);
 }
 
-ga_status ga_metrics_write_csv(const char *path, const ga_layer_metrics *m, int n_layers,
-                               ga_err *err) {
+ga_status ga_metrics_write_csv(const char *path, const ga_layer_metrics *m,
+                               const char *const *notes, int n_layers, ga_err *err) {
     FILE *f = fopen(path, "w");
     if (!f) return ga_err_set(err, GA_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "layer,first_token_share,gate_mean,gate_below_0_1\n");
+    fprintf(f, "layer,first_token_share,gate_mean,gate_below_0_1%s\n", notes ? ",note" : "");
     for (int l = 0; l < n_layers; l++) {
         fprintf(f, "%d", l + 1);
         csv_cell(f, m[l].first_token_share);
         csv_cell(f, m[l].gate_mean);
         csv_cell(f, m[l].gate_below_0_1);
+        /* notes are the CLI's fixed phrases: no comma or quote to escape */
+        if (notes) fprintf(f, ",%s", notes[l] ? notes[l] : "");
         fputc('\n', f);
     }
     return close_checked(f, path, !ferror(f), err);
@@ -78,8 +83,8 @@ static ga_status write_json(const char *path, cJSON *root, ga_err *err) {
     return close_checked(f, path, ok, err);
 }
 
-ga_status ga_metrics_write_json(const char *path, const ga_layer_metrics *m, int n_layers,
-                                ga_err *err) {
+ga_status ga_metrics_write_json(const char *path, const ga_layer_metrics *m,
+                                const char *const *notes, int n_layers, ga_err *err) {
     /* One object a line: compact, and still easy to read and to diff. */
     FILE *f = fopen(path, "w");
     if (!f) return ga_err_set(err, GA_ERR_IO, "cannot write %s: %s", path, strerror(errno));
@@ -93,6 +98,7 @@ ga_status ga_metrics_write_json(const char *path, const ga_layer_metrics *m, int
                                   json_number_or_null(m[l].first_token_share));
             cJSON_AddItemToObject(o, "gate_mean", json_number_or_null(m[l].gate_mean));
             cJSON_AddItemToObject(o, "gate_below_0_1", json_number_or_null(m[l].gate_below_0_1));
+            if (notes && notes[l]) cJSON_AddStringToObject(o, "note", notes[l]);
             line = cJSON_PrintUnformatted(o);
         }
         cJSON_Delete(o);

@@ -97,8 +97,11 @@ ga_rgb ga_viridis_level(int level);
 
 typedef struct ga_fig_panel {
     const char *title; /* "Layer 7" */
-    const float *map;  /* (res, res) row = query block, column = key block */
+    const float *map;  /* (res, res) row = query block, column = key block; NULL: no map */
     int res;
+    /* Shown in a grey square in place of the heatmap (no colour bar) when map is NULL, e.g.
+     * "linear attention: no attention map" for a Gated DeltaNet layer of a hybrid model. */
+    const char *note;
 } ga_fig_panel;
 
 /* How a panel's values map to colours. Attention maps are often dominated by the first
@@ -213,13 +216,15 @@ ga_status ga_npy_read_f32(const char *path, float **data, int64_t *rows, int64_t
 /* ---------------------------------------------------------------- report */
 
 /* The metrics table of all layers: layer, first_token_share, gate_mean, gate_below_0_1
- * ("-" where a value is NaN, i.e. gates of a baseline model). */
-void ga_metrics_print(FILE *f, const ga_layer_metrics *m, int n_layers);
-/* metrics.csv (empty fields for NaN) and metrics.json (null for NaN), layers 1-based. */
-ga_status ga_metrics_write_csv(const char *path, const ga_layer_metrics *m, int n_layers,
-                               ga_err *err);
-ga_status ga_metrics_write_json(const char *path, const ga_layer_metrics *m, int n_layers,
-                                ga_err *err);
+ * ("-" where a value is NaN, i.e. gates of a baseline model). notes: NULL, or n_layers
+ * entries, each NULL or a phrase printed after the layer's row (no comma or quote in it). */
+void ga_metrics_print(FILE *f, const ga_layer_metrics *m, const char *const *notes, int n_layers);
+/* metrics.csv (empty fields for NaN; with notes a last "note" column) and metrics.json (null
+ * for NaN; with notes a "note" field on the layers that have one), layers 1-based. */
+ga_status ga_metrics_write_csv(const char *path, const ga_layer_metrics *m,
+                               const char *const *notes, int n_layers, ga_err *err);
+ga_status ga_metrics_write_json(const char *path, const ga_layer_metrics *m,
+                                const char *const *notes, int n_layers, ga_err *err);
 /* tokens.json: {"ids": [...], "tokens": [...]}. */
 ga_status ga_tokens_write_json(const char *path, const int32_t *ids, char *const *tokens, int n,
                                ga_err *err);
