@@ -106,6 +106,31 @@ rows = json.load(open(sys.argv[1]))["rows"]
 assert sorted({r["test"] for r in rows}) == ["decode", "prefill"], rows
 assert len(rows) == 6 and all(r["tokens_per_s"] > 0 for r in rows), rows
 PY
+# The FLOP column of a MoE hybrid counts the experts a token runs, not all of them: a prefill's
+# FLOPs lie between 2 x (active parameters - embedding tables) per token and 2 x active plus
+# the attention and DeltaNet terms, well below 2 x all parameters (info's independent counts).
+"$G" info --model "$T/qwen3_next" --json >"$T/info.json" 2>/dev/null && ok || bad "info --json"
+python3 - "$T/b.json" "$T/info.json" "$T/qwen3_next/config.json" <<'PY' && ok || bad "bench FLOPs of a MoE hybrid"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+info, cfg = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+def find(o, k):
+    if isinstance(o, dict):
+        if k in o: return o[k]
+        for v in o.values():
+            r = find(v, k)
+            if r is not None: return r
+    return None
+total, active = find(info, "parameters"), find(info, "active_parameters")
+assert total and active and active < 0.8 * total, (total, active)
+VH = cfg["vocab_size"] * cfg["hidden_size"]
+for r in rows:
+    if r["test"] != "prefill": continue
+    P = r["tokens"]
+    flops = r["tflop_per_s"] * 1e12 * r["mean_ms"] * 1e-3
+    lo, hi = 2 * (active - 2 * VH) * P, 2 * active * P * 1.5
+    assert lo <= flops <= hi and flops < 2 * total * P * 0.9, (P, flops, lo, hi, total, active)
+PY
 
 # ---- presets with the published shapes, shrunk to run here
 "$G" write-model --out "$T/p9" --preset qwen3.5-9b --layers 4 --hidden 64 --intermediate 64 \

@@ -180,9 +180,9 @@ static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
     x->depth = 0;
     x->timed_from = 0;
     x->depth_end = P;
-    double attn = 4.0 * c->n_layers * c->n_heads * c->head_dim * ((double)P * (P + 1) / 2);
-    double flops =
-        2.0 * (b->matmul_params - b->lm_head_params) * P + 2.0 * b->lm_head_params + attn;
+    double attn = 4.0 * b->attn_layers * c->n_heads * c->head_dim * ((double)P * (P + 1) / 2);
+    double flops = 2.0 * (b->matmul_params - b->lm_head_params) * P + 2.0 * b->lm_head_params +
+                   attn + b->state_flops * P;
     double bytes = b->matmul_params * b->bytes_per_weight;
     fill_stats(x, t + a->warmup, (int)a->reps, P, bytes, flops);
     x->peak_mem_gib = peak;
@@ -226,8 +226,8 @@ static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
     if (d > 0) st = fill(b, s, B, d);
     sample_mem(s, a, &peak);
     /* K and V rows read per attended position, over all layers */
-    const double kv_row = 2.0 * c->n_layers * c->n_kv_heads * c->head_dim * b->bytes_per_weight;
-    const double attn_per_key = 4.0 * c->n_layers * c->n_heads * c->head_dim;
+    const double kv_row = 2.0 * b->attn_layers * c->n_kv_heads * c->head_dim * b->bytes_per_weight;
+    const double attn_per_key = 4.0 * b->attn_layers * c->n_heads * c->head_dim;
     int depth_end = d, timed_from = d;
     for (int r = 0; r < total && !st; r++) {
         if (d == 0)
@@ -248,8 +248,10 @@ static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
             /* Every timed repetition of a row has the same work up to the depth drift; the
              * figures use the first timed one's. Step k attends ctx0 + k + 1 keys. */
             double keys = (double)N * ctx0 + (double)N * (N + 1) / 2;
-            bytes = (double)N * b->matmul_params * b->bytes_per_weight + B * keys * kv_row;
-            flops = (double)B * N * 2.0 * b->matmul_params + B * keys * attn_per_key;
+            bytes = (double)N * b->matmul_params * b->bytes_per_weight + B * keys * kv_row +
+                    (double)B * N * b->state_bytes;
+            flops =
+                (double)B * N * (2.0 * b->matmul_params + b->state_flops) + B * keys * attn_per_key;
         }
     }
     sample_mem(s, a, &peak);
@@ -369,7 +371,21 @@ int ga_bench_run_variant(ga_bench_ctx *b, ga_model *m) {
     b->variant = ga_gate_mode_name(c->gate);
     double VH = (double)c->vocab_size * c->hidden_size;
     b->lm_head_params = VH;
-    b->matmul_params = (double)ga_config_param_count(c) - (c->tie_word_embeddings ? 0.0 : VH);
+    /* Per token: the parameters a token multiplies (MoE: the routed top-k and the shared
+     * expert, not all experts; at larger batches more experts' bytes are read, so the GB/s
+     * column of a MoE decode is a lower bound), softmax attention in the full-attention layers
+     * only, and for Gated DeltaNet layers the recurrent state: per value head a d_k x d_v fp32
+     * matrix decayed, read twice (k^T S, q^T S) and updated (about 8 d_k d_v FLOPs), read and
+     * written once per token. */
+    b->matmul_params =
+        (double)ga_config_active_param_count(c) - (c->tie_word_embeddings ? 0.0 : VH);
+    const ga_hybrid_config *hy = &c->hybrid;
+    const double n_lin = c->arch == GA_ARCH_QWEN3 ? 0 : hy->n_linear_layers;
+    const double state =
+        (double)hy->linear_num_value_heads * hy->linear_key_head_dim * hy->linear_value_head_dim;
+    b->attn_layers = c->n_layers - n_lin;
+    b->state_flops = n_lin * 8.0 * state;
+    b->state_bytes = n_lin * 2.0 * 4.0 * state;
     int longest = 1;
     for (int i = 0; i < a->prefill.n; i++)
         longest = a->prefill.v[i] > longest ? a->prefill.v[i] : longest;

@@ -35,10 +35,12 @@ typedef struct ga_bench_ctx {
     const char *variant;
     ga_bench_report *rep;
     int rows_cap, skips_cap;
-    double bytes_per_weight; /* as the backend stores them */
-    double matmul_params, lm_head_params;
-    int32_t *tokens; /* scratch ids, long enough for the longest fill */
-    float *logits;   /* vocab */
+    double bytes_per_weight;              /* as the backend stores them */
+    double matmul_params, lm_head_params; /* per token (MoE: active experts only) */
+    double attn_layers;              /* layers with softmax attention (hybrids: the full ones) */
+    double state_flops, state_bytes; /* per token: Gated DeltaNet recurrent states (hybrids) */
+    int32_t *tokens;                 /* scratch ids, long enough for the longest fill */
+    float *logits;                   /* vocab */
     ga_err err;
     /* progress: rows measured or skipped so far, of rows_total, since t_start */
     int rows_done, rows_total;
