@@ -64,6 +64,14 @@ ctest_part() { # label-args name
   line=$(grep -E "tests passed|tests failed" "$LOG/ctest-$name.log" | tail -1)
   grep -E "^\s*[0-9]+/[0-9]+ Test" "$LOG/ctest-$name.log"
   [ $rc -ne 0 ] && fail=1 && grep -E "\*\*\*Failed|Not Run|\*\*\*Exception|Timeout" "$LOG/ctest-$name.log"
+  # each failed test's own last lines on stdout: the log folder may be too big to come back
+  local t
+  for t in $(grep -E "\*\*\*Failed|\*\*\*Exception|\*\*\*Timeout" "$LOG/ctest-$name.log" |
+             sed -E 's/.*Test +#[0-9]+: ([^ ]+) .*/\1/' | sort -u); do
+    echo "---- $t (last lines)"
+    ctest --test-dir "$BUILD" -R "^$t\$" --output-on-failure --timeout 300 2>&1 |
+      grep -vE "^(Test project|Constructing|Checking|Updating|Start|  *Start)" | tail -25
+  done
   note "ctest $name: ${line:-no tests} (rc $rc)"
 }
 ctest_part cpu -LE gpu -j "$JOBS"
