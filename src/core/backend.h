@@ -52,6 +52,10 @@ struct ga_backend {
                             const int32_t *const *tables, ga_err *err);
     /* Bytes one token takes in the KV cache (all layers, K and V): sizes kv_memory. */
     size_t kv_token_bytes;
+    /* Bytes the cache holds whatever the lengths, for max_batch sequences (a hybrid model's
+     * DeltaNet conv + recurrent states; 0 for Qwen3): a paged cache sized from kv_memory
+     * gives its blocks what is left of kv_memory after these. */
+    size_t kv_fixed_bytes;
 };
 
 /* Whether the session options ask for a paged KV cache (backends skip their slot cache). */
