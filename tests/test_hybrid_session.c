@@ -6,7 +6,8 @@
  *     bit for bit (each token sees exactly the state its predecessors left, either way), and
  *     equals the same tokens decoded in a batch beside another sequence, and prefilled through
  *     ga_session_forward_multi (the session's per-sequence fallback);
- *   - a paged cache is refused by the backend (paged_refused, slots used);
+ *   - all of it through a paged cache (kv_blocks: the backend takes it, paged and not refused;
+ *     tests/test_hybrid_paged.c compares it with slots);
  *   - --device cuda is refused in one line naming issue 15.
  */
 #include <math.h>
@@ -50,7 +51,7 @@ static void check_cfg(const char *json) {
     if (s) {
         ga_kv_info kv;
         ga_session_kv_info(s, &kv);
-        CHECK(kv.paged_refused && !kv.paged);
+        CHECK(kv.paged && !kv.paged_refused && kv.blocks_total == 8);
         CHECK(ga_session_device(s) == GA_DEVICE_CPU);
         CHECK_OK(ga_session_forward(s, 0, ids, T, true, full, &e), &e);
         /* sequence 1 token by token; sequence 0 again beside it in a batch of two */

@@ -46,12 +46,16 @@ struct ga_backend {
      * is the session's block table of sequence seq (max_context / block_size rounded up
      * entries, valid for the sequence's current length plus the tokens of the call); the
      * session owns the tables and the free list, the backend owns the blocks' memory. A
-     * sequence's cache is then "its blocks" (a hybrid model would add a fixed per-sequence
-     * state beside them, indexed by seq as today). */
+     * sequence's cache is then "its blocks" (a hybrid model keeps its DeltaNet states beside
+     * them, a fixed size per sequence indexed by seq: kv_fixed_bytes). */
     ga_status (*paged_init)(ga_backend *b, int n_blocks, int block_size,
                             const int32_t *const *tables, ga_err *err);
     /* Bytes one token takes in the KV cache (all layers, K and V): sizes kv_memory. */
     size_t kv_token_bytes;
+    /* Bytes the cache holds whatever the lengths, for max_batch sequences (a hybrid model's
+     * DeltaNet conv + recurrent states; 0 for Qwen3): a paged cache sized from kv_memory
+     * gives its blocks what is left of kv_memory after these. */
+    size_t kv_fixed_bytes;
 };
 
 /* Whether the session options ask for a paged KV cache (backends skip their slot cache). */

@@ -15,9 +15,28 @@ struct ga_hyb_state {
     int n_layers;
     float **conv;   /* (n_layers): (conv_dim, kernel-1) for linear layers, else NULL */
     float **rec;    /* (n_layers): (Hv, d_k, d_v) for linear layers, else NULL */
-    float **k, **v; /* (n_layers): (max_seq, n_kv_heads, head_dim) for full layers, else NULL */
-    size_t conv_n, rec_n, kv_n;
+    float **k, **v; /* slots: (n_layers): (max_seq, n_kv_heads, head_dim) for full layers, else
+                     * NULL; paged: all NULL, the K/V live in blocks (below) */
+    size_t conv_n, rec_n, kv_n, row; /* row: n_kv_heads * head_dim, one position of one layer */
+    /* paged (ga_hyb_state_create_paged + ga_hyb_state_page): */
+    bool paged;
+    float *pk, *pv;       /* the pools of blocks; block b at b * ga_hyb_block_floats */
+    const int32_t *table; /* the sequence's block table */
+    int block_size;
+    size_t block_pitch; /* floats per block */
+    int *full_idx;      /* (n_layers): full layer l's index among the full layers (its part of a
+                         * block, which holds block_size positions of each in layer order) */
 };
+
+/* K (or V, with pool pv) of full layer l at position t: (n_kv_heads, head_dim) contiguous, in
+ * its slot or in block table[t / block_size]; the same floats either way, so the same math. */
+static float *kv_row(const ga_hyb_state *s, float *const *slot, float *pool, int l, int t) {
+    if (!s->paged) return slot[l] + (size_t)t * s->row;
+    return pool + (size_t)s->table[t / s->block_size] * s->block_pitch +
+           ((size_t)s->full_idx[l] * s->block_size + (size_t)(t % s->block_size)) * s->row;
+}
+#define K_ROW(s, l, t) kv_row(s, (s)->k, (s)->pk, l, t)
+#define V_ROW(s, l, t) kv_row(s, (s)->v, (s)->pv, l, t)
 
 static double dot(const float *a, const float *b, int n) {
     double s = 0.0;
@@ -192,7 +211,7 @@ static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state 
     int H = c->hidden_size, nh = c->n_heads, nkv = c->n_kv_heads, hd = c->head_dim;
     int rd = c->hybrid.rotary_dim, pos = s->pos;
     float *qg = buf, *att = buf + 2 * nh * hd;
-    float *kc = s->k[l] + (size_t)pos * nkv * hd, *vc = s->v[l] + (size_t)pos * nkv * hd;
+    float *kc = K_ROW(s, l, pos), *vc = V_ROW(s, l, pos);
     matvec(qg, w->q, x, H, 2 * nh * hd);
     matvec(kc, w->k, x, H, nkv * hd);
     matvec(vc, w->v, x, H, nkv * hd);
@@ -214,7 +233,7 @@ static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state 
         int j = h / (nh / nkv);
         double mx = -INFINITY, sum = 0.0;
         for (int t = 0; t <= pos; t++) {
-            att[t] = (float)(dot(q, s->k[l] + ((size_t)t * nkv + j) * hd, hd) * scale);
+            att[t] = (float)(dot(q, K_ROW(s, l, t) + (size_t)j * hd, hd) * scale);
             mx = att[t] > mx ? att[t] : mx;
         }
         for (int t = 0; t <= pos; t++)
@@ -232,7 +251,7 @@ static void attn_token(const ga_config *c, const ga_hyb_attn_w *w, ga_hyb_state 
             double p = exp(att[t] - mx) / sum;
             if (row) row[ga_pool_bin(t, rec->T, rec->res)] += (float)(p * map_w);
             if (rec && t == 0 && pos > 0) rec->first += p;
-            const float *vt = s->v[l] + ((size_t)t * nkv + j) * hd;
+            const float *vt = V_ROW(s, l, t) + (size_t)j * hd;
             for (int d = 0; d < hd; d++)
                 acc[d] += p * vt[d];
         }
@@ -354,10 +373,12 @@ void ga_hyb_state_free(ga_hyb_state *s) {
     free(s->rec);
     free(s->k);
     free(s->v);
+    free(s->full_idx);
     free(s);
 }
 
-ga_status ga_hyb_state_create(const ga_config *c, int max_seq, ga_hyb_state **out, ga_err *err) {
+static ga_status state_create(const ga_config *c, int max_seq, bool paged, ga_hyb_state **out,
+                              ga_err *err) {
     *out = NULL;
     ga_status st = ga_hyb_check(c, err);
     if (st) return st;
@@ -373,17 +394,22 @@ ga_status ga_hyb_state_create(const ga_config *c, int max_seq, ga_hyb_state **ou
                 (size_t)(hc->linear_conv_kernel_dim - 1);
     s->rec_n =
         (size_t)hc->linear_num_value_heads * hc->linear_key_head_dim * hc->linear_value_head_dim;
-    s->kv_n = (size_t)max_seq * c->n_kv_heads * c->head_dim;
+    s->row = (size_t)c->n_kv_heads * c->head_dim;
+    s->kv_n = (size_t)max_seq * s->row;
+    s->paged = paged;
     s->conv = calloc((size_t)L, sizeof *s->conv);
     s->rec = calloc((size_t)L, sizeof *s->rec);
     s->k = calloc((size_t)L, sizeof *s->k);
     s->v = calloc((size_t)L, sizeof *s->v);
-    bool ok = s->conv && s->rec && s->k && s->v;
-    for (int l = 0; ok && l < L; l++) {
+    s->full_idx = calloc((size_t)L, sizeof *s->full_idx);
+    bool ok = s->conv && s->rec && s->k && s->v && s->full_idx;
+    for (int l = 0, full = 0; ok && l < L; l++) {
         if (layer_linear(c, l)) {
             s->conv[l] = calloc(s->conv_n + 1, sizeof(float));
             s->rec[l] = calloc(s->rec_n, sizeof(float));
             ok = s->conv[l] && s->rec[l];
+        } else if (paged) {
+            s->full_idx[l] = full++;
         } else {
             s->k[l] = calloc(s->kv_n, sizeof(float));
             s->v[l] = calloc(s->kv_n, sizeof(float));
@@ -396,6 +422,49 @@ ga_status ga_hyb_state_create(const ga_config *c, int max_seq, ga_hyb_state **ou
     }
     *out = s;
     return GA_OK;
+}
+
+ga_status ga_hyb_state_create(const ga_config *c, int max_seq, ga_hyb_state **out, ga_err *err) {
+    return state_create(c, max_seq, false, out, err);
+}
+
+ga_status ga_hyb_state_create_paged(const ga_config *c, int max_seq, ga_hyb_state **out,
+                                    ga_err *err) {
+    return state_create(c, max_seq, true, out, err);
+}
+
+int ga_hyb_full_layers(const ga_config *c) {
+    int n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        n += !layer_linear(c, l);
+    return n;
+}
+
+size_t ga_hyb_block_floats(const ga_config *c, int block_size) {
+    return (size_t)ga_hyb_full_layers(c) * block_size * c->n_kv_heads * c->head_dim;
+}
+
+size_t ga_hyb_state_fixed_bytes(const ga_config *c) {
+    const ga_hybrid_config *hc = &c->hybrid;
+    size_t conv = (size_t)(2 * hc->linear_num_key_heads * hc->linear_key_head_dim +
+                           hc->linear_num_value_heads * hc->linear_value_head_dim) *
+                  (size_t)(hc->linear_conv_kernel_dim - 1);
+    size_t rec =
+        (size_t)hc->linear_num_value_heads * hc->linear_key_head_dim * hc->linear_value_head_dim;
+    return (size_t)hc->n_linear_layers * (conv + rec) * sizeof(float);
+}
+
+void ga_hyb_state_page(ga_hyb_state *s, float *k_pool, float *v_pool, const int32_t *table,
+                       int block_size) {
+    if (!s->paged) return;
+    size_t full = 0;
+    for (int l = 0; l < s->n_layers; l++)
+        full += s->conv[l] == NULL;
+    s->pk = k_pool;
+    s->pv = v_pool;
+    s->table = table;
+    s->block_size = block_size;
+    s->block_pitch = full * (size_t)block_size * s->row;
 }
 
 void ga_hyb_state_reset(ga_hyb_state *s) {
@@ -426,6 +495,9 @@ ga_status ga_hyb_forward_capture(const ga_config *c, const ga_hyb_weights *w, ga
                           "hybrid forward: an attention capture needs a prepared capture of %d "
                           "layers and a prefill from position 0 (at %d, %d tokens)",
                           c->n_layers, s->pos, T);
+    if (s->paged && (!s->table || !s->pk || !s->pv || s->block_size < 1))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "hybrid forward: a paged state without its blocks (ga_hyb_state_page)");
     if (T < 1 || T > s->max_seq - s->pos)
         return ga_err_set(err, GA_ERR_ARG, "hybrid forward: %d tokens at position %d (room %d)", T,
                           s->pos, s->max_seq - s->pos);

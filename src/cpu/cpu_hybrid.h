@@ -76,13 +76,32 @@ typedef struct ga_hyb_weights {
 } ga_hyb_weights;
 
 /* Per-sequence state: for each linear layer the conv state (the last kernel-1 inputs of every
- * conv channel) and the recurrent state (Hv x d_k x d_v); for each full-attention layer the K
- * and V of every position so far. */
+ * conv channel) and the recurrent state (Hv x d_k x d_v), a fixed size whatever the length;
+ * for each full-attention layer the K and V of every position so far, either in the state
+ * (ga_hyb_state_create: max_seq positions) or in blocks of a paged cache that the state reads
+ * through the sequence's block table (ga_hyb_state_create_paged, then ga_hyb_state_page). */
 typedef struct ga_hyb_state ga_hyb_state;
 
 /* GA_OK when the module can run c (a hybrid config with the shapes it supports). */
 ga_status ga_hyb_check(const ga_config *c, ga_err *err);
 ga_status ga_hyb_state_create(const ga_config *c, int max_seq, ga_hyb_state **out, ga_err *err);
+/* The fixed part only (conv + recurrent states); the K/V of its full-attention layers live in
+ * blocks given by ga_hyb_state_page before the first forward. */
+ga_status ga_hyb_state_create_paged(const ga_config *c, int max_seq, ga_hyb_state **out,
+                                    ga_err *err);
+/* Points a paged state (no-op for a slot state) at its blocks: K and V pools of blocks of
+ * ga_hyb_block_floats(c, block_size) floats each, block b at b times that; a block holds, per
+ * full-attention layer in layer order, block_size positions of (n_kv_heads, head_dim). table:
+ * the sequence's block table, an entry for every block of the positions the next forwards
+ * touch (position p in block table[p / block_size]). */
+void ga_hyb_state_page(ga_hyb_state *s, float *k_pool, float *v_pool, const int32_t *table,
+                       int block_size);
+/* Full-attention layers of c (the layers that keep K/V). */
+int ga_hyb_full_layers(const ga_config *c);
+/* Floats of one block of a paged cache (K or V): full layers * block_size * n_kv * head_dim. */
+size_t ga_hyb_block_floats(const ga_config *c, int block_size);
+/* Bytes of one sequence's fixed state: conv + recurrent state of every linear layer. */
+size_t ga_hyb_state_fixed_bytes(const ga_config *c);
 void ga_hyb_state_free(ga_hyb_state *s);
 /* Back to an empty sequence (zero states, position 0). */
 void ga_hyb_state_reset(ga_hyb_state *s);
@@ -128,8 +147,9 @@ void ga_hyb_moe(const ga_config *c, const ga_hyb_moe_w *w, const float *x, float
                 float *scratch);
 
 /* The CPU backend for a hybrid model (cpu_hybrid_backend.c): weights converted to fp32, one
- * ga_hyb_state per sequence slot, no paged cache (paged_init NULL); attention capture through
- * ga_hyb_forward_capture. */
+ * ga_hyb_state per sequence; the full-attention K/V in a slot of max_context per sequence, or
+ * (session options kv_blocks / kv_memory) in the blocks of a paged cache; attention capture
+ * through ga_hyb_forward_capture. */
 typedef struct ga_backend ga_backend;
 ga_status ga_cpu_hybrid_backend_create(const ga_model *m, const ga_session_opts *opts,
                                        int max_context, int max_batch, ga_backend **out,

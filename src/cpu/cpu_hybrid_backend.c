@@ -2,12 +2,19 @@
  * The CPU backend for the hybrid families (Qwen3-Next, Qwen3.5, Qwen3.6; issue 15): the bound
  * tensors (src/core/model_hybrid.c) converted to fp32 once at creation, as the Qwen3 CPU backend
  * does, and run through the reference forward of cpu_hybrid.c with one ga_hyb_state per
- * sequence slot (the conv and recurrent state of every DeltaNet layer, the K/V of every
- * full-attention layer up to max_context).
+ * sequence (the conv and recurrent state of every DeltaNet layer).
  *
- * Slots only: paged_init stays NULL, so a session asked for a paged cache keeps the slots and
- * reports paged_refused (a DeltaNet state is a fixed size per sequence, not blocks of tokens).
- * A recurrent state cannot rewind: a sequence continues where it stopped or starts at 0.
+ * The K/V of the full-attention layers live either in the state (slots: max_context positions
+ * per sequence) or, when the session asks for a paged cache (paged_init), in blocks of
+ * block_size positions from one pool, read through the session's block table of the sequence
+ * as the Qwen3 CPU backend reads them: a block holds block_size positions of every
+ * full-attention layer, so kv_token_bytes counts those layers only. The DeltaNet states stay a
+ * fixed size per sequence beside the blocks, allocated once for max_batch sequences at creation
+ * (kv_fixed_bytes: what a session sizing its blocks from kv_memory takes off first). Either way
+ * the numbers are the same floats in the same order, so paged and slot results are bit-equal.
+ *
+ * A recurrent state cannot rewind: a sequence continues where it stopped or starts at 0, which
+ * zeroes its conv and recurrent states (a reset or a preempted sequence recomputed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +30,13 @@ typedef struct hyb_backend {
     ga_hyb_layer_w *lw;    /* (n_layers) */
     ga_hyb_mlp_w *experts; /* (n_moe_layers * num_experts) */
     ga_hyb_state **state;  /* (max_batch) */
-    float *rows;           /* (max_context, vocab): logits of a forward before the last row */
-    float **owned;         /* every converted weight, for free() */
+    /* paged (paged_init): K and V pools of blocks, the session's block tables */
+    float *pk, *pv;
+    const int32_t *const *tables;
+    int block_size;
+    bool paged;    /* states made without K/V (the session asked for a paged cache) */
+    float *rows;   /* (max_context, vocab): logits of a forward before the last row */
+    float **owned; /* every converted weight, for free() */
     int n_owned, cap_owned, max_batch;
 } hyb_backend;
 
@@ -40,6 +52,8 @@ static void hyb_free(ga_backend *base) {
     free(b->lw);
     free(b->experts);
     free(b->rows);
+    free(b->pk);
+    free(b->pv);
     free(b);
 }
 
@@ -98,6 +112,7 @@ static ga_status hyb_forward(ga_backend *base, int seq, int pos0, const int32_t 
     hyb_backend *b = (hyb_backend *)base;
     ga_status st = state_at(b, seq, pos0, err);
     if (st) return st;
+    if (b->tables) ga_hyb_state_page(b->state[seq], b->pk, b->pv, b->tables[seq], b->block_size);
     size_t V = (size_t)b->c.vocab_size;
     float *out = all_positions && logits ? logits : b->rows;
     if ((st = ga_hyb_forward_capture(&b->c, &b->w, b->state[seq], tokens, n, out, cap, err)))
@@ -114,6 +129,28 @@ static ga_status hyb_decode_batch(ga_backend *base, const int *seqs, const int *
                                    logits ? logits + (size_t)i * V : NULL, NULL, err);
         if (st) return st;
     }
+    return GA_OK;
+}
+
+static ga_status hyb_paged_init(ga_backend *base, int n_blocks, int block_size,
+                                const int32_t *const *tables, ga_err *err) {
+    hyb_backend *b = (hyb_backend *)base;
+    if (!b->paged)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "hybrid CPU backend: paged_init on a backend made with slots");
+    size_t per = ga_hyb_block_floats(&b->c, block_size);
+    free(b->pk);
+    free(b->pv);
+    b->pk = malloc((size_t)n_blocks * per * sizeof(float));
+    b->pv = malloc((size_t)n_blocks * per * sizeof(float));
+    b->tables = NULL;
+    if (!b->pk || !b->pv)
+        return ga_err_set(err, GA_ERR_OOM,
+                          "hybrid CPU backend: out of memory for a paged KV cache of %.1f MiB (%d "
+                          "blocks of %d tokens); lower --kv-blocks / --kv-memory",
+                          2.0 * n_blocks * per * sizeof(float) / 1048576.0, n_blocks, block_size);
+    b->tables = tables;
+    b->block_size = block_size;
     return GA_OK;
 }
 
@@ -181,15 +218,20 @@ ga_status ga_cpu_hybrid_backend_create(const ga_model *m, const ga_session_opts 
     if (!m->hyb) return ga_err_set(err, GA_ERR_ARG, "hybrid CPU backend: the model is not bound");
     hyb_backend *b = calloc(1, sizeof *b);
     if (!b) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    /* A model without full-attention layers has no K/V at all: nothing to page (and a block
+     * of 0 bytes would size no cache), so it keeps the slots of fixed states. */
+    const int n_full = ga_hyb_full_layers(c);
+    b->paged = ga_opts_paged(opts) && n_full > 0;
     b->base = (ga_backend){.name = "cpu",
                            .device = GA_DEVICE_CPU,
                            .forward = hyb_forward,
                            .decode_batch = hyb_decode_batch,
                            .free = hyb_free,
                            .impl = b,
-                           .kv_token_bytes = 2 * sizeof(float) *
-                                             (size_t)(c->n_layers - c->hybrid.n_linear_layers) *
-                                             c->n_kv_heads * c->head_dim};
+                           .paged_init = n_full > 0 ? hyb_paged_init : NULL,
+                           .kv_token_bytes =
+                               2 * sizeof(float) * (size_t)n_full * c->n_kv_heads * c->head_dim,
+                           .kv_fixed_bytes = (size_t)max_batch * ga_hyb_state_fixed_bytes(c)};
     b->c = *c;
     b->max_batch = max_batch;
     int E = c->hybrid.moe ? c->hybrid.num_experts : 0;
@@ -215,7 +257,8 @@ ga_status ga_cpu_hybrid_backend_create(const ga_model *m, const ga_session_opts 
     }
     b->w = (ga_hyb_weights){embed, b->lw, final_norm, lm_head};
     for (int i = 0; !st && i < max_batch; i++)
-        st = ga_hyb_state_create(c, max_context, &b->state[i], err);
+        st = b->paged ? ga_hyb_state_create_paged(c, max_context, &b->state[i], err)
+                      : ga_hyb_state_create(c, max_context, &b->state[i], err);
     if (st) {
         hyb_free(&b->base);
         return st;
