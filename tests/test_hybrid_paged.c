@@ -281,6 +281,29 @@ static void test_sizes(const ga_model *m, const char *tag) {
     b->free(b);
 }
 
+/* kv_memory pays for the DeltaNet states of max_batch sequences first, the blocks get the rest. */
+static void test_kv_memory(const ga_model *m, const char *tag) {
+    const ga_config *c = &m->cfg;
+    const int64_t per = 2 * 4 * 2 * (int64_t)c->n_kv_heads * c->head_dim * 16; /* 2 full layers */
+    const int64_t fixed = 3 * (int64_t)ga_hyb_state_fixed_bytes(c);
+    ga_session_opts so = {.device = GA_DEVICE_CPU, .max_context = CTX, .max_batch = 3};
+    ga_err e = {{0}};
+    ga_session *s = NULL;
+    ga_kv_info ki;
+    so.kv_memory = fixed + 5 * per + per - 1;
+    CHECK_OK(ga_session_create(m, &so, &s, &e), &e);
+    if (s) {
+        ga_session_kv_info(s, &ki);
+        CHECK_MSG(ki.paged && ki.blocks_total == 5, "%s: %d blocks from kv_memory, expected 5", tag,
+                  ki.blocks_total);
+        ga_session_free(s);
+    }
+    s = NULL;
+    so.kv_memory = fixed + per - 1; /* the states fit, no block */
+    CHECK(ga_session_create(m, &so, &s, &e) == GA_ERR_ARG && !s);
+    CHECK_MSG(strstr(e.msg, "holds no block") != NULL, "%s", e.msg);
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof k_cfgs / sizeof k_cfgs[0]; i++) {
         ga_err e = {{0}};
@@ -295,6 +318,7 @@ int main(void) {
         test_equal(m, 7, tag);
         if (i == 0) test_equal(m, 1, tag);
         test_alloc(m, tag);
+        test_kv_memory(m, tag);
         ga_model_free(m);
     }
     return ga_test_finish();

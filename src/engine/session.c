@@ -55,13 +55,16 @@ static ga_status paged_setup(ga_session *s, const ga_session_opts *o, ga_err *er
     }
     int64_t n = o->kv_blocks;
     if (!n) {
+        /* what the cache holds whatever the lengths (a hybrid's DeltaNet states) is paid first */
         int64_t per = (int64_t)b->kv_token_bytes * s->block_size;
-        n = o->kv_memory / per;
+        int64_t fixed = (int64_t)b->kv_fixed_bytes;
+        n = o->kv_memory > fixed ? (o->kv_memory - fixed) / per : 0;
         if (n < 1)
             return ga_err_set(err, GA_ERR_ARG,
                               "kv_memory of %lld bytes holds no block (a block of %d tokens takes "
-                              "%lld bytes on %s)",
-                              (long long)o->kv_memory, s->block_size, (long long)per, b->name);
+                              "%lld bytes on %s, besides %lld bytes of per-sequence state)",
+                              (long long)o->kv_memory, s->block_size, (long long)per, b->name,
+                              (long long)fixed);
         if (n > (1 << 24)) n = 1 << 24;
     }
     s->n_blocks = (int)n;
