@@ -15,6 +15,7 @@
 #include "core/backend.h"
 #include "core/rope.h"
 #include "cpu_attention.h"
+#include "cpu_weights.h"
 #include "cpu_ops.h"
 
 typedef struct cpu_layer {
@@ -45,30 +46,11 @@ typedef struct cpu_backend {
     int n_owned;
 } cpu_backend;
 
+/* fp32 copy of t (NULL for NULL), owned by the backend (freed with it). */
 static float *convert(cpu_backend *b, const ga_tensor *t, ga_err *err, ga_status *st) {
     if (!t || *st) return NULL;
-    int64_t n = ga_tensor_numel(t);
-    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!p) {
-        *st = ga_err_set(err, GA_ERR_OOM,
-                         "CPU backend: out of memory converting \"%s\" (%lld values)", t->name,
-                         (long long)n);
-        return NULL;
-    }
-    b->owned[b->n_owned++] = p;
-    /* Convert in blocks small enough to stay in L1/L2 and check each block for NaN/Inf right
-     * after writing it: the finiteness check rides on the conversion pass, no second pass
-     * over the weights in memory. */
-    const int64_t block = 8192;
-    for (int64_t i = 0; i < n; i += block) {
-        const int64_t m = n - i < block ? n - i : block;
-        ga_tensor_read_f32(t, i, m, p + i);
-        const int64_t bad = ga_f32_find_nonfinite(p + i, m);
-        if (bad >= 0) {
-            *st = ga_tensor_nonfinite_err(t, i + bad, err);
-            return NULL;
-        }
-    }
+    float *p = ga_cpu_weight_f32(t, err, st);
+    if (p) b->owned[b->n_owned++] = p;
     return p;
 }
 

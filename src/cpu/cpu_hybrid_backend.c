@@ -22,6 +22,7 @@
 
 #include "core/backend.h"
 #include "cpu_hybrid.h"
+#include "cpu_weights.h"
 
 typedef struct hyb_backend {
     ga_backend base;
@@ -70,25 +71,8 @@ static float *convert(hyb_backend *b, const ga_tensor *t, ga_err *err, ga_status
         b->owned = p;
         b->cap_owned = cap;
     }
-    int64_t n = ga_tensor_numel(t);
-    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!p) {
-        *st = ga_err_set(err, GA_ERR_OOM,
-                         "CPU backend: out of memory converting \"%s\" (%lld values)", t->name,
-                         (long long)n);
-        return NULL;
-    }
-    b->owned[b->n_owned++] = p;
-    const int64_t block = 8192;
-    for (int64_t i = 0; i < n; i += block) {
-        const int64_t m = n - i < block ? n - i : block;
-        ga_tensor_read_f32(t, i, m, p + i);
-        const int64_t bad = ga_f32_find_nonfinite(p + i, m);
-        if (bad >= 0) {
-            *st = ga_tensor_nonfinite_err(t, i + bad, err);
-            return NULL;
-        }
-    }
+    float *p = ga_cpu_weight_f32(t, err, st);
+    if (p) b->owned[b->n_owned++] = p;
     return p;
 }
 
