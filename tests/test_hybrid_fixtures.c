@@ -32,22 +32,6 @@
 
 static double g_worst; /* largest relative error seen, printed at the end */
 
-static float *json_floats(const cJSON *rows, int *n_rows, int width) {
-    int R = cJSON_GetArraySize(rows);
-    float *out = malloc((size_t)R * width * sizeof(float));
-    for (int r = 0; r < R; r++) {
-        const cJSON *row = cJSON_GetArrayItem(rows, r);
-        if (cJSON_GetArraySize(row) != width) {
-            free(out);
-            return NULL;
-        }
-        for (int v = 0; v < width; v++)
-            out[(size_t)r * width + v] = (float)cJSON_GetArrayItem(row, v)->valuedouble;
-    }
-    *n_rows = R;
-    return out;
-}
-
 /* Runs one case; *ran counts the sequences compared. */
 static void check_case(const char *root, const char *name, int *ran) {
     char dir[1024], ref_path[1100];
@@ -78,10 +62,10 @@ static void check_case(const char *root, const char *name, int *ran) {
         for (int t = 0; t < T; t++)
             ids[t] = cJSON_GetArrayItem(seq, t)->valueint;
         int R;
-        float *want = json_floats(cJSON_GetArrayItem(logs, si), &R, V);
+        float *want = ga_test_json_floats(cJSON_GetArrayItem(logs, si), &R, V);
         CHECK(want && R == T);
         int RD = 0;
-        float *dwant = json_floats(cJSON_GetArrayItem(dlogs, si), &RD, V);
+        float *dwant = ga_test_json_floats(cJSON_GetArrayItem(dlogs, si), &RD, V);
         CHECK(dwant && RD == T);
         float *got = malloc((size_t)T * V * sizeof(float));
         for (size_t i = 0; i < (size_t)T * V; i++)

@@ -1,5 +1,7 @@
 /* The test harness behind testutil.h. */
 #define _GNU_SOURCE
+#include <cjson/cJSON.h>
+
 #include "testutil.h"
 
 #include <ftw.h>
@@ -140,4 +142,21 @@ void ga_test_config_expect_fail(const char *json, ga_status code, const char *ne
               ga_status_name(code));
     CHECK_MSG(strstr(e.msg, needle) != NULL, "message '%s' lacks '%s'", e.msg, needle);
     CHECK_MSG(strstr(e.msg, "cfg.json") != NULL, "message '%s' does not name the file", e.msg);
+}
+
+float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width) {
+    int R = cJSON_GetArraySize(rows);
+    float *out = malloc((size_t)(R ? R : 1) * width * sizeof(float));
+    if (!out) return NULL;
+    for (int r = 0; r < R; r++) {
+        const cJSON *row = cJSON_GetArrayItem(rows, r);
+        if (cJSON_GetArraySize(row) != width) {
+            free(out);
+            return NULL;
+        }
+        for (int v = 0; v < width; v++)
+            out[(size_t)r * width + v] = (float)cJSON_GetArrayItem(row, v)->valuedouble;
+    }
+    *n_rows = R;
+    return out;
 }

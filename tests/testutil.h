@@ -78,6 +78,11 @@ ga_status ga_test_config_parse(const char *json, ga_config *c, ga_err *e);
  * and names the file. */
 void ga_test_config_expect_fail(const char *json, ga_status code, const char *needle);
 
+/* A JSON array of rows (arrays of width numbers) as malloc'd floats, row-major, *n_rows set;
+ * NULL when a row has another width (reference logits of the transformers fixtures). */
+struct cJSON;
+float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width);
+
 /* The CUDA GEMM the GPU tests run with: $GA_CUDA_GEMM (cublas, cublas-only, lt or fallback;
  * tools/gpu_check.sh reruns a crashed test with the others), default cublas. */
 ga_cuda_gemm_impl ga_test_cuda_gemm(void);
