@@ -560,11 +560,12 @@ ga_status ga_store_bind_fp8(ga_store *s, const int block[2], const char *where, 
                               "scale it",
                               file_of(t), t->name, where);
         char sb[96];
+        ga_shape_str(t->ndim, t->shape, sb, sizeof sb);
         if (t->ndim != 2)
             return ga_err_set(err, GA_ERR_UNSUPPORTED,
                               "%s: tensor \"%s\": F8_E4M3 %s: only matrices (2-D) are supported "
                               "in FP8",
-                              file_of(t), t->name, ga_shape_str(t->ndim, t->shape, sb, sizeof sb));
+                              file_of(t), t->name, sb);
         char sname[MAX_NAME_LEN + sizeof suffix];
         snprintf(sname, sizeof sname, "%s%s", t->name, suffix);
         const int64_t want[2] = {(t->shape[0] + block[0] - 1) / block[0],
