@@ -3,3 +3,4 @@
 ga_add_test(test_fp8 SOURCES test_fp8.c)
 ga_add_script_test(test_fp8_cli test_fp8_cli.sh)
 ga_add_script_test(test_fp8_gpu test_fp8_cli.sh ARGS cuda LABELS gpu)
+ga_add_test(test_fuzz_model_fp8 SOURCES test_fuzz_model.c ARGS fp8)
