@@ -56,6 +56,22 @@ print(f"relative L2 difference fp8 vs f32 source: {num / den:.4f}")
 sys.exit(0 if x != y and num / den < 0.1 else 1)
 PY
 
+# A finite e4m3 code times a huge block scale is infinite: refused like any non-finite weight,
+# naming the weight and its scale.
+cp -r "$T/q-64" "$T/inf"
+python3 - "$T/inf/model.safetensors" <<'PY' || bad "poke scale"
+import json, struct, sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); n = struct.unpack("<Q", b[:8])[0]
+e = json.loads(b[8:8 + n])["model.layers.1.mlp.down_proj.weight_scale_inv"]
+at = 8 + n + e["data_offsets"][0] + 4 * 3
+b[at:at + 4] = struct.pack("<f", 1e38)
+open(p, "wb").write(b)
+PY
+expect_exit 1 'tensor "model.layers.1.mlp.down_proj.weight": element' \
+  "$G" logits --model "$T/inf" --tokens 1,2 --device "$dev"
+grep -qE 'is [+-]inf \(e4m3 0x[0-9a-f]{2} = [-0-9.e+]+ times model.layers.1.mlp.down_proj.weight_scale_inv 1e\+38\); a model' "$T/err" \
+  && ok || bad "inf message: $(cat "$T/err")"
+
 [ "$dev" = cuda ] && { finish; exit; }
 
 # gattn info says how the weights are stored and what the backends make of them.
