@@ -74,7 +74,7 @@ static int try_load(const char *dir, outcome *o) {
     return 1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     char *dir = ga_test_tmpdir("fuzz");
     ga_config c = {.vocab_size = 40,
                    .hidden_size = 16,
@@ -91,6 +91,10 @@ int main(void) {
                    .gate = GA_GATE_ELEMENTWISE,
                    .bos_token_id = -1};
     ga_write_opts wo = {.seed = 5, .dtype = GA_BF16, .n_shards = 1};
+    /* "fp8" (tests/fp8.cmake): F8_E4M3 projections with 8x8 block scales, so corruptions also
+     * reach quantization_config and the scale binding. */
+    if (argc > 1 && !strcmp(argv[1], "fp8"))
+        wo = (ga_write_opts){.seed = 5, .dtype = GA_F8_E4M3, .fp8_block = 8, .n_shards = 1};
     ga_err e = {{0}};
     CHECK_OK(ga_model_write_random(dir, &c, &wo, &e), &e);
     char *st_path = ga_test_path(dir, "model.safetensors");

@@ -55,6 +55,8 @@ typedef enum ga_dtype {
     GA_F32 = 0,
     GA_F16 = 1,
     GA_BF16 = 2,
+    GA_F8_E4M3 = 3, /* stored weights only (FP8 checkpoints, with block scales): never a compute
+                     * type; readers dequantise (src/core/tensor.h) */
 } ga_dtype;
 
 #define GA_MAX_EOS 8
@@ -147,6 +149,10 @@ typedef struct ga_config {
     bool o_bias;         /* o_proj carries a bias (attention_bias only, as in transformers) */
     ga_gate_mode gate;
     ga_dtype torch_dtype; /* as declared in config.json; tensors may still differ per file */
+    /* quantization_config {"quant_method": "fp8", "fmt": "e4m3"}: F8_E4M3 weights with
+     * (fp8_block[0] x fp8_block[1]) block scales (weight_block_size, default 128 x 128);
+     * fp8_block[0] == 0 when the folder is not quantised. */
+    int fp8_block[2];
     int n_eos;
     int eos_token_ids[GA_MAX_EOS];
     int bos_token_id; /* -1 when absent */
@@ -222,7 +228,8 @@ ga_status ga_model_set_rope_scaling(ga_model *m, const ga_rope_scaling *rs, ga_e
 /* Options for writing a random-weight model folder in the published format. */
 typedef struct ga_write_opts {
     uint64_t seed;
-    ga_dtype dtype; /* GA_F32, GA_F16 or GA_BF16 */
+    ga_dtype dtype; /* GA_F32, GA_F16, GA_BF16, or GA_F8_E4M3 (block-quantised projections) */
+    int fp8_block;  /* GA_F8_E4M3: the square block edge of the scales (0: 128, as released) */
     float init_std; /* std of the normal init of projection weights (0: 0.02) */
     int n_shards;   /* 1: model.safetensors; >1: sharded with an index json */
     bool tokenizer; /* also write a small byte-level BPE tokenizer.json */

@@ -9,6 +9,26 @@
 #include "core/model.h"
 
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
+
+/* FP8 folders (quantization_config fp8): how their weights are stored and what the backends
+ * make of them. */
+static void print_quant(const ga_config *c) {
+    if (c->fp8_block[0] > 0)
+        printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU) / bf16 "
+               "(CUDA) at load\n",
+               c->fp8_block[0], c->fp8_block[1]);
+}
+
+static void add_quant_json(cJSON *o, const ga_config *c) {
+    if (c->fp8_block[0] <= 0) return;
+    cJSON *q = cJSON_AddObjectToObject(o, "quantization");
+    cJSON_AddStringToObject(q, "quant_method", "fp8");
+    cJSON_AddStringToObject(q, "fmt", "e4m3");
+    cJSON *bs = cJSON_AddArrayToObject(q, "weight_block_size");
+    cJSON_AddItemToArray(bs, cJSON_CreateNumber(c->fp8_block[0]));
+    cJSON_AddItemToArray(bs, cJSON_CreateNumber(c->fp8_block[1]));
+}
+
 static const char *const k_ignored[] = {"model.visual.", "mtp."};
 #define N_IGNORED 2
 
@@ -117,6 +137,7 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
         cJSON_AddNumberToObject(o, "active_parameters", (double)active);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
+        add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "text_tensors", text_n + lm_n);
         cJSON *ig = cJSON_AddObjectToObject(o, "ignored_tensors");
         for (int i = 0; i < N_IGNORED; i++)
@@ -182,6 +203,7 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), %s\n",
            ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix,
            bind_err ? "not bound (see runs)" : "bound by name and shape");
+    print_quant(c);
     for (int i = 0; i < N_IGNORED; i++)
         printf("ignored          %s* %d tensors, %.2f MiB%s\n", k_ignored[i], ign_n[i],
                ign_bytes[i] / 1048576.0,
@@ -263,6 +285,7 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "parameters", (double)params);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
+        add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -295,6 +318,7 @@ int ga_cmd_info(int argc, char **argv) {
         printf("parameters       %lld (%.3f B)\n", (long long)params, params / 1e9);
         printf("weights          %s, %.2f MiB as stored\n", ga_dtype_name(ga_model_weight_dtype(m)),
                stored / 1048576.0);
+        print_quant(c);
         printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)\n",
                params * 2 / 1048576.0, params * 4 / 1048576.0);
         printf("kv cache         %.1f KiB per token as bf16 (GPU), %.1f KiB as fp32 (CPU); "

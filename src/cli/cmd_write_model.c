@@ -92,8 +92,10 @@ static int parse_dtype(const char *cmd, const ga_opt *o, const char *v) {
         *d = GA_BF16;
     else if (!strcmp(v, "f16"))
         *d = GA_F16;
+    else if (!strcmp(v, "fp8"))
+        *d = GA_F8_E4M3;
     else
-        return ga_cli_usage(cmd, "%s: '%s' is not f32, bf16 or f16", o->name, v), -1;
+        return ga_cli_usage(cmd, "%s: '%s' is not f32, bf16, f16 or fp8", o->name, v), -1;
     return 0;
 }
 
@@ -149,7 +151,7 @@ int ga_cmd_write_model(int argc, char **argv) {
     ga_dtype dtype = GA_F32;
     double theta = 0, init_std = 0;
     long seed = 1;
-    int shards = 1;
+    int shards = 1, fp8_block = 0;
     bool untied = false, bias = false, tokenizer = false, force = false;
     ga_opt opts[] = {
         GA_O_STR("--out", &out, "DIR", "the folder to write (required; new or empty)"),
@@ -169,7 +171,10 @@ int ga_cmd_write_model(int argc, char **argv) {
         GA_O_FLAG("--untied", &untied, "a separate lm_head.weight"),
         GA_O_FLAG("--bias", &bias, "q/k/v/o projection biases"),
         GA_O_CUSTOM("--dtype", parse_dtype, &dtype, "T",
-                    "f32, bf16 or f16 (default: the preset's)"),
+                    "f32, bf16 or f16 (default: the preset's), or fp8: projections\n"
+                    "F8_E4M3 with block scales (as released FP8 folders), the rest bf16"),
+        GA_O_INT("--fp8-block", &fp8_block, 1, 65536, "N",
+                 "with --dtype fp8: N x N scale blocks (default 128)"),
         GA_O_INT("--shards", &shards, 1, 64, "N", "safetensors shards (> 1: with an index)"),
         GA_O_LONG("--seed", &seed, 0, 0x7fffffffL, "N", "random seed (default 1)"),
         GA_O_FLOAT("--init-std", &init_std, 1e-6, 10, "X", "std of the weights (default 0.02)"),
@@ -179,7 +184,7 @@ int ga_cmd_write_model(int argc, char **argv) {
     ga_cli_spec spec = {
         .cmd = C,
         .usage = "--out DIR [--force] [--family F] [--variant V] [--preset NAME] [shape options] "
-                 "[--dtype T]\n"
+                 "[--dtype T [--fp8-block N]]\n"
                  "         [--shards N] [--seed N] [--init-std X] [--tokenizer]",
         .about = "Writes config.json and safetensors (sharded with an index for --shards > 1)\n"
                  "with seeded random weights. The tiny preset: 4 layers, hidden 128, 4 query\n"
@@ -202,9 +207,11 @@ int ga_cmd_write_model(int argc, char **argv) {
     if ((rc = apply_family(family, &c))) return rc;
     ga_write_opts o = {.seed = (uint64_t)seed,
                        .dtype = ga_cli_opt(&spec, "--dtype")->given ? dtype : preset->dtype,
+                       .fp8_block = fp8_block,
                        .n_shards = shards,
                        .init_std = (float)init_std,
                        .tokenizer = tokenizer};
+    if (fp8_block && o.dtype != GA_F8_E4M3) return ga_cli_usage(C, "--fp8-block needs --dtype fp8");
     if (o.tokenizer && c.vocab_size < 259)
         return ga_cli_usage(C, "--tokenizer needs --vocab >= 259 (256 bytes + 3 special tokens)");
 

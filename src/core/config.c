@@ -68,12 +68,14 @@ const char *ga_dtype_name(ga_dtype d) {
         return "F16";
     case GA_BF16:
         return "BF16";
+    case GA_F8_E4M3:
+        return "F8_E4M3";
     }
     return "?";
 }
 
 size_t ga_dtype_size(ga_dtype d) {
-    return d == GA_F32 ? 4 : 2;
+    return d == GA_F32 ? 4 : d == GA_F8_E4M3 ? 1 : 2;
 }
 
 /* ------------------------------------------------------------------ field readers */
@@ -293,6 +295,60 @@ static ga_status get_dtype(cfg_ctx *c, ga_config *cfg) {
     return GA_OK;
 }
 
+/* quantization_config, as transformers' FineGrainedFP8Config writes it for the released FP8
+ * folders (Qwen3-*-FP8, Qwen3-Next-*-FP8): {"quant_method": "fp8", "fmt": "e4m3",
+ * "weight_block_size": [128, 128], "activation_scheme": "dynamic", "modules_to_not_convert":
+ * [...]}. The weights are dequantised at load, so the activation scheme only has to be one
+ * transformers also runs without activation scales ("dynamic"); which modules are FP8 is read
+ * from the tensors' dtypes (ga_store_bind_fp8), not from modules_to_not_convert. A VL wrapper
+ * keeps it at the top level; text_config is looked at too. */
+static ga_status get_quant(cfg_ctx *top, const cJSON *text_root, ga_config *g) {
+    const char *path = top->path;
+    ga_err *err = top->err;
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(top->root, "quantization_config");
+    if (!q || cJSON_IsNull(q))
+        q = cJSON_GetObjectItemCaseSensitive(text_root, "quantization_config");
+    if (!q || cJSON_IsNull(q)) return GA_OK;
+    if (!cJSON_IsObject(q))
+        return ga_err_set(err, GA_ERR_FORMAT, "%s: \"quantization_config\" must be an object",
+                          path);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
+    if (!cJSON_IsString(m))
+        return ga_err_set(err, GA_ERR_FORMAT,
+                          "%s: quantization_config needs a \"quant_method\" string", path);
+    if (strcmp(m->valuestring, "fp8") != 0)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "%s: quantization_config.quant_method \"%s\" is not supported (fp8: "
+                          "block-scaled F8_E4M3 weights)",
+                          path, m->valuestring);
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(q, "fmt");
+    if (fmt && !cJSON_IsNull(fmt) && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "e4m3")))
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "%s: quantization_config.fmt %s is not supported (e4m3)", path,
+                          cJSON_IsString(fmt) ? fmt->valuestring : "(not a string)");
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(q, "activation_scheme");
+    if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "dynamic")))
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "%s: quantization_config.activation_scheme %s is not supported (dynamic)",
+                          path, cJSON_IsString(act) ? act->valuestring : "(not a string)");
+    g->fp8_block[0] = g->fp8_block[1] = 128; /* FineGrainedFP8Config's default */
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(q, "weight_block_size");
+    if (!bs || cJSON_IsNull(bs)) return GA_OK;
+    bool ok = cJSON_IsArray(bs) && cJSON_GetArraySize(bs) == 2;
+    for (int i = 0; ok && i < 2; i++) {
+        const cJSON *v = cJSON_GetArrayItem(bs, i);
+        ok = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 65536 &&
+             v->valuedouble == (double)(int)v->valuedouble;
+        if (ok) g->fp8_block[i] = (int)v->valuedouble;
+    }
+    if (!ok)
+        return ga_err_set(err, GA_ERR_FORMAT,
+                          "%s: quantization_config.weight_block_size must be [rows, cols], two "
+                          "integers in [1, 65536]",
+                          path);
+    return GA_OK;
+}
+
 ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_config *out,
                           ga_err *err) {
     memset(out, 0, sizeof *out);
@@ -344,7 +400,8 @@ ga_status ga_config_parse(const char *text, size_t len, const char *path, ga_con
                                 !cJSON_GetObjectItemCaseSensitive(c.root, "torch_dtype")
                             ? &top
                             : &c,
-                        g)))
+                        g)) ||
+        (st = get_quant(&top, text_root, g)))
         goto done;
     g->rms_norm_eps = (float)eps;
     g->attention_bias = b_attn || b_qkv;

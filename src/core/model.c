@@ -221,6 +221,7 @@ static ga_status load(const char *dir, bool bind, ga_model **out, ga_err *err) {
     }
     if ((st = ga_config_load(cfg_path, &m->cfg, err))) goto fail;
     if ((st = ga_store_open_dir(dir, &m->store, err))) goto fail;
+    if ((st = ga_store_bind_fp8(m->store, m->cfg.fp8_block, dir, err))) goto fail;
     /* Hybrid folders (issue 15) bind their text weights; model.visual.* and mtp.* are left. */
     if (bind && (st = ga_model_bind(m, err))) goto fail;
     free(cfg_path);
@@ -269,14 +270,18 @@ uint64_t ga_model_weight_bytes(const ga_model *m) {
 }
 
 ga_dtype ga_model_weight_dtype(const ga_model *m) {
-    uint64_t by[3] = {0, 0, 0};
+    /* By bytes, ties to the later dtype: BF16 over F16 over F32 as before, and an FP8 folder
+     * (whose F8 matrices usually outweigh its BF16 embeddings) reads as F8_E4M3. */
+    static const ga_dtype order[] = {GA_F32, GA_F16, GA_BF16, GA_F8_E4M3};
+    uint64_t by[4] = {0, 0, 0, 0};
     for (int i = 0; i < ga_store_count(m->store); i++) {
         const ga_tensor *t = ga_store_at(m->store, i);
-        by[t->dtype] += t->nbytes;
+        if ((unsigned)t->dtype < 4) by[t->dtype] += t->nbytes;
     }
-    return by[GA_BF16] >= by[GA_F32] && by[GA_BF16] >= by[GA_F16] ? GA_BF16
-           : by[GA_F16] >= by[GA_F32]                             ? GA_F16
-                                                                  : GA_F32;
+    ga_dtype best = GA_F32;
+    for (int k = 0; k < 4; k++)
+        if (by[order[k]] >= by[best]) best = order[k];
+    return best;
 }
 
 /* ------------------------------------------------------------------ random models */

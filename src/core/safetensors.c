@@ -168,6 +168,8 @@ static int parse_dtype(const char *s, ga_dtype *out) {
         *out = GA_F16;
     else if (!strcmp(s, "BF16"))
         *out = GA_BF16;
+    else if (!strcmp(s, "F8_E4M3"))
+        *out = GA_F8_E4M3;
     else
         return -1;
     return 0;
@@ -236,8 +238,9 @@ ga_status ga_store_parse_header(ga_store *s, const char *path, const char *hdr, 
         }
         if (parse_dtype(dt->valuestring, &dtype)) {
             st = ga_err_set(err, GA_ERR_UNSUPPORTED,
-                            "%s: tensor \"%s\": dtype %s is not supported (F32, F16, BF16)", path,
-                            name, dt->valuestring);
+                            "%s: tensor \"%s\": dtype %s is not supported (F32, F16, BF16, and "
+                            "F8_E4M3 with block scales)",
+                            path, name, dt->valuestring);
             goto done;
         }
         if (!cJSON_IsArray(sh)) {
@@ -521,6 +524,76 @@ done:
     free(single);
     free(index);
     return st;
+}
+
+/* ------------------------------------------------------------------ FP8 block scales */
+
+/* "<file>: " prefix of a tensor's messages. */
+static const char *file_of(const ga_tensor *t) {
+    return t->file ? t->file : "<memory>";
+}
+
+ga_status ga_store_bind_fp8(ga_store *s, const int block[2], const char *where, ga_err *err) {
+    const char suffix[] = "_scale_inv";
+    for (int i = 0; i < s->n; i++) {
+        ga_tensor *t = &s->tensors[i];
+        const size_t len = strlen(t->name);
+        if (t->dtype != GA_F8_E4M3) {
+            /* A scale beside a weight that is not FP8 means the folder is not what its config
+             * says: refuse rather than silently ignore the scale. */
+            if (len <= sizeof suffix - 1 || strcmp(t->name + len - (sizeof suffix - 1), suffix))
+                continue;
+            char base[MAX_NAME_LEN + 1];
+            snprintf(base, sizeof base, "%.*s", (int)(len - (sizeof suffix - 1)), t->name);
+            const ga_tensor *w = ga_store_find(s, base);
+            if (w && w->dtype != GA_F8_E4M3)
+                return ga_err_set(err, GA_ERR_FORMAT,
+                                  "%s: tensor \"%s\" is %s, yet block scales \"%s\" come with it "
+                                  "(only F8_E4M3 weights have scales)",
+                                  file_of(w), base, ga_dtype_name(w->dtype), t->name);
+            continue;
+        }
+        if (block[0] <= 0)
+            return ga_err_set(err, GA_ERR_FORMAT,
+                              "%s: tensor \"%s\" is F8_E4M3, but %s/config.json has no "
+                              "quantization_config {\"quant_method\": \"fp8\"} saying how to "
+                              "scale it",
+                              file_of(t), t->name, where);
+        char sb[96];
+        ga_shape_str(t->ndim, t->shape, sb, sizeof sb);
+        if (t->ndim != 2)
+            return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                              "%s: tensor \"%s\": F8_E4M3 %s: only matrices (2-D) are supported "
+                              "in FP8",
+                              file_of(t), t->name, sb);
+        char sname[MAX_NAME_LEN + sizeof suffix];
+        snprintf(sname, sizeof sname, "%s%s", t->name, suffix);
+        const int64_t want[2] = {(t->shape[0] + block[0] - 1) / block[0],
+                                 (t->shape[1] + block[1] - 1) / block[1]};
+        char wb[96], fb[96];
+        ga_shape_str(2, want, wb, sizeof wb);
+        const ga_tensor *sc = ga_store_find(s, sname);
+        if (!sc)
+            return ga_err_set(err, GA_ERR_SHAPE,
+                              "%s: tensor \"%s\" is F8_E4M3 but its block scales \"%s\" (shape "
+                              "%s) are missing",
+                              file_of(t), t->name, sname, wb);
+        if (sc->dtype == GA_F8_E4M3)
+            return ga_err_set(err, GA_ERR_FORMAT,
+                              "%s: block scales \"%s\" of \"%s\" are F8_E4M3; expected F32, BF16 "
+                              "or F16",
+                              file_of(sc), sname, t->name);
+        if (sc->ndim != 2 || sc->shape[0] != want[0] || sc->shape[1] != want[1])
+            return ga_err_set(err, GA_ERR_SHAPE,
+                              "%s: block scales \"%s\" of \"%s\" %s in %dx%d blocks: expected "
+                              "shape %s, found %s",
+                              file_of(sc), sname, t->name, sb, block[0], block[1], wb,
+                              ga_shape_str(sc->ndim, sc->shape, fb, sizeof fb));
+        t->scale_inv = sc;
+        t->block[0] = block[0];
+        t->block[1] = block[1];
+    }
+    return GA_OK;
 }
 
 /* ------------------------------------------------------------------ writing */

@@ -29,6 +29,14 @@ const ga_tensor *ga_store_find(const ga_store *s, const char *name);
 int ga_store_count(const ga_store *s);
 const ga_tensor *ga_store_at(const ga_store *s, int i);
 
+/* Binds every F8_E4M3 tensor "<name>" to its block scales "<name>_scale_inv" (F32, BF16 or
+ * F16, shape (ceil(rows / block[0]), ceil(cols / block[1]))), so that the tensor readers
+ * return dequantised values. Errors, each naming the tensors: an F8 tensor when block[0] is 0
+ * (config.json not quantised; `where` names the folder), one that is not 2-D, a missing scale,
+ * a scale of the wrong dtype or shape, and a scale beside a weight that is not F8. Call it once
+ * the store holds every tensor (the bindings point into its array). */
+ga_status ga_store_bind_fp8(ga_store *s, const int block[2], const char *where, ga_err *err);
+
 /* Parses the safetensors header `hdr` (hdr_len bytes of JSON) describing a data section of
  * data_len bytes at `data`. Exposed for tests. */
 ga_status ga_store_parse_header(ga_store *s, const char *path, const char *hdr, uint64_t hdr_len,

@@ -4,6 +4,12 @@
  * A ga_tensor is a named, typed, shaped view of bytes that somebody else owns (a mapped
  * safetensors file or an in-memory buffer). Backends convert views into their compute type
  * when they are created; nothing here allocates.
+ *
+ * F8_E4M3 tensors (FP8 checkpoints) carry block scales: element (i, j) of a (rows, cols)
+ * matrix stands for e4m3(w8[i][j]) * scale_inv[i / block[0]][j / block[1]], the convention of
+ * transformers' FP8Linear (integrations/finegrained_fp8.py: weight_scale_inv of shape
+ * (ceil(out / block[0]), ceil(in / block[1]))). The readers below return those dequantised
+ * values, so a backend that converts through them runs an FP8 folder unchanged.
  */
 #ifndef GATTN_CORE_TENSOR_H
 #define GATTN_CORE_TENSOR_H
@@ -20,6 +26,10 @@ typedef struct ga_tensor {
     const void *data; /* not owned */
     uint64_t nbytes;
     const char *file; /* file the bytes come from, for error messages ("<memory>" otherwise) */
+    /* F8_E4M3 only, set by ga_store_bind_fp8: the block scales, (ceil(rows / block[0]),
+     * ceil(cols / block[1])), F32/BF16/F16, in the same store. NULL elsewhere. */
+    const struct ga_tensor *scale_inv;
+    int block[2];
 } ga_tensor;
 
 int64_t ga_tensor_numel(const ga_tensor *t);
@@ -47,7 +57,15 @@ static inline uint16_t ga_f32_to_bf16(float f) {
 float ga_f16_to_f32(uint16_t h);
 uint16_t ga_f32_to_f16(float f);
 
-/* Converts n elements starting at element `first` of t into dst. */
+/* OCP FP8 E4M3 ("e4m3fn"): 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities,
+ * S.1111.111 is NaN, the largest finite value is 448. Decoding is exact (a table). */
+float ga_e4m3_to_f32(uint8_t b);
+/* float -> e4m3, round to nearest even; beyond +-448 saturates to +-448 (the writer clamps
+ * there first, as transformers' quantiser does), NaN stays NaN. */
+uint8_t ga_f32_to_e4m3(float f);
+
+/* Converts n elements starting at element `first` of t into dst (F8_E4M3: dequantised with
+ * the bound block scales, the product rounded once to fp32, then to bf16 for the bf16 reader). */
 void ga_tensor_read_f32(const ga_tensor *t, int64_t first, int64_t n, float *dst);
 void ga_tensor_read_bf16(const ga_tensor *t, int64_t first, int64_t n, uint16_t *dst);
 

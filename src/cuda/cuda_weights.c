@@ -28,6 +28,38 @@ static ga_status dalloc(void **p, size_t bytes, const char *what, ga_err *err) {
                       what, bytes, free_b, total_b, cudaGetErrorName(e));
 }
 
+/* F8_E4M3 with block scales (FP8 folders): the host tensor reader dequantises each chunk to
+ * bf16 (the bf16 of the fp32 product, as the CPU backend's fp32 value rounds), and the chunk is
+ * checked for NaN/Inf as bf16 (a finite code times a large scale can overflow) before the
+ * copy. Keeping FP8 on the device with FP8 GEMMs is the next step (README). */
+static ga_status upload_f8(const ga_tensor *t, uint16_t *dst, ga_err *err) {
+    const int64_t n = ga_tensor_numel(t), chunk = (int64_t)(STAGING_BYTES / 2);
+    uint16_t *h = malloc(STAGING_BYTES);
+    if (!h) return ga_err_set(err, GA_ERR_OOM, "out of host memory converting %s", t->name);
+    ga_status st = GA_OK;
+    for (int64_t first = 0; first < n && !st; first += chunk) {
+        const int64_t m = n - first < chunk ? n - first : chunk;
+        ga_tensor_read_bf16(t, first, m, h);
+        const ga_tensor view = {.name = t->name,
+                                .dtype = GA_BF16,
+                                .ndim = 1,
+                                .shape = {m},
+                                .data = h,
+                                .nbytes = (uint64_t)m * 2};
+        const int64_t bad = ga_tensor_find_nonfinite(&view, 0, m, false);
+        if (bad >= 0) {
+            st = ga_tensor_nonfinite_err(t, first + bad, err);
+            break;
+        }
+        cudaError_t e = cudaMemcpy(dst + first, h, (size_t)m * 2, cudaMemcpyHostToDevice);
+        if (e != cudaSuccess)
+            st = ga_err_set(err, GA_ERR_CUDA, "copying %s to the GPU failed: %s", t->name,
+                            cudaGetErrorName(e));
+    }
+    free(h);
+    return st;
+}
+
 /* Copies tensor t (any dtype) as bf16 into dst (numel elements), refusing NaN/Inf weights.
  * Matrices reach the device without a host conversion (BF16 bytes are copied as they are,
  * F32/F16 are converted on the device), so the finiteness check is one host pass over the
@@ -37,6 +69,7 @@ static ga_status dalloc(void **p, size_t bytes, const char *what, ga_err *err) {
  * copy after it costs again: a 1.7B bf16 model pays ~0.35 s once, at session creation. */
 static ga_status upload_bf16(ga_cuda *c, const ga_tensor *t, void *dst, void *staging,
                              ga_err *err) {
+    if (t->dtype == GA_F8_E4M3) return upload_f8(t, dst, err);
     const int64_t n = ga_tensor_numel(t);
     const size_t esz = ga_dtype_size(t->dtype);
     const int64_t chunk = (int64_t)(STAGING_BYTES / esz);

@@ -5,6 +5,7 @@
  * large is committed.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,17 @@ char *ga_config_to_json(const ga_config *c) {
                             c->torch_dtype == GA_F32   ? "float32"
                             : c->torch_dtype == GA_F16 ? "float16"
                                                        : "bfloat16");
+    if (c->fp8_block[0] > 0) { /* as FineGrainedFP8Config writes it in the released folders */
+        cJSON *q = cJSON_AddObjectToObject(r, "quantization_config");
+        cJSON_AddStringToObject(q, "quant_method", "fp8");
+        cJSON_AddStringToObject(q, "fmt", "e4m3");
+        cJSON_AddStringToObject(q, "activation_scheme", "dynamic");
+        cJSON *bs = cJSON_AddArrayToObject(q, "weight_block_size");
+        cJSON_AddItemToArray(bs, cJSON_CreateNumber(c->fp8_block[0]));
+        cJSON_AddItemToArray(bs, cJSON_CreateNumber(c->fp8_block[1]));
+        cJSON *nc = cJSON_AddArrayToObject(q, "modules_to_not_convert");
+        cJSON_AddItemToArray(nc, cJSON_CreateString("lm_head"));
+    }
     if (c->arch != GA_ARCH_QWEN3) {
         add_hybrid(r, c);
     } else {
@@ -125,6 +137,60 @@ static ga_status write_text(const char *dir, const char *name, const char *text,
     }
     free(p);
     return st;
+}
+
+/* FP8 as the released checkpoints are made: every matrix of a linear layer (2-D, neither the
+ * embedding nor lm_head) becomes F8_E4M3 with one fp32 scale per (bh x bw) block, scale_inv =
+ * amax / 448 (1 for an all-zero block) and w8 = e4m3(w / scale_inv) rounded to nearest even
+ * (transformers' Fp8Quantize: scale 448 / amax, clamp to +-448, cast); every other tensor
+ * becomes BF16, the released folders' torch_dtype. `src` holds fp32 values. */
+static ga_status quantise_fp8(const ga_store *src, int bh, int bw, ga_store **out, ga_err *err) {
+    ga_store *q = ga_store_new_memory();
+    if (!q) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    for (int i = 0; i < ga_store_count(src); i++) {
+        const ga_tensor *t = ga_store_at(src, i);
+        const float *w = t->data;
+        const bool fp8 = t->ndim == 2 && strcmp(t->name, "model.embed_tokens.weight") &&
+                         strcmp(t->name, "lm_head.weight");
+        ga_tensor *d =
+            ga_store_add_owned(q, t->name, fp8 ? GA_F8_E4M3 : GA_BF16, t->ndim, t->shape);
+        if (!d) goto oom;
+        if (!fp8) {
+            uint16_t *h = (uint16_t *)d->data;
+            for (int64_t k = 0; k < ga_tensor_numel(t); k++)
+                h[k] = ga_f32_to_bf16(w[k]);
+            continue;
+        }
+        const int64_t rows = t->shape[0], cols = t->shape[1];
+        const int64_t sshape[2] = {(rows + bh - 1) / bh, (cols + bw - 1) / bw};
+        char sname[1100];
+        snprintf(sname, sizeof sname, "%s_scale_inv", t->name);
+        ga_tensor *sc = ga_store_add_owned(q, sname, GA_F32, 2, sshape);
+        if (!sc) goto oom;
+        /* The add may have moved the array: the weight is the tensor just before its scale. */
+        d = (ga_tensor *)ga_store_at(q, ga_store_count(q) - 2);
+        uint8_t *w8 = (uint8_t *)d->data;
+        float *scale = (float *)sc->data;
+        for (int64_t br = 0; br < sshape[0]; br++)
+            for (int64_t bc = 0; bc < sshape[1]; bc++) {
+                const int64_t r1 = br * bh + bh < rows ? br * bh + bh : rows;
+                const int64_t c1 = bc * bw + bw < cols ? bc * bw + bw : cols;
+                float amax = 0;
+                for (int64_t r = br * bh; r < r1; r++)
+                    for (int64_t c = bc * bw; c < c1; c++)
+                        amax = fmaxf(amax, fabsf(w[r * cols + c]));
+                const float s = amax > 0 ? amax / 448.0f : 1.0f;
+                scale[br * sshape[1] + bc] = s;
+                for (int64_t r = br * bh; r < r1; r++)
+                    for (int64_t c = bc * bw; c < c1; c++)
+                        w8[r * cols + c] = ga_f32_to_e4m3(w[r * cols + c] / s);
+            }
+    }
+    *out = q;
+    return GA_OK;
+oom:
+    ga_store_free(q);
+    return ga_err_set(err, GA_ERR_OOM, "out of memory quantising the weights to FP8");
 }
 
 static ga_status write_shards(const char *dir, const ga_store *s, int n_shards, ga_err *err) {
@@ -179,7 +245,12 @@ ga_status ga_model_write_random(const char *dir, const ga_config *cfg, const ga_
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ga_err_set(err, GA_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
     ga_config c = *cfg;
-    c.torch_dtype = opts.dtype;
+    const bool fp8 = opts.dtype == GA_F8_E4M3;
+    const int block = opts.fp8_block > 0 ? opts.fp8_block : 128;
+    if (fp8 && block > 65536)
+        return ga_err_set(err, GA_ERR_ARG, "FP8 block size %d is out of range [1, 65536]", block);
+    c.torch_dtype = fp8 ? GA_BF16 : opts.dtype;
+    c.fp8_block[0] = c.fp8_block[1] = fp8 ? block : 0;
     if (opts.tokenizer) {
         /* The synthetic tokenizer puts its special tokens at the top of the vocabulary:
          * <|endoftext|> = V-3, <|im_start|> = V-2, <|im_end|> = V-1. */
@@ -199,7 +270,16 @@ ga_status ga_model_write_random(const char *dir, const ga_config *cfg, const ga_
     free(json);
     if (st) return st;
     ga_store *s = NULL;
-    if ((st = ga_model_random_store(&c, opts.seed, opts.dtype, opts.init_std, &s, err))) return st;
+    if ((st = ga_model_random_store(&c, opts.seed, fp8 ? GA_F32 : opts.dtype, opts.init_std, &s,
+                                    err)))
+        return st;
+    if (fp8) {
+        ga_store *q = NULL;
+        st = quantise_fp8(s, block, block, &q, err);
+        ga_store_free(s);
+        if (st) return st;
+        s = q;
+    }
     st = write_shards(dir, s, opts.n_shards, err);
     ga_store_free(s);
     if (!st && opts.tokenizer) st = ga_tok_write_synthetic(dir, c.vocab_size, err);

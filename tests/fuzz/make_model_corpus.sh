@@ -15,6 +15,9 @@ common="--layers 1 --hidden 16 --heads 2 --kv-heads 1 --head-dim 8 --intermediat
 "$G" write-model --out "$tmp/headwise_g2_2layers" --variant headwise --layers 2 --hidden 16 \
   --heads 4 --kv-heads 2 --head-dim 4 --intermediate 16 --vocab 16 --max-pos 8 --seed 4 \
   --dtype bf16 >/dev/null
+# FP8 (issue 15 item 4): F8_E4M3 projections with 8x8 block scales and quantization_config.
+"$G" write-model --out "$tmp/fp8_block8" --variant headwise $common --seed 5 --dtype fp8 \
+  --fp8-block 8 >/dev/null
 for d in "$tmp"/*/; do
   name=$(basename "$d")
   python3 - "$d" "$out/$name" <<'PY'
