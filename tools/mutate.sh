@@ -49,6 +49,12 @@ BUGS=(
     'first_token_share averaged over row 0 too|src/cpu/cpu_attention.c|if (a->first_share && t > 0) first += sc[0];|if (a->first_share) first += sc[0];'
     'pooling bin off by one|src/core/capture.h|return (int)((i * res) / T);|return (int)(((i + 1) * res - 1) / T);'
     'sampler temperature ignored|src/engine/sampler.c|expf((logits[i] - mx) / sp->temperature)|expf((logits[i] - mx))'
+    'hybrid: zero-centred RMSNorm without the 1 +|src/cpu/cpu_hybrid.c|out[i] = (float)(x[i] * r * (1.0 + w[i]));|out[i] = (float)(x[i] * r * w[i]);'
+    'hybrid: conv1d newest input on the oldest tap|src/cpu/cpu_hybrid.c|double s = (double)wc[m] * x[c];|double s = (double)wc[0] * x[c];'
+    'hybrid: delta rule without beta|src/cpu/cpu_hybrid.c|float delta = (float)((v[j] - mem) * beta);|float delta = (float)(v[j] - mem);'
+    'hybrid: value heads tiled over key heads, not repeated|src/cpu/cpu_hybrid.c|int hk = h / r;|int hk = h % Hk;'
+    'hybrid: MoE top-k weights never renormalised|src/cpu/cpu_hybrid.c|if (hc->norm_topk_prob)|if (0 && hc->norm_topk_prob)'
+    'hybrid: DeltaNet q not scaled by 1/sqrt(d_k)|src/cpu/cpu_hybrid.c|float qscale = (float)(1.0 / sqrt((double)dk));|float qscale = 1.0f;'
 )
 
 if [[ ${1:-} == --list ]]; then
