@@ -16,8 +16,6 @@
  * Every case listed in index.json must run (EXPECTED_CASES of them, the README's count), and
  * every fixture folder must be listed, so a case cannot drop out of the check unnoticed.
  */
-#include <dirent.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -95,51 +93,9 @@ out:
 }
 
 /* True when cases (a JSON array of strings) holds name. */
-static bool listed(const cJSON *cases, const char *name) {
-    const cJSON *c;
-    cJSON_ArrayForEach(c,
-                       cases) if (cJSON_IsString(c) && !strcmp(c->valuestring, name)) return true;
-    return false;
-}
-
 int main(void) {
     const char *root = ga_test_env("GA_FIXTURES", "tests/fixtures");
-    char idx_path[1024];
-    snprintf(idx_path, sizeof idx_path, "%s/index.json", root);
-    char *txt = ga_test_read_file(idx_path, NULL);
-    cJSON *idx = txt ? cJSON_Parse(txt) : NULL;
-    CHECK_MSG(idx != NULL, "cannot read %s", idx_path);
-    if (idx) {
-        const cJSON *cases = cJSON_GetObjectItem(idx, "cases"), *c;
-        int n = cJSON_GetArraySize(cases);
-        CHECK_MSG(n == EXPECTED_CASES, "%s lists %d cases, expected %d", idx_path, n,
-                  EXPECTED_CASES);
-        /* every folder holding a reference is in the index */
-        DIR *d = opendir(root);
-        CHECK_MSG(d != NULL, "cannot list %s", root);
-        struct dirent *de;
-        int folders = 0;
-        while (d && (de = readdir(d))) {
-            char ref[1100];
-            struct stat sb;
-            snprintf(ref, sizeof ref, "%s/%s/reference_logits.json", root, de->d_name);
-            if (de->d_name[0] == '.' || stat(ref, &sb) != 0) continue;
-            folders++;
-            CHECK_MSG(listed(cases, de->d_name), "fixture %s is not listed in %s", de->d_name,
-                      idx_path);
-        }
-        if (d) closedir(d);
-        CHECK_MSG(folders == n, "%d fixture folders, %d cases in the index", folders, n);
-        cJSON_ArrayForEach(c, cases) {
-            int ran = 0;
-            CHECK_MSG(cJSON_IsString(c), "%s: a case is not a string", idx_path);
-            if (!cJSON_IsString(c)) continue;
-            check_case(root, c->valuestring, &ran);
-            CHECK_MSG(ran >= 2, "%s: %d sequences compared, wanted 2 or more", c->valuestring, ran);
-        }
+    if (ga_test_fixture_index(root, EXPECTED_CASES, check_case))
         printf("worst relative L2 error over all cases: %.2e (tolerance %.0e)\n", g_worst, TOL);
-    }
-    cJSON_Delete(idx);
-    free(txt);
     return ga_test_finish();
 }

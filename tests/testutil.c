@@ -4,7 +4,9 @@
 
 #include "testutil.h"
 
+#include <dirent.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -159,4 +161,53 @@ float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width) {
     }
     *n_rows = R;
     return out;
+}
+
+static bool fixture_listed(const cJSON *cases, const char *name) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        if (cJSON_IsString(c) && !strcmp(c->valuestring, name)) return true;
+    }
+    return false;
+}
+
+bool ga_test_fixture_index(const char *root, int expected,
+                           void (*check_case)(const char *root, const char *name, int *ran)) {
+    char idx_path[1100];
+    snprintf(idx_path, sizeof idx_path, "%s/index.json", root);
+    char *txt = ga_test_read_file(idx_path, NULL);
+    cJSON *idx = txt ? cJSON_Parse(txt) : NULL;
+    CHECK_MSG(idx != NULL, "cannot read %s", idx_path);
+    if (idx) {
+        const cJSON *cases = cJSON_GetObjectItem(idx, "cases"), *c;
+        int n = cJSON_GetArraySize(cases);
+        CHECK_MSG(n == expected, "%s lists %d cases, expected %d", idx_path, n, expected);
+        /* every folder holding a reference is in the index */
+        DIR *d = opendir(root);
+        CHECK_MSG(d != NULL, "cannot list %s", root);
+        struct dirent *de;
+        int folders = 0;
+        while (d && (de = readdir(d))) {
+            char ref[1400];
+            struct stat sb;
+            snprintf(ref, sizeof ref, "%s/%s/reference_logits.json", root, de->d_name);
+            if (de->d_name[0] == '.' || stat(ref, &sb) != 0) continue;
+            folders++;
+            CHECK_MSG(fixture_listed(cases, de->d_name), "fixture %s is not listed in %s",
+                      de->d_name, idx_path);
+        }
+        if (d) closedir(d);
+        CHECK_MSG(folders == n, "%d fixture folders, %d cases in the index", folders, n);
+        cJSON_ArrayForEach(c, cases) {
+            int ran = 0;
+            CHECK_MSG(cJSON_IsString(c), "%s: a case is not a string", idx_path);
+            if (!cJSON_IsString(c)) continue;
+            check_case(root, c->valuestring, &ran);
+            CHECK_MSG(ran >= 2, "%s: %d sequences compared, wanted 2 or more", c->valuestring, ran);
+        }
+    }
+    bool ok = idx != NULL;
+    cJSON_Delete(idx);
+    free(txt);
+    return ok;
 }

@@ -83,6 +83,13 @@ void ga_test_config_expect_fail(const char *json, ga_status code, const char *ne
 struct cJSON;
 float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width);
 
+/* The fixture index ROOT/index.json of a transformers fixture set: it must list exactly
+ * `expected` cases, every ROOT/NAME/reference_logits.json folder must be listed, and each case
+ * is run through check_case (ran: the sequences it compared, 2 or more wanted). Returns
+ * whether the index could be read (the caller then prints its summary). */
+bool ga_test_fixture_index(const char *root, int expected,
+                           void (*check_case)(const char *root, const char *name, int *ran));
+
 /* The CUDA GEMM the GPU tests run with: $GA_CUDA_GEMM (cublas, cublas-only, lt or fallback;
  * tools/gpu_check.sh reruns a crashed test with the others), default cublas. */
 ga_cuda_gemm_impl ga_test_cuda_gemm(void);
