@@ -103,21 +103,8 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
         for (size_t i = 0; i < n_out; i++)
             o[i] = NAN;
         ga_err e = {{0}};
-        /* sequence 1 first, so sequence 0's blocks are not the lowest ids */
-        CHECK_OK(ga_session_forward(s, 1, ids + 3, 7, true, o, &e), &e);
-        CHECK_OK(ga_session_forward(s, 0, ids, 11, true, o + (size_t)7 * V, &e), &e);
-        CHECK_OK(ga_session_forward(s, 1, ids + 10, 1, false, o + (size_t)18 * V, &e), &e);
-        CHECK_OK(ga_session_forward(s, 0, ids + 11, T - 11, true, o + (size_t)19 * V, &e), &e);
-        float *d = o + (size_t)(19 + T - 11) * V;
-        /* batched decode, the three sequences growing across block boundaries together */
-        CHECK_OK(ga_session_forward(s, 2, ids + 20, 2, false, NULL, &e), &e);
-        for (int step = 0; step < 6; step++) {
-            int seqs[3] = {2, 0, 1};
-            int32_t tk[3] = {ids[step], ids[step + 1], ids[step + 2]};
-            CHECK_OK(ga_session_decode_batch(s, seqs, tk, 3, d + (size_t)step * 3 * V, &e), &e);
-        }
+        float *d = ga_test_paged_workload(s, ids, T, V, 6, o); /* the end of its rows */
         CHECK(ga_session_seq_len(s, 0) == T + 6 && ga_session_seq_len(s, 2) == 8);
-        d += (size_t)18 * V;
         /* a reset sequence takes the blocks another gave back, and its states start at zero;
          * then forward_multi (every position) beside a sequence that continues */
         ga_session_reset(s, 0);

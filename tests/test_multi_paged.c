@@ -243,18 +243,7 @@ static float *script(const ga_model *m, ga_session *s, int *rows) {
     const int n = 7 + 11 + 1 + (T - 11) + 3 * 40;
     *rows = n;
     float *o = nanbuf((size_t)n * V);
-    ga_err e = {{0}};
-    CHECK_OK(ga_session_forward(s, 1, ids + 3, 7, true, o, &e), &e);
-    CHECK_OK(ga_session_forward(s, 0, ids, 11, true, o + (size_t)7 * V, &e), &e);
-    CHECK_OK(ga_session_forward(s, 1, ids + 10, 1, false, o + (size_t)18 * V, &e), &e);
-    CHECK_OK(ga_session_forward(s, 0, ids + 11, T - 11, true, o + (size_t)19 * V, &e), &e);
-    float *d = o + (size_t)(19 + T - 11) * V;
-    CHECK_OK(ga_session_forward(s, 2, ids + 20, 2, false, NULL, &e), &e);
-    for (int step = 0; step < 40; step++) {
-        int seqs[3] = {2, 0, 1};
-        int32_t tk[3] = {ids[step], ids[step + 1], ids[step + 2]};
-        CHECK_OK(ga_session_decode_batch(s, seqs, tk, 3, d + (size_t)step * 3 * V, &e), &e);
-    }
+    ga_test_paged_workload(s, ids, T, V, 40, o);
     return o;
 }
 

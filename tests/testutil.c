@@ -211,3 +211,20 @@ bool ga_test_fixture_index(const char *root, int expected,
     free(txt);
     return ok;
 }
+
+float *ga_test_paged_workload(ga_session *s, const int32_t *ids, int T, int V, int steps,
+                              float *o) {
+    ga_err e = {{0}};
+    CHECK_OK(ga_session_forward(s, 1, ids + 3, 7, true, o, &e), &e);
+    CHECK_OK(ga_session_forward(s, 0, ids, 11, true, o + (size_t)7 * V, &e), &e);
+    CHECK_OK(ga_session_forward(s, 1, ids + 10, 1, false, o + (size_t)18 * V, &e), &e);
+    CHECK_OK(ga_session_forward(s, 0, ids + 11, T - 11, true, o + (size_t)19 * V, &e), &e);
+    float *d = o + (size_t)(19 + T - 11) * V;
+    CHECK_OK(ga_session_forward(s, 2, ids + 20, 2, false, NULL, &e), &e);
+    for (int step = 0; step < steps; step++) {
+        int seqs[3] = {2, 0, 1};
+        int32_t tk[3] = {ids[step], ids[step + 1], ids[step + 2]};
+        CHECK_OK(ga_session_decode_batch(s, seqs, tk, 3, d + (size_t)step * 3 * V, &e), &e);
+    }
+    return d + (size_t)steps * 3 * V;
+}

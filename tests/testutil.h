@@ -90,6 +90,13 @@ float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width);
 bool ga_test_fixture_index(const char *root, int expected,
                            void (*check_case)(const char *root, const char *name, int *ran));
 
+/* The paged-cache tests' call sequence on an empty session of 3 or more sequences, with
+ * ids[0..T) (T >= 23 and > steps + 2): prefills in chunks crossing block boundaries, sequence 1
+ * first (so sequence 0's blocks are not the lowest ids), then `steps` batched decode steps
+ * growing sequences 2, 0 and 1 across block boundaries together. o receives
+ * 19 + (T - 11) + 3 * steps rows of V logits; returns the end of them. */
+float *ga_test_paged_workload(ga_session *s, const int32_t *ids, int T, int V, int steps, float *o);
+
 /* The CUDA GEMM the GPU tests run with: $GA_CUDA_GEMM (cublas, cublas-only, lt or fallback;
  * tools/gpu_check.sh reruns a crashed test with the others), default cublas. */
 ga_cuda_gemm_impl ga_test_cuda_gemm(void);
