@@ -280,26 +280,30 @@ extern "C" ga_status ga_gdn_conv(const ga_gdn_conv_args *a, cudaStream_t stream,
     return GA_OK;
 }
 
-extern "C" ga_status ga_gdn_delta(const ga_gdn_delta_args *a, cudaStream_t stream, ga_err *err) {
-    if (!a) return ga_err_set(err, GA_ERR_ARG, "ga_gdn_delta: args is NULL");
+extern "C" ga_status ga_gdn_delta_check(const ga_gdn_delta_args *a, const char *fn, ga_err *err) {
+    if (!a) return ga_err_set(err, GA_ERR_ARG, "%s: args is NULL", fn);
     if (!a->q || !a->k || !a->v || !a->a || !a->b || !a->A_log || !a->dt_bias || !a->state || !a->o)
         return ga_err_set(err, GA_ERR_ARG,
-                          "ga_gdn_delta: q, k, v, a, b, A_log, dt_bias, state and o must be set");
+                          "%s: q, k, v, a, b, A_log, dt_bias, state and o must be set", fn);
     if (a->B < 1 || a->B > 65535 || a->T < 1)
-        return ga_err_set(err, GA_ERR_ARG, "ga_gdn_delta: B %d (1..65535), T %d", a->B, a->T);
+        return ga_err_set(err, GA_ERR_ARG, "%s: B %d (1..65535), T %d", fn, a->B, a->T);
     if (a->Hk < 1 || a->Hv < 1 || a->Hv % a->Hk || a->Hv > 65535)
         return ga_err_set(err, GA_ERR_ARG,
-                          "ga_gdn_delta: Hv %d value heads must be a multiple of Hk %d key heads",
-                          a->Hv, a->Hk);
+                          "%s: Hv %d value heads must be a multiple of Hk %d key heads", fn, a->Hv,
+                          a->Hk);
     if (a->dv < 1 || (a->dk != 16 && a->dk != 32 && a->dk != 64 && a->dk != 128 && a->dk != 256))
-        return ga_err_set(err, GA_ERR_ARG, "ga_gdn_delta: dk %d (16/32/64/128/256), dv %d", a->dk,
-                          a->dv);
+        return ga_err_set(err, GA_ERR_ARG, "%s: dk %d (16/32/64/128/256), dv %d", fn, a->dk, a->dv);
     if (a->qkv_stride < a->Hk * a->dk || a->qkv_stride < a->Hv * a->dv || a->ab_stride < a->Hv ||
         a->o_stride < a->Hv * a->dv)
         return ga_err_set(err, GA_ERR_ARG,
-                          "ga_gdn_delta: qkv_stride %d / ab_stride %d / o_stride %d below the "
-                          "heads' width",
-                          a->qkv_stride, a->ab_stride, a->o_stride);
+                          "%s: qkv_stride %d / ab_stride %d / o_stride %d below the heads' width",
+                          fn, a->qkv_stride, a->ab_stride, a->o_stride);
+    return GA_OK;
+}
+
+extern "C" ga_status ga_gdn_delta(const ga_gdn_delta_args *a, cudaStream_t stream, ga_err *err) {
+    const ga_status st = ga_gdn_delta_check(a, "ga_gdn_delta", err);
+    if (st) return st;
     const dim3 grid(GA_CEIL_DIV(a->dv, DELTA_COLS), a->Hv, a->B);
     const float qscale = (float)(1.0 / sqrt((double)a->dk));
     switch (a->dk) {

@@ -64,6 +64,19 @@ typedef struct ga_gdn_delta_args {
     int qkv_stride, ab_stride, o_stride;
 } ga_gdn_delta_args;
 ga_status ga_gdn_delta(const ga_gdn_delta_args *a, cudaStream_t stream, ga_err *err);
+/* The argument checks ga_gdn_delta and ga_gdn_delta_chunked share (fn names the caller). */
+ga_status ga_gdn_delta_check(const ga_gdn_delta_args *a, const char *fn, ga_err *err);
+
+/* The same rule for one sequence's prefill (a->B == 1) in the chunked form (gdn_chunk.cu): the
+ * T tokens in chunks of GA_GDN_CHUNK, each chunk's intra-chunk dependencies solved at once in
+ * the WY / UT representation (all chunks in parallel), then one sequential pass over the
+ * chunks carrying the state. Equal to T recurrent steps up to fp32 rounding. work: fp32 scratch
+ * of ga_gdn_chunk_workspace() bytes (no allocation on the hot path); ~300 MiB at T 4096, Hk 16,
+ * Hv 32, dk = dv = 128, linear in T: a caller prefills longer prompts in pieces. */
+#define GA_GDN_CHUNK 64
+size_t ga_gdn_chunk_workspace(int T, int Hk, int Hv, int dk, int dv);
+ga_status ga_gdn_delta_chunked(const ga_gdn_delta_args *a, float *work, size_t work_bytes,
+                               cudaStream_t stream, ga_err *err);
 
 /* Gated RMSNorm per head (ga_hyb_gated_rmsnorm): for each row and head h,
  * out = w * (o * rsqrt(mean(o^2) + eps)) * silu(z), over the head's n values. out may be o. */

@@ -16,6 +16,9 @@
  *   delta  the recurrent gated delta rule: decode batches (slots shuffled) and prefills up to
  *          1000 tokens, dk 16..256, dv off the 32-column tile, Hv/Hk 1..3, slow and fast
  *          decay, softplus past its threshold; outputs and the final state
+ *   chunk  the chunked prefill (ga_gdn_delta_chunked) against T recurrent steps of the CPU
+ *          op, T across chunk edges up to 1000 (4096 without GA_TEST_QUICK), then recurrent
+ *          decodes from the state it left
  *   norm   gated RMSNorm per head (strided, in place) and zero-centred RMSNorm (bf16 and fp32
  *          input, hidden-size and head-size rows)
  * The delta rule's per-token preparation (l2 norms, 1/sqrt(dk), g, beta) is not a CPU op of its
@@ -185,6 +188,16 @@ static void args_section(void) {
     expect_arg("delta o_stride", ga_gdn_delta(&db, 0, &e), &e, "o_stride 100");
     db = d, db.T = -1;
     expect_arg("delta T", ga_gdn_delta(&db, 0, &e), &e, "T -1");
+    db = d, db.B = 2;
+    expect_arg("chunked B", ga_gdn_delta_chunked(&db, fp, (size_t)1 << 40, 0, &e), &e,
+               "ga_gdn_delta_chunked: B 2");
+    size_t need = ga_gdn_chunk_workspace(d.T, d.Hk, d.Hv, d.dk, d.dv);
+    CHECK(need > 0);
+    expect_arg("chunked work", ga_gdn_delta_chunked(&d, fp, need - 1, 0, &e), &e, "needs");
+    expect_arg("chunked work NULL", ga_gdn_delta_chunked(&d, NULL, need, 0, &e), &e, "needs");
+    db = d, db.dk = 48;
+    expect_arg("chunked dk", ga_gdn_delta_chunked(&db, fp, need, 0, &e), &e,
+               "ga_gdn_delta_chunked: dk 48");
 
     ga_gdn_gated_norm_args g = {.o = p,
                                 .z = p,
@@ -325,6 +338,7 @@ typedef struct delta_case {
     int pool;       /* state slots (> B: shuffled) */
     int steps;      /* launches in a row: T tokens, then T = 1 */
     int slow_decay; /* A_log around -4: decay ~0.98, a long memory; else around 0 */
+    int chunked;    /* the first launch through ga_gdn_delta_chunked (B 1), the rest recurrent */
 } delta_case;
 
 /* The per-token preparation of transformers' torch_recurrent_gated_delta_rule (and
@@ -373,6 +387,9 @@ static void case_delta(delta_case dc) {
     int *d_slots = slots ? dup_to_dev(slots, (size_t)B * sizeof *slots) : NULL;
     void *d_qkv = dmalloc(rows * qs * 2), *d_ab = dmalloc(rows * abs_ * 2);
     void *d_o = dmalloc(rows * vd * 2);
+    size_t work_bytes = dc.chunked ? ga_gdn_chunk_workspace(dc.T, Hk, Hv, dk, dv) : 0;
+    float *d_work = work_bytes ? dmalloc(work_bytes) : NULL;
+    if (d_work) poison(d_work, work_bytes); /* the scratch must be written before it is read */
     double eo = 0.0;
     for (int step = 0; step < dc.steps; step++) {
         const int T = step == 0 ? dc.T : 1;
@@ -403,8 +420,10 @@ static void case_delta(delta_case dc) {
                                .ab_stride = abs_,
                                .o_stride = vd};
         ga_err e = {0};
-        ga_status st = ga_gdn_delta(&a, 0, &e);
-        CHECK_MSG(st == GA_OK, "ga_gdn_delta: %s", e.msg);
+        ga_status st = step == 0 && dc.chunked ? ga_gdn_delta_chunked(&a, d_work, work_bytes, 0, &e)
+                                               : ga_gdn_delta(&a, 0, &e);
+        CHECK_MSG(st == GA_OK, "ga_gdn_delta%s: %s", step == 0 && dc.chunked ? "_chunked" : "",
+                  e.msg);
         down(oh, d_o, n * vd * 2);
         widen(oh, of, n * vd);
         for (int b = 0; b < B; b++) {
@@ -428,10 +447,10 @@ static void case_delta(delta_case dc) {
     char shape[112];
     snprintf(shape, sizeof shape, "B %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: o", B,
              dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
-    report("delta", shape, eo, TOL_BF16_OUT);
+    report(dc.chunked ? "chunk" : "delta", shape, eo, TOL_BF16_OUT);
     snprintf(shape, sizeof shape, "B %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: state", B,
              dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
-    report("delta", shape, nerr(st_gpu, st_cpu, sn), TOL_STATE);
+    report(dc.chunked ? "chunk" : "delta", shape, nerr(st_gpu, st_cpu, sn), TOL_STATE);
     CU(cudaFree(d_A));
     CU(cudaFree(d_dt));
     CU(cudaFree(d_st));
@@ -439,6 +458,7 @@ static void case_delta(delta_case dc) {
     CU(cudaFree(d_ab));
     CU(cudaFree(d_o));
     if (d_slots) CU(cudaFree(d_slots));
+    if (d_work) CU(cudaFree(d_work));
     free(A_log), free(dtb), free(st_cpu), free(st_gpu), free(slots), free(qkvh), free(abh),
         free(oh), free(qkvf), free(abf), free(of), free(oref), free(qn), free(kn);
 }
@@ -549,23 +569,41 @@ static void gpu_sections(int argc, char **argv) {
     if (ga_test_want(argc, argv, "delta")) {
         const delta_case cases[] = {
             /* decode, Qwen3-Next's shape (Hk 16, Hv 32, 128 x 128) */
-            {1, 1, 16, 32, 128, 128, 1, 3, 0},
-            {7, 1, 16, 32, 128, 128, 12, 3, 1},
-            {2, 1, 4, 4, 64, 64, 5, 2, 0},  /* Hv = Hk */
-            {3, 1, 2, 6, 16, 16, 3, 4, 0},  /* r = 3, dv below one tile */
-            {2, 1, 2, 4, 32, 100, 4, 2, 1}, /* dv off the 32-column tile */
-            {2, 1, 1, 2, 256, 48, 2, 2, 0}, /* the largest dk */
+            {1, 1, 16, 32, 128, 128, 1, 3, 0, 0},
+            {7, 1, 16, 32, 128, 128, 12, 3, 1, 0},
+            {2, 1, 4, 4, 64, 64, 5, 2, 0, 0},  /* Hv = Hk */
+            {3, 1, 2, 6, 16, 16, 3, 4, 0, 0},  /* r = 3, dv below one tile */
+            {2, 1, 2, 4, 32, 100, 4, 2, 1, 0}, /* dv off the 32-column tile */
+            {2, 1, 1, 2, 256, 48, 2, 2, 0, 0}, /* the largest dk */
             /* prefills, then decodes */
-            {1, 64, 16, 32, 128, 128, 1, 2, 1},
-            {1, 33, 2, 4, 64, 64, 1, 3, 0},
-            {1, 300, 4, 8, 128, 128, 1, 2, 1},
-            {1, 1000, 2, 4, 128, 128, 1, 1, 1},
-            {1, 17, 1, 3, 16, 16, 1, 2, 0},
-            {3, 20, 2, 4, 64, 96, 5, 2, 1}, /* B > 1 and T > 1 together */
+            {1, 64, 16, 32, 128, 128, 1, 2, 1, 0},
+            {1, 33, 2, 4, 64, 64, 1, 3, 0, 0},
+            {1, 300, 4, 8, 128, 128, 1, 2, 1, 0},
+            {1, 1000, 2, 4, 128, 128, 1, 1, 1, 0},
+            {1, 17, 1, 3, 16, 16, 1, 2, 0, 0},
+            {3, 20, 2, 4, 64, 96, 5, 2, 1, 0}, /* B > 1 and T > 1 together */
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
             case_delta(cases[i]);
-        if (!quick) case_delta((delta_case){1, 4096, 16, 32, 128, 128, 1, 1, 1});
+        if (!quick) case_delta((delta_case){1, 4096, 16, 32, 128, 128, 1, 1, 1, 0});
+    }
+    if (ga_test_want(argc, argv, "chunk")) {
+        /* the chunked prefill equals T recurrent steps (the CPU op); then recurrent decodes
+         * continue from the state it leaves. Chunk edges: T 1, 63, 64, 65, 129. */
+        const delta_case cases[] = {
+            {1, 1, 2, 4, 64, 64, 1, 1, 0, 1},
+            {1, 63, 2, 4, 64, 64, 1, 2, 1, 1},
+            {1, 64, 16, 32, 128, 128, 1, 2, 1, 1},
+            {1, 65, 16, 32, 128, 128, 3, 3, 0, 1}, /* a slot other than 0 */
+            {1, 129, 1, 3, 16, 16, 1, 2, 1, 1},
+            {1, 200, 2, 4, 32, 100, 1, 2, 1, 1}, /* dv off the column tile */
+            {1, 300, 1, 2, 256, 64, 1, 2, 1, 1},
+            {1, 1000, 4, 8, 128, 128, 1, 3, 1, 1},
+            {1, 1000, 4, 4, 128, 128, 1, 1, 0, 1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            case_delta(cases[i]);
+        if (!quick) case_delta((delta_case){1, 4096, 16, 32, 128, 128, 1, 1, 1, 1});
     }
     if (ga_test_want(argc, argv, "norm")) {
         case_gated_norm(1, 32, 128, 0, false);
