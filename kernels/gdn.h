@@ -71,7 +71,7 @@ ga_status ga_gdn_delta_check(const ga_gdn_delta_args *a, const char *fn, ga_err 
  * T tokens in chunks of GA_GDN_CHUNK, each chunk's intra-chunk dependencies solved at once in
  * the WY / UT representation (all chunks in parallel), then one sequential pass over the
  * chunks carrying the state. Equal to T recurrent steps up to fp32 rounding. work: fp32 scratch
- * of ga_gdn_chunk_workspace() bytes (no allocation on the hot path); ~300 MiB at T 4096, Hk 16,
+ * of ga_gdn_chunk_workspace() bytes (no allocation on the hot path); 226 MiB at T 4096, Hk 16,
  * Hv 32, dk = dv = 128, linear in T: a caller prefills longer prompts in pieces. */
 #define GA_GDN_CHUNK 64
 size_t ga_gdn_chunk_workspace(int T, int Hk, int Hv, int dk, int dv);

@@ -20,9 +20,10 @@
  * This first version is fp32 SIMT throughout (no tensor cores): it removes the per-token
  * barriers of the recurrent kernel from the sequential part, which now does O(L dk) work per
  * column and chunk instead of per token; the matrix products are the place for mma/wgmma next.
- * Bytes: the scratch (workspace) is written once and read a few times; per token
- * 4 (2 Hk dk + 2 Hv + Hv (dk + dv + L + 1)) bytes of it (~100 KB at Qwen3-Next's shapes), plus
- * the inputs and o as in ga_gdn_delta, and the state once per launch.
+ * Bytes: per token the scratch takes 4 (2 Hk dk + Hv (3 + dk + dv + L)) bytes (q, k normalised;
+ * g, beta, G; w, u; a row of P: 58 KB at Qwen3-Next's Hk 16, Hv 32, dk = dv = 128), written once
+ * and read back one to three times (w, u, P, q by the dv/32 column blocks of a head), plus the
+ * inputs and o as in ga_gdn_delta, and the state once per launch.
  */
 #include <cuda_bf16.h>
 
