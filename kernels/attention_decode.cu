@@ -543,6 +543,11 @@ extern "C" size_t ga_attention_decode_workspace(int B, int n_heads, int hd, int 
     return (size_t)B * n_heads * dc_max_splits(max_kv_len) * (hd + 2) * sizeof(float);
 }
 
+extern "C" size_t ga_attention_decode_workspace_fixed(int B, int n_heads, int hd, int splits) {
+    if (B < 1 || n_heads < 1 || hd < 1 || splits < 1 || splits > 65535) return 0;
+    return (size_t)B * n_heads * splits * (hd + 2) * sizeof(float);
+}
+
 extern "C" size_t ga_attention_decode_counters(int B, int n_heads, int n_kv_heads) {
     if (B < 1 || n_heads < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0) return 0;
     /* per (row, KV head, slab): the arrival ticket and the chunk claim counter */
@@ -576,7 +581,12 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
     if (per_sm < 1) per_sm = 1;
     const int units = a->n_kv_heads * n_slabs;
     const int waves = a->waves > 0 ? a->waves : GA_DC_WAVES;
-    const int splits = dc_splits(n_sm * per_sm * waves, a->B, units, a->max_kv_len);
+    /* Batch-invariant mode: a split count that no batch size, bucket or device changes. The
+     * kernel gives a row ns = min(splits, its chunks) CTAs with a fixed chunk assignment and
+     * combine order, so the row's sums then follow from its own length alone. */
+    const int splits = a->fixed_splits > 0
+                           ? a->fixed_splits
+                           : dc_splits(n_sm * per_sm * waves, a->B, units, a->max_kv_len);
     float *work_acc = a->work;
     float *work_ml = a->work + (size_t)a->B * a->n_heads * splits * HD;
     const dim3 grid(a->B, units, splits);
@@ -630,6 +640,10 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
     if (a->waves < 0 || a->waves > DC_MAX_WAVES)
         return ga_err_set(err, GA_ERR_ARG, "attention decode: waves %d (0 = default, at most %d)",
                           a->waves, DC_MAX_WAVES);
+    if (a->fixed_splits < 0 || a->fixed_splits > 65535)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "attention decode: fixed_splits %d (0 = off, at most 65535)",
+                          a->fixed_splits);
     if (!a->counters)
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: NULL counters (ga_attention_decode_counters)");

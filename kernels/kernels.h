@@ -87,6 +87,12 @@ typedef struct ga_attn_decode_args {
     int table_stride, block_size;
     int waves; /* 0: the default; else (1..64) CTAs per row and KV head for about this
                   many waves of the GPU (more, shorter CTAs balance uneven rates) */
+    /* Batch-invariant mode (ga_session_opts.deterministic): when > 0, exactly this many
+     * splits whatever B, max_kv_len and the device (waves is then ignored), so a row's
+     * result depends on its own query and keys only: the row takes min(fixed_splits, its
+     * 64-key chunks) CTAs, and that count and the combine order follow from its length.
+     * `work` must then hold ga_attention_decode_workspace_fixed(B, .., fixed_splits). */
+    int fixed_splits;
     ga_gate_mode gate_mode;
     float scale;
     const ga_cuda_devinfo *devinfo; /* the device's attributes (NULL: queried for this call) */
@@ -95,6 +101,12 @@ typedef struct ga_attn_decode_args {
  * Both also serve any smaller B or max_kv_len. */
 size_t ga_attention_decode_workspace(int B, int n_heads, int hd, int max_kv_len);
 size_t ga_attention_decode_counters(int B, int n_heads, int n_kv_heads);
+/* Bytes of `work` for B rows with fixed_splits = splits; 0 on bad sizes. */
+size_t ga_attention_decode_workspace_fixed(int B, int n_heads, int hd, int splits);
+/* The split count of batch-invariant decoding: 32 CTAs per (row, KV head) fill about one
+ * wave of an H200 (132 SMs x 2 CTAs) for one row of a model with 8 KV heads, the case
+ * `gattn generate` runs; a row of n keys uses min(32, ceil(n / 64)) of them. */
+#define GA_DECODE_INVARIANT_SPLITS 32
 ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream, ga_err *err);
 
 /* Attention probabilities for visualisation, recomputed tile by tile from q, k and the

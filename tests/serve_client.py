@@ -6,8 +6,7 @@ N requests (token-id prompts of mixed lengths, mixed max_tokens, temperature 0, 
 streamed) are fired at once from N threads. Each answer must be complete (finish_reason,
 usage, token_ids) and equal `gattn generate` of the same prompt alone on --device:
 
-  --exact      every token equal (the server and generate run the same kernels on one row:
-               use a batch-invariant GEMM and the same --max-context, see serve_cuda.sh);
+  --exact      every token equal (both sides run with --deterministic, see serve_cuda.sh);
   otherwise    equal up to the first difference, which is allowed only at a near tie: where
                the CPU's fp32 logits l at that position put the two tokens within
                |l_a - l_b| <= 4 * sqrt(2) * TOL_L2 * rms(l). Why: each GPU row is within TOL_L2
@@ -23,7 +22,7 @@ near tie by the same bound for one bf16 run (4 * TOL_L2 * rms(l)). On the CPU ba
 failure.
 
   serve_client.py --port P --cli build/gattn --model DIR [--device cuda] [--n 32]
-                  [--max-prompt 300] [--gen-args "--max-context 256 --cuda-gemm fallback"]
+                  [--max-prompt 300] [--gen-args "--deterministic"]
                   [--exact] [--paged]
 """
 import argparse
@@ -203,7 +202,7 @@ def parse_metrics(text):
     return out
 
 
-def check_metrics(port, paged, exact):
+def check_metrics(port, paged):
     """/metrics parses, and the server is idle with nothing lost after the load."""
     status, text = get(port, "/metrics")
     if status != 200:
@@ -216,10 +215,10 @@ def check_metrics(port, paged, exact):
             "gattn_kv_paged": 1 if paged else 0}
     if paged:
         want["gattn_kv_blocks_used"] = 0
-        # a preempted request is recomputed by a prefill, which on CUDA rounds differently from
-        # the decode steps that first made those tokens: the exact comparison needs none
-        if exact:
-            want["gattn_preemptions_total"] = 0
+        # A preempted request is recomputed exactly (its prompt prefilled, its sent tokens
+        # replayed by decode steps, src/engine/sched_cache.c), so exact runs may preempt; how
+        # many did is printed (it depends on timing).
+        print(f"serve_client: {m.get('gattn_preemptions_total', 0):.0f} preemptions")
     bad = [f"/metrics: {k} {m.get(k)}, want {v}" for k, v in want.items() if m.get(k) != v]
     hist = "gattn_time_to_first_token_seconds_count"
     if not m.get(hist):
@@ -319,7 +318,7 @@ def main():
                 msg = (f"{tag}: first token {ids[0]}, the CPU's greedy {best}: logit gap "
                        f"{gap:.4g} (near-tie bound {bound:.4g})")
                 (ties if ok and not a.device == "cpu" else failures).append(msg)
-    failures += check_metrics(a.port, a.paged, exact)
+    failures += check_metrics(a.port, a.paged)
     for t in ties:
         print("near tie (allowed):", t)
     for f in failures:

@@ -7,18 +7,16 @@
 # token against the CPU backend's greedy one, finish_reason and usage; /metrics must parse; each
 # server exits 0 on SIGTERM.
 #
-#  P: paged (--kv-memory), every token exactly equal to generate's. CUDA is batch-invariant
-#     only under two settings, both needed, so they are set on both sides: the plain GEMM
-#     (--cuda-gemm fallback: cuBLAS and the GEMV pick kernels, and summation orders, by the
-#     batch's row count) and --max-context 256, the first KV bucket (the decode attention's
-#     split count follows min(--max-context, the batch's KV bucket) and the batch size, and
-#     the split count changes the summation order; at 256 it is 2 for any batch up to 32).
-#     Prompts are prefilled in shared chunks (--prefill-chunk 512, pieces of 256 rows in the
-#     backend), so a prompt may be split where generate prefills it whole: this relies on the
-#     prefill attention walking the key tiles from key 0 for every row whatever the query
-#     tiling (kernels/attention_prefill.cu), and is where a failure here would point first.
-#     The cache is sized so nothing is preempted (a recomputed request's K/V come from a
-#     prefill, which rounds differently from the decode steps that made them).
+#  P: paged (--kv-blocks), both sides --deterministic (ga_session_opts.deterministic: the
+#     plain GEMM for every shape, a decode-attention split fixed whatever the batch and KV
+#     bucket), every token exactly equal to generate's. On purpose the server's --max-context
+#     (1024: buckets up to 1024) differs from generate's (512), prompts are prefilled in shared
+#     chunks (--prefill-chunk 128) where generate prefills them whole (this relies on both
+#     prefill attention kernels walking the key tiles from key 0 for every row whatever the
+#     query tiling: where a failure here would point first, with tests/test_determ.c gpu),
+#     and the cache (40 blocks of 16 for up to 32 x 240 tokens) is small enough that requests
+#     are preempted and recomputed (prompt prefilled, sent tokens replayed by decode steps);
+#     the client prints how many were.
 #  S: slots, the defaults (cuBLAS, --max-context 512, prompts up to 300 tokens prefilled in
 #     shared 512-row chunks): equal to generate up to a near tie by the CPU's logits, within
 #     the bf16 tolerance (tests/serve_client.py says how).
@@ -58,14 +56,14 @@ stop() {
 }
 
 t0=$(date +%s)
-start_server P --model "$TMP/m" --device "$DEV" --cuda-gemm fallback --max-batch 32 \
-  --max-context 256 --kv-memory 0.05
+start_server P --model "$TMP/m" --device "$DEV" --deterministic --max-batch 32 \
+  --max-context 1024 --prefill-chunk 128 --kv-blocks 40 --kv-block-size 16
 grep -q "paged KV cache" "$TMP/P.err" || fail "server P is not paged: $(cat "$TMP/P.err")"
 client --port "$PORT_P" --paged --exact --max-prompt 200 \
-  --gen-args "--cuda-gemm fallback --max-context 256"
+  --gen-args "--deterministic --max-context 512"
 stop P
 t1=$(date +%s)
 start_server S --model "$TMP/m" --device "$DEV" --max-batch 32 --max-context 512
 client --port "$PORT_S" --max-prompt 300 --gen-args "--max-context 512"
 stop S
-echo "serve_cuda ($DEV): paged + exact $((t1 - t0)) s, slots + bf16 $(($(date +%s) - t1)) s"
+echo "serve_cuda ($DEV): paged + deterministic + exact $((t1 - t0)) s, slots + bf16 $(($(date +%s) - t1)) s"

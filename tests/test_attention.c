@@ -271,11 +271,20 @@ void ta_section_args(void) {
     da.waves = 65;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
     da.waves = 0;
+    da.fixed_splits = -1;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "fixed_splits") != NULL);
+    da.fixed_splits = 65536;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    da.fixed_splits = 0;
     da.counters = NULL;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "counters") != NULL);
     CHECK(ga_attention_decode_workspace(2, 8, 128, 300) == (size_t)2 * 8 * 3 * 130 * 4);
     CHECK(ga_attention_decode_workspace(0, 8, 128, 300) == 0);
+    /* batch-invariant decoding: the fixed split's partials, whatever the KV length */
+    CHECK(ga_attention_decode_workspace_fixed(3, 8, 64, 32) == (size_t)3 * 8 * 32 * 66 * 4);
+    CHECK(ga_attention_decode_workspace_fixed(3, 8, 64, 0) == 0);
     /* two counters per (row, KV head, slab of up to 8 query heads) */
     CHECK(ga_attention_decode_counters(3, 32, 8) == 3 * 8 * 2 * sizeof(unsigned));
     CHECK(ga_attention_decode_counters(2, 24, 2) == 2 * 2 * 2 * 2 * sizeof(unsigned));

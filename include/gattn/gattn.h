@@ -274,6 +274,14 @@ typedef struct ga_session_opts {
     int kv_blocks;     /* blocks in the cache (0: from kv_memory) */
     int64_t kv_memory; /* bytes for the cache's blocks (used when kv_blocks is 0) */
     int kv_block_size; /* tokens per block (0: 16) */
+    /* Batch-invariant arithmetic: every row's logits depend only on its own sequence, never on
+     * the batch it runs in, how its prompt was split into chunks, or the KV-length bucket, so
+     * greedy decoding gives the same tokens alone and beside any others (the serving
+     * guarantee of issue 13). The CPU backend is so already. CUDA: the plain GEMM of
+     * kernels/gemm_fallback.cu for every shape instead of cuBLAS and the GEMV (cuda_gemm must
+     * be left 0 or be GA_CUDA_GEMM_FALLBACK), and a fixed decode-attention split
+     * (GA_DECODE_INVARIANT_SPLITS). Costs speed: the plain GEMM is far from cuBLAS. */
+    bool deterministic;
 } ga_session_opts;
 
 typedef struct ga_session ga_session;

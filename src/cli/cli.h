@@ -149,6 +149,11 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
         .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
                 "GEMV for decode batches of 1-2), cublas-only, lt or fallback"                     \
     }
+/* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
+#define GA_O_DETERMINISTIC(D)                                                                      \
+    GA_O_FLAG("--deterministic", (D),                                                              \
+              "batch-invariant arithmetic: greedy tokens do not depend on what\n"                  \
+              "runs beside a prompt (CUDA: the plain GEMM, slower; CPU: as always)")
 /* --rope-scaling TYPE --rope-factor F [--rope-original-max N]: overrides config.json's RoPE
  * scaling (cli_rope.c), as Qwen's model cards tell users to do for long inputs. One group for
  * every command that runs a model. */

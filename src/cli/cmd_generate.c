@@ -48,6 +48,7 @@ typedef struct gen_args {
     bool chat, ids;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    bool deterministic;
     ga_cli_rope rope;
 } gen_args;
 
@@ -77,6 +78,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_FLAG("--ids", &a->ids, "print the generated ids comma-separated, not text"),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_O_DETERMINISTIC(&a->deterministic),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "KV cache length per sequence (default: longest prompt + n,\n"
                   "at most the model's usable context)"),
@@ -307,6 +309,7 @@ static int open_session(gen_run *r, int batch) {
     bool bar = isatty(2) && ga_model_weight_bytes(r->m) >= (64u << 20);
     ga_session_opts so = {.device = r->a->device,
                           .cuda_gemm = r->a->cuda_gemm,
+                          .deterministic = r->a->deterministic,
                           .max_context = (int)r->ctx,
                           .max_batch = batch,
                           .n_threads = (int)r->a->threads};

@@ -258,6 +258,16 @@ fail:
     return st;
 }
 
+/* Bytes of the decode attention's split partials for max_batch rows: the largest split any
+ * bucket takes, or the fixed split of deterministic mode. */
+static size_t decode_workspace(const ga_cuda *c) {
+    const ga_config *cfg = &c->cfg;
+    if (c->deterministic)
+        return ga_attention_decode_workspace_fixed(c->max_batch, cfg->n_heads, cfg->head_dim,
+                                                   GA_DECODE_INVARIANT_SPLITS);
+    return ga_attention_decode_workspace(c->max_batch, cfg->n_heads, cfg->head_dim, c->max_context);
+}
+
 /* Everything the backend will hold, checked against free memory before the first large
  * allocation so an oversized request fails with numbers instead of half-way through. */
 static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
@@ -265,10 +275,9 @@ static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
     const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
     const uint64_t kv = c->kv_layer_elems ? 2ull * cfg->n_layers * c->kv_layer_elems * 2 : 0;
     const uint64_t rope = 2ull * c->max_context * (cfg->head_dim / 2) * 4;
-    const uint64_t act =
-        ga_cuda_scratch_bytes(cfg, scratch_rows) +
-        ga_attention_decode_workspace(c->max_batch, cfg->n_heads, cfg->head_dim, c->max_context) +
-        ga_attention_decode_counters(c->max_batch, cfg->n_heads, cfg->n_kv_heads) + GA_CUDA_BLAS_WS;
+    const uint64_t act = ga_cuda_scratch_bytes(cfg, scratch_rows) + decode_workspace(c) +
+                         ga_attention_decode_counters(c->max_batch, cfg->n_heads, cfg->n_kv_heads) +
+                         GA_CUDA_BLAS_WS;
     size_t free_b = 0, total_b = 0;
     GA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const uint64_t need = weights + kv + rope + act;
@@ -378,6 +387,18 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
                         (int)opts->cuda_gemm);
         goto fail;
     }
+    if (opts && opts->deterministic) {
+        /* cuBLAS picks kernels (and K splits) by shape and the GEMV serves only M <= 2, so a
+         * row's sums would follow the batch; the plain kernel's do not. */
+        if (c->gemm_impl != GA_GEMM_CUBLAS && c->gemm_impl != GA_GEMM_FALLBACK) {
+            st = ga_err_set(err, GA_ERR_ARG,
+                            "deterministic needs the plain GEMM (cuda_gemm fallback), not %d",
+                            (int)opts->cuda_gemm);
+            goto fail;
+        }
+        c->gemm_impl = GA_GEMM_FALLBACK;
+        c->deterministic = true;
+    }
     if (c->gemm_impl == GA_GEMM_LT && cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) {
         c->lt = NULL;
         st = ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");
@@ -416,7 +437,7 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     if ((st = ga_cuda_scratch_alloc(c, rows, err))) goto fail;
     /* The decode workspace, then the decode kernel's split counters (zeroed once here; every
      * launch leaves them zero) in the same allocation. */
-    size_t ws = ga_attention_decode_workspace(max_batch, cfg->n_heads, cfg->head_dim, max_context);
+    size_t ws = decode_workspace(c);
     size_t wc = ga_attention_decode_counters(max_batch, cfg->n_heads, cfg->n_kv_heads);
     if ((st = cuda_malloc((void **)&c->dec_work, ws + wc, "the decode workspace", err))) goto fail;
     c->dec_counters = (unsigned *)((char *)c->dec_work + ws);

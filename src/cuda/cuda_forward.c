@@ -227,6 +227,7 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
                 .block_table = c->paged ? c->d_tab : NULL,
                 .table_stride = c->dec_tab_stride,
                 .block_size = c->block_size,
+                .fixed_splits = c->deterministic ? GA_DECODE_INVARIANT_SPLITS : 0,
                 .gate_mode = cfg->gate,
                 .scale = scale,
                 .devinfo = &c->devinfo,

@@ -81,6 +81,12 @@ typedef struct ga_cuda {
      * tell a cuBLAS problem on a given machine from a bug in the rest of the backend. */
     enum { GA_GEMM_CUBLAS = 0, GA_GEMM_LT, GA_GEMM_FALLBACK, GA_GEMM_CUBLAS_ONLY } gemm_impl;
     cublasLtHandle_t lt; /* only with GA_GEMM_LT */
+    /* ga_session_opts.deterministic: the plain GEMM for every shape (its output element is
+     * one fp32 FMA chain over K in order, whatever M and the tile it lands in) and the decode
+     * attention's fixed split (GA_DECODE_INVARIANT_SPLITS), so no row's arithmetic depends on
+     * the batch. Prefill attention needs nothing: both kernels walk key tiles from key 0 at
+     * absolute boundaries, so a row's result does not depend on the chunk it is in. */
+    bool deterministic;
 
     /* derived shapes */
     int G, q_rows, gate_dim, kv_dim, qkv_dim, attn_dim;

@@ -14,10 +14,14 @@
  * at the head of the queue; it is recomputed from its prompt and the tokens it already sent,
  * which are not sent again). */
 
-/* Tokens r prefills when (re)admitted: its prompt, plus after a preemption every token it
- * produced but the last, which the next decode step appends as usual. */
+/* Tokens r prefills when (re)admitted: its prompt only. After a preemption the tokens it
+ * already sent are fed again by decode steps (sched_decode_step: a replay, nothing sent), so
+ * every position is recomputed by the kernel that first computed it: a prefill rounds
+ * differently from the decode steps that made those K/V on CUDA, and a batch-invariant
+ * (deterministic) session then recomputes them bitwise. It costs one decode row per sent
+ * token instead of part of a prefill chunk, only after a preemption. */
 int sched_fill_len(const ga_sched_req *r) {
-    return r->o.n_prompt + (r->produced ? r->produced - 1 : 0);
+    return r->o.n_prompt;
 }
 
 int sched_free_blocks(const ga_sched *q) {

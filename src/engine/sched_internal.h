@@ -25,7 +25,7 @@ struct ga_sched_req {
     int slot;        /* cache lease while in PREFILL/DECODE */
     int prefilled;   /* tokens of prompt[] in the cache */
     int produced;    /* tokens passed to on_token */
-    int32_t last;    /* last token produced, appended by the next decode step */
+    int32_t last;    /* last token produced (prompt[n_prompt + produced - 1]) */
     double t_submit, t_last;
     ga_sched_finish finish;
     ga_sched_req *next; /* waiting queue link */
@@ -67,7 +67,8 @@ static inline double sched_now(void) {
 }
 
 /* ------------------------------------------------------------------ sched_cache.c */
-/* Tokens r prefills when (re)admitted (its prompt, and after a preemption what it produced). */
+/* Tokens r prefills when (re)admitted: its prompt (after a preemption, decode steps replay
+ * what it produced). */
 int sched_fill_len(const ga_sched_req *r);
 int sched_free_blocks(const ga_sched *q);
 /* Whether the head of the queue may join now. Under q->mu. */

@@ -111,8 +111,10 @@ bool sched_decode_step(ga_sched *q) {
         if (r->state != R_DECODE) continue;
         q->rows[nb] = i;
         q->seqs[nb] = r->slot;
-        q->toks[nb] = r->last;
-        q->pos[nb] = ga_session_seq_len(q->s, r->slot); /* where r->last lands */
+        q->pos[nb] = ga_session_seq_len(q->s, r->slot);
+        /* The token at that position: r->last, or while a recomputed request replays what it
+         * already sent, the next of those (prompt[] holds them after the prompt). */
+        q->toks[nb] = r->prompt[q->pos[nb]];
         q->streams[nb] = 0; /* not the slot: a request draws the same in any batch */
         if (nb == 0)
             sp0 = eff_sampling(r);
@@ -144,6 +146,8 @@ bool sched_decode_step(ga_sched *q) {
         ga_sched_req *r = q->active[q->rows[b]];
         if (st)
             sched_finish(q, r, GA_FINISH_ERROR, err.msg);
+        else if (q->pos[b] + 1 < r->o.n_prompt + r->produced)
+            continue; /* a replayed position: its next token was sent before the preemption */
         else
             take_token(q, r, q->next[b], q->pos[b] + 1,
                        need_logits ? q->logits + (size_t)b * q->V : NULL);
@@ -213,8 +217,7 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
         if (r->prefilled < sched_fill_len(r)) continue;
         r->state = R_DECODE;
         if (r->produced)
-            continue; /* recomputed after a preemption: r->last goes in with the
-                       * next decode step, as before */
+            continue; /* recomputed after a preemption: decode steps replay what it sent */
         /* The first token lands at position n_prompt and draws with that counter, as in
          * ga_generate. */
         const float *row = q->logits + (size_t)k * q->V;

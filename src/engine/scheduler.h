@@ -23,10 +23,11 @@
  * holds only the KV blocks its tokens took: a request is admitted when the blocks of its
  * prompt plus one are free, and when a decoding sequence cannot grow, the most recently
  * admitted request is preempted: its blocks are freed and it goes back to the head of the
- * queue, to be recomputed (prompt + the tokens it produced) when it fits again. Tokens it
- * already handed to on_token are not handed again, and the recomputation is exact (the CPU
- * backend's prefill rows are bit-identical to its decode rows), so its output stream is the
- * one it would have had alone.
+ * queue, to be recomputed when it fits again: its prompt prefilled, the tokens it produced
+ * fed again by decode steps (each position by the kernel that first computed it). Tokens it
+ * already handed to on_token are not handed again, and the recomputation is exact on a
+ * batch-invariant session (the CPU backend; CUDA with ga_session_opts.deterministic), so its
+ * output stream is the one it would have had alone.
  *
  * Threads: ga_sched_submit, ga_sched_cancel, ga_sched_release, ga_sched_metrics and
  * ga_sched_close may be called from any thread. Callbacks run on the scheduler thread, never
@@ -112,7 +113,8 @@ typedef struct ga_sched_metrics {
     uint64_t prefill_calls;     /* prefill session calls (one a step: every request's chunk) */
     uint64_t prefill_seqs;      /* request chunks in them (prefill_seqs / prefill_calls: the
                                  * mean number of requests a prefill call carries) */
-    uint64_t decode_tokens;     /* tokens produced by decode steps */
+    uint64_t decode_tokens;     /* rows of decode steps (with the replays of a preempted
+                                 * request's sent tokens, src/engine/sched_cache.c) */
     ga_sched_hist ttft;         /* submit to first token */
     ga_sched_hist itl;          /* between consecutive tokens of a request */
 } ga_sched_metrics;
