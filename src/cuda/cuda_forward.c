@@ -13,6 +13,16 @@
  *   gu   = xn . [Wgate|Wup]^T                  cuBLAS       (bf16 out)
  *   act  = silu(g) * u                         activation.cu
  *   delta = act . Wdown^T                      cuBLAS       (fp32 out, added by the next norm)
+ *
+ * A decode step of at most GA_GEMV_AUTO_MAX_M rows (ga_cuda_decode_fused) folds the norms,
+ * residual adds and SwiGLU into the weight-streaming GEMVs (kernels/gemv.cu), with the same
+ * roundings, and never writes delta, xn or the gate|up intermediate:
+ *   qkv  = rmsnorm(x) . [Wq|Wk|Wv]^T           ga_gemv_rmsnorm
+ *   (q/k norm, RoPE, attention as above)
+ *   x   += attn . Wo^T + o_bias                ga_gemv_residual
+ *   act  = swiglu(rmsnorm(x) . [Wg|Wu]^T)      ga_gemv_rmsnorm_swiglu
+ *   x   += act . Wdown^T                       ga_gemv_residual
+ *   logits = rmsnorm(x) . Wlm^T                ga_gemv_rmsnorm (ga_cuda_decode_logits)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -169,15 +179,22 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
     const bool per_row = decode || c->paged || pl->ns > 1;
     if (cap && (decode || pl->ns != 1))
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
+    const bool fused = decode && ga_cuda_decode_fused(c, rows);
+    const float eps = cfg->rms_norm_eps;
     ga_status st;
     for (int l = 0; l < cfg->n_layers; l++) {
         const ga_cuda_layer *w = &c->layers[l];
         void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
-        if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn, rows,
-                                      H, cfg->rms_norm_eps, c->stream, err)))
+        if (fused) {
+            if ((st = ga_gemv_rmsnorm(s->x, w->input_norm, eps, w->w_qkv, s->qkv, false, rows,
+                                      c->qkv_dim, H, c->stream, err)))
+                return st;
+        } else if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn,
+                                             rows, H, eps, c->stream, err)) ||
+                   (st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H,
+                                      err))) {
             return st;
-        if ((st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H, err)))
-            return st;
+        }
         ga_qk_rope_args ra = {
             .qkv = s->qkv,
             .bias = w->b_qkv,
@@ -235,16 +252,39 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
         } else if ((st = prefill_attention(c, l, pl, cap, err))) {
             return st;
         }
+        if (fused) {
+            if ((st = ga_gemv_residual(s->attn, w->w_o, w->b_o, s->x, rows, H, c->attn_dim,
+                                       c->stream, err)) ||
+                (st = ga_gemv_rmsnorm_swiglu(s->x, w->post_norm, eps, w->w_gu, s->act, rows, I, H,
+                                             c->stream, err)) ||
+                (st = ga_gemv_residual(s->act, w->w_down, NULL, s->x, rows, H, I, c->stream, err)))
+                return st;
+            continue;
+        }
         if ((st = ga_cuda_gemm(c, s->attn, w->w_o, s->delta, true, rows, H, c->attn_dim, err)))
             return st;
-        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H,
-                                      cfg->rms_norm_eps, c->stream, err)))
+        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H, eps,
+                                      c->stream, err)))
             return st;
         if ((st = ga_cuda_gemm(c, s->xn, w->w_gu, s->qkv, false, rows, 2 * I, H, err))) return st;
         if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
         if ((st = ga_cuda_gemm(c, s->act, w->w_down, s->delta, true, rows, H, I, err))) return st;
     }
     return GA_OK;
+}
+
+ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    // Fused: the last down_proj already added its output to x (no delta).
+    if (ga_cuda_decode_fused(c, rows))
+        return ga_gemv_rmsnorm(s->x, c->final_norm, cfg->rms_norm_eps, c->lm_head, s->logits, true,
+                               rows, cfg->vocab_size, cfg->hidden_size, c->stream, err);
+    ga_status st = ga_rmsnorm_residual(s->x, s->delta, NULL, c->final_norm, s->xn, rows,
+                                       cfg->hidden_size, cfg->rms_norm_eps, c->stream, err);
+    if (st) return st;
+    return ga_cuda_gemm(c, s->xn, c->lm_head, s->logits, true, rows, cfg->vocab_size,
+                        cfg->hidden_size, err);
 }
 
 /* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the
