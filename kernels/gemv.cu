@@ -33,6 +33,14 @@
  *    stores them, then activation.cu's fp32 arithmetic (activation_common.cuh).
  * Together they remove every rmsnorm_residual and swiglu launch of a decode step and the
  * 2I-wide gate|up intermediate.
+ *
+ * Programmatic dependent launch (the fused launchers' pdl, sm_90+): the kernel may then start
+ * while the previous kernel of the stream finishes. Before griddepcontrol.wait a CTA only
+ * reads weights (never written during a forward) and issues its first weight chunks; after
+ * it, it lets the next kernel launch (griddepcontrol.launch_dependents) and reads x or A, the
+ * previous kernels' outputs, and writes its own. So the weight prefetch of one GEMV overlaps
+ * the tail of the kernel before it, and at most two kernels overlap. Launched without the
+ * attribute (or before sm_90) both instructions do nothing.
  */
 #include <cuda_bf16.h>
 #include <stdint.h>
@@ -50,6 +58,13 @@
 #define GEMV_NORM_SMEM (48 * 1024)
 
 static_assert(GEMV_WARPS * 32 == GA_NORM_THREADS, "the fused norm assumes norm.cu's block size");
+
+__device__ __forceinline__ void pdl_wait_and_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 /* What a CTA does around the product. */
 enum { EPI_STORE = 0, EPI_RESID = 1, EPI_SWIGLU = 2 };
@@ -123,6 +138,19 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     }
     const bool active = n0 < N;
     if (!NORM && !active) return; // with NORM every warp takes part in the prologue's barriers
+    // The first weight chunks depend on nothing the previous kernels write: start them before
+    // waiting for those kernels and before the norm prologue.
+    int c = lane;
+    uint4 wv[GEMV_UNROLL][GEMV_ROWS];
+    const bool pre = active && c + 32 * (GEMV_UNROLL - 1) < K8;
+    if (pre) {
+#pragma unroll
+        for (int u = 0; u < GEMV_UNROLL; u++)
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++)
+                wv[u][r] = __ldcs(wr[r] + c + 32 * u);
+    }
+    pdl_wait_and_release();
     float acc[GEMV_ROWS][M];
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
@@ -130,17 +158,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
         for (int m = 0; m < M; m++)
             acc[r][m] = 0.f;
 
-    int c = lane;
-    uint4 wv[GEMV_UNROLL][GEMV_ROWS];
     if (NORM) {
-        // The first weight chunks do not depend on x: start them before the prologue.
-        if (active && c + 32 * (GEMV_UNROLL - 1) < K8) {
-#pragma unroll
-            for (int u = 0; u < GEMV_UNROLL; u++)
-#pragma unroll
-                for (int r = 0; r < GEMV_ROWS; r++)
-                    wv[u][r] = __ldcs(wr[r] + c + 32 * u);
-        }
         const int K4 = 2 * K8;
         const float4 *g4 = reinterpret_cast<const float4 *>(p.norm_w);
         __nv_bfloat162 *xs2 = reinterpret_cast<__nv_bfloat162 *>(xs);
@@ -160,7 +178,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     const uint4 *x = NORM ? xs : p.x;
 
     for (; c + 32 * (GEMV_UNROLL - 1) < K8; c += 32 * GEMV_UNROLL) {
-        if (!NORM || c != lane) { // NORM: the first chunks are already in flight
+        if (c != lane) { // the first chunks are already in flight
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++)
 #pragma unroll
@@ -217,36 +235,46 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
 }
 
 template <bool NORM, int EPI>
-static ga_status launch(const gemv_params &p, int M, cudaStream_t stream, ga_err *err) {
+static ga_status launch(const gemv_params &p, int M, bool pdl, cudaStream_t stream, ga_err *err) {
     const int per_cta = EPI == EPI_SWIGLU ? GEMV_WARPS : GEMV_WARPS * GEMV_ROWS;
-    const dim3 grid(GA_CEIL_DIV(p.N, per_cta)), block(GEMV_WARPS * 32);
-    const size_t smem = NORM ? (size_t)M * p.K8 * 16 : 0;
+    void (*kern)(const gemv_params);
     switch (M) {
     case 1:
-        k_gemv<1, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<1, NORM, EPI>;
         break;
     case 2:
-        k_gemv<2, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<2, NORM, EPI>;
         break;
     case 3:
-        k_gemv<3, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<3, NORM, EPI>;
         break;
     case 4:
-        k_gemv<4, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<4, NORM, EPI>;
         break;
     case 5:
-        k_gemv<5, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<5, NORM, EPI>;
         break;
     case 6:
-        k_gemv<6, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<6, NORM, EPI>;
         break;
     case 7:
-        k_gemv<7, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<7, NORM, EPI>;
         break;
     default:
-        k_gemv<8, NORM, EPI><<<grid, block, smem, stream>>>(p);
+        kern = k_gemv<8, NORM, EPI>;
         break;
     }
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(GA_CEIL_DIV(p.N, per_cta));
+    cfg.blockDim = dim3(GEMV_WARPS * 32);
+    cfg.dynamicSmemBytes = NORM ? (size_t)M * p.K8 * 16 : 0;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    GA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kern, p));
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }
@@ -279,12 +307,12 @@ extern "C" ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, 
     p.y_f32 = y_f32 ? 1 : 0;
     p.N = N;
     p.K8 = K / 8;
-    return launch<false, EPI_STORE>(p, M, stream, err);
+    return launch<false, EPI_STORE>(p, M, false, stream, err);
 }
 
 extern "C" ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float eps, const void *w,
-                                     void *y, bool y_f32, int M, int N, int K, cudaStream_t stream,
-                                     ga_err *err) {
+                                     void *y, bool y_f32, int M, int N, int K, bool pdl,
+                                     cudaStream_t stream, ga_err *err) {
     if (!x || !norm_w || !w || !y || N <= 0 || !ga_gemv_norm_supported(x, norm_w, w, M, K))
         return ga_err_set(err, GA_ERR_ARG,
                           "ga_gemv_rmsnorm: unsupported arguments (M %d of at most %d, N %d, K %d "
@@ -299,12 +327,12 @@ extern "C" ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float 
     p.y_f32 = y_f32 ? 1 : 0;
     p.N = N;
     p.K8 = K / 8;
-    return launch<true, EPI_STORE>(p, M, stream, err);
+    return launch<true, EPI_STORE>(p, M, pdl, stream, err);
 }
 
 extern "C" ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w, float eps,
                                             const void *w_gu, void *act, int M, int inter, int K,
-                                            cudaStream_t stream, ga_err *err) {
+                                            bool pdl, cudaStream_t stream, ga_err *err) {
     if (!x || !norm_w || !w_gu || !act || inter <= 0 ||
         !ga_gemv_norm_supported(x, norm_w, w_gu, M, K))
         return ga_err_set(err, GA_ERR_ARG,
@@ -320,11 +348,12 @@ extern "C" ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w,
     p.y = act;
     p.N = inter;
     p.K8 = K / 8;
-    return launch<true, EPI_SWIGLU>(p, M, stream, err);
+    return launch<true, EPI_SWIGLU>(p, M, pdl, stream, err);
 }
 
 extern "C" ga_status ga_gemv_residual(const void *a, const void *w, const float *bias, float *x,
-                                      int M, int N, int K, cudaStream_t stream, ga_err *err) {
+                                      int M, int N, int K, bool pdl, cudaStream_t stream,
+                                      ga_err *err) {
     if (!a || !w || !x || N <= 0 || !ga_gemv_supported(a, w, M, K))
         return ga_err_set(err, GA_ERR_ARG,
                           "ga_gemv_residual: unsupported arguments (M %d of at most %d, N %d, K %d "
@@ -337,5 +366,5 @@ extern "C" ga_status ga_gemv_residual(const void *a, const void *w, const float 
     p.bias = bias;
     p.N = N;
     p.K8 = K / 8;
-    return launch<false, EPI_RESID>(p, M, stream, err);
+    return launch<false, EPI_RESID>(p, M, pdl, stream, err);
 }

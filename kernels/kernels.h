@@ -216,15 +216,18 @@ ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int 
  *                          add of ga_rmsnorm_residual, (x + delta) + bias, without the delta
  *                          buffer; x must not overlap A or W.
  * Each output element is written by one thread; results do not depend on M (a row alone and
- * in a batch are bitwise equal). */
+ * in a batch are bitwise equal). pdl: launched with programmatic dependent launch (sm_90 and
+ * newer only; works in stream capture), so the kernel's weight prefetch overlaps the tail of
+ * the stream's previous kernel; it waits for that kernel before reading x / A or writing. */
 int ga_gemv_norm_supported(const float *x, const float *norm_w, const void *w, int M, int K);
 ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float eps, const void *w, void *y,
-                          bool y_f32, int M, int N, int K, cudaStream_t stream, ga_err *err);
+                          bool y_f32, int M, int N, int K, bool pdl, cudaStream_t stream,
+                          ga_err *err);
 ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w, float eps, const void *w_gu,
-                                 void *act, int M, int inter, int K, cudaStream_t stream,
+                                 void *act, int M, int inter, int K, bool pdl, cudaStream_t stream,
                                  ga_err *err);
 ga_status ga_gemv_residual(const void *a, const void *w, const float *bias, float *x, int M, int N,
-                           int K, cudaStream_t stream, ga_err *err);
+                           int K, bool pdl, cudaStream_t stream, ga_err *err);
 
 /* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The

@@ -18,7 +18,9 @@
  *            gate|up GEMV -> SwiGLU, GEMV -> residual add, each against the composition of the
  *            CPU backend's rmsnorm, matmul and swiglu (M 1 and 2, the 1.7B shapes, odd N, K not
  *            a multiple of 256, with and without o_bias); a row alone is bitwise the same as in
- *            a batch of 2; whether each equals the unfused GPU ops bitwise is printed (info)
+ *            a batch of 2; whether each equals the unfused GPU ops bitwise is printed (info);
+ *            on sm_90, the chain of two layers' fused GEMVs with programmatic dependent launch
+ *            (on a stream and captured in a graph) is bitwise the chain without it
  *   paged    the paged KV cache's ops: decode attention through block tables, the prefill's
  *            gather + prefill kernels, the qk_rope K/V write to table destinations (block
  *            sizes 16/32/64, shuffled block ids, lengths off the block size) vs the CPU
@@ -1125,8 +1127,8 @@ static void case_fused_norm(int M, int N, int K, bool f32) {
     unsigned char *hb = xmalloc(ny * 4), *hu = xmalloc(ny * 4);
     poison(dy, ny * 4);
     ga_err err = {{0}};
-    if (launched(ga_gemv_rmsnorm(dx, dg, eps, dw, dy, f32, M, N, K, 0, &err), &err, "gemv+norm",
-                 shape)) {
+    if (launched(ga_gemv_rmsnorm(dx, dg, eps, dw, dy, f32, M, N, K, false, 0, &err), &err,
+                 "gemv+norm", shape)) {
         down_out(got, dy, ny, f32);
         report("gemv+norm", shape, nerr(got, ref, ny), TOL_FUSED);
         down(hb, dy, ny * yb);
@@ -1140,7 +1142,7 @@ static void case_fused_norm(int M, int N, int K, bool f32) {
         }
         poison(dy1, ny * 4);
         if (M > 1 && launched(ga_gemv_rmsnorm(dx + (size_t)(M - 1) * K, dg, eps, dw, dy1, f32, 1, N,
-                                              K, 0, &err),
+                                              K, false, 0, &err),
                               &err, "gemv+norm", shape)) {
             down(hu, dy1, (size_t)N * yb);
             check_row_alone("gemv+norm", shape, hb + (size_t)(M - 1) * N * yb, hu, (size_t)N * yb);
@@ -1175,8 +1177,8 @@ static void case_fused_swiglu(int M, int I, int K) {
     unsigned char *hb = xmalloc(na * 2), *hu = xmalloc(na * 2);
     poison(da, na * 2);
     ga_err err = {{0}};
-    if (launched(ga_gemv_rmsnorm_swiglu(dx, dg, eps, dw, da, M, I, K, 0, &err), &err, "gemv+glu",
-                 shape)) {
+    if (launched(ga_gemv_rmsnorm_swiglu(dx, dg, eps, dw, da, M, I, K, false, 0, &err), &err,
+                 "gemv+glu", shape)) {
         down_out(got, da, na, false);
         report("gemv+glu", shape, nerr(got, ref, na), TOL_FUSED);
         down(hb, da, na * 2);
@@ -1190,7 +1192,7 @@ static void case_fused_swiglu(int M, int I, int K) {
         }
         poison(da1, na * 2);
         if (M > 1 && launched(ga_gemv_rmsnorm_swiglu(dx + (size_t)(M - 1) * K, dg, eps, dw, da1, 1,
-                                                     I, K, 0, &err),
+                                                     I, K, false, 0, &err),
                               &err, "gemv+glu", shape)) {
             down(hu, da1, (size_t)I * 2);
             check_row_alone("gemv+glu", shape, hb + (size_t)(M - 1) * I * 2, hu, (size_t)I * 2);
@@ -1222,8 +1224,8 @@ static void case_fused_resid(int M, int N, int K, bool bias) {
          *dn = dup_to_dev(b, N * 4); /* any fp32 (N): the unfused norm's weight, output unused */
     unsigned char *hb = xmalloc(nx * 4), *hu = xmalloc(nx * 4);
     ga_err err = {{0}};
-    if (launched(ga_gemv_residual(da, dw, bias ? db : NULL, dx, M, N, K, 0, &err), &err, "gemv+res",
-                 shape)) {
+    if (launched(ga_gemv_residual(da, dw, bias ? db : NULL, dx, M, N, K, false, 0, &err), &err,
+                 "gemv+res", shape)) {
         down(got, dx, nx * 4);
         report("gemv+res", shape, nerr(got, ref, nx), TOL_F32);
         down(hb, dx, nx * 4);
@@ -1236,7 +1238,7 @@ static void case_fused_resid(int M, int N, int K, bool bias) {
         }
         float *dlast = dup_to_dev(x + (size_t)(M - 1) * N, (size_t)N * 4);
         if (M > 1 && launched(ga_gemv_residual((const uint16_t *)da + (size_t)(M - 1) * K, dw,
-                                               bias ? db : NULL, dlast, 1, N, K, 0, &err),
+                                               bias ? db : NULL, dlast, 1, N, K, false, 0, &err),
                               &err, "gemv+res", shape)) {
             down(hu, dlast, (size_t)N * 4);
             check_row_alone("gemv+res", shape, hb + (size_t)(M - 1) * N * 4, hu, (size_t)N * 4);
@@ -1249,7 +1251,137 @@ static void case_fused_resid(int M, int N, int K, bool bias) {
     free(hu);
 }
 
+/* Programmatic dependent launch: two layers of the fused decode chain (norm->q|k|v, residual
+ * o_proj, norm->gate|up->SwiGLU, residual down_proj, then norm->LM head), where each GEMV may
+ * start while the previous one runs and x is read by one kernel and rewritten by the next.
+ * Launched plainly, with PDL on a stream, and with PDL captured into a graph (as the decode
+ * step runs it, replayed twice), every output must be bitwise the same: a kernel that touched
+ * x or its output before griddepcontrol.wait would race. */
+typedef struct chain_bufs {
+    float *x0, *x, *n1, *n2, *nf, *bo;
+    void *a, *wqkv, *wo, *wgu, *wdown, *wlm, *qkv, *act, *logits;
+} chain_bufs;
+enum { CH_H = 2048, CH_I = 6144, CH_QKV = 4112, CH_V = 5003 };
+
+/* reset: x = x0 first (not in the captured graph, whose first node is then a kernel as in the
+ * decode step; the caller resets x before each replay). */
+static ga_status chain_run(const chain_bufs *b, int M, bool pdl, bool reset, cudaStream_t st,
+                           ga_err *err) {
+    ga_status r;
+    if (reset && cudaMemcpyAsync(b->x, b->x0, (size_t)M * CH_H * 4, cudaMemcpyDeviceToDevice, st))
+        return ga_err_set(err, GA_ERR_CUDA, "chain: copy of x failed");
+    for (int l = 0; l < 2; l++)
+        if ((r = ga_gemv_rmsnorm(b->x, b->n1, 1e-6f, b->wqkv, b->qkv, false, M, CH_QKV, CH_H, pdl,
+                                 st, err)) ||
+            (r = ga_gemv_residual(b->a, b->wo, b->bo, b->x, M, CH_H, CH_H, pdl, st, err)) ||
+            (r = ga_gemv_rmsnorm_swiglu(b->x, b->n2, 1e-6f, b->wgu, b->act, M, CH_I, CH_H, pdl, st,
+                                        err)) ||
+            (r = ga_gemv_residual(b->act, b->wdown, NULL, b->x, M, CH_H, CH_I, pdl, st, err)))
+            return r;
+    return ga_gemv_rmsnorm(b->x, b->nf, 1e-6f, b->wlm, b->logits, true, M, CH_V, CH_H, pdl, st,
+                           err);
+}
+
+/* x, qkv, act and logits of the last run, concatenated on the host. */
+static size_t chain_down(const chain_bufs *b, int M, unsigned char *h) {
+    size_t o = 0;
+    down(h + o, b->x, (size_t)M * CH_H * 4), o += (size_t)M * CH_H * 4;
+    down(h + o, b->qkv, (size_t)M * CH_QKV * 2), o += (size_t)M * CH_QKV * 2;
+    down(h + o, b->act, (size_t)M * CH_I * 2), o += (size_t)M * CH_I * 2;
+    down(h + o, b->logits, (size_t)M * CH_V * 4), o += (size_t)M * CH_V * 4;
+    return o;
+}
+
+static void *dev_bf16(size_t n, float std) {
+    uint16_t *h = xmalloc(n * 2);
+    fill_bf16(h, NULL, n, std);
+    void *d = dup_to_dev(h, n * 2);
+    free(h);
+    return d;
+}
+static float *dev_f32(size_t n, float mean, float std) {
+    float *h = rand_f32(n, mean, std), *d = dup_to_dev(h, n * 4);
+    free(h);
+    return d;
+}
+
+static void case_fused_chain(int M) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "M %d H %d I %d, 2 layers + LM head", M, CH_H, CH_I);
+    ga_cuda_devinfo di;
+    ga_err err = {{0}};
+    if (ga_cuda_devinfo_query(&di, &err) || di.cc_major < 9) {
+        printf("%-10s %-56s skipped: programmatic dependent launch needs sm_90\n", "gemv+pdl",
+               shape);
+        return;
+    }
+    chain_bufs b = {
+        .x0 = dev_f32((size_t)M * CH_H, 0.f, 3.f),
+        .x = dmalloc((size_t)M * CH_H * 4),
+        .n1 = dev_f32(CH_H, 1.f, 0.3f),
+        .n2 = dev_f32(CH_H, 1.f, 0.3f),
+        .nf = dev_f32(CH_H, 1.f, 0.3f),
+        .bo = dev_f32(CH_H, 0.f, 0.5f),
+        .a = dev_bf16((size_t)M * CH_H, 1.f),
+        .wqkv = dev_bf16((size_t)CH_QKV * CH_H, 1.f / sqrtf(CH_H)),
+        .wo = dev_bf16((size_t)CH_H * CH_H, 1.f / sqrtf(CH_H)),
+        .wgu = dev_bf16((size_t)2 * CH_I * CH_H, 2.f / sqrtf(CH_H)),
+        .wdown = dev_bf16((size_t)CH_H * CH_I, 1.f / sqrtf(CH_I)),
+        .wlm = dev_bf16((size_t)CH_V * CH_H, 1.f / sqrtf(CH_H)),
+        .qkv = dmalloc((size_t)M * CH_QKV * 2),
+        .act = dmalloc((size_t)M * CH_I * 2),
+        .logits = dmalloc((size_t)M * CH_V * 4),
+    };
+    const size_t bytes = (size_t)M * (CH_H * 4 + CH_QKV * 2 + CH_I * 2 + CH_V * 4);
+    unsigned char *ref = xmalloc(bytes), *got = xmalloc(bytes);
+    cudaStream_t st;
+    CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    if (launched(chain_run(&b, M, false, true, st, &err), &err, "gemv+pdl", shape)) {
+        CU(cudaStreamSynchronize(st));
+        chain_down(&b, M, ref);
+        bool ok = true;
+        for (int rep = 0; rep < 3 && ok; rep++) { /* PDL on the stream */
+            poison(b.qkv, (size_t)M * CH_QKV * 2), poison(b.act, (size_t)M * CH_I * 2);
+            poison(b.logits, (size_t)M * CH_V * 4);
+            CU(cudaDeviceSynchronize()); /* the memsets run on the legacy stream, not st */
+            ok = launched(chain_run(&b, M, true, true, st, &err), &err, "gemv+pdl", shape);
+            CU(cudaStreamSynchronize(st));
+            if (ok) chain_down(&b, M, got), ok = !memcmp(got, ref, bytes);
+        }
+        report("gemv+pdl", "stream: bitwise as without PDL", ok ? 0.0 : 1.0, TOL_EXACT);
+        cudaGraph_t g = NULL;
+        cudaGraphExec_t ge = NULL;
+        CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        ga_status cs = chain_run(&b, M, true, false, st, &err);
+        cudaError_t ce = cudaStreamEndCapture(st, &g);
+        ok = launched(cs, &err, "gemv+pdl", shape) && ce == cudaSuccess &&
+             cudaGraphInstantiate(&ge, g, 0) == cudaSuccess;
+        if (!ok) printf("gemv+pdl: capture failed: %s\n", cudaGetErrorName(cudaGetLastError()));
+        for (int rep = 0; rep < 2 && ok; rep++) {
+            poison(b.qkv, (size_t)M * CH_QKV * 2), poison(b.act, (size_t)M * CH_I * 2);
+            poison(b.logits, (size_t)M * CH_V * 4);
+            CU(cudaMemcpy(b.x, b.x0, (size_t)M * CH_H * 4, cudaMemcpyDeviceToDevice));
+            CU(cudaDeviceSynchronize()); /* the memsets run on the legacy stream, not st */
+            CU(cudaGraphLaunch(ge, st));
+            CU(cudaStreamSynchronize(st));
+            chain_down(&b, M, got);
+            ok = !memcmp(got, ref, bytes);
+        }
+        report("gemv+pdl", "graph: bitwise as without PDL", ok ? 0.0 : 1.0, TOL_EXACT);
+        if (ge) cudaGraphExecDestroy(ge);
+        if (g) cudaGraphDestroy(g);
+    }
+    CU(cudaStreamDestroy(st));
+    void *all[] = {b.x0, b.x,   b.n1,    b.n2,  b.nf,  b.bo,  b.a,     b.wqkv,
+                   b.wo, b.wgu, b.wdown, b.wlm, b.qkv, b.act, b.logits};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        cudaFree(all[i]);
+    free(ref), free(got);
+}
+
 static void fused_section(void) {
+    case_fused_chain(1);
+    case_fused_chain(2);
     for (int M = 1; M <= 2; M++) {
         /* the 1.7B shape: q|k|v (headwise gate), LM head; gate|up; o_proj, down_proj */
         case_fused_norm(M, 4112, 2048, false);
