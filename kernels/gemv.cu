@@ -27,7 +27,8 @@
  *    that prologue, so the norm overlaps the weight stream instead of delaying it.
  *  - residual epilogue (o_proj, down_proj): x += acc (+ bias), in the order norm.cu adds a
  *    delta and a bias ((x + acc) + bias); each output element belongs to one warp, so there
- *    are no atomics and no fp32 delta buffer.
+ *    are no atomics and no fp32 delta buffer. The input rows are copied into shared memory
+ *    once per CTA (see IN_STAGE below).
  *  - SwiGLU epilogue (gate|up): warp j computes gate row j and up row I + j together and
  *    stores act[j] = bf16(silu(g) * u), g and u first rounded to bf16 as the unfused GEMV
  *    stores them, then activation.cu's fp32 arithmetic (activation_common.cuh).
@@ -53,9 +54,9 @@
 #define GEMV_WARPS 8  /* warps per CTA */
 #define GEMV_ROWS 2   /* output rows per warp: 2 keeps >= 1 CTA per SM at N = 2048 */
 #define GEMV_UNROLL 8 /* 16-byte chunks per row in flight per lane: all of K = 2048 at once */
-/* Shared memory for the staged normalised input (M x K bf16): the default 48 KB a CTA may take
- * without opting in, K <= 24576 at M = 1, 3072 at M = 8. */
-#define GEMV_NORM_SMEM (48 * 1024)
+/* Shared memory for a staged input (M x K bf16): the default 48 KB a CTA may take without
+ * opting in, K <= 24576 at M = 1, 3072 at M = 8. */
+#define GEMV_STAGE_SMEM (48 * 1024)
 
 static_assert(GEMV_WARPS * 32 == GA_NORM_THREADS, "the fused norm assumes norm.cu's block size");
 
@@ -66,6 +67,12 @@ __device__ __forceinline__ void pdl_wait_and_release() {
 #endif
 }
 
+/* Where a CTA's X comes from: read by every warp through the read-only path (the plain GEMV);
+ * normalised from the fp32 residual into shared memory; or copied into shared memory (the
+ * residual GEMVs). The last two read the previous kernel's output with coherent L2 loads
+ * (__ldcg) after griddepcontrol.wait: under programmatic dependent launch that kernel may still
+ * be running when this one starts, which the read-only path's contract does not allow. */
+enum { IN_GLOBAL = 0, IN_NORM = 1, IN_STAGE = 2 };
 /* What a CTA does around the product. */
 enum { EPI_STORE = 0, EPI_RESID = 1, EPI_SWIGLU = 2 };
 
@@ -104,10 +111,10 @@ __device__ __forceinline__ void gemv_chunk(const uint4 (&wv)[GEMV_ROWS], const u
 /* One launch's operands. N is the number of outputs a row of Y has: W's rows for EPI_STORE and
  * EPI_RESID, I for EPI_SWIGLU (W then has 2I rows: gate rows [0, I), up rows [I, 2I)). */
 struct gemv_params {
-    const uint4 *x;      /* bf16 (M, K) input; unused with NORM */
-    const float *xf;     /* NORM: fp32 (M, K) residual rows to normalise */
-    const float *norm_w; /* NORM: fp32 (K) */
-    float eps;           /* NORM */
+    const uint4 *x;      /* bf16 (M, K) input (IN_GLOBAL, IN_STAGE) */
+    const float *xf;     /* IN_NORM: fp32 (M, K) residual rows to normalise */
+    const float *norm_w; /* IN_NORM: fp32 (K) */
+    float eps;           /* IN_NORM */
     const uint4 *w;      /* bf16 (N or 2N, K) */
     void *y;             /* EPI_STORE: (M, N) fp32 or bf16; EPI_SWIGLU: bf16 (M, N) */
     int y_f32;           /* EPI_STORE */
@@ -116,10 +123,11 @@ struct gemv_params {
     int N, K8;
 };
 
-template <int M, bool NORM, int EPI>
+template <int M, int IN, int EPI>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
-    extern __shared__ uint4 xs[]; /* NORM: the normalised rows, M x K8 16-byte chunks */
-    __shared__ float red[NORM ? M : 1][32];
+    constexpr bool SMEM = IN != IN_GLOBAL;
+    extern __shared__ uint4 xs[]; /* IN_NORM, IN_STAGE: the rows of X, M x K8 16-byte chunks */
+    __shared__ float red[IN == IN_NORM ? M : 1][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int N = p.N, K8 = p.K8;
     int n0; // the warp's first output (EPI_SWIGLU: its only one)
@@ -137,12 +145,14 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
             wr[r] = p.w + (size_t)min(n0 + r, N - 1) * K8;
     }
     const bool active = n0 < N;
-    if (!NORM && !active) return; // with NORM every warp takes part in the prologue's barriers
-    // The first weight chunks depend on nothing the previous kernels write: start them before
-    // waiting for those kernels and before the norm prologue.
+    if (!SMEM && !active) return; // else every warp takes part in the prologue's barrier
+    // The first weight chunks depend on nothing the previous kernels write: the fused forms
+    // start them before waiting for those kernels and before their prologue. (The plain GEMV
+    // keeps its loads in the loop, where the compiler interleaves them with the FMAs in half the
+    // registers: 46 against 98 at M = 1.)
     int c = lane;
     uint4 wv[GEMV_UNROLL][GEMV_ROWS];
-    const bool pre = active && c + 32 * (GEMV_UNROLL - 1) < K8;
+    const bool pre = SMEM && active && c + 32 * (GEMV_UNROLL - 1) < K8;
     if (pre) {
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
@@ -158,7 +168,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
         for (int m = 0; m < M; m++)
             acc[r][m] = 0.f;
 
-    if (NORM) {
+    if (IN == IN_NORM) {
         const int K4 = 2 * K8;
         const float4 *g4 = reinterpret_cast<const float4 *>(p.norm_w);
         __nv_bfloat162 *xs2 = reinterpret_cast<__nv_bfloat162 *>(xs);
@@ -167,18 +177,23 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
             const float4 *xr = reinterpret_cast<const float4 *>(p.xf) + (size_t)m * K4;
             float ss = 0.f;
             for (int i = threadIdx.x; i < K4; i += blockDim.x)
-                ss += ga_norm_sumsq4(xr[i]);
+                ss += ga_norm_sumsq4(__ldcg(xr + i));
             const float inv = ga_norm_inv(ga_norm_block_sum(ss, red[m]), 8 * K8, p.eps);
             for (int i = threadIdx.x; i < K4; i += blockDim.x)
-                ga_norm_bf16x4(xr[i], g4[i], inv, xs2 + (size_t)m * 2 * K4 + 2 * i);
+                ga_norm_bf16x4(__ldcg(xr + i), g4[i], inv, xs2 + (size_t)m * 2 * K4 + 2 * i);
         }
+    } else if (IN == IN_STAGE) {
+        for (int i = threadIdx.x; i < M * K8; i += blockDim.x)
+            xs[i] = __ldcg(p.x + i);
+    }
+    if (SMEM) {
         __syncthreads();
         if (!active) return;
     }
-    const uint4 *x = NORM ? xs : p.x;
+    const uint4 *x = SMEM ? xs : p.x;
 
     for (; c + 32 * (GEMV_UNROLL - 1) < K8; c += 32 * GEMV_UNROLL) {
-        if (c != lane) { // the first chunks are already in flight
+        if (!SMEM || c != lane) { // the fused forms' first chunks are already in flight
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++)
 #pragma unroll
@@ -187,14 +202,14 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
-            gemv_chunk<M, NORM>(wv[u], x, K8, c + 32 * u, acc);
+            gemv_chunk<M, SMEM>(wv[u], x, K8, c + 32 * u, acc);
     }
     for (; c < K8; c += 32) {
         uint4 w1[GEMV_ROWS];
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++)
             w1[r] = __ldcs(wr[r] + c);
-        gemv_chunk<M, NORM>(w1, x, K8, c, acc);
+        gemv_chunk<M, SMEM>(w1, x, K8, c, acc);
     }
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
@@ -234,34 +249,34 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     }
 }
 
-template <bool NORM, int EPI>
+template <int IN, int EPI>
 static ga_status launch(const gemv_params &p, int M, bool pdl, cudaStream_t stream, ga_err *err) {
     const int per_cta = EPI == EPI_SWIGLU ? GEMV_WARPS : GEMV_WARPS * GEMV_ROWS;
     void (*kern)(const gemv_params);
     switch (M) {
     case 1:
-        kern = k_gemv<1, NORM, EPI>;
+        kern = k_gemv<1, IN, EPI>;
         break;
     case 2:
-        kern = k_gemv<2, NORM, EPI>;
+        kern = k_gemv<2, IN, EPI>;
         break;
     case 3:
-        kern = k_gemv<3, NORM, EPI>;
+        kern = k_gemv<3, IN, EPI>;
         break;
     case 4:
-        kern = k_gemv<4, NORM, EPI>;
+        kern = k_gemv<4, IN, EPI>;
         break;
     case 5:
-        kern = k_gemv<5, NORM, EPI>;
+        kern = k_gemv<5, IN, EPI>;
         break;
     case 6:
-        kern = k_gemv<6, NORM, EPI>;
+        kern = k_gemv<6, IN, EPI>;
         break;
     case 7:
-        kern = k_gemv<7, NORM, EPI>;
+        kern = k_gemv<7, IN, EPI>;
         break;
     default:
-        kern = k_gemv<8, NORM, EPI>;
+        kern = k_gemv<8, IN, EPI>;
         break;
     }
     cudaLaunchAttribute attr[1];
@@ -270,7 +285,7 @@ static ga_status launch(const gemv_params &p, int M, bool pdl, cudaStream_t stre
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(GA_CEIL_DIV(p.N, per_cta));
     cfg.blockDim = dim3(GEMV_WARPS * 32);
-    cfg.dynamicSmemBytes = NORM ? (size_t)M * p.K8 * 16 : 0;
+    cfg.dynamicSmemBytes = IN != IN_GLOBAL ? (size_t)M * p.K8 * 16 : 0;
     cfg.stream = stream;
     cfg.attrs = attr;
     cfg.numAttrs = pdl ? 1 : 0;
@@ -287,10 +302,13 @@ extern "C" int ga_gemv_supported(const void *x, const void *w, int M, int K) {
     return M >= 1 && M <= GA_GEMV_MAX_M && K > 0 && K % 8 == 0 && aligned16(x) && aligned16(w);
 }
 
+extern "C" int ga_gemv_fused_supported(const void *x, const void *w, int M, int K) {
+    return ga_gemv_supported(x, w, M, K) && (size_t)M * K * 2 <= GEMV_STAGE_SMEM;
+}
+
 extern "C" int ga_gemv_norm_supported(const float *x, const float *norm_w, const void *w, int M,
                                       int K) {
-    return ga_gemv_supported(x, w, M, K) && aligned16(norm_w) &&
-           (size_t)M * K * 2 <= GEMV_NORM_SMEM;
+    return ga_gemv_fused_supported(x, w, M, K) && aligned16(norm_w);
 }
 
 extern "C" ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
@@ -307,7 +325,7 @@ extern "C" ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, 
     p.y_f32 = y_f32 ? 1 : 0;
     p.N = N;
     p.K8 = K / 8;
-    return launch<false, EPI_STORE>(p, M, false, stream, err);
+    return launch<IN_GLOBAL, EPI_STORE>(p, M, false, stream, err);
 }
 
 extern "C" ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float eps, const void *w,
@@ -317,7 +335,7 @@ extern "C" ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float 
         return ga_err_set(err, GA_ERR_ARG,
                           "ga_gemv_rmsnorm: unsupported arguments (M %d of at most %d, N %d, K %d "
                           "a multiple of 8 with M*K*2 <= %d, 16-byte aligned x, norm_w and w)",
-                          M, GA_GEMV_MAX_M, N, K, GEMV_NORM_SMEM);
+                          M, GA_GEMV_MAX_M, N, K, GEMV_STAGE_SMEM);
     gemv_params p = {};
     p.xf = x;
     p.norm_w = norm_w;
@@ -327,7 +345,7 @@ extern "C" ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float 
     p.y_f32 = y_f32 ? 1 : 0;
     p.N = N;
     p.K8 = K / 8;
-    return launch<true, EPI_STORE>(p, M, pdl, stream, err);
+    return launch<IN_NORM, EPI_STORE>(p, M, pdl, stream, err);
 }
 
 extern "C" ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w, float eps,
@@ -339,7 +357,7 @@ extern "C" ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w,
                           "ga_gemv_rmsnorm_swiglu: unsupported arguments (M %d of at most %d, I "
                           "%d, K %d a multiple of 8 with M*K*2 <= %d, 16-byte aligned x, norm_w "
                           "and w_gu)",
-                          M, GA_GEMV_MAX_M, inter, K, GEMV_NORM_SMEM);
+                          M, GA_GEMV_MAX_M, inter, K, GEMV_STAGE_SMEM);
     gemv_params p = {};
     p.xf = x;
     p.norm_w = norm_w;
@@ -348,17 +366,17 @@ extern "C" ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w,
     p.y = act;
     p.N = inter;
     p.K8 = K / 8;
-    return launch<true, EPI_SWIGLU>(p, M, pdl, stream, err);
+    return launch<IN_NORM, EPI_SWIGLU>(p, M, pdl, stream, err);
 }
 
 extern "C" ga_status ga_gemv_residual(const void *a, const void *w, const float *bias, float *x,
                                       int M, int N, int K, bool pdl, cudaStream_t stream,
                                       ga_err *err) {
-    if (!a || !w || !x || N <= 0 || !ga_gemv_supported(a, w, M, K))
+    if (!a || !w || !x || N <= 0 || !ga_gemv_fused_supported(a, w, M, K))
         return ga_err_set(err, GA_ERR_ARG,
                           "ga_gemv_residual: unsupported arguments (M %d of at most %d, N %d, K %d "
-                          "a multiple of 8, 16-byte aligned a and w)",
-                          M, GA_GEMV_MAX_M, N, K);
+                          "a multiple of 8 with M*K*2 <= %d, 16-byte aligned a and w)",
+                          M, GA_GEMV_MAX_M, N, K, GEMV_STAGE_SMEM);
     gemv_params p = {};
     p.x = static_cast<const uint4 *>(a);
     p.w = static_cast<const uint4 *>(w);
@@ -366,5 +384,5 @@ extern "C" ga_status ga_gemv_residual(const void *a, const void *w, const float 
     p.bias = bias;
     p.N = N;
     p.K8 = K / 8;
-    return launch<false, EPI_RESID>(p, M, pdl, stream, err);
+    return launch<IN_STAGE, EPI_RESID>(p, M, pdl, stream, err);
 }

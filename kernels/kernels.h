@@ -214,11 +214,13 @@ ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int 
  *                          ga_swiglu after the unfused GEMV, without the (M, 2I) intermediate;
  *  ga_gemv_residual:       x (M, N) fp32 += A . W^T (+ bias (N)), A (M, K) bf16: the residual
  *                          add of ga_rmsnorm_residual, (x + delta) + bias, without the delta
- *                          buffer; x must not overlap A or W.
+ *                          buffer; x must not overlap A or W; M * K * 2 bytes <= 48 KB
+ *                          (ga_gemv_fused_supported).
  * Each output element is written by one thread; results do not depend on M (a row alone and
  * in a batch are bitwise equal). pdl: launched with programmatic dependent launch (sm_90 and
  * newer only; works in stream capture), so the kernel's weight prefetch overlaps the tail of
  * the stream's previous kernel; it waits for that kernel before reading x / A or writing. */
+int ga_gemv_fused_supported(const void *x, const void *w, int M, int K);
 int ga_gemv_norm_supported(const float *x, const float *norm_w, const void *w, int M, int K);
 ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float eps, const void *w, void *y,
                           bool y_f32, int M, int N, int K, bool pdl, cudaStream_t stream,

@@ -140,7 +140,9 @@ int main(void) {
     CHECK(ga_gemv_residual(d, d, NULL, d, 1, 4, 12, false, 0, &err) == GA_ERR_ARG);
     CHECK(ga_gemv_residual((char *)d + 2, d, NULL, d, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
     CHECK(ga_gemv_residual(d, d, NULL, NULL, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_residual(d, d, NULL, d, 8, 4, 4096, false, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "ga_gemv_residual") != NULL);
+    CHECK(ga_gemv_fused_supported(d, d, 2, 6144) && !ga_gemv_fused_supported(d, d, 8, 6144));
     cudaFree(d);
     return ga_test_finish();
 }

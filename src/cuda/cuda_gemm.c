@@ -36,8 +36,8 @@ bool ga_cuda_decode_fused(const ga_cuda *c, int rows) {
         const ga_cuda_layer *w = &c->layers[l];
         if (!ga_gemv_norm_supported(c->sc.x, w->input_norm, w->w_qkv, rows, H) ||
             !ga_gemv_norm_supported(c->sc.x, w->post_norm, w->w_gu, rows, H) ||
-            !ga_gemv_supported(c->sc.attn, w->w_o, rows, c->attn_dim) ||
-            !ga_gemv_supported(c->sc.act, w->w_down, rows, I))
+            !ga_gemv_fused_supported(c->sc.attn, w->w_o, rows, c->attn_dim) ||
+            !ga_gemv_fused_supported(c->sc.act, w->w_down, rows, I))
             return false;
     }
     return true;
