@@ -6,16 +6,11 @@
  */
 #include <cuda_bf16.h>
 
+#include "activation_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
 
 #define ACT_THREADS 256
-
-__device__ __forceinline__ float silu_mul(float g, float u) {
-    // g * sigmoid(g) = g / (1 + exp(-g)); for g -> -inf, exp overflows to inf and the
-    // quotient goes to -0, the right limit.
-    return g / (1.f + __expf(-g)) * u;
-}
 
 __global__ void __launch_bounds__(ACT_THREADS)
     k_swiglu_vec8(const __nv_bfloat16 *__restrict__ gu, __nv_bfloat16 *__restrict__ out, int T,
@@ -36,7 +31,7 @@ __global__ void __launch_bounds__(ACT_THREADS)
         for (int k = 0; k < 4; k++) {
             const float2 g = __bfloat1622float2(g2[k]);
             const float2 u = __bfloat1622float2(u2[k]);
-            o2[k] = __floats2bfloat162_rn(silu_mul(g.x, u.x), silu_mul(g.y, u.y));
+            o2[k] = __floats2bfloat162_rn(ga_silu_mul(g.x, u.x), ga_silu_mul(g.y, u.y));
         }
         reinterpret_cast<uint4 *>(out + t * inter)[c] = ov;
     }
@@ -52,7 +47,7 @@ __global__ void __launch_bounds__(ACT_THREADS)
         const int c = (int)(idx % inter);
         const float g = __bfloat162float(gu[t * 2 * inter + c]);
         const float u = __bfloat162float(gu[t * 2 * inter + inter + c]);
-        out[idx] = __float2bfloat16_rn(silu_mul(g, u));
+        out[idx] = __float2bfloat16_rn(ga_silu_mul(g, u));
     }
 }
 

@@ -216,6 +216,33 @@ int ga_gemv_supported(const void *x, const void *w, int M, int K);
 ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
                   cudaStream_t stream, ga_err *err);
 
+/* The decode step's fused forms of the GEMV (issue 12), same M, K and alignment conditions:
+ *  ga_gemv_rmsnorm:        Y = rmsnorm(X) . W^T with X the fp32 residual rows (M, K) and
+ *                          rmsnorm(X) = bf16(norm_w * x / sqrt(mean(x^2) + eps)) exactly as
+ *                          ga_rmsnorm_residual (no delta) stores it; M * K * 2 bytes <= 48 KB
+ *                          and norm_w 16-byte aligned (ga_gemv_norm_supported);
+ *  ga_gemv_rmsnorm_swiglu: act (M, I) bf16 = silu(g) * u with [g | u] = rmsnorm(X) . W_gu^T,
+ *                          W_gu (2I, K) = gate rows | up rows, g and u rounded to bf16 first:
+ *                          ga_swiglu after the unfused GEMV, without the (M, 2I) intermediate;
+ *  ga_gemv_residual:       x (M, N) fp32 += A . W^T (+ bias (N)), A (M, K) bf16: the residual
+ *                          add of ga_rmsnorm_residual, (x + delta) + bias, without the delta
+ *                          buffer; x must not overlap A or W; M * K * 2 bytes <= 48 KB
+ *                          (ga_gemv_fused_supported).
+ * Each output element is written by one thread; results do not depend on M (a row alone and
+ * in a batch are bitwise equal). pdl: launched with programmatic dependent launch (sm_90 and
+ * newer only; works in stream capture), so the kernel's weight prefetch overlaps the tail of
+ * the stream's previous kernel; it waits for that kernel before reading x / A or writing. */
+int ga_gemv_fused_supported(const void *x, const void *w, int M, int K);
+int ga_gemv_norm_supported(const float *x, const float *norm_w, const void *w, int M, int K);
+ga_status ga_gemv_rmsnorm(const float *x, const float *norm_w, float eps, const void *w, void *y,
+                          bool y_f32, int M, int N, int K, bool pdl, cudaStream_t stream,
+                          ga_err *err);
+ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w, float eps, const void *w_gu,
+                                 void *act, int M, int inter, int K, bool pdl, cudaStream_t stream,
+                                 ga_err *err);
+ga_status ga_gemv_residual(const void *a, const void *w, const float *bias, float *x, int M, int N,
+                           int K, bool pdl, cudaStream_t stream, ga_err *err);
+
 /* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
  * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second

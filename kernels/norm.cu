@@ -11,21 +11,9 @@
 
 #include "cuda_check.h"
 #include "kernels.h"
+#include "norm_common.cuh"
 
-#define NORM_THREADS 256
-
-__device__ __forceinline__ float block_sum(float v, float *red) {
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    const int nw = blockDim.x >> 5;
-    v = lane < nw ? red[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v; // every thread holds the total
-}
+#define NORM_THREADS GA_NORM_THREADS
 
 __global__ void __launch_bounds__(NORM_THREADS)
     k_rmsnorm_residual_vec4(float *__restrict__ x, const float *__restrict__ delta,
@@ -53,16 +41,15 @@ __global__ void __launch_bounds__(NORM_THREADS)
             }
             xr[i] = v;
         }
-        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        ss += ga_norm_sumsq4(v);
     }
-    const float inv = rsqrtf(block_sum(ss, red) / dim + eps);
+    const float inv = ga_norm_inv(ga_norm_block_sum(ss, red), dim, eps);
     // Second pass re-reads x (L1/L2-resident: a row is at most a few tens of KB).
     __nv_bfloat162 *o2 = reinterpret_cast<__nv_bfloat162 *>(out + row * dim);
     for (int i = threadIdx.x; i < n4; i += blockDim.x) {
         const float4 v = xr[i];
         const float4 g = reinterpret_cast<const float4 *>(w)[i];
-        o2[2 * i] = __floats2bfloat162_rn(g.x * (v.x * inv), g.y * (v.y * inv));
-        o2[2 * i + 1] = __floats2bfloat162_rn(g.z * (v.z * inv), g.w * (v.w * inv));
+        ga_norm_bf16x4(v, g, inv, o2 + 2 * i);
     }
 }
 
@@ -82,7 +69,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         }
         ss += v * v;
     }
-    const float inv = rsqrtf(block_sum(ss, red) / dim + eps);
+    const float inv = ga_norm_inv(ga_norm_block_sum(ss, red), dim, eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         out[row * dim + i] = __float2bfloat16_rn(w[i] * (xr[i] * inv));
 }

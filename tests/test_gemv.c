@@ -5,7 +5,8 @@
  * smaller than a warp, K/8 not a multiple of the unrolled stride). The output is poisoned with
  * NaN before each launch, so an unwritten element fails. Also checked: a row's result is
  * bitwise the same alone (M = 1) and inside a batch, which the decode path relies on, and
- * arguments the kernel cannot take are refused.
+ * arguments the kernel and its fused forms cannot take are refused (the fused forms' results:
+ * test_backend_ops, section fused).
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -121,6 +122,27 @@ int main(void) {
     CHECK(ga_gemv((char *)d + 2, d, d, true, 1, 4, 8, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "ga_gemv") != NULL);
     CHECK(!ga_gemv_supported(d, d, 1, 12) && ga_gemv_supported(d, d, 8, 16));
+
+    /* the fused forms refuse the same, and the norm forms a staged input over 48 KB */
+    const float *f = d;
+    CHECK(ga_gemv_rmsnorm(f, f, 1e-6f, d, d, true, 0, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_rmsnorm(f, f, 1e-6f, d, d, true, 1, 4, 12, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_rmsnorm(f + 1, f, 1e-6f, d, d, true, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_rmsnorm(f, f + 1, 1e-6f, d, d, true, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "ga_gemv_rmsnorm") != NULL);
+    CHECK(ga_gemv_rmsnorm(f, f, 1e-6f, d, d, true, 8, 4, 4096, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_norm_supported(f, f, d, 1, 4096) && ga_gemv_norm_supported(f, f, d, 8, 3072));
+    CHECK(!ga_gemv_norm_supported(f, f, d, 8, 3080) && !ga_gemv_norm_supported(f, f, d, 1, 24584));
+    CHECK(ga_gemv_rmsnorm_swiglu(f, f, 1e-6f, d, d, GA_GEMV_MAX_M + 1, 4, 8, false, 0, &err) ==
+          GA_ERR_ARG);
+    CHECK(ga_gemv_rmsnorm_swiglu(f, f, 1e-6f, d, d, 1, 0, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "ga_gemv_rmsnorm_swiglu") != NULL);
+    CHECK(ga_gemv_residual(d, d, NULL, d, 1, 4, 12, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_residual((char *)d + 2, d, NULL, d, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_residual(d, d, NULL, NULL, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
+    CHECK(ga_gemv_residual(d, d, NULL, d, 8, 4, 4096, false, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "ga_gemv_residual") != NULL);
+    CHECK(ga_gemv_fused_supported(d, d, 2, 6144) && !ga_gemv_fused_supported(d, d, 8, 6144));
     cudaFree(d);
     return ga_test_finish();
 }

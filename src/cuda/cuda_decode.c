@@ -20,11 +20,7 @@ static ga_status decode_body(ga_cuda *c, int nb, ga_err *err) {
         ga_embed(s->tokens, c->embed, s->x, nb, cfg->hidden_size, cfg->vocab_size, c->stream, err);
     if (st) return st;
     if ((st = ga_cuda_layers(c, nb, NULL, true, NULL, err))) return st;
-    if ((st = ga_rmsnorm_residual(s->x, s->delta, NULL, c->final_norm, s->xn, nb, cfg->hidden_size,
-                                  cfg->rms_norm_eps, c->stream, err)))
-        return st;
-    return ga_cuda_gemm(c, s->xn, c->lm_head, s->logits, true, nb, cfg->vocab_size,
-                        cfg->hidden_size, err);
+    return ga_cuda_decode_logits(c, nb, err);
 }
 
 static ga_status capture_graph(ga_cuda *c, int nb, int slot, ga_err *err) {

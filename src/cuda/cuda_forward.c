@@ -13,6 +13,18 @@
  *   gu   = xn . [Wgate|Wup]^T                  cuBLAS       (bf16 out)
  *   act  = silu(g) * u                         activation.cu
  *   delta = act . Wdown^T                      cuBLAS       (fp32 out, added by the next norm)
+ *
+ * A decode step of at most GA_GEMV_AUTO_MAX_M rows (ga_cuda_decode_fused) folds the norms,
+ * residual adds and SwiGLU into the weight-streaming GEMVs (kernels/gemv.cu), with the same
+ * roundings, and never writes delta, xn or the gate|up intermediate:
+ *   qkv  = rmsnorm(x) . [Wq|Wk|Wv]^T           ga_gemv_rmsnorm
+ *   (q/k norm, RoPE, attention as above)
+ *   x   += attn . Wo^T + o_bias                ga_gemv_residual
+ *   act  = swiglu(rmsnorm(x) . [Wg|Wu]^T)      ga_gemv_rmsnorm_swiglu
+ *   x   += act . Wdown^T                       ga_gemv_residual
+ *   logits = rmsnorm(x) . Wlm^T                ga_gemv_rmsnorm (ga_cuda_decode_logits)
+ * On sm_90+ these GEMVs use programmatic dependent launch, so each one's first weight loads
+ * overlap the end of the kernel before it (in the captured decode graphs too).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +33,13 @@
 #include "cuda_internal.h"
 
 #define GA_GATE_LOW 0.1f
+
+/* The fused decode GEMVs launch with programmatic dependent launch on sm_90+ (kernels/gemv.cu);
+ * build with -DGA_CUDA_DECODE_PDL=0 to launch them plainly (to time the difference, or to rule
+ * it out). */
+#ifndef GA_CUDA_DECODE_PDL
+#define GA_CUDA_DECODE_PDL 1
+#endif
 
 /* k: the sequence's keys of layer l in the slot layout (n_kv, kv_stride, hd). */
 static ga_status capture_layer(ga_cuda *c, int l, int T, const void *k, int kv_stride,
@@ -169,15 +188,23 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
     const bool per_row = decode || c->paged || pl->ns > 1;
     if (cap && (decode || pl->ns != 1))
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
+    const bool fused = decode && ga_cuda_decode_fused(c, rows);
+    const bool pdl = GA_CUDA_DECODE_PDL && fused && c->devinfo.cc_major >= 9;
+    const float eps = cfg->rms_norm_eps;
     ga_status st;
     for (int l = 0; l < cfg->n_layers; l++) {
         const ga_cuda_layer *w = &c->layers[l];
         void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
-        if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn, rows,
-                                      H, cfg->rms_norm_eps, c->stream, err)))
+        if (fused) {
+            if ((st = ga_gemv_rmsnorm(s->x, w->input_norm, eps, w->w_qkv, s->qkv, false, rows,
+                                      c->qkv_dim, H, pdl, c->stream, err)))
+                return st;
+        } else if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn,
+                                             rows, H, eps, c->stream, err)) ||
+                   (st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H,
+                                      err))) {
             return st;
-        if ((st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H, err)))
-            return st;
+        }
         ga_qk_rope_args ra = {
             .qkv = s->qkv,
             .bias = w->b_qkv,
@@ -236,16 +263,41 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
         } else if ((st = prefill_attention(c, l, pl, cap, err))) {
             return st;
         }
+        if (fused) {
+            if ((st = ga_gemv_residual(s->attn, w->w_o, w->b_o, s->x, rows, H, c->attn_dim, pdl,
+                                       c->stream, err)) ||
+                (st = ga_gemv_rmsnorm_swiglu(s->x, w->post_norm, eps, w->w_gu, s->act, rows, I, H,
+                                             pdl, c->stream, err)) ||
+                (st = ga_gemv_residual(s->act, w->w_down, NULL, s->x, rows, H, I, pdl, c->stream,
+                                       err)))
+                return st;
+            continue;
+        }
         if ((st = ga_cuda_gemm(c, s->attn, w->w_o, s->delta, true, rows, H, c->attn_dim, err)))
             return st;
-        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H,
-                                      cfg->rms_norm_eps, c->stream, err)))
+        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H, eps,
+                                      c->stream, err)))
             return st;
         if ((st = ga_cuda_gemm(c, s->xn, w->w_gu, s->qkv, false, rows, 2 * I, H, err))) return st;
         if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
         if ((st = ga_cuda_gemm(c, s->act, w->w_down, s->delta, true, rows, H, I, err))) return st;
     }
     return GA_OK;
+}
+
+ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    // Fused: the last down_proj already added its output to x (no delta).
+    if (ga_cuda_decode_fused(c, rows))
+        return ga_gemv_rmsnorm(s->x, c->final_norm, cfg->rms_norm_eps, c->lm_head, s->logits, true,
+                               rows, cfg->vocab_size, cfg->hidden_size, c->devinfo.cc_major >= 9,
+                               c->stream, err);
+    ga_status st = ga_rmsnorm_residual(s->x, s->delta, NULL, c->final_norm, s->xn, rows,
+                                       cfg->hidden_size, cfg->rms_norm_eps, c->stream, err);
+    if (st) return st;
+    return ga_cuda_gemm(c, s->xn, c->lm_head, s->logits, true, rows, cfg->vocab_size,
+                        cfg->hidden_size, err);
 }
 
 /* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the

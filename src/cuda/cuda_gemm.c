@@ -6,7 +6,9 @@
  * view of X, op N). Accumulation is fp32 (CUBLAS_COMPUTE_32F, no reduced-precision
  * reductions); the output is bf16 or fp32. By default, decode batches (M <= GA_GEMV_AUTO_MAX_M,
  * K a multiple of 8) take the weight-streaming kernel of kernels/gemv.cu instead, with the
- * same contract; GA_CUDA_GEMM_CUBLAS_ONLY keeps cuBLAS for them (to compare the two).
+ * same contract; GA_CUDA_GEMM_CUBLAS_ONLY keeps cuBLAS for them (to compare the two). A decode
+ * step that takes the GEMV also fuses the norms, residual adds and SwiGLU into it
+ * (ga_cuda_decode_fused, cuda_forward.c); GA_CUDA_GEMM_CUBLAS_ONLY turns that off too.
  *
  * Two alternatives with the same contract, chosen by ga_session_opts.cuda_gemm at backend
  * creation, separate a cuBLAS problem on a given machine from a bug in the rest of the backend:
@@ -22,6 +24,24 @@
  * vs 1.688, where each weight chunk feeds more FMAs than one warp issues in time and cuBLAS's
  * tiles win (bench/RESULTS.md). */
 #define GA_GEMV_AUTO_MAX_M 2
+
+bool ga_cuda_decode_fused(const ga_cuda *c, int rows) {
+    const ga_config *cfg = &c->cfg;
+    const int H = cfg->hidden_size, I = cfg->intermediate_size;
+    if (c->gemm_impl != GA_GEMM_CUBLAS || rows < 1 || rows > GA_GEMV_AUTO_MAX_M) return false;
+    /* Scratch rows come from cudaMalloc (256-byte aligned) with row strides of H, I and
+     * attn_dim elements, so the shapes' multiples of 8 keep every row 16-byte aligned. */
+    if (!ga_gemv_norm_supported(c->sc.x, c->final_norm, c->lm_head, rows, H)) return false;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const ga_cuda_layer *w = &c->layers[l];
+        if (!ga_gemv_norm_supported(c->sc.x, w->input_norm, w->w_qkv, rows, H) ||
+            !ga_gemv_norm_supported(c->sc.x, w->post_norm, w->w_gu, rows, H) ||
+            !ga_gemv_fused_supported(c->sc.attn, w->w_o, rows, c->attn_dim) ||
+            !ga_gemv_fused_supported(c->sc.act, w->w_down, rows, I))
+            return false;
+    }
+    return true;
+}
 
 /* The same Y^T = W^T-op . X^T product through cuBLASLt. Stored layouts (column-major views):
  * W is K x N (ld K, op T), X is K x M (ld K, op N), Y is N x M (ld N). */

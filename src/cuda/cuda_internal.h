@@ -157,6 +157,11 @@ typedef struct ga_cuda {
  * when y_f32, else bf16. */
 ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M, int N,
                        int K, ga_err *err);
+/* cuda_gemm.c: whether a decode step of `rows` rows runs the fused GEMVs of kernels/gemv.cu
+ * (the norms, residual adds and SwiGLU folded into the projections: cuda_forward.c), decided
+ * for the whole step: the default GEMM, rows <= GA_GEMV_AUTO_MAX_M, and every projection's
+ * shape and alignment taken by the fused kernels. */
+bool ga_cuda_decode_fused(const ga_cuda *c, int rows);
 
 /* cuda_weights.c; progress (optional) is called after each layer with the fraction done. */
 ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), void *user,
@@ -179,6 +184,9 @@ void ga_cuda_drop_graphs(ga_cuda *c);
 ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
                          ga_attn_capture *cap, ga_err *err);
 ga_status ga_cuda_stage_plan(ga_cuda *c, int rows, const ga_cuda_plan *pl, ga_err *err);
+/* Decode: the final norm and LM head of the `rows` rows after ga_cuda_layers(decode), logits
+ * into sc.logits (fused into one GEMV when ga_cuda_decode_fused). */
+ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err);
 ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                           bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
 ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
