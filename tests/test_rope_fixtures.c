@@ -8,8 +8,9 @@
  *
  * Tolerance: transformers rounds inv_freq to fp32 before the float64 forward, gattn keeps it in
  * double; at position p that moves an angle by up to p * inv * 2^-24 rad (3.5e-6 at p = 59),
- * above the 2e-6 of the unscaled fixtures (test_fixtures.c). TOL is 1e-5 until measured on the
- * generated fixtures. Skips (77) while the folder has not been generated.
+ * above the 2e-6 of the unscaled fixtures (test_fixtures.c). Measured on the fixtures made with
+ * transformers 5.17 (2026-12-02): worst 1.9e-6 (yarn_x4_hd64_bf16, 60 tokens), so TOL = 4e-6
+ * covers that bound with headroom. Skips (77) while the folder is absent.
  */
 #include <cjson/cJSON.h>
 
@@ -17,7 +18,7 @@
 
 #include "core/rope.h"
 
-#define TOL 1e-5
+#define TOL 4e-6
 
 static void check_case(const char *root, const char *name) {
     char *dir = ga_test_path(root, name), *rp = ga_test_path(dir, "reference_logits.json");
