@@ -327,8 +327,18 @@ def write_hybrid_group(out, prefill=5):
             for p in model.parameters():
                 p.copy_(p.to(tdt).to(p.dtype))
         d = os.path.join(out, case["name"])
+        # model.to(bf16) also rounds the rotary embedding's inv_freq buffers (not saved: the
+        # loader recomputes them in float32); put the float32 values back before computing
+        buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         model.to(tdt).save_pretrained(d, safe_serialization=True)
         model.to(torch.float64)
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                if n in buffers:
+                    b.copy_(buffers[n].to(b.dtype))
+        for n, b in model.named_buffers():
+            if n.endswith("inv_freq"):
+                assert torch.equal(b, buffers[n].to(b.dtype)), n
         prefill_logits, decode_logits = [], []
         with torch.no_grad():
             for seq in sequences:

@@ -29,6 +29,11 @@
  *  partial_rotary_factor  0.25 (set in __post_init__ when absent): RoPE covers the first
  *                         int(head_dim * factor) dimensions of q and k, rotate-half within them.
  *                         Qwen3-Next writes it at the top, Qwen3.5 inside rope_parameters.
+ *                         When both are present rope_parameters wins: transformers 5.x's
+ *                         rotary embedding reads only rope_parameters, and its configs save
+ *                         the class default (0.25) at the top beside a different value
+ *                         inside (a Qwen3_5TextConfig made with 0.5 in rope_parameters writes
+ *                         both; its logits use 0.5: tests/fixtures_hybrid).
  *  rope_parameters        rope_type "default", rope_theta (10000000 in the released folders);
  *                         Qwen3.5 adds mrope_section ([11, 11, 10]: rotary pairs per t/h/w
  *                         position stream, summing to rotary_dim / 2) and mrope_interleaved.
@@ -184,7 +189,7 @@ static ga_status layer_pattern(cfg_ctx *c, ga_config *g) {
     return GA_OK;
 }
 
-/* partial_rotary_factor (top level or in rope_parameters) and the multimodal RoPE split. */
+/* partial_rotary_factor (rope_parameters, else the top level) and the multimodal RoPE split. */
 static ga_status partial_rope(cfg_ctx *c, ga_config *g) {
     ga_hybrid_config *h = &g->hybrid;
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(c->root, "rope_parameters");
@@ -193,11 +198,6 @@ static ga_status partial_rope(cfg_ctx *c, ga_config *g) {
     ga_status st = ga_cfg_num(c, c->root, "partial_rotary_factor", 0, 0, 1, &top);
     if (!st && rp) st = ga_cfg_num(c, rp, "partial_rotary_factor", 0, 0, 1, &in);
     if (st) return st;
-    if (top && in && top != in)
-        return ga_err_set(c->err, GA_ERR_FORMAT,
-                          "%s: partial_rotary_factor %g disagrees with "
-                          "rope_parameters.partial_rotary_factor %g",
-                          c->path, top, in);
     h->partial_rotary_factor = in ? in : top ? top : 0.25;
     h->rotary_dim = (int)(g->head_dim * h->partial_rotary_factor); /* int() as transformers */
     if (h->rotary_dim < 2 || h->rotary_dim % 2)
