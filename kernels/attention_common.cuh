@@ -1,7 +1,7 @@
 /*
  * Private helpers of the attention kernels (attention_prefill.cu, attention_decode.cu,
- * attention_probs.cu) and of gate_stats.cu: bf16 packing, the precise sigmoid and the gate
- * read, cp.async, ldmatrix and the
+ * attention_probs.cu) and of gate_stats.cu: bf16 packing, the two sigmoids (precise for the
+ * gate statistics, cheap for the epilogues) and the gate read, cp.async, ldmatrix and the
  * m16n8k16 bf16 tensor-core MMA as inline PTX (sm_80 and later). Device code only.
  */
 #ifndef GATTN_ATTENTION_COMMON_CUH
@@ -40,8 +40,9 @@ static __device__ __forceinline__ float ga_exp_precise(float x) {
 }
 
 /* The sigmoid of a raw gate value in fp32, within about 2 ulp of the exact value whatever the
- * flags (checked against double per bf16 value by test_gate_sigmoid through ga_gate_stats):
- * the gate multiplies the whole head output, and the CPU reference uses glibc's expf.
+ * flags (checked against double per bf16 value by test_gate_sigmoid through ga_gate_stats),
+ * for the gate statistics of kernels/gate_stats.cu, which sum fp32 sigmoids in double and are
+ * compared with the CPU's; the attention epilogues use ga_sigmoid_epilogue below.
  * The reciprocal: rcp.approx (what 1/d is under fast-math; within 1 ulp) and one Newton step
  * in fmaf, r + r(1 - d r), which lands within half an ulp (+2^-46) of 1/d: as exact as
  * __frcp_rn but branch-free. __frcp_rn inlines a special-case path at each of the epilogue's
@@ -53,6 +54,24 @@ static __device__ __forceinline__ float ga_sigmoid(float x) {
     float r;
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d)); /* the same whatever the flags */
     return fmaf(r, fmaf(-d, r, 1.0f), r);
+}
+
+/* The sigmoid the attention epilogues apply to every gate value: ex2.approx of the rounded
+ * product -x*log2(e), then rcp.approx of 1 + e (inline PTX: the same whatever the flags).
+ * Relative error for |x| <= 80: the product's rounding moves the exponent by at most half an
+ * ulp of 115.4 (2^-18 absolute, 2^-18.5 relative in e^-x), ex2.approx adds 2^-22, the add and
+ * rcp.approx 2^-23 each: under 2^-18 (3.8e-6) in all. The result only scales an fp32 sum that
+ * is then rounded to bf16 (half an ulp: 2^-9), 500x coarser, so an output differs from the
+ * exactly rounded one only when it lies within 2^-18 of a bf16 rounding boundary; test_gen_cuda
+ * counts those (gate epilogue: every bf16 gate in [-80, 80] through the decode kernel). The
+ * precise ga_sigmoid above (Cody-Waite exp + Newton) costs 3x the instructions at the 64
+ * unrolled gate reads of an epilogue: measured with ncu at 2048 tokens, it made the Hopper
+ * prefill kernel 32% slower for elementwise gates (16.4 -> 21.6 us a launch, bench/RESULTS.md). */
+static __device__ __forceinline__ float ga_sigmoid_epilogue(float x) {
+    float e, r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -GA_LOG2E));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + e));
+    return r;
 }
 
 static __device__ __forceinline__ uint32_t ga_pack_bf16(float lo, float hi) {
@@ -114,14 +133,14 @@ static __device__ __forceinline__ float2 ga_gate_pair(const __nv_bfloat16 *gate,
                                                       int64_t t, int h, int n_heads, int hd,
                                                       int d) {
     if (mode == GA_GATE_HEADWISE) {
-        float g = ga_sigmoid(__bfloat162float(gate[t * n_heads + h]));
+        float g = ga_sigmoid_epilogue(__bfloat162float(gate[t * n_heads + h]));
         return make_float2(g, g);
     }
     if (mode == GA_GATE_ELEMENTWISE) {
         const __nv_bfloat162 *p =
             reinterpret_cast<const __nv_bfloat162 *>(gate + (t * n_heads + h) * (int64_t)hd + d);
         float2 v = __bfloat1622float2(*p);
-        return make_float2(ga_sigmoid(v.x), ga_sigmoid(v.y));
+        return make_float2(ga_sigmoid_epilogue(v.x), ga_sigmoid_epilogue(v.y));
     }
     return make_float2(1.0f, 1.0f);
 }

@@ -14,7 +14,9 @@
  *    cuBLAS'), and an unknown value is refused;
  *  - the gate's sigmoid (ga_gate_stats of one value returns its fp32 sigmoid exactly) is
  *    within 2 ulp of the exact value for every bf16 gate value in [-80, 80], although every
- *    .cu is built with --use_fast_math (whose expf and 1/x are off by up to ~20 ulp there).
+ *    .cu is built with --use_fast_math (whose expf and 1/x are off by up to ~20 ulp there);
+ *  - the attention epilogues' own sigmoid, through the decode kernel: every output is
+ *    bf16(sigmoid(gate)) but for near-ties (test_gate_epilogue).
  */
 #include <cuda_runtime.h>
 
@@ -235,6 +237,102 @@ static void test_gate_sigmoid(void) {
     cudaFree(d_below);
 }
 
+/* bf16 bits of f, rounded to nearest even (f finite) */
+static uint16_t float_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* The gate as the attention epilogues apply it (ga_sigmoid_epilogue, cheaper than the precise
+ * one above): through the decode kernel with one key whose value row is all ones, so each
+ * output is exactly bf16(sigmoid(gate)), for every bf16 gate value in [-80, 80]. An output may
+ * differ from the exactly rounded value only by one bf16 ulp and only where the exact sigmoid
+ * lies within 2^-17 (relative) of the midpoint between two bf16 values: the epilogue's
+ * sigmoid is within 2^-18 of exact (attention_common.cuh), far below bf16's 2^-9. */
+static void test_gate_epilogue(void) {
+    enum { B = 64, H = 8, HD = 64, PER = B * H * HD };
+    uint16_t *gates = calloc(65536 + PER, 2), *out = malloc(PER * 2), *ones = malloc(PER * 2);
+    int n = 0;
+    for (uint32_t b = 0; b < 0x10000; b++) {
+        const float x = bf16_to_float((uint16_t)b);
+        if (fabsf(x) <= 80.0f) gates[n++] = (uint16_t)b;
+    }
+    for (int i = 0; i < PER; i++)
+        ones[i] = 0x3f80; /* 1.0 */
+    int slots[B], lens[B];
+    for (int b = 0; b < B; b++)
+        slots[b] = b, lens[b] = 1;
+    const size_t ws = ga_attention_decode_workspace(B, H, HD, 1),
+                 cs = ga_attention_decode_counters(B, H, H);
+    void *d_q = NULL, *d_k = NULL, *d_v = NULL, *d_gate = NULL, *d_out = NULL, *d_work = NULL;
+    int *d_slots = NULL, *d_lens = NULL;
+    unsigned *d_cnt = NULL;
+    ga_err err = {{0}};
+    if (cudaMalloc(&d_q, PER * 2) || cudaMalloc(&d_k, PER * 2) || cudaMalloc(&d_v, PER * 2) ||
+        cudaMalloc(&d_gate, PER * 2) || cudaMalloc(&d_out, PER * 2) || cudaMalloc(&d_work, ws) ||
+        cudaMalloc((void **)&d_slots, sizeof slots) || cudaMalloc((void **)&d_lens, sizeof lens) ||
+        cudaMalloc((void **)&d_cnt, cs) || cudaMemset(d_q, 0, PER * 2) ||
+        cudaMemset(d_k, 0, PER * 2) || cudaMemset(d_cnt, 0, cs) ||
+        cudaMemcpy(d_v, ones, PER * 2, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(d_slots, slots, sizeof slots, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(d_lens, lens, sizeof lens, cudaMemcpyHostToDevice)) {
+        CHECK_MSG(0, "cudaMalloc / copies for the gate epilogue test");
+        goto done;
+    }
+    int checked = 0, near_ties = 0, bad = 0;
+    float bad_x = 0;
+    for (int base = 0; base < n; base += PER) {
+        ga_attn_decode_args a = {.q = d_q,
+                                 .k_cache = d_k,
+                                 .v_cache = d_v,
+                                 .slots = d_slots,
+                                 .kv_lens = d_lens,
+                                 .gate = d_gate,
+                                 .out = d_out,
+                                 .work = d_work,
+                                 .counters = d_cnt,
+                                 .B = B,
+                                 .n_heads = H,
+                                 .n_kv_heads = H,
+                                 .hd = HD,
+                                 .kv_stride = 1,
+                                 .max_kv_len = 1,
+                                 .gate_mode = GA_GATE_ELEMENTWISE,
+                                 .scale = 0.125f};
+        cudaMemset(d_out, 0xff, PER * 2); /* poison: NaN */
+        if (cudaMemcpy(d_gate, gates + base, PER * 2, cudaMemcpyHostToDevice) ||
+            ga_attention_decode(&a, 0, &err) || cudaDeviceSynchronize() ||
+            cudaMemcpy(out, d_out, PER * 2, cudaMemcpyDeviceToHost)) {
+            CHECK_MSG(0, "gate epilogue decode: %s", err.msg[0] ? err.msg : "CUDA error");
+            goto done;
+        }
+        for (int i = 0; i < PER && base + i < n; i++, checked++) {
+            const float x = bf16_to_float(gates[base + i]);
+            const double want = 1.0 / (1.0 + exp(-(double)x));
+            const uint16_t w = float_to_bf16((float)want), got = out[i];
+            if (got == w) continue;
+            /* allowed: the neighbour across a boundary the exact value nearly touches */
+            const double lo = bf16_to_float(got < w ? got : w),
+                         hi = bf16_to_float(got < w ? w : got);
+            const int adjacent = (got > w ? got - w : w - got) == 1;
+            if (adjacent && fabs(want - 0.5 * (lo + hi)) <= want * 0x1p-17)
+                near_ties++;
+            else if (!bad++)
+                bad_x = x;
+        }
+    }
+    printf("gate epilogue: %d bf16 gates, %d outputs one ulp off at a near-tie, %d wrong%s%g\n",
+           checked, near_ties, bad, bad ? " (first at x = " : "", bad ? (double)bad_x : 0.0);
+    CHECK_MSG(checked == n && n > 30000, "checked %d of %d gates", checked, n);
+    CHECK_MSG(bad == 0, "%d gate outputs are not bf16(sigmoid(x)) (first x = %g)", bad,
+              (double)bad_x);
+done:
+    cudaFree(d_q), cudaFree(d_k), cudaFree(d_v), cudaFree(d_gate), cudaFree(d_out);
+    cudaFree(d_work), cudaFree(d_slots), cudaFree(d_lens), cudaFree(d_cnt);
+    free(gates), free(out), free(ones);
+}
+
 int main(void) {
     GA_REQUIRE_GPU();
     char *tmp = ga_test_tmpdir("gen-cuda");
@@ -263,6 +361,7 @@ int main(void) {
         toks[i] = (int32_t)(ga_test_rand_u64(&rs) % 256);
     if (m) {
         test_gate_sigmoid();
+        test_gate_epilogue();
         test_no_attribute_queries(m, toks);
         test_capture_failures(m, toks);
         test_gemm_option(m, toks);
