@@ -22,11 +22,12 @@
  *    counter cut the kernel by ~11% with L2 cleaned by a read pass, made no difference in
  *    bench_attention (2846 against 2828 GB/s), and makes the summation order, hence the
  *    last bit, vary between runs. That variant stays a compile-time knob (GA_DC_DYNAMIC=1).
- *  - Each CTA walks its chunks of DC_CH = 64 keys through a DC_NST = 3 stage cp.async
+ *  - Each CTA walks its chunks of 64 keys through a DC_NST = 3 stage cp.async
  *    pipeline (K and V of a chunk per stage, 32 KiB at hd 128): two chunks are in flight
  *    while one is used, about 128 KiB per SM with 2 CTAs. Of 2-5 stages and 1-2 CTAs per SM
  *    this was the fastest on an H200 (one CTA per SM, even with 4-5 stages, was 20-25%
- *    slower). Keys past the row are zero-filled.
+ *    slower). Keys past the row are zero-filled. hd 256 (Qwen3.5 / Qwen3-Next) keeps those
+ *    bytes with 32-key chunks and 2 warps (dc_shape; not yet timed on an H200).
  *  - Tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) instead of the CUDA-core dot
  *    products first planned: at 3.4 TB/s an SM receives a 64-key hd-128 chunk every ~2.5k
  *    cycles per CTA pair, and scalar scores (16 lanes per key, shuffle reductions) plus a
@@ -35,13 +36,14 @@
  *    (rows 0..7 the slab's heads, rows 8..15 zero: the waste is cheap), which leaves S with
  *    the heads in rows, exactly the B fragment P^T of O^T = V^T P^T; the PV product then
  *    has the head dims in the 16 rows and the 8 heads in the columns, no padding.
- *  - Each warp owns 16 of every chunk's 64 keys and keeps its own online softmax (running
+ *  - Each warp owns 16 of every chunk's keys and keeps its own online softmax (running
  *    max and sum per head, base 2 with the scale folded in) and O^T accumulators, so the
- *    per-chunk softmax needs no shared-memory round trip and no extra barrier; the four
+ *    per-chunk softmax needs no shared-memory round trip and no extra barrier; the
  *    warps are merged once, at the end, through shared memory.
  *  - Shared rows are XOR-swizzled in 16-byte units (chunk c of row r at c ^ (r % 8)), so
  *    ldmatrix and the cp.async stores are conflict-free without padding: 3 stages stay at
- *    96 KiB (hd 128), which fits 2 CTAs per SM on sm_90 and the 99 KiB sm_86/89 limit.
+ *    96 KiB (hd 128 and 256), which fits 2 CTAs per SM on sm_90 and the 99 KiB sm_86/89
+ *    limit.
  *  - Fused combine: each CTA writes its split's (max, sum, unnormalised acc) per head to
  *    `work`, fences, and takes a ticket on a per-(row, KV head, slab) counter; the CTA that
  *    draws the last ticket reads the ns partials from L2 (__ldcg: never a stale L1 line),
@@ -61,20 +63,31 @@
 #include "cuda_check.h"
 #include "kernels.h"
 
-#define DC_CH 64 /* keys per pipeline chunk */
 /* cp.async pipeline stages. A compile-time knob only so alternatives can be timed (-D);
- * shared memory per CTA is DC_NST x 2 x DC_CH x hd x 2 bytes. */
+ * shared memory per CTA is DC_NST x 2 x CH x hd x 2 bytes. */
 #ifndef GA_DC_NST
 #define GA_DC_NST 3
 #endif
 #define DC_NST GA_DC_NST
-#define DC_THREADS 128 /* 4 warps, each 16 keys of a chunk */
-#define DC_WARPS (DC_THREADS / 32)
+/* The CTA's shape per head dim: CH keys per pipeline chunk, CH / 16 warps (THREADS) of 16
+ * keys each. hd 64 and 128: 64-key chunks, 4 warps. hd 256: 32-key chunks, 2 warps, so a
+ * stage stays 32 KiB (as at hd 128) and 3 stages 96 KiB: 2 CTAs per SM on sm_90 with the
+ * same bytes in flight per SM as hd 128 (2 CTAs x 2 chunks x 32 KiB), and under the 99 KiB
+ * per block of sm_86/89. 64-key chunks at hd 256 would need 192 KiB (1 CTA per SM on sm_90,
+ * which was 20-25% slower at hd 128, and over sm_80's 163 KiB). The 2 warps do the same
+ * MMAs per byte as hd 128's 4 (twice the head dims per key, half the keys per chunk). */
+template <int HD> struct dc_shape {
+    static constexpr int CH = HD == 256 ? 32 : 64;
+    static constexpr int THREADS = 2 * CH;
+    static constexpr int WARPS = THREADS / 32;
+    static_assert(WARPS * 16 == CH, "each warp takes 16 keys of a chunk");
+};
 #define DC_GS 8 /* query heads per slab: the n = 8 columns of the MMA */
-/* At most one split (CTA of a unit) per DC_MIN_KEYS keys of max_kv_len: fewer keys per CTA
- * leave its pipeline nothing to overlap and add a partial to combine. It also bounds the
- * workspace without asking the device, so its size is a pure function of the shapes. */
-#define DC_MIN_KEYS (2 * DC_CH)
+/* At most one split (CTA of a unit) per DC_MIN_KEYS keys of max_kv_len (2 chunks at hd
+ * 64/128, 4 at hd 256): fewer keys per CTA leave its pipeline nothing to overlap and add a
+ * partial to combine. It also bounds the workspace without asking the device, so its size is
+ * a pure function of the shapes (the same for every head dim). */
+#define DC_MIN_KEYS 128
 #define DC_FULL 0xffffffffu
 /* Waves of CTAs a decode launch aims at by default (ga_attn_decode_args.waves overrides). */
 #ifndef GA_DC_WAVES
@@ -86,8 +99,6 @@
 #ifndef GA_DC_DYNAMIC
 #define GA_DC_DYNAMIC 0
 #endif
-
-static_assert(DC_WARPS * 16 == DC_CH, "each warp takes 16 keys of a chunk");
 
 /* How K/V are brought through L2. They are read exactly once per step, so they are loaded
  * evict-first (they displace each other rather than whatever else L2 holds) with the
@@ -126,7 +137,7 @@ static __device__ __forceinline__ void dc_cp_async16(void *smem, const void *gme
 }
 
 template <int HD> static constexpr size_t dc_smem_bytes(void) {
-    return (size_t)DC_NST * 2 * DC_CH * HD * sizeof(__nv_bfloat16);
+    return (size_t)DC_NST * 2 * dc_shape<HD>::CH * HD * sizeof(__nv_bfloat16);
 }
 
 static int dc_max_splits(int max_kv_len) {
@@ -222,7 +233,7 @@ dc_merge_splits(dc_part &p, const float *acc, const float *ml, int hd, int s0, i
 /* work_acc: (B, n_heads, splits, HD) and work_ml: (B, n_heads, splits, 2) = (max, sum), fp32;
  * only the splits s < ns of a row are written and read. */
 template <int HD>
-__global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
+__global__ void __launch_bounds__(dc_shape<HD>::THREADS, HD == 64 ? 4 : 2)
     k_attn_decode(const __nv_bfloat16 *__restrict__ q, const __nv_bfloat16 *__restrict__ k_cache,
                   const __nv_bfloat16 *__restrict__ v_cache, const int *__restrict__ slots,
                   const int *__restrict__ kv_lens, const __nv_bfloat16 *__restrict__ gate,
@@ -230,15 +241,15 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
                   float *__restrict__ work_ml, unsigned *__restrict__ counters, int n_heads,
                   int n_kv, int G, int n_slabs, int kv_stride, int gate_mode, float scale_log2,
                   const int *__restrict__ tables, int tab_stride, int block_size, int len_cap) {
-    constexpr int CPR = HD / 8;             /* 16-byte chunks per row */
-    constexpr int RSTEP = DC_THREADS / CPR; /* rows between one thread's copies */
-    constexpr int KC = HD / 16;           /* k-steps of Q K^T; also the 16-dim m-tiles of V^T P^T */
-    constexpr int STAGE = 2 * DC_CH * HD; /* K then V of one chunk, bf16 elements */
+    constexpr int CH = dc_shape<HD>::CH, NTHR = dc_shape<HD>::THREADS, NW = dc_shape<HD>::WARPS;
+    constexpr int CPR = HD / 8;        /* 16-byte chunks per row */
+    constexpr int RSTEP = NTHR / CPR;  /* rows between one thread's copies */
+    constexpr int KC = HD / 16;        /* k-steps of Q K^T; also the 16-dim m-tiles of V^T P^T */
+    constexpr int STAGE = 2 * CH * HD; /* K then V of one chunk, bf16 elements */
     constexpr int OP = HD + 4; /* fp32 row pitch of the merge buffer (conflict-free stores) */
     constexpr int Q4 = HD / 4; /* float4 columns of a head */
-    static_assert(RSTEP % 8 == 0, "a thread's copy rows must share their swizzle");
-    static_assert((DC_WARPS * DC_GS * OP + 2 * DC_WARPS * DC_GS) * sizeof(float) <=
-                      dc_smem_bytes<HD>(),
+    static_assert(RSTEP >= 1 && CH % RSTEP == 0, "a chunk is a whole number of copy rounds");
+    static_assert((NW * DC_GS * OP + 2 * NW * DC_GS) * sizeof(float) <= dc_smem_bytes<HD>(),
                   "the merge buffer reuses the pipeline stages");
     extern __shared__ __align__(16) unsigned char dc_smem[];
     __nv_bfloat16 *sKV = reinterpret_cast<__nv_bfloat16 *>(dc_smem);
@@ -254,17 +265,17 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
     if (len == 0) { /* an empty row (rejected upstream) stores zeros rather than garbage */
         if (sp == 0) {
             uint32_t *ob = reinterpret_cast<uint32_t *>(out + ((int64_t)b * n_heads + h0) * HD);
-            for (int i = tid; i < gs * HD / 2; i += DC_THREADS)
+            for (int i = tid; i < gs * HD / 2; i += NTHR)
                 ob[i] = 0u;
         }
         return;
     }
-    /* The ns CTAs of a unit (row, KV head, slab) share its nch chunks of DC_CH keys: CTA sp
+    /* The ns CTAs of a unit (row, KV head, slab) share its nch chunks of CH keys: CTA sp
      * takes chunks sp, sp + ns, .. (or, with GA_DC_DYNAMIC, only its first DC_NST-1 of
      * those and then claims one at a time from the unit's work counter; see the head
      * comment). Softmax partials do not care which keys they cover. A chunk index < 0 ends
      * the sequence (it stays < 0). */
-    const int nch = GA_CEIL_DIV(len, DC_CH);
+    const int nch = GA_CEIL_DIV(len, CH);
     const int ns = min(splits, nch); /* CTAs taking part, each with at least one chunk */
     if (sp >= ns) return;
     const int64_t cidx = (int64_t)b * gridDim.y + blockIdx.y;
@@ -284,21 +295,29 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
     };
 
     /* Chunk c -> stage `st`. A thread copies the same 16-byte column of rows lr, lr + RSTEP,
-     * ..; keys at or past len are zero-filled, not read. */
+     * ..; keys at or past len are zero-filled, not read. When RSTEP is a multiple of 8
+     * (hd 64, 128) those rows share their swizzle, so one offset serves them all; at hd 256
+     * (RSTEP 2) each row's is computed (unrolled: 4 distinct XORs). */
     const int lr = tid / CPR, lc = tid % CPR;
     const uint64_t l2pol = dc_stream_policy();
     const int dst0 = dc_swz<HD>(lr, lc);
     auto load_chunk = [&](int c, int st) {
         __nv_bfloat16 *sK = sKV + st * STAGE;
-        __nv_bfloat16 *sV = sK + DC_CH * HD;
-        const int key0 = c * DC_CH + lr;
+        __nv_bfloat16 *sV = sK + CH * HD;
+        const int key0 = c * CH + lr;
 #pragma unroll
-        for (int j = 0; j < DC_CH / RSTEP; j++) {
+        for (int j = 0; j < CH / RSTEP; j++) {
             const int key = key0 + j * RSTEP;
             const bool ok = key < len;
             const int64_t src = ok ? key_off(key) + lc * 8 : 0;
-            dc_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0, l2pol);
-            dc_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0, l2pol);
+            if constexpr (RSTEP % 8 == 0) {
+                dc_cp_async16(sK + dst0 + j * RSTEP * HD, kb + src, ok ? 16 : 0, l2pol);
+                dc_cp_async16(sV + dst0 + j * RSTEP * HD, vb + src, ok ? 16 : 0, l2pol);
+            } else {
+                const int dst = dc_swz<HD>(lr + j * RSTEP, lc);
+                dc_cp_async16(sK + dst, kb + src, ok ? 16 : 0, l2pol);
+                dc_cp_async16(sV + dst, vb + src, ok ? 16 : 0, l2pol);
+            }
         }
     };
     /* The claimed chunk indices pass through a ring in shared memory: the chunk of
@@ -366,7 +385,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
         if (tid == 0) next = claim_next(i + DC_NST, cn >= 0);
 
         const __nv_bfloat16 *sK = sKV + (i % DC_NST) * STAGE;
-        const __nv_bfloat16 *sV = sK + DC_CH * HD;
+        const __nv_bfloat16 *sV = sK + CH * HD;
 
         /* S = Q K^T for this warp's 16 keys: s[nt][0..1] = head g, keys 8nt + 2c4, +1
          * (s[nt][2..3] are the zero rows 8..15). */
@@ -379,7 +398,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
             ga_mma_bf16(s[0], a, kf[0], kf[1]);
             ga_mma_bf16(s[1], a, kf[2], kf[3]);
         }
-        const int key = c * DC_CH + warp * 16 + 2 * c4;
+        const int key = c * CH + warp * 16 + 2 * c4;
 #pragma unroll
         for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -425,12 +444,12 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
         if (tid == 0) s_ring[(i + DC_NST) % (DC_NST + 1)] = next;
     }
 
-    /* Merge the four warps through shared memory (the stages, now free). */
+    /* Merge the warps through shared memory (the stages, now free). */
     ga_cp_async_wait<0>();
     __syncthreads();
-    float *sO = reinterpret_cast<float *>(dc_smem); /* (DC_WARPS, DC_GS, OP) */
-    float *sM = sO + DC_WARPS * DC_GS * OP;         /* (DC_WARPS, DC_GS) */
-    float *sL = sM + DC_WARPS * DC_GS;              /* (DC_WARPS, DC_GS) */
+    float *sO = reinterpret_cast<float *>(dc_smem); /* (NW, DC_GS, OP) */
+    float *sM = sO + NW * DC_GS * OP;               /* (NW, DC_GS) */
+    float *sL = sM + NW * DC_GS;                    /* (NW, DC_GS) */
     {
         float l = l_run;
         l += __shfl_xor_sync(DC_FULL, l, 1);
@@ -452,17 +471,17 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
 
     const bool direct = ns == 1; /* the only split of its row: store the output now */
     const int64_t row0 = (int64_t)b * n_heads + h0; /* (row, head) index of head 0 */
-    for (int it = tid; it < gs * Q4; it += DC_THREADS) {
+    for (int it = tid; it < gs * Q4; it += NTHR) {
         const int r = it / Q4, d = (it % Q4) * 4;
         float M = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < DC_WARPS; w++)
+        for (int w = 0; w < NW; w++)
             M = fmaxf(M, sM[w * DC_GS + r]);
         const float Mu = M == -INFINITY ? 0.0f : M;
         float L = 0.0f;
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
-        for (int w = 0; w < DC_WARPS; w++) {
+        for (int w = 0; w < NW; w++) {
             const float e = exp2f(sM[w * DC_GS + r] - Mu);
             const float4 v = *reinterpret_cast<const float4 *>(sO + (w * DC_GS + r) * OP + d);
             L += e * sL[w * DC_GS + r];
@@ -505,9 +524,9 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
      * loads), and with few heads the splits are also spread over ng groups of threads that
      * are merged in shared memory: no thread walks the ns splits one L2 latency at a time. */
     const int items = gs * Q4;
-    const int ng = items >= DC_THREADS ? 1 : DC_THREADS / items;
+    const int ng = items >= NTHR ? 1 : NTHR / items;
     if (ng == 1) {
-        for (int it = tid; it < items; it += DC_THREADS) {
+        for (int it = tid; it < items; it += NTHR) {
             const int r = it / Q4, d = (it % Q4) * 4;
             dc_part p = dc_part_empty();
             dc_merge_splits<HD == 64 ? 8 : 32>(p, work_acc + (row0 + r) * splits * HD + d,
@@ -517,7 +536,7 @@ __global__ void __launch_bounds__(DC_THREADS, HD == 64 ? 4 : 2)
         }
     } else {
         float4 *sCa = reinterpret_cast<float4 *>(dc_smem); /* (ng, items) */
-        float2 *sCml = reinterpret_cast<float2 *>(sCa + DC_THREADS);
+        float2 *sCml = reinterpret_cast<float2 *>(sCa + NTHR);
         const int grp = tid / items, it = tid % items;
         const int r = it / Q4, d = (it % Q4) * 4;
         dc_part p = dc_part_empty();
@@ -577,7 +596,8 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
         cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     GA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
                                        (int)cudaSharedmemCarveoutMaxShared));
-    GA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, DC_THREADS, smem));
+    GA_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, dc_shape<HD>::THREADS, smem));
     if (per_sm < 1) per_sm = 1;
     const int units = a->n_kv_heads * n_slabs;
     const int waves = a->waves > 0 ? a->waves : GA_DC_WAVES;
@@ -590,7 +610,7 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
     float *work_acc = a->work;
     float *work_ml = a->work + (size_t)a->B * a->n_heads * splits * HD;
     const dim3 grid(a->B, units, splits);
-    kern<<<grid, DC_THREADS, smem, stream>>>(
+    kern<<<grid, dc_shape<HD>::THREADS, smem, stream>>>(
         (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k_cache,
         (const __nv_bfloat16 *)a->v_cache, a->slots, a->kv_lens, (const __nv_bfloat16 *)a->gate,
         (__nv_bfloat16 *)a->out, work_acc, work_ml, a->counters, a->n_heads, a->n_kv_heads, G,
@@ -615,9 +635,9 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
         return ga_err_set(err, GA_ERR_ARG,
                           "attention decode: n_heads %d is not a multiple of n_kv_heads %d",
                           a->n_heads, a->n_kv_heads);
-    if (a->hd != 64 && a->hd != 128)
+    if (a->hd != 64 && a->hd != 128 && a->hd != 256)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention decode: head_dim %d (supported: 64, 128)", a->hd);
+                          "attention decode: head_dim %d (supported: 64, 128, 256)", a->hd);
     if (a->block_table && (a->block_size < 1 || a->table_stride < 1 ||
                            (int64_t)a->table_stride * a->block_size > INT32_MAX ||
                            a->max_kv_len > a->table_stride * a->block_size))
@@ -669,6 +689,7 @@ extern "C" ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStrea
         own.devinfo = &queried;
         a = &own;
     }
-    return a->hd == 64 ? dc_launch<64>(a, G, n_slabs, stream, err)
-                       : dc_launch<128>(a, G, n_slabs, stream, err);
+    if (a->hd == 64) return dc_launch<64>(a, G, n_slabs, stream, err);
+    if (a->hd == 128) return dc_launch<128>(a, G, n_slabs, stream, err);
+    return dc_launch<256>(a, G, n_slabs, stream, err);
 }

@@ -3,20 +3,21 @@
  * tensor cores (mma.sync m16n8k16 bf16, fp32 accumulate), portable to sm_80 and later.
  *
  * One CTA owns BM = 16*MT*WARPS query rows of one query head; each warp owns MT m-tiles of
- * 16 rows (long prompts: 8 warps x 32 rows; short ones: 4 x 16). The CTA
- * walks the KV tiles (BN = 64 keys) from key 0 to the last key its rows can see, with the
- * next K/V tile streamed into shared memory by cp.async while the current one is used
- * (double buffering). Scores S = Q K^T stay in registers, the softmax is online (running max
- * and sum per row, fp32, base 2), and P is re-packed from the S accumulators straight into
- * A fragments for O += P V, so the T x T matrix is never stored anywhere. KV tiles past the
- * causal diagonal are never loaded (about half the work of the full square), and a warp whose
- * rows all precede a tile skips its math. The epilogue divides by the row sum, multiplies by
- * sigmoid(gate) (headwise or elementwise) and stores bf16, so the gate costs no extra pass;
- * it also writes the row's natural-log log-sum-exp when asked.
+ * 16 rows (long prompts: 8 warps x 32 rows; short ones, and every hd 256 prompt: 4 x 16).
+ * The CTA walks the KV tiles (BN = 64 keys, 32 at hd 256) from key 0 to the last key its
+ * rows can see, with the next K/V tile streamed into shared memory by cp.async while the
+ * current one is used (double buffering). Scores S = Q K^T stay in registers, the softmax
+ * is online (running max and sum per row, fp32, base 2), and P is re-packed from the S
+ * accumulators straight into A fragments for O += P V, so the T x T matrix is never stored
+ * anywhere. KV tiles past the causal diagonal are never loaded (about half the work of the full
+ * square), and a warp whose rows all precede a tile skips its math. The epilogue divides by the row
+ * sum, multiplies by sigmoid(gate) (headwise or elementwise) and stores bf16, so the gate costs no
+ * extra pass; it also writes the row's natural-log log-sum-exp when asked.
  *
  * ga_attention_prefill validates the arguments for both kernels and dispatches: on an sm_90
  * device with an sm_90a build and head_dim 128 it runs the Hopper wgmma/TMA kernel
- * (attention_prefill_sm90.cu, about twice as fast there), everywhere else this one.
+ * (attention_prefill_sm90.cu, about twice as fast there), everywhere else this one
+ * (head_dim 64 and 256 on sm_90 included).
  */
 #include <cuda_bf16.h>
 #include <math.h>
@@ -26,7 +27,6 @@
 #include "cuda_check.h"
 #include "kernels.h"
 
-#define PF_BN 64 /* keys per KV tile */
 /* CTA shape for long prompts (T > GA_PF_SMALL_T): warps, and 16-row m-tiles per warp; short
  * prompts use 4 warps of one m-tile (64-row tiles: more CTAs to fill the GPU). Compile-time
  * knobs only so tools/gpu_attn.sh can test and time the alternatives. */
@@ -42,14 +42,19 @@
 
 /* Shared-memory rows are padded by 8 bf16 (16 bytes): a row pitch of HD+8 elements is an
  * odd number of 16-byte units, so the 8 row addresses of one ldmatrix phase fall in 8
- * different bank groups (no conflicts) while every row stays 16-byte aligned for cp.async. */
+ * different bank groups (no conflicts) while every row stays 16-byte aligned for cp.async.
+ * BN keys per KV tile: 64, or 32 at hd 256, where the 4 K/V buffers of 64 keys alone would
+ * take 132 KiB; with 32 the 64-row tile needs (64 + 4 x 32) x 264 x 2 = 99 KiB, which is
+ * exactly the per-block limit of sm_86/89 and gives 2 CTAs per SM on sm_90. */
 template <int HD> struct pf_dims {
     static constexpr int LD = HD + 8;
     static constexpr int CPR = HD / 8; /* 16-byte chunks per row */
+    static constexpr int BN = HD == 256 ? 32 : 64;
 };
 
 template <int HD, int WARPS, int MT> static constexpr size_t pf_smem_bytes(void) {
-    return (size_t)(16 * MT * WARPS + 4 * PF_BN) * pf_dims<HD>::LD * sizeof(__nv_bfloat16);
+    return (size_t)(16 * MT * WARPS + 4 * pf_dims<HD>::BN) * pf_dims<HD>::LD *
+           sizeof(__nv_bfloat16);
 }
 
 /* Streams rows [row0, row0+rows) of a (rows_total, HD) bf16 matrix with row pitch `pitch`
@@ -69,7 +74,9 @@ static __device__ __forceinline__ void pf_load_rows(__nv_bfloat16 *dst, const __
 /* WARPS warps of MT m-tiles (16 query rows each): BM = 16*MT*WARPS rows per CTA. With
  * MT = 1 the warp keeps its Q fragments in registers for the whole KV loop; with MT = 2 it
  * re-reads them from shared memory per tile but uses every K and V fragment it loads twice,
- * which cuts the shared-memory traffic per FLOP by about a third at the cost of registers. */
+ * which cuts the shared-memory traffic per FLOP by about a third at the cost of registers.
+ * hd 256 (MT = 1 only: its O accumulators alone are 128 registers a thread) re-reads Q too,
+ * as its 64 registers of Q fragments would not fit beside them. */
 template <int HD, int WARPS, int MT>
 __global__ void __launch_bounds__(WARPS * 32, 1)
     k_attn_prefill(const __nv_bfloat16 *__restrict__ q, const __nv_bfloat16 *__restrict__ k,
@@ -77,7 +84,8 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
                    __nv_bfloat16 *__restrict__ out, float *__restrict__ lse, int T, int pos0,
                    int n_heads, int G, int kv_stride, int gate_mode, float scale_log2) {
     constexpr int WR = 16 * MT; /* query rows per warp */
-    constexpr int BM = WR * WARPS, BN = PF_BN, NTHR = WARPS * 32;
+    constexpr int BM = WR * WARPS, BN = pf_dims<HD>::BN, NTHR = WARPS * 32;
+    constexpr bool QREG = MT == 1 && HD <= 128; /* Q fragments stay in registers */
     constexpr int LD = pf_dims<HD>::LD;
     constexpr int KC = HD / 16; /* 16-wide k-chunks of the head dim (QK^T) */
     constexpr int DT = HD / 8;  /* 8-wide n-tiles of the head dim (PV) */
@@ -109,7 +117,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
     pf_load_rows<HD, NTHR>(sV, vh, HD, 0, BN, kv_end);
     ga_cp_async_commit();
 
-    uint32_t qf[MT == 1 ? KC : 1][4]; /* Q fragments kept in registers (MT = 1 only) */
+    uint32_t qf[QREG ? KC : 1][4]; /* Q fragments kept in registers (QREG only) */
     float o[MT][DT][4];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -136,10 +144,10 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
         ga_cp_async_wait<1>();
         __syncthreads();
 
-        if (MT == 1 && kt == 0) {
+        if (QREG && kt == 0) {
 #pragma unroll
             for (int kc = 0; kc < KC; kc++)
-                ga_ldmatrix_x4(qf[MT == 1 ? kc : 0], sQw + kc * 16);
+                ga_ldmatrix_x4(qf[QREG ? kc : 0], sQw + kc * 16);
         }
         const __nv_bfloat16 *cK = sK + (kt & 1) * BN * LD;
         const __nv_bfloat16 *cV = sV + (kt & 1) * BN * LD;
@@ -155,7 +163,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
 #pragma unroll
             for (int kc = 0; kc < KC; kc++) {
                 uint32_t qa[MT][4];
-                if (MT > 1) {
+                if (!QREG) {
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++)
                         ga_ldmatrix_x4(qa[mt], sQw + mt * 16 * LD + kc * 16);
@@ -170,7 +178,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1)
                     ga_ldmatrix_x4(b, cK + key * LD + d);
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++) {
-                        const uint32_t *af = MT == 1 ? qf[MT == 1 ? kc : 0] : qa[mt];
+                        const uint32_t *af = QREG ? qf[QREG ? kc : 0] : qa[mt];
                         ga_mma_bf16(s[mt][2 * np], af, b[0], b[1]);
                         ga_mma_bf16(s[mt][2 * np + 1], af, b[2], b[3]);
                     }
@@ -310,9 +318,9 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
         return ga_err_set(err, GA_ERR_ARG,
                           "attention prefill: n_heads %d is not a multiple of n_kv_heads %d",
                           a->n_heads, a->n_kv_heads);
-    if (a->hd != 64 && a->hd != 128)
+    if (a->hd != 64 && a->hd != 128 && a->hd != 256)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention prefill: head_dim %d (supported: 64, 128)", a->hd);
+                          "attention prefill: head_dim %d (supported: 64, 128, 256)", a->hd);
     if ((int64_t)a->pos0 + a->T > (int64_t)a->kv_stride)
         return ga_err_set(err, GA_ERR_ARG,
                           "attention prefill: pos0 %d + T %d exceeds the cache length %d", a->pos0,
@@ -348,8 +356,9 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
         own.devinfo = &queried;
         a = &own;
     }
-    /* AUTO: the Hopper kernel wherever it is usable; measured faster than this one from 1k
-     * tokens up (bench/RESULTS.md), and tested at every length the prefill tests cover. */
+    /* AUTO: the Hopper kernel wherever it is usable (head_dim 128 only: hd 64 and 256 run
+     * this file's kernel on sm_90 too); measured faster than this one from 1k tokens up
+     * (bench/RESULTS.md), and tested at every length the prefill tests cover. */
     if (a->impl == GA_ATTN_IMPL_WGMMA ||
         (a->impl == GA_ATTN_IMPL_AUTO && ga_attention_prefill_sm90_usable_on(a->devinfo, a->hd)))
         return ga_attention_prefill_sm90(a, stream, err);
@@ -360,6 +369,16 @@ extern "C" ga_status ga_attention_prefill(const ga_attn_prefill_args *a, cudaStr
      * per 32, but need 139 KiB of shared memory at hd 128: cards with less per block
      * (sm_86/89: 99 KiB) take the 64-row shape (87 KiB) instead. */
     const int optin = a->devinfo->smem_optin;
+    /* hd 256: one shape, 4 warps of one m-tile with 32-key tiles (99 KiB; see pf_dims), at
+     * every length; not yet timed against a long-prompt shape. */
+    if (a->hd == 256) {
+        if (pf_smem_bytes<256, 4, 1>() > (size_t)optin)
+            return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                              "attention prefill: head_dim 256 needs %zu bytes of shared memory "
+                              "per block, the GPU allows %d",
+                              pf_smem_bytes<256, 4, 1>(), optin);
+        return pf_launch<256, 4, 1>(a, stream, err);
+    }
     const size_t long_smem = a->hd == 64 ? pf_smem_bytes<64, GA_PF_LONG_WARPS, GA_PF_LONG_MT>()
                                          : pf_smem_bytes<128, GA_PF_LONG_WARPS, GA_PF_LONG_MT>();
     const bool small = a->T <= GA_PF_SMALL_T || long_smem > (size_t)optin;

@@ -169,9 +169,10 @@ extern "C" ga_status ga_attention_probs(const ga_attn_probs_args *a, cudaStream_
         return ga_err_set(err, GA_ERR_ARG,
                           "attention probs: n_heads %d is not a multiple of n_kv_heads %d",
                           a->n_heads, a->n_kv_heads);
-    if (a->hd != 64 && a->hd != 128)
+    /* Any multiple of the staged slice PB_DK would do; these are the ones tested. */
+    if (a->hd != 64 && a->hd != 128 && a->hd != 256)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention probs: head_dim %d (supported: 64, 128)", a->hd);
+                          "attention probs: head_dim %d (supported: 64, 128, 256)", a->hd);
     if (a->T > a->kv_stride)
         return ga_err_set(err, GA_ERR_ARG, "attention probs: T %d exceeds the cache length %d",
                           a->T, a->kv_stride);

@@ -105,7 +105,8 @@ size_t ga_attention_decode_counters(int B, int n_heads, int n_kv_heads);
 size_t ga_attention_decode_workspace_fixed(int B, int n_heads, int hd, int splits);
 /* The split count of batch-invariant decoding: 32 CTAs per (row, KV head) fill about one
  * wave of an H200 (132 SMs x 2 CTAs) for one row of a model with 8 KV heads, the case
- * `gattn generate` runs; a row of n keys uses min(32, ceil(n / 64)) of them. */
+ * `gattn generate` runs; a row of n keys uses min(32, ceil(n / 64)) of them (ceil(n / 32) at
+ * head_dim 256, whose decode chunks are 32 keys). */
 #define GA_DECODE_INVARIANT_SPLITS 32
 ga_status ga_attention_decode(const ga_attn_decode_args *a, cudaStream_t stream, ga_err *err);
 

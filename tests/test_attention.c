@@ -2,8 +2,8 @@
  * Tests of the attention kernels (kernels/attention_*.cu) against a naive double-precision
  * reference written here (test_attention_ref.c), on fresh random inputs:
  *   args          bad arguments are rejected with the right status (no GPU needed)
- *   prefill       T = 1, 7, 128, 257, 1000; hd 64/128; G 1/2/4; all gate modes; pos0 > 0
- *   prefill_long  T = 2100, 2500, 4096 (the long-prompt tile shape; a pos0 = 1000 case)
+ *   prefill       T = 1, 7, 128, 257, 1000; hd 64/128/256; G 1/2/4; all gate modes; pos0 > 0
+ *   prefill_long  T = 2100, 2500, 4096 (the long-prompt tile shape; a pos0 = 1000 case; hd 256)
  *   decode        kv_len 1 .. 32768, B up to 4, rows of different lengths, grids larger
  *                 than the rows (graph replay), all gate modes
  *   probs         unpooled maps (rows sum to 1, causal zeros) and pooled maps, first share
@@ -144,10 +144,13 @@ void ta_prefill_case(const ta_pf_case *c, int impl, uint64_t seed) {
 }
 
 /* A case through every kernel that can run it here: the portable one always, the Hopper one
- * where it is usable (sm_90 device, sm_90a build, head_dim 128). Same seed, same inputs. */
+ * where it is usable (sm_90 device, sm_90a build, head_dim 128). Same seed, same inputs.
+ * hd 256 also goes through AUTO, the backend's choice: on an sm_90a build on an H200 it must
+ * send hd 256 to the portable kernel, not to the Hopper one (which takes hd 128 only). */
 static void ta_prefill_all(const ta_pf_case *c, uint64_t seed) {
     ta_prefill_case(c, GA_ATTN_IMPL_MMA, seed);
     if (ga_attention_prefill_sm90_usable(c->hd)) ta_prefill_case(c, GA_ATTN_IMPL_WGMMA, seed);
+    if (c->hd == 256) ta_prefill_case(c, GA_ATTN_IMPL_AUTO, seed);
 }
 
 void ta_section_prefill(int long_cases) {
@@ -157,7 +160,7 @@ void ta_section_prefill(int long_cases) {
                "the portable kernel is tested alone\n");
     if (!long_cases) {
         static const int Ts[] = {1, 7, 128, 257, 1000};
-        for (int hd = 64; hd <= 128; hd += 64)
+        for (int hd = 64; hd <= 256; hd *= 2)
             for (int G = 1; G <= 4; G *= 2)
                 for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
                     for (int mode = 0; mode < 3; mode++) {
@@ -173,6 +176,9 @@ void ta_section_prefill(int long_cases) {
         ta_prefill_all(&c1, seed++);
         ta_pf_case c2 = {64, 1, 3, 65, 130, GA_GATE_ELEMENTWISE};
         ta_prefill_all(&c2, seed++);
+        /* hd 256 (Qwen3.5 / Qwen3-Next): 32-key tiles; a continuation ending mid-tile, G 8 */
+        ta_pf_case c3 = {256, 8, 2, 33, 95, GA_GATE_ELEMENTWISE};
+        ta_prefill_all(&c3, seed++);
         return;
     }
     const ta_pf_case cases[] = {
@@ -185,6 +191,9 @@ void ta_section_prefill(int long_cases) {
         {64, 1, 2, 2500, 0, GA_GATE_ELEMENTWISE},
         /* the Hopper kernel's 128-key tiles with a continuation that is not tile-aligned */
         {128, 2, 2, 1500, 333, GA_GATE_ELEMENTWISE},
+        /* hd 256: one tile shape at every length; past 2048, and a long continuation */
+        {256, 4, 1, 4096, 0, GA_GATE_ELEMENTWISE},
+        {256, 2, 2, 2100, 1000, GA_GATE_HEADWISE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ta_prefill_all(&cases[i], seed++);
@@ -232,8 +241,22 @@ void ta_section_args(void) {
     pa.impl = GA_ATTN_IMPL_WGMMA; /* head_dim 64: the Hopper kernel takes 128 only */
     pa.hd = 64;
     CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_UNSUPPORTED);
-    pa.hd = 128;
+    pa.hd = 256; /* nor 256, which AUTO sends to the portable kernel */
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "Hopper") != NULL);
     pa.impl = GA_ATTN_IMPL_AUTO;
+    /* head_dim 256 is taken: a bad length is what is reported, not the head dim; other head
+     * dims are refused by name */
+    pa.pos0 = 20;
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "exceeds the cache length") != NULL);
+    pa.pos0 = 0;
+    pa.hd = 192;
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "head_dim 192") != NULL);
+    pa.hd = 512;
+    CHECK(ga_attention_prefill(&pa, 0, &err) == GA_ERR_UNSUPPORTED);
+    pa.hd = 128;
 
     ga_attn_decode_args da = {.q = p,
                               .k_cache = p,
@@ -252,6 +275,14 @@ void ta_section_args(void) {
                               .gate_mode = GA_GATE_NONE,
                               .scale = 0.1f};
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_UNSUPPORTED);
+    da.hd = 512;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "head_dim 512") != NULL);
+    da.hd = 256; /* taken: the bad length (101 > kv_stride 100) is what is reported */
+    da.max_kv_len = 101;
+    CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "exceeds the cache length") != NULL);
+    da.max_kv_len = 100;
     da.hd = 64;
     da.B = 0;
     CHECK(ga_attention_decode(&da, 0, &err) == GA_ERR_ARG);
@@ -282,6 +313,8 @@ void ta_section_args(void) {
     CHECK(strstr(err.msg, "counters") != NULL);
     CHECK(ga_attention_decode_workspace(2, 8, 128, 300) == (size_t)2 * 8 * 3 * 130 * 4);
     CHECK(ga_attention_decode_workspace(0, 8, 128, 300) == 0);
+    /* hd 256 splits no finer (at most one split per 128 keys) */
+    CHECK(ga_attention_decode_workspace(1, 16, 256, 300) == (size_t)16 * 3 * 258 * 4);
     /* batch-invariant decoding: the fixed split's partials, whatever the KV length */
     CHECK(ga_attention_decode_workspace_fixed(3, 8, 64, 32) == (size_t)3 * 8 * 32 * 66 * 4);
     CHECK(ga_attention_decode_workspace_fixed(3, 8, 64, 0) == 0);
@@ -304,6 +337,11 @@ void ta_section_args(void) {
                              .res = 5,
                              .scale = 0.1f};
     CHECK(ga_attention_probs(&ra, 0, &err) == GA_ERR_UNSUPPORTED);
+    ra.hd = 256; /* taken: the bad head is what is reported */
+    ra.head = 4;
+    CHECK(ga_attention_probs(&ra, 0, &err) == GA_ERR_ARG);
+    CHECK(strstr(err.msg, "head 4") != NULL);
+    ra.head = -1;
     ra.hd = 64;
     ra.res = 0;
     CHECK(ga_attention_probs(&ra, 0, &err) == GA_ERR_ARG);
@@ -326,7 +364,9 @@ void ta_section_quick(void) {
                               {64, 4, 1, 130, 37, GA_GATE_ELEMENTWISE},
                               {128, 1, 1, 300, 5, GA_GATE_NONE},
                               /* the long-prompt tile shape (T > 2048) */
-                              {128, 2, 1, 2100, 3, GA_GATE_HEADWISE}};
+                              {128, 2, 1, 2100, 3, GA_GATE_HEADWISE},
+                              /* hd 256: 32-key tiles, crossing several with a continuation */
+                              {256, 2, 1, 70, 40, GA_GATE_ELEMENTWISE}};
     for (size_t i = 0; i < sizeof pcs / sizeof pcs[0]; i++)
         ta_prefill_all(&pcs[i], 77 + i);
     ta_decode_quick();

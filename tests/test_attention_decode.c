@@ -206,6 +206,15 @@ void ta_section_decode(void) {
          5000,
          5003,
          GA_GATE_NONE},
+        /* hd 256 (Qwen3.5 / Qwen3-Next: 32-key chunks, 2 warps): the released models' 16
+         * heads on 2 KV heads at 32k; rows of different lengths in permuted slots under a far
+         * larger grid; the chunk edges at 32 and the 128-key split minimum; two slabs; a
+         * partial slab */
+        {256, 8, 2, 1, {32768}, {0}, 1, 32768, 32768, GA_GATE_NONE},
+        {256, 4, 2, 4, {1, 100, 4096, 5000}, {2, 0, 3, 1}, 4, 8192, 8195, GA_GATE_NONE},
+        {256, 2, 2, 4, {31, 32, 33, 129}, {3, 1, 0, 2}, 4, 129, 140, GA_GATE_NONE},
+        {256, 16, 1, 2, {1000, 7}, {1, 0}, 2, 1024, 1024, GA_GATE_NONE},
+        {256, 12, 1, 1, {300}, {0}, 1, 300, 300, GA_GATE_NONE},
     };
     uint64_t seed = 5000;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -223,6 +232,7 @@ void ta_decode_quick(void) {
         {128, 2, 2, 2, {1, 300}, {1, 0}, 2, 400, 400, GA_GATE_HEADWISE},
         {64, 16, 1, 1, {200}, {0}, 1, 200, 200, GA_GATE_ELEMENTWISE},
         {128, 12, 1, 2, {1000, 65}, {0, 1}, 2, 1000, 1000, GA_GATE_NONE},
+        {256, 4, 1, 2, {1, 200}, {1, 0}, 2, 256, 256, GA_GATE_ELEMENTWISE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         decode_case(&cases[i], 900 + i);

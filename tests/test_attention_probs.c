@@ -272,9 +272,12 @@ void ta_section_probs(int long_cases) {
     probs_case(128, 2, 1, 1000, 64, -1, 13); /* pooled, blocks of 15 and 16 */
     probs_case(64, 4, 1, 1, 1, -1, 14);      /* one token */
     probs_case(64, 2, 1, 4096, 100, 0, 15);  /* pooled, uneven blocks, head 0 */
+    probs_case(256, 2, 2, 200, 200, -1, 16); /* hd 256: eight 32-dim slices a score */
+    probs_case(256, 4, 1, 1000, 64, 3, 17);  /* hd 256 pooled, one head */
 }
 
 void ta_probs_quick(void) {
     probs_case(64, 2, 1, 70, 70, -1, 21);
     probs_case(128, 1, 1, 130, 9, 0, 22);
+    probs_case(256, 2, 1, 70, 70, -1, 23);
 }

@@ -155,18 +155,24 @@ static void attend_dropping(const float *q, const float *K, const float *V, int 
     free(k2), free(v2), free(p);
 }
 
-/* The decode tolerance must see the bugs a split-KV decode kernel makes: one 64-key chunk
- * lost, or the last key lost. With decode_inputs() at 32768 keys, measured here over 8 heads
+/* The decode tolerance must see the bugs a split-KV decode kernel makes: one chunk (64 keys,
+ * 32 at hd 256) lost, or the last key lost. With decode_inputs(), measured here over 8 heads
  * (2026-12, printed on every run):
- *   hd 64:  one chunk dropped 4.9e-2, last key dropped 0.13
- *   hd 128: one chunk dropped 3.3e-2, last key dropped 0.73
+ *   hd 64,  32768 keys: one chunk dropped 4.9e-2, last key dropped 0.13
+ *   hd 128, 32768 keys: one chunk dropped 3.3e-2, last key dropped 0.73
+ *   hd 256,  8192 keys: one chunk dropped 4.8e-2, last key dropped 0.64 (quick: 5.5e-2, 0.15)
  * against TOL_ATTN = 5e-3 (a correct kernel: ~1.6e-3), i.e. 6.5x to 146x the tolerance. The
  * old absolute tolerance (5e-3 per element) was ~40% of a typical output element at 32k keys
  * (|o| ~ 1/sqrt(keys)), so one chunk was borderline and the last key invisible. The case
- * fails unless each bug is at least 5x the tolerance. */
+ * fails unless each bug is at least 5x the tolerance. hd 256's 32-key chunk is half the keys:
+ * at 16k-32k keys losing one moves this measure by only 1.2e-2 to 1.8e-2 (2.5x to 3.5x), so
+ * its calibration holds up to 8192 keys; its longer decode cases below still fail on such a
+ * loss, with less margin, and the shorter ones are where a lost chunk shows plainly. */
 static void decode_calibration(void) {
-    const int len = quick ? 8192 : 32768, heads = 8;
-    for (int hd = 64; hd <= 128; hd += 64) {
+    const int heads = 8;
+    for (int hd = 64; hd <= 256; hd *= 2) {
+        const int len = quick || hd == 256 ? 8192 : 32768;
+        const int ch = hd == 256 ? 32 : 64; /* the decode kernel's chunk at this hd */
         uint16_t *k = xmalloc((size_t)len * hd * 2), *v = xmalloc((size_t)len * hd * 2),
                  *q = xmalloc((size_t)heads * hd * 2);
         float *kf = xmalloc((size_t)len * hd * 4), *vf = xmalloc((size_t)len * hd * 4),
@@ -181,16 +187,16 @@ static void decode_calibration(void) {
             ga_cpu_attend(qf + (size_t)h * hd, kf, vf, len, hd, 1.0f / sqrtf((float)hd), NULL,
                           GA_GATE_NONE, o, p);
             /* a chunk in the middle of the row, and the last key */
-            int c0 = (len / 2 / 64 + h) * 64;
-            attend_dropping(qf + (size_t)h * hd, kf, vf, len, hd, c0, c0 + 64,
+            int c0 = (len / 2 / ch + h) * ch;
+            attend_dropping(qf + (size_t)h * hd, kf, vf, len, hd, c0, c0 + ch,
                             chunk + (size_t)h * hd);
             attend_dropping(qf + (size_t)h * hd, kf, vf, len, hd, len - 1, len,
                             last + (size_t)h * hd);
         }
         char shape[96];
         double ec = nerr(chunk, ref, (size_t)heads * hd), el = nerr(last, ref, (size_t)heads * hd);
-        snprintf(shape, sizeof shape, "keys %d hd %d: one chunk dropped %.3g, last key %.3g", len,
-                 hd, ec, el);
+        snprintf(shape, sizeof shape, "keys %d hd %d: one %d-key chunk dropped %.3g, last key %.3g",
+                 len, hd, ch, ec, el);
         /* reported as "error of the tolerance over the bug": must be <= 1/5 */
         report("calib", shape, TOL_ATTN / (ec < el ? ec : el), 0.2);
         free(k), free(v), free(q), free(kf), free(vf), free(qf), free(p), free(ref), free(chunk),
@@ -492,11 +498,14 @@ static void case_prefill(attn_case c, int impl) {
     free(ref), free(got), free(lref), free(lse);
 }
 
-/* Both kernels where they run: the portable one always, the Hopper one on sm_90a at hd 128. */
+/* Both kernels where they run: the portable one always, the Hopper one on sm_90a at hd 128.
+ * hd 256 also through AUTO: the dispatch must route it to the portable kernel on sm_90 too. */
 static void case_prefill_all(attn_case c) {
     case_prefill(c, GA_ATTN_IMPL_MMA);
     if (ga_attention_prefill_sm90_usable(c.hd))
         case_prefill(c, GA_ATTN_IMPL_WGMMA);
+    else if (c.hd == 256)
+        case_prefill(c, GA_ATTN_IMPL_AUTO);
     else
         printf("%-10s hd %d: no Hopper kernel here (needs sm_90 and an sm_90a build)\n", "prefill",
                c.hd);
@@ -1421,7 +1430,7 @@ static int gpu_sections(int argc, char **argv) {
     if (ga_test_want(argc, argv, "qk")) {
         const int Gs[] = {1, 2, 4, 16};
         for (int ti = 0; ti < (quick ? 3 : 4); ti++)
-            for (int hd = 64; hd <= 128; hd += 64)
+            for (int hd = 64; hd <= 256; hd *= 2)
                 for (int g = 0; g < 4; g++)
                     for (int m = 0; m < 3; m++)
                         case_qk((qk_case){.T = Ts[ti],
@@ -1444,7 +1453,7 @@ static int gpu_sections(int argc, char **argv) {
         const int Ts2[] = {1, 7, 128, 257, 1000};
         const int Gs[] = {1, 2, 4, 16};
         int n = 0;
-        for (int hd = 64; hd <= 128; hd += 64)
+        for (int hd = 64; hd <= 256; hd *= 2)
             for (int g = 0; g < 4; g++)
                 for (int ti = 0; ti < 5; ti++)
                     for (int m = 0; m < 3; m++, n++) {
@@ -1458,6 +1467,7 @@ static int gpu_sections(int argc, char **argv) {
             case_prefill_all((attn_case){64, 4, 1, 4096, 0, GA_GATE_ELEMENTWISE});
             case_prefill_all((attn_case){128, 8, 1, 4096, 1000, GA_GATE_NONE});
             case_prefill_all((attn_case){128, 2, 2, 2100, 77, GA_GATE_ELEMENTWISE});
+            case_prefill_all((attn_case){256, 4, 1, 2500, 0, GA_GATE_ELEMENTWISE});
         }
     }
     if (ga_test_want(argc, argv, "decode")) {
@@ -1471,6 +1481,13 @@ static int gpu_sections(int argc, char **argv) {
             {128, 2, 8, 1, {32768}, 32768, 0},               /* the benchmark's shape */
             {64, 12, 1, 2, {1000, 65}, 1100, 0},             /* a partial slab */
             {128, 4, 1, 6, {5000, 3, 64, 2000, 129, 700}, 5000, 0},
+            /* hd 256 (32-key chunks): 16 heads on 2 KV heads at 32k (past the calibrated
+             * 8192: see decode_calibration), chunk edges, two slabs, six rows of different
+             * split counts */
+            {256, 8, 2, 1, {32768}, 32768, 0},
+            {256, 2, 2, 4, {31, 32, 33, 129}, 140, 0},
+            {256, 16, 1, 2, {1000, 7}, 1024, 0},
+            {256, 4, 1, 6, {5000, 3, 64, 2000, 129, 700}, 5000, 0},
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
             for (int m = 0; m < 3; m++) {
@@ -1481,7 +1498,7 @@ static int gpu_sections(int argc, char **argv) {
             }
     }
     if (ga_test_want(argc, argv, "paged")) {
-        /* lengths off the block size, every gate mode, G 1..8, hd 64/128, bs 16/32/64 */
+        /* lengths off the block size, every gate mode, G 1..8, hd 64/128/256, bs 16/32/64 */
         const dc_case dcs[] = {
             {128, 2, 2, 4, {1, 100, 4095, 333}, 4096, 0},
             {64, 4, 2, 3, {17, 1, 1000}, 1100, 0},
@@ -1489,10 +1506,13 @@ static int gpu_sections(int argc, char **argv) {
             {64, 8, 1, 4, {7, 63, 64, 65}, 80, 0},
             {128, 3, 1, 6, {5000, 3, 64, 2000, 129, 700}, 5000, 0},
             {128, 8, 1, 1, {32767}, 32768, 0},
+            {256, 8, 2, 2, {4095, 33}, 4096, 0},
+            {256, 3, 1, 3, {1, 100, 1000}, 1100, 0},
         };
         const attn_case pcs[] = {
-            {64, 1, 2, 7, 29, 0},   {128, 2, 2, 129, 0, 0}, {128, 4, 1, 300, 77, 0},
-            {64, 8, 1, 1, 1000, 0}, {128, 5, 1, 33, 15, 0}, {64, 2, 2, 1000, 3, 0},
+            {64, 1, 2, 7, 29, 0},   {128, 2, 2, 129, 0, 0},  {128, 4, 1, 300, 77, 0},
+            {64, 8, 1, 1, 1000, 0}, {128, 5, 1, 33, 15, 0},  {64, 2, 2, 1000, 3, 0},
+            {256, 2, 2, 129, 0, 0}, {256, 4, 1, 300, 77, 0},
         };
         const int bss[] = {16, 32, 64};
         for (int bi = 0; bi < 3; bi++)
@@ -1512,11 +1532,14 @@ static int gpu_sections(int argc, char **argv) {
         for (int m = 0; m < 3; m++) /* the KV write through a block table */
             case_qk((qk_case){9, 128, 2, 2, modes[m], true, true, true, 0, 16});
         case_qk((qk_case){40, 64, 4, 1, GA_GATE_HEADWISE, false, true, true, 0, 16});
+        case_qk((qk_case){9, 256, 4, 2, GA_GATE_ELEMENTWISE, true, true, true, 0, 16});
     }
     if (ga_test_want(argc, argv, "probs")) {
         case_probs(64, 2, 2, 7, 7, -1);
         case_probs(128, 2, 1, 300, 64, -1);
         case_probs(128, 4, 2, 1000, 100, 3);
+        case_probs(256, 2, 2, 300, 64, -1);
+        case_probs(256, 4, 1, 200, 200, 1);
         if (!quick) case_probs(128, 2, 2, 4096, 256, -1);
     }
     if (ga_test_want(argc, argv, "act")) {
