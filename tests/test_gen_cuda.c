@@ -322,8 +322,9 @@ static void test_gate_epilogue(void) {
                 bad_x = x;
         }
     }
-    printf("gate epilogue: %d bf16 gates, %d outputs one ulp off at a near-tie, %d wrong%s%g\n",
-           checked, near_ties, bad, bad ? " (first at x = " : "", bad ? (double)bad_x : 0.0);
+    printf("gate epilogue: %d bf16 gates, %d outputs one ulp off at a near-tie, %d wrong (first at "
+           "x = %g)\n",
+           checked, near_ties, bad, (double)bad_x);
     CHECK_MSG(checked == n && n > 30000, "checked %d of %d gates", checked, n);
     CHECK_MSG(bad == 0, "%d gate outputs are not bf16(sigmoid(x)) (first x = %g)", bad,
               (double)bad_x);
