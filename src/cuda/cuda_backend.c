@@ -24,8 +24,11 @@
 
 /* Prefill runs in chunks of at most this many tokens (each chunk a continuation of the
  * previous), which bounds the activation scratch; a capture needs the whole prompt at once
- * and grows the scratch for it. */
+ * and grows the scratch for it. A build may override it (-DGA_CUDA_PREFILL_CHUNK=N) to time
+ * other sizes (issue 12: at 512 rows o_proj's and down_proj's GEMMs fill about half the SMs). */
+#ifndef GA_CUDA_PREFILL_CHUNK
 #define GA_CUDA_PREFILL_CHUNK 512
+#endif
 #define GA_CUDA_BLAS_WS ((size_t)32 << 20)
 
 static ga_status cuda_malloc(void **p, size_t bytes, const char *what, ga_err *err) {
