@@ -23,7 +23,8 @@
  *            (on a stream and captured in a graph) is bitwise the chain without it
  *   rows     a row's bits do not depend on the launch: the rmsnorm (+ residual) and SwiGLU
  *            over 1, 2, 7, 512 of 2048 rows against the 2048-row launch, bitwise, rows outside
- *            the window untouched; the norm bitwise against gemv.cu's fused norm
+ *            the window untouched; the norm and the SwiGLU bitwise against gemv.cu's fused
+ *            norm and SwiGLU epilogue (the decode path)
  *   paged    the paged KV cache's ops: decode attention through block tables, the prefill's
  *            gather + prefill kernels, the qk_rope K/V write to table destinations (block
  *            sizes 16/32/64, shuffled block ids, lengths off the block size) vs the CPU
@@ -1575,6 +1576,59 @@ out:
     free(h), free(oall), free(ow), free(f), free(ref), free(fo);
 }
 
+/* ga_swiglu bitwise against gemv.cu's SwiGLU epilogue (the decode path, whose arithmetic the
+ * old kernel shared): the gate|up GEMV with weight rows e_j (gate j) and e_(j+1 mod I) (up j)
+ * over K = I turns the normalised row xn into g = xn[j], u = xn[j + 1] exactly (one product
+ * w = 1, the rest 0; bf16 -> fp32 -> bf16 is exact), so ga_swiglu over [xn | xn shifted by one]
+ * must store the same bits. */
+static void rows_swiglu_vs_gemv(int I) {
+    char shape[96];
+    const size_t n = (size_t)N_ROWS * I, nw = (size_t)2 * I * I;
+    const int M = I * 2 * GA_GEMV_MAX_M <= 48 * 1024 ? GA_GEMV_MAX_M : 48 * 1024 / (I * 2);
+    const float eps = 1e-6f;
+    snprintf(shape, sizeof shape, "T %d I %d vs gemv.cu's SwiGLU (M %d)", N_ROWS, I, M);
+    float *x = rand_f32(n, 0.f, 3.f), *g = rand_f32(I, 1.f, 0.3f);
+    uint16_t *xn = xmalloc(n * 2), *gu = xmalloc(2 * n * 2), *w = xmalloc(nw * 2);
+    uint16_t *a1 = xmalloc(n * 2), *a2 = xmalloc(n * 2);
+    float *dx = dup_to_dev(x, n * 4), *dg = dup_to_dev(g, I * 4);
+    uint16_t *dxn = dmalloc(n * 2), *da1 = dmalloc(n * 2), *da2 = dmalloc(n * 2);
+    ga_err err = {{0}};
+    memset(w, 0, nw * 2);
+    for (int j = 0; j < I; j++) {
+        w[(size_t)j * I + j] = ga_f32_to_bf16(1.f);
+        w[(size_t)(I + j) * I + (j + 1) % I] = ga_f32_to_bf16(1.f);
+    }
+    void *dw = dup_to_dev(w, nw * 2), *dgu = NULL;
+    bool ok = launched(ga_rmsnorm_residual(dx, NULL, NULL, dg, dxn, N_ROWS, I, eps, 0, &err), &err,
+                       "rows.glu", shape);
+    if (ok) {
+        down(xn, dxn, n * 2);
+        for (int t = 0; t < N_ROWS; t++)
+            for (int j = 0; j < I; j++) {
+                gu[(size_t)t * 2 * I + j] = xn[(size_t)t * I + j];
+                gu[(size_t)t * 2 * I + I + j] = xn[(size_t)t * I + (j + 1) % I];
+            }
+        dgu = dup_to_dev(gu, 2 * n * 2);
+        poison(da1, n * 2);
+        poison(da2, n * 2);
+        ok = launched(ga_swiglu(dgu, da2, N_ROWS, I, 0, &err), &err, "rows.glu", shape);
+    }
+    for (int r = 0; ok && r < N_ROWS; r += M) {
+        const int m = N_ROWS - r < M ? N_ROWS - r : M;
+        ok = launched(ga_gemv_rmsnorm_swiglu(dx + (size_t)r * I, dg, eps, dw, da1 + (size_t)r * I,
+                                             m, I, I, false, 0, &err),
+                      &err, "rows.glu", shape);
+    }
+    if (ok) {
+        down(a1, da1, n * 2);
+        down(a2, da2, n * 2);
+        report_same("rows.glu", shape, a2, a1, n * 2);
+    }
+    cudaFree(dx), cudaFree(dg), cudaFree(dxn), cudaFree(da1), cudaFree(da2), cudaFree(dw);
+    cudaFree(dgu);
+    free(x), free(g), free(xn), free(gu), free(w), free(a1), free(a2);
+}
+
 static void rows_section(void) {
     /* the 1.7B width (with and without the o_proj bias, and the first layer's norm without a
      * delta); a partial last float4 round (2560: 640 float4s over 256 threads); fewer float4s
@@ -1593,6 +1647,8 @@ static void rows_section(void) {
     rows_swiglu(6144);
     rows_swiglu(3072);
     rows_swiglu(1001);
+    rows_swiglu_vs_gemv(3072); /* M 8 staged rows of K = 3072: gemv.cu's 48 KB */
+    rows_swiglu_vs_gemv(1000);
 }
 
 /* ---------------------------------------------------------------- the shape table */
