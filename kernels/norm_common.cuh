@@ -1,9 +1,14 @@
 /*
  * The row arithmetic of the RMSNorm, shared by norm.cu (the standalone norm) and gemv.cu (the
  * decode GEMVs that normalise their own input): both reduce a row's sum of squares with the
- * same thread-to-element map (float4 i to thread i mod 256), the same expression and the same
- * block reduction, and round the normalised value to bf16 with the same expression, so the
- * fused path stages the very bf16 values the standalone norm would have stored.
+ * same thread-to-element map (float4 i to thread i mod 256), the same per-thread order (float4
+ * t, t + 256, ... added one after the other into ss, starting from 0), the same expression and
+ * the same block reduction, and round the normalised value to bf16 with the same expression, so
+ * the fused path stages the very bf16 values the standalone norm would have stored. norm.cu
+ * holds the row in registers and gemv.cu loops over it; the order above is what both keep.
+ * (--use_fast_math: ga_norm_inv's division is div.approx and rsqrtf rsqrt.approx; both paths
+ * compile them from these lines with dim a run-time value, never a constant the compiler could
+ * fold into a multiply.)
  */
 #ifndef GATTN_NORM_COMMON_CUH
 #define GATTN_NORM_COMMON_CUH
@@ -35,10 +40,21 @@ __device__ __forceinline__ float ga_norm_inv(float total, int dim, float eps) {
     return rsqrtf(total / dim + eps);
 }
 
-/* bf16(w * (x * inv)) of four elements, as two bf16 pairs. */
+/* bf16(w * (x * inv)) of four elements, packed in memory order (one 8-byte store). */
+__device__ __forceinline__ uint2 ga_norm_bf16x4_packed(float4 v, float4 g, float inv) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(g.x * (v.x * inv), g.y * (v.y * inv));
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(g.z * (v.z * inv), g.w * (v.w * inv));
+    uint2 r;
+    r.x = *reinterpret_cast<const unsigned *>(&lo);
+    r.y = *reinterpret_cast<const unsigned *>(&hi);
+    return r;
+}
+
+/* The same four values as two bf16 pairs (gemv.cu stages them in shared memory). */
 __device__ __forceinline__ void ga_norm_bf16x4(float4 v, float4 g, float inv, __nv_bfloat162 *o) {
-    o[0] = __floats2bfloat162_rn(g.x * (v.x * inv), g.y * (v.y * inv));
-    o[1] = __floats2bfloat162_rn(g.z * (v.z * inv), g.w * (v.w * inv));
+    const uint2 r = ga_norm_bf16x4_packed(v, g, inv);
+    o[0] = *reinterpret_cast<const __nv_bfloat162 *>(&r.x);
+    o[1] = *reinterpret_cast<const __nv_bfloat162 *>(&r.y);
 }
 
 #endif

@@ -21,6 +21,10 @@
  *            a batch of 2; whether each equals the unfused GPU ops bitwise is printed (info);
  *            on sm_90, the chain of two layers' fused GEMVs with programmatic dependent launch
  *            (on a stream and captured in a graph) is bitwise the chain without it
+ *   rows     a row's bits do not depend on the launch: the rmsnorm (+ residual) and SwiGLU
+ *            over 1, 2, 7, 512 of 2048 rows against the 2048-row launch, bitwise, rows outside
+ *            the window untouched; the norm and the SwiGLU bitwise against gemv.cu's fused
+ *            norm and SwiGLU epilogue (the decode path)
  *   paged    the paged KV cache's ops: decode attention through block tables, the prefill's
  *            gather + prefill kernels, the qk_rope K/V write to table destinations (block
  *            sizes 16/32/64, shuffled block ids, lengths off the block size) vs the CPU
@@ -1413,6 +1417,240 @@ static void fused_section(void) {
     }
 }
 
+/* ---------------------------------------------------------------- rows: launch-shape invariance
+ * The deterministic mode, test_determ and the decode-vs-recompute tests need a row's result to
+ * be the same bits whatever the number of rows launched with it: the prefill normalises 512- or
+ * 2048-row chunks, decode 1..64 rows, and the fused decode GEMVs (gemv.cu) their own rows. Each
+ * case launches N_ROWS rows once, then R = 1, 2, 7, 512 of them (at an offset, on a fresh copy
+ * of the inputs) and requires those rows bitwise equal to the full launch's, and every row
+ * outside the window untouched. The full launch is also checked against the CPU backend's op
+ * (tolerance), and the norm against gemv.cu's own norm bitwise: ga_gemv_rmsnorm with an identity
+ * weight and an fp32 output returns its staged bf16 row exactly (every product but one is
+ * w = 0, and x + 0 = x; only the sign of a zero can differ, and == ignores it). */
+enum { N_ROWS = 2048 };
+static const int rows_R[] = {1, 2, 7, 512};
+
+/* Bitwise equality of two byte ranges, one case. */
+static void report_same(const char *op, const char *shape, const void *a, const void *b,
+                        size_t bytes) {
+    const bool same = !memcmp(a, b, bytes);
+    printf("%-10s %-56s %s %s\n", op, shape, same ? "bitwise equal" : "DIFFERENT",
+           same ? "PASS" : "FAIL");
+    if (same)
+        ga_t_pass++;
+    else
+        ga_t_fail++;
+}
+
+/* The window of R rows this case moves: away from row 0 and the end, different for each R. */
+static int rows_offset(int R) {
+    return R == N_ROWS ? 0 : (int)((R * 613L + 5) % (N_ROWS - R + 1));
+}
+
+static void rows_norm(int dim, bool delta, bool bias) {
+    char shape[96];
+    const size_t n = (size_t)N_ROWS * dim;
+    const float eps = 1e-6f;
+    float *x = rand_f32(n, 0.f, 3.f), *d = rand_f32(n, 0.f, 1.f), *b = rand_f32(dim, 0.f, 0.5f),
+          *w = rand_f32(dim, 1.f, 0.3f);
+    float *xref = xmalloc(n * 4), *oref = xmalloc(n * 4), *xall = xmalloc(n * 4),
+          *oallf = xmalloc(n * 4), *xr = xmalloc(n * 4);
+    uint16_t *oall = xmalloc(n * 2), *ow = xmalloc(n * 2);
+    float *dx0 = dup_to_dev(x, n * 4), *dx = dmalloc(n * 4), *dd = dup_to_dev(d, n * 4),
+          *db = dup_to_dev(b, dim * 4), *dw = dup_to_dev(w, dim * 4);
+    void *dout = dmalloc(n * 2);
+    const float *pd = delta ? dd : NULL, *pb = bias ? db : NULL;
+    ga_err err = {{0}};
+    snprintf(shape, sizeof shape, "rows %d dim %d delta %d bias %d", N_ROWS, dim, delta, bias);
+    CU(cudaMemcpy(dx, dx0, n * 4, cudaMemcpyDeviceToDevice));
+    poison(dout, n * 2);
+    if (!launched(ga_rmsnorm_residual(dx, pd, pb, dw, dout, N_ROWS, dim, eps, 0, &err), &err,
+                  "rows.norm", shape))
+        goto out;
+    down(xall, dx, n * 4);
+    down(oall, dout, n * 2);
+    widen(oall, oallf, n);
+    for (size_t i = 0; i < n; i++) /* the CPU backend: x += delta (+ bias), then its rmsnorm */
+        xref[i] = delta ? x[i] + (d[i] + (bias ? b[i % dim] : 0.f)) : x[i];
+    for (int r = 0; r < N_ROWS; r++)
+        ga_cpu_rmsnorm(oref + (size_t)r * dim, xref + (size_t)r * dim, w, dim, eps);
+    if (delta) report("rows.res", shape, nerr(xall, xref, n), TOL_F32);
+    report("rows.norm", shape, nerr(oallf, oref, n), TOL_BF16_OUT);
+    for (size_t k = 0; k < sizeof rows_R / sizeof *rows_R; k++) {
+        const int R = rows_R[k], off = rows_offset(R);
+        const size_t o = (size_t)off * dim, m = (size_t)R * dim;
+        snprintf(shape, sizeof shape, "rows %d at %d of %d, dim %d delta %d bias %d", R, off,
+                 N_ROWS, dim, delta, bias);
+        CU(cudaMemcpy(dx, dx0, n * 4, cudaMemcpyDeviceToDevice));
+        poison(dout, n * 2);
+        if (!launched(ga_rmsnorm_residual(dx + o, delta ? dd + o : NULL, pb, dw,
+                                          (uint16_t *)dout + o, R, dim, eps, 0, &err),
+                      &err, "rows.norm", shape))
+            continue;
+        down(xr, dx, n * 4);
+        down(ow, dout, n * 2);
+        report_same("rows.norm", shape, ow + o, oall + o, m * 2);
+        if (delta) report_same("rows.res", shape, xr + o, xall + o, m * 4);
+        /* outside the window: x as it was, out still poison */
+        bool untouched = !memcmp(xr, x, o * 4) && !memcmp(xr + o + m, x + o + m, (n - o - m) * 4);
+        for (size_t i = 0; i < n && untouched; i++)
+            if ((i < o || i >= o + m) && ow[i] != 0xffff) untouched = false;
+        report("rows.win", shape, untouched ? 0.0 : 1.0, TOL_EXACT);
+    }
+    /* gemv.cu's fused norm of the same (post-add) rows, bitwise, every row in launches of M:
+     * one ulp of 1/rms flips about 2^-15 of the bf16 outputs, so a different order of the sum
+     * of squares needs all N_ROWS * dim of them to show */
+    const int M = dim * 2 * GA_GEMV_MAX_M <= 48 * 1024 ? GA_GEMV_MAX_M : 48 * 1024 / (dim * 2);
+    if (dim % 8 == 0 && M >= 1 && dim <= 4096) {
+        const size_t nw = (size_t)dim * dim, ny = (size_t)N_ROWS * dim;
+        uint16_t *eye = xmalloc(nw * 2);
+        memset(eye, 0, nw * 2);
+        for (int i = 0; i < dim; i++)
+            eye[(size_t)i * dim + i] = ga_f32_to_bf16(1.f);
+        float *dxs = dup_to_dev(xall, ny * 4), *y = xmalloc(ny * 4);
+        void *deye = dup_to_dev(eye, nw * 2);
+        float *dy = dmalloc(ny * 4);
+        snprintf(shape, sizeof shape, "rows %d dim %d vs gemv.cu's norm (M %d)", N_ROWS, dim, M);
+        poison(dy, ny * 4);
+        bool ok = ga_gemv_norm_supported(dxs, dw, deye, M, dim);
+        if (!ok) {
+            printf("%-10s %-56s not supported by gemv.cu FAIL\n", "rows.gemv", shape);
+            ga_t_fail++;
+        }
+        for (int r = 0; ok && r < N_ROWS; r += M) {
+            const int m = N_ROWS - r < M ? N_ROWS - r : M;
+            ok = launched(ga_gemv_rmsnorm(dxs + (size_t)r * dim, dw, eps, deye,
+                                          dy + (size_t)r * dim, true, m, dim, dim, false, 0, &err),
+                          &err, "rows.gemv", shape);
+        }
+        if (ok) {
+            down(y, dy, ny * 4);
+            size_t bad = 0;
+            for (size_t i = 0; i < ny; i++)
+                bad += !(y[i] == oallf[i]);
+            report("rows.gemv", shape, (double)bad, TOL_EXACT);
+        }
+        cudaFree(dxs), cudaFree(deye), cudaFree(dy);
+        free(eye), free(y);
+    }
+out:
+    cudaFree(dx0), cudaFree(dx), cudaFree(dd), cudaFree(db), cudaFree(dw), cudaFree(dout);
+    free(x), free(d), free(b), free(w), free(xref), free(oref), free(xall), free(oallf), free(xr);
+    free(oall), free(ow);
+}
+
+static void rows_swiglu(int I) {
+    char shape[96];
+    const size_t n = (size_t)N_ROWS * I;
+    uint16_t *h = xmalloc(2 * n * 2), *oall = xmalloc(n * 2), *ow = xmalloc(n * 2);
+    float *f = xmalloc(2 * n * 4), *ref = xmalloc(n * 4), *fo = xmalloc(n * 4);
+    fill_bf16(h, f, 2 * n, 3.f);
+    void *din = dup_to_dev(h, 2 * n * 2), *dout = dmalloc(n * 2);
+    ga_err err = {{0}};
+    snprintf(shape, sizeof shape, "T %d I %d", N_ROWS, I);
+    poison(dout, n * 2);
+    if (!launched(ga_swiglu(din, dout, N_ROWS, I, 0, &err), &err, "rows.glu", shape)) goto out;
+    down(oall, dout, n * 2);
+    widen(oall, fo, n);
+    for (int t = 0; t < N_ROWS; t++) /* row t = [gate | up] */
+        ga_cpu_swiglu(ref + (size_t)t * I, f + (size_t)t * 2 * I, f + (size_t)t * 2 * I + I,
+                      (size_t)I);
+    report("rows.glu", shape, nerr(fo, ref, n), TOL_BF16_OUT);
+    for (size_t k = 0; k < sizeof rows_R / sizeof *rows_R; k++) {
+        const int R = rows_R[k], off = rows_offset(R);
+        const size_t o = (size_t)off * I, m = (size_t)R * I;
+        snprintf(shape, sizeof shape, "T %d at %d of %d, I %d", R, off, N_ROWS, I);
+        poison(dout, n * 2);
+        if (!launched(ga_swiglu((const uint16_t *)din + 2 * o, (uint16_t *)dout + o, R, I, 0, &err),
+                      &err, "rows.glu", shape))
+            continue;
+        down(ow, dout, n * 2);
+        report_same("rows.glu", shape, ow + o, oall + o, m * 2);
+        bool untouched = true;
+        for (size_t i = 0; i < n && untouched; i++)
+            if ((i < o || i >= o + m) && ow[i] != 0xffff) untouched = false;
+        report("rows.win", shape, untouched ? 0.0 : 1.0, TOL_EXACT);
+    }
+out:
+    cudaFree(din), cudaFree(dout);
+    free(h), free(oall), free(ow), free(f), free(ref), free(fo);
+}
+
+/* ga_swiglu bitwise against gemv.cu's SwiGLU epilogue (the decode path, whose arithmetic the
+ * old kernel shared): the gate|up GEMV with weight rows e_j (gate j) and e_(j+1 mod I) (up j)
+ * over K = I turns the normalised row xn into g = xn[j], u = xn[j + 1] exactly (one product
+ * w = 1, the rest 0; bf16 -> fp32 -> bf16 is exact), so ga_swiglu over [xn | xn shifted by one]
+ * must store the same bits. */
+static void rows_swiglu_vs_gemv(int I) {
+    char shape[96];
+    const size_t n = (size_t)N_ROWS * I, nw = (size_t)2 * I * I;
+    const int M = I * 2 * GA_GEMV_MAX_M <= 48 * 1024 ? GA_GEMV_MAX_M : 48 * 1024 / (I * 2);
+    const float eps = 1e-6f;
+    snprintf(shape, sizeof shape, "T %d I %d vs gemv.cu's SwiGLU (M %d)", N_ROWS, I, M);
+    float *x = rand_f32(n, 0.f, 3.f), *g = rand_f32(I, 1.f, 0.3f);
+    uint16_t *xn = xmalloc(n * 2), *gu = xmalloc(2 * n * 2), *w = xmalloc(nw * 2);
+    uint16_t *a1 = xmalloc(n * 2), *a2 = xmalloc(n * 2);
+    float *dx = dup_to_dev(x, n * 4), *dg = dup_to_dev(g, I * 4);
+    uint16_t *dxn = dmalloc(n * 2), *da1 = dmalloc(n * 2), *da2 = dmalloc(n * 2);
+    ga_err err = {{0}};
+    memset(w, 0, nw * 2);
+    for (int j = 0; j < I; j++) {
+        w[(size_t)j * I + j] = ga_f32_to_bf16(1.f);
+        w[(size_t)(I + j) * I + (j + 1) % I] = ga_f32_to_bf16(1.f);
+    }
+    void *dw = dup_to_dev(w, nw * 2), *dgu = NULL;
+    bool ok = launched(ga_rmsnorm_residual(dx, NULL, NULL, dg, dxn, N_ROWS, I, eps, 0, &err), &err,
+                       "rows.glu", shape);
+    if (ok) {
+        down(xn, dxn, n * 2);
+        for (int t = 0; t < N_ROWS; t++)
+            for (int j = 0; j < I; j++) {
+                gu[(size_t)t * 2 * I + j] = xn[(size_t)t * I + j];
+                gu[(size_t)t * 2 * I + I + j] = xn[(size_t)t * I + (j + 1) % I];
+            }
+        dgu = dup_to_dev(gu, 2 * n * 2);
+        poison(da1, n * 2);
+        poison(da2, n * 2);
+        ok = launched(ga_swiglu(dgu, da2, N_ROWS, I, 0, &err), &err, "rows.glu", shape);
+    }
+    for (int r = 0; ok && r < N_ROWS; r += M) {
+        const int m = N_ROWS - r < M ? N_ROWS - r : M;
+        ok = launched(ga_gemv_rmsnorm_swiglu(dx + (size_t)r * I, dg, eps, dw, da1 + (size_t)r * I,
+                                             m, I, I, false, 0, &err),
+                      &err, "rows.glu", shape);
+    }
+    if (ok) {
+        down(a1, da1, n * 2);
+        down(a2, da2, n * 2);
+        report_same("rows.glu", shape, a2, a1, n * 2);
+    }
+    cudaFree(dx), cudaFree(dg), cudaFree(dxn), cudaFree(da1), cudaFree(da2), cudaFree(dw);
+    cudaFree(dgu);
+    free(x), free(g), free(xn), free(gu), free(w), free(a1), free(a2);
+}
+
+static void rows_section(void) {
+    /* the 1.7B width (with and without the o_proj bias, and the first layer's norm without a
+     * delta); a partial last float4 round (2560: 640 float4s over 256 threads); fewer float4s
+     * than threads (1000); the widest row held in registers (6144) and the first past it
+     * (6148, the two-pass kernel); not a multiple of 4 (1001, the scalar kernel) */
+    rows_norm(2048, true, false);
+    rows_norm(2048, true, true);
+    rows_norm(2048, false, false);
+    rows_norm(1000, true, true);
+    rows_norm(2560, true, false);
+    rows_norm(6144, true, true);
+    rows_norm(6148, true, false);
+    rows_norm(1001, true, true);
+    /* the 1.7B intermediate (one and four chunks a thread, by the row count), the 0.6B one,
+     * and an odd width (the scalar kernel) */
+    rows_swiglu(6144);
+    rows_swiglu(3072);
+    rows_swiglu(1001);
+    rows_swiglu_vs_gemv(3072); /* M 8 staged rows of K = 3072: gemv.cu's 48 KB */
+    rows_swiglu_vs_gemv(1000);
+}
+
 /* ---------------------------------------------------------------- the shape table */
 static const ga_gate_mode modes[] = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE};
 
@@ -1565,6 +1803,7 @@ static int gpu_sections(int argc, char **argv) {
         case_gate_stats(quick ? 128 * 4096 : 4096 * 4096);
     }
     if (ga_test_want(argc, argv, "fused")) fused_section();
+    if (ga_test_want(argc, argv, "rows")) rows_section();
     if (ga_test_want(argc, argv, "gemm") && gemm_section()) return 1;
     CU(cudaDeviceSynchronize());
     return 0;
