@@ -15,12 +15,14 @@
  *  - k_qk_warp<HD> (hd 64/128/256, every real model): one warp per head vector, flattened over
  *    (token, KV group, q heads | k | v), HD/32 elements a lane at e = lane + 32k, so the rotate
  *    pair (i, i + hd/2) sits in one lane and nothing goes through shared memory. Every load of
- *    a warp (its qkv slice, bias, norm weight, gate, position, cos/sin) is issued before the
- *    first use, so a warp waits for about two memory round trips (position -> cos/sin), not
- *    seven as the old kernel's rolled runtime-hd loops did (16 us for 512 tokens of the 1.7B
- *    shape on the H200, ~8 MB moved: latency-bound).
+ *    a warp (its qkv slice, bias, norm weight, gate rows, position) is issued before the first
+ *    use: one memory round trip for prefill (the position is pos0 + t), two for decode
+ *    (positions[t] -> cos/sin). 46 registers (hd 128, sm_90a): 40 warps an SM.
  *  - k_qk_generic (any even hd <= 256, e.g. 96): one block per (token, KV group), one warp a
- *    head vector, the vector staged in shared memory.
+ *    head vector, the vector staged in shared memory. It was the only kernel until 2026-12-02:
+ *    108 registers leave 4 blocks (16 warps) an SM, each waiting for three dependent round
+ *    trips (position, qkv, then cos/sin after the shuffles): 16 us for 512 tokens of the 1.7B
+ *    shape on the H200 (ncu), which move ~8 MB, ~3 us at the copy rate.
  * Both go through the qk_* helpers below, whose every rounding is pinned (__fadd_rn, __fmul_rn,
  * __fmaf_rn: nvcc and ptxas contract none of them, --use_fast_math or not), so the two kernels,
  * and any launch shape, give the same bits for a token: the sum of squares runs over
