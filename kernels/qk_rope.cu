@@ -19,10 +19,10 @@
  *    use: one memory round trip for prefill (the position is pos0 + t), two for decode
  *    (positions[t] -> cos/sin). 46 registers (hd 128, sm_90a): 40 warps an SM.
  *  - k_qk_generic (any even hd <= 256, e.g. 96): one block per (token, KV group), one warp a
- *    head vector, the vector staged in shared memory. It was the only kernel until 2026-12-02:
- *    108 registers leave 4 blocks (16 warps) an SM, each waiting for three dependent round
- *    trips (position, qkv, then cos/sin after the shuffles): 16 us for 512 tokens of the 1.7B
- *    shape on the H200 (ncu), which move ~8 MB, ~3 us at the copy rate.
+ *    head vector, the vector staged in shared memory (108 registers). Until 2026-12-02 it was
+ *    the only kernel: its 117 registers left 4 blocks (16 warps) an SM, each waiting for three
+ *    dependent round trips (position, qkv, cos/sin after the shuffles): 16 us for 512 tokens of
+ *    the 1.7B shape on the H200 (ncu), which move ~8 MB, ~3 us at the copy rate.
  * Both go through the qk_* helpers below, whose every rounding is pinned (__fadd_rn, __fmul_rn,
  * __fmaf_rn: nvcc and ptxas contract none of them, --use_fast_math or not), so the two kernels,
  * and any launch shape, give the same bits for a token: the sum of squares runs over
