@@ -161,7 +161,10 @@ ga_status ga_rmsnorm_residual(float *x, const float *delta, const float *delta_b
  * with q_proj rows grouped per KV head (G*hd query rows, then the group's gate rows). Adds
  * the bias, applies the per-head RMSNorm to q and k, RoPE (rotate-half, fp32 cos/sin table
  * built on the host in double) to q and k, and writes q, the raw gate and K/V into the
- * cache at each token's (slot, position). */
+ * cache at each token's (slot, position). Two kernels with the same pinned fp32 arithmetic
+ * (bitwise equal outputs): AUTO takes the warp-per-head-vector kernel for hd 64/128/256 and the
+ * generic one otherwise; tests force either. */
+typedef enum { GA_QK_IMPL_AUTO = 0, GA_QK_IMPL_GENERIC, GA_QK_IMPL_WARP } ga_qk_impl;
 typedef struct ga_qk_rope_args {
     const void *qkv;         /* bf16 (T, qkv_dim), qkv_dim = q_rows + 2*n_kv*hd */
     const float *bias;       /* fp32 (qkv_dim) or NULL */
@@ -183,6 +186,7 @@ typedef struct ga_qk_rope_args {
     int T, n_heads, n_kv_heads, hd, kv_stride, rope_rows;
     ga_gate_mode gate_mode;
     float eps;
+    ga_qk_impl impl; /* 0: AUTO */
 } ga_qk_rope_args;
 ga_status ga_qk_norm_rope(const ga_qk_rope_args *a, cudaStream_t stream, ga_err *err);
 

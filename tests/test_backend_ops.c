@@ -292,6 +292,44 @@ typedef struct qk_case {
                blocks of bs rows, its logical (slot, position) block mapped to a shuffled id */
 } qk_case;
 
+/* One qk_rope launch's outputs on the host: q, the raw gate and the whole K/V caches. */
+typedef struct qk_out {
+    uint16_t *q, *g, *k, *v;
+    size_t nq, ng, ncache; /* elements */
+} qk_out;
+
+static qk_out qk_out_alloc(size_t nq, size_t ng, size_t ncache) {
+    return (qk_out){
+        xmalloc(nq * 2), xmalloc(ng * 2), xmalloc(ncache * 2), xmalloc(ncache * 2), nq, ng, ncache};
+}
+static void qk_out_free(qk_out *o) {
+    free(o->q), free(o->g), free(o->k), free(o->v);
+}
+
+/* Poisons the outputs, launches a (through a->impl), brings the outputs down into o. */
+static bool qk_run(const ga_qk_rope_args *a, qk_out *o, const char *what, const char *shape) {
+    poison(a->q_out, o->nq * 2), poison(a->k_cache, o->ncache * 2);
+    poison(a->v_cache, o->ncache * 2);
+    if (o->ng) poison(a->gate_out, o->ng * 2);
+    ga_err err = {{0}};
+    if (!launched(ga_qk_norm_rope(a, 0, &err), &err, what, shape)) return false;
+    down(o->q, a->q_out, o->nq * 2), down(o->k, a->k_cache, o->ncache * 2);
+    down(o->v, a->v_cache, o->ncache * 2);
+    if (o->ng) down(o->g, a->gate_out, o->ng * 2);
+    return true;
+}
+
+static void qk_same(const char *what, const char *shape, const void *a, const void *b,
+                    size_t bytes) {
+    const bool same = !memcmp(a, b, bytes);
+    printf("%-10s %-56s %s %s\n", what, shape, same ? "bitwise equal" : "DIFFERENT",
+           same ? "PASS" : "FAIL");
+    if (same)
+        ga_t_pass++;
+    else
+        ga_t_fail++;
+}
+
 static void case_qk(qk_case k) {
     char shape[96];
     snprintf(shape, sizeof shape, "T %d hd %d G %d kv %d %s bias %d qkn %d %s pos0 %d", k.T, k.hd,
@@ -358,8 +396,6 @@ static void case_qk(qk_case k) {
           *dsn = dup_to_dev(sn, (size_t)stride * half * 4);
     int *dpos = dup_to_dev(pos, T * sizeof(int)), *dslot = dup_to_dev(slot, T * sizeof(int)),
         *ddst = dup_to_dev(dst, T * sizeof(int));
-    poison(dq, (size_t)T * nh * hd * 2), poison(dg, (size_t)T * gd * 2);
-    poison(dk, ncache * 2), poison(dv, ncache * 2);
     ga_qk_rope_args a = {.qkv = dqkv,
                          .bias = k.bias ? dbias : NULL,
                          .q_norm = k.qknorm ? dqn : NULL,
@@ -383,36 +419,90 @@ static void case_qk(qk_case k) {
                          .rope_rows = stride,
                          .gate_mode = k.mode,
                          .eps = eps};
-    ga_err err = {{0}};
-    if (launched(ga_qk_norm_rope(&a, 0, &err), &err, "qk_rope", shape)) {
-        size_t nqo = (size_t)T * nh * hd;
-        uint16_t *hq = xmalloc(nqo * 2), *hg = xmalloc((size_t)T * gd * 2),
-                 *hk = xmalloc(ncache * 2), *hv = xmalloc(ncache * 2);
+    const size_t nqo = (size_t)T * nh * hd, row_q = (size_t)nh * hd;
+    qk_out o = qk_out_alloc(nqo, (size_t)T * gd, ncache);
+    /* The cache element of (token t, KV head j, e) */
+#define QK_CI(t, j, e)                                                                             \
+    (k.bs ? (((size_t)(dst[t] / k.bs) * nkv + (j)) * k.bs + dst[t] % k.bs) * hd + (e)              \
+          : (((size_t)slot[t] * nkv + (j)) * stride + pos[t]) * hd + (e))
+    if (qk_run(&a, &o, "qk_rope", shape)) {
         float *fq = xmalloc(nqo * 4), *fg = xmalloc((size_t)T * gd * 4),
               *fk = xmalloc((size_t)T * kvd * 4), *fv = xmalloc((size_t)T * kvd * 4);
-        down(hq, dq, nqo * 2), down(hg, dg, (size_t)T * gd * 2);
-        down(hk, dk, ncache * 2), down(hv, dv, ncache * 2);
-        widen(hq, fq, nqo);
-        widen(hg, fg, (size_t)T * gd);
+        widen(o.q, fq, nqo);
+        widen(o.g, fg, (size_t)T * gd);
         for (int t = 0; t < T; t++)
             for (int j = 0; j < nkv; j++)
                 for (int e = 0; e < hd; e++) {
-                    size_t ci = (((size_t)slot[t] * nkv + j) * stride + pos[t]) * hd + e;
-                    if (k.bs)
-                        ci = (((size_t)(dst[t] / k.bs) * nkv + j) * k.bs + dst[t] % k.bs) * hd + e;
-                    fk[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hk[ci]);
-                    fv[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(hv[ci]);
+                    fk[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(o.k[QK_CI(t, j, e)]);
+                    fv[((size_t)t * nkv + j) * hd + e] = ga_bf16_to_f32(o.v[QK_CI(t, j, e)]);
                 }
         /* Everything outside the written rows must still be poison (no stray writes). */
         size_t written = 0;
         for (size_t i = 0; i < ncache; i++)
-            written += hk[i] != 0xffff;
+            written += o.k[i] != 0xffff;
         report("qk_rope.q", shape, nerr(fq, qref, nqo), TOL_BF16_OUT);
         if (gd) report("qk_rope.g", shape, nerr(fg, gref, (size_t)T * gd), TOL_BF16_OUT);
         report("qk_rope.k", shape, nerr(fk, kref, (size_t)T * kvd), TOL_BF16_OUT);
         report("qk_rope.v", shape, nerr(fv, vref, (size_t)T * kvd), TOL_BF16_OUT);
         report("qk_rope.w", shape, written > (size_t)T * kvd ? INFINITY : 0.0, TOL_EXACT);
-        free(hq), free(hg), free(hk), free(hv), free(fq), free(fg), free(fk), free(fv);
+        free(fq), free(fg), free(fk), free(fv);
+
+        /* The other kernel (hd 64/128/256 have two): the same bits everywhere, poison
+         * included, as its pinned arithmetic promises (kernels/qk_rope.cu). */
+        if (hd == 64 || hd == 128 || hd == 256) {
+            qk_out o2 = qk_out_alloc(nqo, (size_t)T * gd, ncache);
+            ga_qk_rope_args a2 = a;
+            a2.impl = GA_QK_IMPL_GENERIC;
+            if (qk_run(&a2, &o2, "qk_rope.generic", shape)) {
+                qk_same("qk_rope.=q", shape, o.q, o2.q, nqo * 2);
+                if (gd) qk_same("qk_rope.=g", shape, o.g, o2.g, (size_t)T * gd * 2);
+                qk_same("qk_rope.=k", shape, o.k, o2.k, ncache * 2);
+                qk_same("qk_rope.=v", shape, o.v, o2.v, ncache * 2);
+            }
+            qk_out_free(&o2);
+        }
+        /* The last row launched alone (T = 1) gives the bits it had among T rows: decode and
+         * recompute, batched and single, rely on a row not depending on its launch. */
+        if (T > 1) {
+            const int t = T - 1;
+            qk_out o1 = qk_out_alloc(row_q, (size_t)gd, ncache);
+            ga_qk_rope_args a1 = a;
+            a1.T = 1;
+            a1.qkv = (const uint16_t *)dqkv + (size_t)t * qkv_dim;
+            a1.positions = a.positions ? a.positions + t : NULL;
+            a1.slots = a.slots ? a.slots + t : NULL;
+            a1.dest = a.dest ? a.dest + t : NULL;
+            a1.pos0 = k.pos0 + t;
+            if (qk_run(&a1, &o1, "qk_rope.1", shape)) {
+                uint16_t *kb = xmalloc((size_t)kvd * 2 * 2), *k1 = xmalloc((size_t)kvd * 2 * 2);
+                for (int j = 0; j < nkv; j++)
+                    for (int e = 0; e < hd; e++) {
+                        kb[j * hd + e] = o.k[QK_CI(t, j, e)], k1[j * hd + e] = o1.k[QK_CI(t, j, e)];
+                        kb[kvd + j * hd + e] = o.v[QK_CI(t, j, e)];
+                        k1[kvd + j * hd + e] = o1.v[QK_CI(t, j, e)];
+                    }
+                qk_same("qk_rope.1q", shape, o.q + (size_t)t * row_q, o1.q, row_q * 2);
+                if (gd) qk_same("qk_rope.1g", shape, o.g + (size_t)t * gd, o1.g, (size_t)gd * 2);
+                qk_same("qk_rope.1kv", shape, kb, k1, (size_t)kvd * 2 * 2);
+                free(kb), free(k1);
+            }
+            qk_out_free(&o1);
+        }
+    }
+#undef QK_CI
+    qk_out_free(&o);
+    /* The warp kernel exists for hd 64/128/256 only; asked for another, the launcher says so. */
+    if (hd != 64 && hd != 128 && hd != 256) {
+        ga_qk_rope_args aw = a;
+        aw.impl = GA_QK_IMPL_WARP;
+        ga_err err = {{0}};
+        const bool refused = ga_qk_norm_rope(&aw, 0, &err) == GA_ERR_ARG && strstr(err.msg, "impl");
+        printf("%-10s %-56s warp impl refused: %s %s\n", "qk_rope", shape, err.msg,
+               refused ? "PASS" : "FAIL");
+        if (refused)
+            ga_t_pass++;
+        else
+            ga_t_fail++;
     }
     void *dfree[] = {dqkv, dq, dg, dk, dv, dbias, dqn, dkn, dcs, dsn, dpos, dslot, ddst};
     for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
@@ -420,6 +510,124 @@ static void case_qk(qk_case k) {
     void *hfree[] = {hqkv, fqkv, bias, qn, kn, cs, sn, pos, slot, dst, qref, gref, kref, vref, row};
     for (size_t i = 0; i < sizeof hfree / sizeof *hfree; i++)
         free(hfree[i]);
+}
+
+/* Time per launch of each qk_rope kernel at the paper's 1.7B shape (16 q / 8 KV heads, hd
+ * 128, q/k norm, no bias): 20 launches captured in a graph and replayed, so what is timed is
+ * the kernels and the graph's gaps, not the host's launch rate, as in the decode graphs. The
+ * inputs stay in L2 between launches (4 MB at T 512), as they do after the QKV GEMM. Prefill
+ * sizes must see the warp kernel faster (a launch-bound T of 1..64 is printed only). */
+static double qk_time(ga_qk_rope_args a) {
+    cudaStream_t st;
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    cudaEvent_t e0, e1;
+    ga_err err = {{0}};
+    CU(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    CU(cudaEventCreate(&e0));
+    CU(cudaEventCreate(&e1));
+    if (ga_qk_norm_rope(&a, st, &err)) { /* a bad argument: say so once, time nothing */
+        printf("qk_rope    timing launch failed: %s\n", err.msg);
+        ga_t_fail++;
+        CU(cudaEventDestroy(e0));
+        CU(cudaEventDestroy(e1));
+        CU(cudaStreamDestroy(st));
+        return INFINITY;
+    }
+    CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < 20; i++)
+        if (ga_qk_norm_rope(&a, st, &err)) break;
+    CU(cudaStreamEndCapture(st, &g));
+    CU(cudaGraphInstantiate(&ge, g, 0));
+    CU(cudaGraphLaunch(ge, st));
+    CU(cudaEventRecord(e0, st));
+    for (int r = 0; r < 10; r++)
+        CU(cudaGraphLaunch(ge, st));
+    CU(cudaEventRecord(e1, st));
+    CU(cudaStreamSynchronize(st));
+    float ms = 0.f;
+    CU(cudaEventElapsedTime(&ms, e0, e1));
+    CU(cudaGraphExecDestroy(ge));
+    CU(cudaGraphDestroy(g));
+    CU(cudaEventDestroy(e0));
+    CU(cudaEventDestroy(e1));
+    CU(cudaStreamDestroy(st));
+    return ms * 1e3 / 200.0;
+}
+
+static void qk_timing(void) {
+    const int nkv = 8, G = 2, hd = 128, nh = G * nkv, maxT = 2048;
+    const int Ts[] = {1, 8, 64, 512, 2048};
+    const ga_gate_mode modes[] = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE};
+    for (int m = 0; m < 3; m++) {
+        const ga_gate_layout L = ga_gate_layout_make(nh, nkv, hd, modes[m]);
+        const int q_rows = ga_gate_layout_q_rows(&L), gd = ga_gate_layout_gate_dim(&L);
+        const int qkv_dim = q_rows + 2 * nkv * hd;
+        uint16_t *hqkv = xmalloc((size_t)maxT * qkv_dim * 2);
+        fill_bf16(hqkv, NULL, (size_t)maxT * qkv_dim, 2.f);
+        float *cs, *sn, *w = xmalloc(hd * 4);
+        for (int i = 0; i < hd; i++)
+            w[i] = 1.f + 0.2f * ga_test_rand_normal(&rng);
+        if (ga_cpu_rope_table(&cs, &sn, maxT, hd, 1e6)) exit(1);
+        int *pos = xmalloc(maxT * sizeof(int)), *slot = xmalloc(maxT * sizeof(int));
+        for (int t = 0; t < maxT; t++) /* decode form: T sequences, one row each */
+            pos[t] = (t * 37) % maxT, slot[t] = t;
+        void *dqkv = dup_to_dev(hqkv, (size_t)maxT * qkv_dim * 2);
+        void *dq = dmalloc((size_t)maxT * nh * hd * 2), *dg = dmalloc((size_t)maxT * gd * 2 + 2);
+        /* (max_batch = maxT, n_kv, kv_stride = maxT, hd): 8 GB is too much; prefill rows use
+         * slot 0, decode rows slots 0..63 */
+        const size_t ncache = (size_t)64 * nkv * maxT * hd;
+        void *dk = dmalloc(ncache * 2), *dv = dmalloc(ncache * 2);
+        float *dw = dup_to_dev(w, hd * 4), *dcs = dup_to_dev(cs, (size_t)maxT * hd / 2 * 4),
+              *dsn = dup_to_dev(sn, (size_t)maxT * hd / 2 * 4);
+        int *dpos = dup_to_dev(pos, maxT * sizeof(int)), *dslot = dup_to_dev(slot, maxT * 4);
+        for (int ti = 0; ti < 5; ti++) {
+            const int T = Ts[ti];
+            const bool dec = T <= 64;
+            ga_qk_rope_args a = {.qkv = dqkv,
+                                 .q_norm = dw,
+                                 .k_norm = dw,
+                                 .rope_cos = dcs,
+                                 .rope_sin = dsn,
+                                 .q_out = dq,
+                                 .gate_out = gd ? dg : NULL,
+                                 .k_cache = dk,
+                                 .v_cache = dv,
+                                 .positions = dec ? dpos : NULL,
+                                 .slots = dec ? dslot : NULL,
+                                 .T = T,
+                                 .n_heads = nh,
+                                 .n_kv_heads = nkv,
+                                 .hd = hd,
+                                 .kv_stride = maxT,
+                                 .rope_rows = maxT,
+                                 .gate_mode = modes[m],
+                                 .eps = 1e-6f};
+            a.impl = GA_QK_IMPL_GENERIC;
+            const double tg = qk_time(a);
+            a.impl = GA_QK_IMPL_WARP;
+            const double tw = qk_time(a);
+            /* bytes: the qkv rows in, q + gate + K + V out */
+            const double mb = (double)T * 2 * (qkv_dim + nh * hd + gd + 2 * nkv * hd) / 1e6;
+            const bool ok = T < 512 || tw < tg;
+            printf("qk_rope    time 1.7B %-10s T %-4d %s: generic %7.2f us, warp %7.2f us "
+                   "(%.2f MB, %.0f GB/s) %s\n",
+                   ga_gate_mode_name(modes[m]), T, dec ? "dec" : "pf ", tg, tw, mb, mb * 1e3 / tw,
+                   T < 512 ? "info"
+                   : ok    ? "PASS"
+                           : "FAIL");
+            if (T >= 512) {
+                if (ok)
+                    ga_t_pass++;
+                else
+                    ga_t_fail++;
+            }
+        }
+        void *dfree[] = {dqkv, dq, dg, dk, dv, dw, dcs, dsn, dpos, dslot};
+        for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
+            cudaFree(dfree[i]);
+        free(hqkv), free(w), free(cs), free(sn), free(pos), free(slot);
+    }
 }
 
 /* ---------------------------------------------------------------- prefill attention */
@@ -1684,8 +1892,14 @@ static int gpu_sections(int argc, char **argv) {
             case_qk((qk_case){64, 64, 4, 1, modes[m], false, true, true, 0, 0});
         }
         case_qk((qk_case){5, 96, 3, 3, GA_GATE_HEADWISE, true, true, false, 2, 0}); /* odd heads */
+        case_qk((qk_case){9, 32, 2, 2, GA_GATE_ELEMENTWISE, true, false, true, 0, 0}); /* hd 32 */
+        case_qk((qk_case){3, 192, 5, 2, GA_GATE_HEADWISE, false, true, false, 1, 0});
+        /* G 8 and 12: more head vectors per KV group than the generic kernel has warps */
+        case_qk((qk_case){33, 128, 8, 2, GA_GATE_ELEMENTWISE, true, true, false, 5, 0});
+        case_qk((qk_case){17, 64, 12, 1, GA_GATE_HEADWISE, false, true, true, 0, 0});
         if (!quick)
             case_qk((qk_case){4096, 128, 2, 8, GA_GATE_ELEMENTWISE, false, true, false, 0, 0});
+        qk_timing();
     }
     if (ga_test_want(argc, argv, "attn")) {
         const int Ts2[] = {1, 7, 128, 257, 1000};
