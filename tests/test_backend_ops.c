@@ -515,8 +515,8 @@ static void case_qk(qk_case k) {
 /* Time per launch of each qk_rope kernel at the paper's 1.7B shape (16 q / 8 KV heads, hd
  * 128, q/k norm, no bias): 20 launches captured in a graph and replayed, so what is timed is
  * the kernels and the graph's gaps, not the host's launch rate, as in the decode graphs. The
- * inputs stay in L2 between launches (4 MB at T 512), as they do after the QKV GEMM. Prefill
- * sizes must see the warp kernel faster (a launch-bound T of 1..64 is printed only). */
+ * inputs stay in L2 between launches (4 MB at T 512), as they do after the QKV GEMM. Printed
+ * only: performance is measured, never asserted in a test (bench/RESULTS.md has the profile). */
 static double qk_time(ga_qk_rope_args a) {
     cudaStream_t st;
     cudaGraph_t g;
@@ -609,19 +609,9 @@ static void qk_timing(void) {
             const double tw = qk_time(a);
             /* bytes: the qkv rows in, q + gate + K + V out */
             const double mb = (double)T * 2 * (qkv_dim + nh * hd + gd + 2 * nkv * hd) / 1e6;
-            const bool ok = T < 512 || tw < tg;
             printf("qk_rope    time 1.7B %-10s T %-4d %s: generic %7.2f us, warp %7.2f us "
-                   "(%.2f MB, %.0f GB/s) %s\n",
-                   ga_gate_mode_name(modes[m]), T, dec ? "dec" : "pf ", tg, tw, mb, mb * 1e3 / tw,
-                   T < 512 ? "info"
-                   : ok    ? "PASS"
-                           : "FAIL");
-            if (T >= 512) {
-                if (ok)
-                    ga_t_pass++;
-                else
-                    ga_t_fail++;
-            }
+                   "(%.2f MB, %.0f GB/s)\n",
+                   ga_gate_mode_name(modes[m]), T, dec ? "dec" : "pf ", tg, tw, mb, mb * 1e3 / tw);
         }
         void *dfree[] = {dqkv, dq, dg, dk, dv, dw, dcs, dsn, dpos, dslot};
         for (size_t i = 0; i < sizeof dfree / sizeof *dfree; i++)
