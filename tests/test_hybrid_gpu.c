@@ -11,7 +11,9 @@
  *      (decode_batch of 2), every step's logits vs the CPU's full recompute, with the slot
  *      cache and with a paged one (blocks of 16, sequences interleaved);
  *   3. greedy generation by decode equals greedy by full recompute on the GPU, for every step
- *      whose top-2 gap is not a near-tie.
+ *      whose top-2 gap is not a near-tie;
+ *   4. an attention capture (viz): the full-attention layers' pooled maps, first-token shares
+ *      and gate statistics vs the CPU's, the linear layers with no map and NaN metrics.
  * Tolerance as test_cuda_model.c: bf16 weights, bf16 activations between ops, fp32 accumulation;
  * per row relative L2 of the logits <= TOL_L2 and the GPU's top-1 within 0.1 standard deviations
  * of the CPU's best logit. A hybrid rounds to bf16 at more places than Qwen3 (conv output,
@@ -151,8 +153,10 @@ static void prefill_then_decode(const char *what, ga_session *s, const int32_t *
     free(two), free(ga), free(gb), free(ra), free(rb);
 }
 
-/* 3: greedy by decode vs greedy by recompute (a full prefill of prompt + generated), both on
- * the GPU, compared while the recompute's top-2 gap is above 0.02 standard deviations. */
+/* 3: greedy by decode vs greedy by recompute (a full prefill of prompt + the decoded tokens so
+ * far), both on the GPU. Every recompute sees the decode's own prefix, so a step whose top-2 gap
+ * is a near-tie (under 0.02 standard deviations: bf16 may order it either way) is skipped
+ * without losing the steps after it. */
 static void greedy(ga_session *s, const int32_t *prompt, int np, int V) {
     ga_err err = {{0}};
     int32_t seq[64];
@@ -173,15 +177,63 @@ static void greedy(ga_session *s, const int32_t *prompt, int np, int V) {
         float second = -INFINITY;
         for (int i = 0; i < V; i++)
             if (i != top && l[i] > second) second = l[i];
-        if (l[top] - second < 0.02 * row_sd(l, V)) break; /* a near-tie: the paths may part */
+        if (l[top] - second < 0.02 * row_sd(l, V)) continue; /* a near-tie */
         CHECK_MSG(top == seq[np + k], "greedy step %d: decode chose %d, recompute %d", k,
                   seq[np + k], top);
-        if (top != seq[np + k]) break;
         compared++;
     }
     printf("  %-40s %d of %d greedy tokens equal to recompute\n", "greedy", compared, NGEN);
-    CHECK_MSG(compared >= 4, "too few well-separated greedy steps (%d)", compared);
+    CHECK_MSG(compared >= NGEN / 2, "too few well-separated greedy steps (%d)", compared);
     free(l);
+}
+
+/* 4: the capture of a Tc-token prefill on both backends, every layer asked for a map. */
+static void capture(ga_session *gpu, ga_session *cpu, const ga_config *c, const int32_t *tok) {
+    const int Tc = 50, L = c->n_layers;
+    ga_err err = {{0}};
+    bool layers[16];
+    for (int l = 0; l < L && l < 16; l++)
+        layers[l] = true;
+    ga_attn_capture cg = {.layers = layers, .head = -1, .max_res = 16};
+    ga_attn_capture cc = cg;
+    ga_session_reset(gpu, 0);
+    ga_session_reset(cpu, 0);
+    CHECK_OK(ga_session_set_capture(gpu, &cg, &err), &err);
+    CHECK_OK(ga_session_set_capture(cpu, &cc, &err), &err);
+    CHECK_OK(ga_session_forward(gpu, 0, tok, Tc, false, NULL, &err), &err);
+    CHECK_OK(ga_session_forward(cpu, 0, tok, Tc, false, NULL, &err), &err);
+    if (!cg.maps || !cc.maps || !cg.metrics || !cc.metrics) {
+        CHECK_MSG(0, "capture outputs missing");
+    } else {
+        CHECK(cg.res == cc.res && cg.n_tokens == Tc);
+        double wm = 0;
+        for (int l = 0; l < L; l++) {
+            const bool lin = c->hybrid.layer_is_linear[l];
+            const ga_layer_metrics *a = &cg.metrics[l], *b = &cc.metrics[l];
+            CHECK_MSG((cg.maps[l] == NULL) == lin, "layer %d: map %p, linear %d", l,
+                      (void *)cg.maps[l], lin);
+            if (lin) {
+                CHECK(isnan(a->first_token_share) && isnan(a->gate_mean) &&
+                      isnan(a->gate_below_0_1));
+                continue;
+            }
+            if (cg.maps[l] && cc.maps[l]) {
+                const double r =
+                    ga_test_tol_ratio(cg.maps[l], cc.maps[l], (size_t)cg.res * cg.res, 5e-3, 5e-2);
+                wm = r > wm ? r : wm;
+            }
+            CHECK_MSG(fabs(a->first_token_share - b->first_token_share) <= 1e-2 &&
+                          fabs(a->gate_mean - b->gate_mean) <= 5e-3 &&
+                          fabs(a->gate_below_0_1 - b->gate_below_0_1) <= 1e-2,
+                      "layer %d: first share %.5f/%.5f, gate mean %.5f/%.5f, below %.5f/%.5f", l,
+                      a->first_token_share, b->first_token_share, a->gate_mean, b->gate_mean,
+                      a->gate_below_0_1, b->gate_below_0_1);
+        }
+        printf("  %-40s map tolerance ratio %.3f\n", "capture", wm);
+        CHECK_MSG(wm <= 1, "capture maps differ from the CPU's (ratio %.3f)", wm);
+    }
+    ga_attn_capture_free(&cg);
+    ga_attn_capture_free(&cc);
 }
 
 static void run_case(const hcase *hc) {
@@ -223,6 +275,8 @@ static void run_case(const hcase *hc) {
         prefill_then_decode("paged", paged, a, p0, b, p1, ca, cb, V);
         /* 3 */
         greedy(gpu, a, 8, V);
+        /* 4 */
+        capture(gpu, cpu, &cfg, a);
     }
     ga_session_free(cpu);
     ga_session_free(gpu);

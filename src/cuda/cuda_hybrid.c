@@ -34,7 +34,7 @@ static size_t scratch_bytes(const ga_cuda_hyb *h, int rows) {
     size_t big = maxz(maxz((size_t)h->qkv_dim, (size_t)h->P), maxz(2 * I, 2 * (size_t)h->Is));
     size_t b = r * H * 4 * 2 + r * H * 2 + r * big * 2 + 2 * r * h->nh * h->hd * 2 +
                r * maxz((size_t)h->nh * h->hd, (size_t)h->vd) * 2 + r * h->cd * 2 +
-               r * maxz(I, (size_t)h->Is) * 2 + r * h->V * 4 + 9 * r * 4;
+               r * maxz(I, (size_t)h->Is) * 2 + r * h->V * 4 + r * h->nh * 4 + 9 * r * 4;
     if (h->n_lin) b += ga_gdn_chunk_workspace(rows, h->Hk, h->Hv, h->dk, h->dv);
     if (h->E)
         b += r * h->E * 4 + rk * 4 * 4 + (size_t)(h->E + 1) * 4 + rk * H * 2 + rk * 3 * h->Ie * 2 +
@@ -43,16 +43,16 @@ static size_t scratch_bytes(const ga_cuda_hyb *h, int rows) {
 }
 
 static void scratch_free(ga_cuda_hyb *h) {
-    void *d[] = {h->x,        h->delta, h->xn,     h->big,      h->q,        h->gate,  h->attn,
-                 h->conv_out, h->act,   h->logits, h->gdn_work, h->d_tokens, h->d_pos, h->r_logits,
-                 h->r_idx,    h->r_w,   h->r_off,  h->r_src,    h->r_pos,    h->e_x,   h->e_gu,
-                 h->e_act,    h->e_y,   h->sh_y,   h->sh_g};
+    void *d[] = {h->x,        h->delta, h->xn,     h->big,   h->q,        h->gate,     h->attn,
+                 h->conv_out, h->act,   h->logits, h->lse,   h->gdn_work, h->d_tokens, h->d_pos,
+                 h->r_logits, h->r_idx, h->r_w,    h->r_off, h->r_src,    h->r_pos,    h->e_x,
+                 h->e_gu,     h->e_act, h->e_y,    h->sh_y,  h->sh_g};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         cudaFree(d[i]);
     cudaFreeHost(h->h_in);
     cudaFreeHost(h->h_off);
-    h->x = h->delta = h->logits = h->gdn_work = h->r_logits = h->r_w = h->e_y = h->sh_y = h->sh_g =
-        NULL;
+    h->x = h->delta = h->logits = h->lse = h->gdn_work = h->r_logits = h->r_w = h->e_y = h->sh_y =
+        h->sh_g = NULL;
     h->xn = h->big = h->q = h->gate = h->attn = h->conv_out = h->act = h->e_x = h->e_gu = h->e_act =
         NULL;
     h->d_tokens = h->d_pos = h->r_idx = h->r_off = h->r_src = h->r_pos = h->h_in = h->h_off = NULL;
@@ -80,6 +80,7 @@ static ga_status scratch_alloc(ga_cuda_hyb *h, int rows, ga_err *err) {
         {&h->conv_out, r * maxz((size_t)h->cd, 1) * 2, true},
         {&h->act, r * maxz(I, (size_t)h->Is) * 2, true},
         {(void **)&h->logits, r * h->V * 4, true},
+        {(void **)&h->lse, h->n_full ? r * h->nh * 4 : 0, true},
         {(void **)&h->d_tokens, r * 4, false},
         {(void **)&h->d_pos, 4 * r * 4, false},
         {(void **)&h->gdn_work,
@@ -123,6 +124,18 @@ static ga_status scratch_alloc(ga_cuda_hyb *h, int rows, ga_err *err) {
     h->gdn_work_bytes = h->n_lin ? ga_gdn_chunk_workspace(rows, h->Hk, h->Hv, h->dk, h->dv) : 0;
     h->rows = rows;
     return GA_OK;
+}
+
+ga_status ga_cuda_hyb_scratch_resize(ga_cuda_hyb *h, int rows, ga_err *err) {
+    const int old = h->rows;
+    GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
+    scratch_free(h);
+    ga_status st = scratch_alloc(h, rows, err);
+    if (st && old > 0) {
+        ga_err ignored = {{0}};
+        (void)scratch_alloc(h, old, &ignored);
+    }
+    return st;
 }
 
 /* cos / sin of the partial RoPE for every cache position, exactly attn_token's in
@@ -171,6 +184,10 @@ static void hyb_free(ga_backend *b) {
     cudaFree(h->rope_cos);
     cudaFree(h->rope_sin);
     cudaFree(h->dec_work);
+    cudaFree(h->g.cap_map);
+    cudaFree(h->g.cap_first);
+    cudaFree(h->g.cap_gsum);
+    cudaFree(h->g.cap_gbelow);
     cudaFree(h->g.blas_ws);
     if (h->g.blas) cublasDestroy(h->g.blas);
     if (h->g.lt) cublasLtDestroy(h->g.lt);
@@ -287,6 +304,38 @@ static ga_status check_shapes(const ga_cuda_hyb *h, ga_err *err) {
                           "the hybrid CUDA backend takes up to %d experts and top-64 (%d, %d)",
                           GA_MOE_MAX_EXPERTS, h->E, h->K);
     return GA_OK;
+}
+
+/* Whether the shared attention launchers take this head_dim on this device (their set grows:
+ * 64 and 128 today, 256 for the released hybrids next): one real prefill of one token over the
+ * (poisoned) scratch, so a refusal comes at creation, where "auto" can still pick the CPU,
+ * instead of at the first forward. Its output is scratch that every forward overwrites. */
+static ga_status probe_attention(ga_cuda_hyb *h, ga_err *err) {
+    if (!h->n_full) return GA_OK;
+    const ga_attn_prefill_args a = {.q = h->q,
+                                    .k = h->q,
+                                    .v = h->q,
+                                    .gate = h->gate,
+                                    .out = h->attn,
+                                    .T = 1,
+                                    .n_heads = h->nh,
+                                    .n_kv_heads = h->nkv,
+                                    .hd = h->hd,
+                                    .kv_stride = 1,
+                                    .gate_mode = GA_GATE_ELEMENTWISE,
+                                    .scale = 1.0f,
+                                    .devinfo = &h->g.devinfo};
+    ga_status st = ga_attention_prefill(&a, h->g.stream, err);
+    if (st == GA_ERR_UNSUPPORTED) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return ga_err_set(err, st,
+                          "the hybrid CUDA backend cannot run this model: %s (use "
+                          "--device cpu)",
+                          why);
+    }
+    if (!st) GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
+    return st;
 }
 
 static void set_shapes(ga_cuda_hyb *h) {
@@ -460,7 +509,7 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
             goto fail;
     }
     if (h->n_full && (st = rope_tables(h, err))) goto fail;
-    if ((st = scratch_alloc(h, rows, err))) goto fail;
+    if ((st = scratch_alloc(h, rows, err)) || (st = probe_attention(h, err))) goto fail;
     if ((st = ga_cuda_dalloc((void **)&h->dec_work, ws + wc, "the decode workspace", err)))
         goto fail;
     h->dec_counters = (unsigned *)((char *)h->dec_work + ws);

@@ -11,7 +11,7 @@
  * decode step runs one token of each of nb sequences as nb rows. A DeltaNet state cannot
  * rewind: a sequence continues where it stopped or starts again at 0, which zeroes its states.
  * Not done yet: decode graphs, forward_multi (the session calls forward per sequence), device
- * sampling (the session samples on the host) and attention capture (viz runs on the CPU).
+ * sampling (the session samples on the host).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +25,7 @@ typedef struct pass {
     int rows;
     bool decode;
     int seq, pos0, max_kv;
+    ga_attn_capture *cap; /* a prefill of the whole prompt from 0 recording maps, or NULL */
 } pass;
 
 static int blocks_for(const ga_cuda_hyb *h, int64_t tokens) {
@@ -67,7 +68,8 @@ static ga_status stage(ga_cuda_hyb *h, const pass *p, const int *seqs, const int
     return GA_OK;
 }
 
-static ga_status full_attention(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga_err *err) {
+static ga_status full_attention(ga_cuda_hyb *h, int l, const hyb_dlayer *w, const pass *p,
+                                ga_err *err) {
     const int R = p->rows, hd = h->hd;
     ga_status st = ga_cuda_gemm(&h->g, h->xn, w->w_qkv, h->big, false, R, h->qkv_dim, h->H, err);
     if (st) return st;
@@ -146,6 +148,7 @@ static ga_status full_attention(ga_cuda_hyb *h, const hyb_dlayer *w, const pass 
                                         .v = v,
                                         .gate = h->gate,
                                         .out = h->attn,
+                                        .lse = p->cap ? h->lse : NULL,
                                         .T = R,
                                         .pos0 = p->pos0,
                                         .n_heads = h->nh,
@@ -156,6 +159,7 @@ static ga_status full_attention(ga_cuda_hyb *h, const hyb_dlayer *w, const pass 
                                         .scale = scale,
                                         .devinfo = &h->g.devinfo};
         st = ga_attention_prefill(&a, h->g.stream, err);
+        if (!st && p->cap) st = ga_cuda_hyb_capture_layer(h, l, R, k, h->max_context, p->cap, err);
     }
     if (st) return st;
     return ga_cuda_gemm(&h->g, h->attn, w->w_o, h->delta, true, R, h->H, h->nh * hd, err);
@@ -241,7 +245,8 @@ static ga_status layers(ga_cuda_hyb *h, const pass *p, ga_err *err) {
         if ((st = ga_rmsnorm_residual(h->x, l ? h->delta : NULL, NULL, w->input_norm, h->xn, R, H,
                                       eps, s, err)))
             break;
-        st = c->hybrid.layer_is_linear[l] ? deltanet(h, w, p, err) : full_attention(h, w, p, err);
+        st =
+            c->hybrid.layer_is_linear[l] ? deltanet(h, w, p, err) : full_attention(h, l, w, p, err);
         if (!st)
             st = ga_rmsnorm_residual(h->x, h->delta, NULL, w->post_norm, h->xn, R, H, eps, s, err);
         if (!st) st = w->w_router ? ga_cuda_hyb_moe(h, w, R, err) : dense_mlp(h, w, R, err);
@@ -284,19 +289,18 @@ ga_status ga_cuda_hyb_forward(ga_backend *b, int seq, int pos0, const int32_t *t
                               ga_err *err) {
     ga_cuda_hyb *h = b->impl;
     const size_t V = (size_t)h->V;
-    if (cap)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "attention capture of a hybrid model is not implemented on CUDA yet "
-                          "(use --device cpu)");
     GA_CUDA_CHECK(cudaSetDevice(h->g.dev));
     if (n <= 0) return GA_OK;
+    if (cap && pos0 != 0)
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a prefill from position 0");
     ga_status st = continue_at(h, seq, pos0, err);
+    if (!st && cap) st = ga_cuda_hyb_capture_begin(h, cap, n, err); /* rows >= n after it */
     if (st) return st;
     h->seq_pos[seq] = -1; /* until this forward has finished: a failure leaves no continuation */
     for (int s0 = 0; s0 < n; s0 += h->rows) {
         const int len = n - s0 < h->rows ? n - s0 : h->rows;
         const bool last = s0 + len == n;
-        const pass p = {.rows = len, .seq = seq, .pos0 = pos0 + s0};
+        const pass p = {.rows = len, .seq = seq, .pos0 = pos0 + s0, .cap = cap};
         if ((st = stage(h, &p, NULL, NULL, tokens + s0, err)) || (st = layers(h, &p, err)))
             return st;
         if (logits && (all_positions || last)) {
@@ -309,6 +313,7 @@ ga_status ga_cuda_hyb_forward(ga_backend *b, int seq, int pos0, const int32_t *t
         /* the next chunk restages the pinned inputs and overwrites the logits */
         GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
     }
+    if (cap && (st = ga_cuda_hyb_capture_end(h, cap, n, err))) return st;
     h->seq_pos[seq] = pos0 + n;
     return GA_OK;
 }

@@ -5,6 +5,7 @@
  *   cuda_hybrid_weights.c  the bound tensors (src/core/model_hybrid.c) onto the device
  *   cuda_hybrid_fwd.c      the layer stack: forward (prefill in chunks) and decode_batch
  *   cuda_hybrid_moe.c      the MoE block
+ *   cuda_hybrid_capture.c  attention capture (viz) of the full-attention layers
  * It follows the CPU reference (src/cpu/cpu_hybrid.c) op for op; the Qwen3 CUDA backend
  * (cuda_backend.c, cuda_forward.c) is the model for the GEMMs, caches and attention launchers.
  *
@@ -90,6 +91,7 @@ typedef struct ga_cuda_hyb {
     void *conv_out;   /* bf16 (rows, cd) */
     void *act;        /* bf16 (rows, max(I, Is)) */
     float *logits;    /* fp32 (rows, V) */
+    float *lse;       /* fp32 (nh, rows): the prefill's log-sum-exp, for a capture */
     float *gdn_work;  /* the chunked prefill's workspace for `rows` tokens */
     size_t gdn_work_bytes;
     int32_t *d_tokens;                      /* device (rows) */
@@ -106,6 +108,20 @@ typedef struct ga_cuda_hyb {
     void *e_x, *e_gu, *e_act;   /* bf16 (rows*K, H), (rows*K, 2Ie), (rows*K, Ie) */
     float *e_y, *sh_y, *sh_g;   /* fp32 (rows*K, H), (rows, H), (rows) */
 } ga_cuda_hyb;
+
+/* cuda_hybrid.c: the scratch for `rows` rows, replacing the current set; on failure the
+ * previous size is restored, so the backend stays usable. */
+ga_status ga_cuda_hyb_scratch_resize(ga_cuda_hyb *h, int rows, ga_err *err);
+
+/* cuda_hybrid_capture.c: an attention capture of a prefill of n tokens from position 0, as
+ * ga_hyb_forward_capture records it: begin (outputs prepared, metrics zeroed, the scratch grown
+ * to hold all n rows: the probabilities need the whole prompt's q and lse), one call per
+ * full-attention layer after its attention (k: the sequence's keys in the slot layout), end
+ * (metrics back; a linear layer's map freed to NULL, its metrics NaN). */
+ga_status ga_cuda_hyb_capture_begin(ga_cuda_hyb *h, ga_attn_capture *cap, int n, ga_err *err);
+ga_status ga_cuda_hyb_capture_layer(ga_cuda_hyb *h, int l, int T, const void *k, int kv_stride,
+                                    ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_hyb_capture_end(ga_cuda_hyb *h, ga_attn_capture *cap, int n, ga_err *err);
 
 /* cuda_hybrid_weights.c: every weight onto the device (h->L allocated by the caller). */
 ga_status ga_cuda_hyb_upload(ga_cuda_hyb *h, void (*progress)(void *, float), void *user,
