@@ -324,6 +324,8 @@ static ga_status probe_attention(ga_cuda_hyb *h, ga_err *err) {
                                     .kv_stride = 1,
                                     .gate_mode = GA_GATE_ELEMENTWISE,
                                     .scale = 1.0f,
+                                    /* the portable kernel: it bounds every load by the keys */
+                                    .impl = GA_ATTN_IMPL_MMA,
                                     .devinfo = &h->g.devinfo};
     ga_status st = ga_attention_prefill(&a, h->g.stream, err);
     if (st == GA_ERR_UNSUPPORTED) {
