@@ -1,0 +1,296 @@
+/*
+ * The hybrid CUDA backend (src/cuda/cuda_hybrid*.c, issue 15) against the CPU hybrid backend
+ * (itself checked against transformers by test_hybrid_fixtures), gpu label, exit 77 without a
+ * GPU. Small random folders written by ga_model_write_random for Qwen3.5 dense (split DeltaNet
+ * projections, head_dim 64), Qwen3-Next (fused, per-key-head grouped projections, MoE with a
+ * shared expert beside a dense layer, head_dim 128, an odd d_v) and Qwen3.5-MoE (top-4 of 16,
+ * norm_topk_prob false):
+ *   1. one prefill, the logits of every position, GPU vs CPU (one case longer than a prefill
+ *      chunk, so the DeltaNet states and the cache carry across chunks);
+ *   2. two sequences prefilled to different lengths, then decoded token by token together
+ *      (decode_batch of 2), every step's logits vs the CPU's full recompute, with the slot
+ *      cache and with a paged one (blocks of 16, sequences interleaved);
+ *   3. greedy generation by decode equals greedy by full recompute on the GPU, for every step
+ *      whose top-2 gap is not a near-tie;
+ *   4. an attention capture (viz): the full-attention layers' pooled maps, first-token shares
+ *      and gate statistics vs the CPU's, the linear layers with no map and NaN metrics.
+ * Tolerance as test_cuda_model.c: bf16 weights, bf16 activations between ops, fp32 accumulation;
+ * per row relative L2 of the logits <= TOL_L2 and the GPU's top-1 within 0.1 standard deviations
+ * of the CPU's best logit. A hybrid rounds to bf16 at more places than Qwen3 (conv output,
+ * DeltaNet output, gated norm), hence the looser bound; the worst values are printed.
+ */
+#include <math.h>
+
+#include "testutil.h"
+
+#define TOL_L2 3e-2
+#define NDEC 12 /* decode steps */
+#define NGEN 16 /* greedy tokens */
+
+typedef struct hcase {
+    const char *name;
+    const char *json;
+    int T; /* prompt of step 1 */
+} hcase;
+
+static const hcase k_cases[] = {
+    {"qwen3_5 dense",
+     "{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 512, \"hidden_size\": 256, "
+     "\"intermediate_size\": 512, \"num_hidden_layers\": 4, \"full_attention_interval\": 2, "
+     "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"head_dim\": 64, "
+     "\"linear_num_key_heads\": 2, \"linear_num_value_heads\": 4, \"linear_key_head_dim\": 64, "
+     "\"linear_value_head_dim\": 64, \"tie_word_embeddings\": true, "
+     "\"max_position_embeddings\": 2048}",
+     600},
+    {"qwen3_next moe",
+     "{\"model_type\": \"qwen3_next\", \"vocab_size\": 512, \"hidden_size\": 256, "
+     "\"intermediate_size\": 384, \"num_hidden_layers\": 4, \"full_attention_interval\": 2, "
+     "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 128, "
+     "\"partial_rotary_factor\": 0.5, \"linear_num_key_heads\": 2, "
+     "\"linear_num_value_heads\": 4, \"linear_key_head_dim\": 32, \"linear_value_head_dim\": 48, "
+     "\"num_experts\": 8, \"num_experts_per_tok\": 2, \"moe_intermediate_size\": 96, "
+     "\"shared_expert_intermediate_size\": 128, \"mlp_only_layers\": [1], "
+     "\"max_position_embeddings\": 2048}",
+     100},
+    {"qwen3_5_moe",
+     "{\"model_type\": \"qwen3_5_moe\", \"text_config\": {\"vocab_size\": 512, "
+     "\"hidden_size\": 256, \"num_hidden_layers\": 4, \"full_attention_interval\": 4, "
+     "\"num_attention_heads\": 8, \"num_key_value_heads\": 2, \"head_dim\": 64, "
+     "\"linear_num_key_heads\": 4, \"linear_num_value_heads\": 8, \"linear_key_head_dim\": 32, "
+     "\"linear_value_head_dim\": 32, \"num_experts\": 16, \"num_experts_per_tok\": 4, "
+     "\"moe_intermediate_size\": 64, \"shared_expert_intermediate_size\": 64, "
+     "\"norm_topk_prob\": false, \"max_position_embeddings\": 2048}}",
+     100},
+};
+
+static uint64_t rng = 0x4879b21dull;
+
+static ga_session *open_s(const ga_model *m, ga_device dev, int ctx, int batch, int kv_blocks) {
+    ga_session_opts o = {.device = dev,
+                         .max_context = ctx,
+                         .max_batch = batch,
+                         .kv_blocks = kv_blocks,
+                         .kv_block_size = 16,
+                         .cuda_gemm = dev == GA_DEVICE_CUDA ? ga_test_cuda_gemm() : 0};
+    ga_session *s = NULL;
+    ga_err err = {{0}};
+    CHECK_OK(ga_session_create(m, &o, &s, &err), &err);
+    if (s) CHECK(ga_session_device(s) == dev);
+    return s;
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static double row_sd(const float *x, int n) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    return sqrt(var / n);
+}
+
+/* GPU rows against CPU rows: the worst relative L2, the top-1 check, no NaN/Inf. */
+static void compare(const char *what, const float *gpu, const float *cpu, int rows, int V,
+                    double *worst_out) {
+    double worst = 0;
+    int agree = 0, far = 0, bad = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *g = gpu + (size_t)r * V, *c = cpu + (size_t)r * V;
+        for (int i = 0; i < V; i++)
+            bad += !isfinite(g[i]);
+        const double e = ga_test_rel_l2(g, c, (size_t)V);
+        worst = e > worst || isnan(e) ? e : worst;
+        const int ga = argmax(g, V), ca = argmax(c, V);
+        agree += ga == ca;
+        far += c[ca] - c[ga] > 0.1 * row_sd(c, V);
+    }
+    printf("  %-40s rows %4d  worst rel L2 %.3e  top-1 agree %d/%d\n", what, rows, worst, agree,
+           rows);
+    CHECK_MSG(bad == 0, "%s: %d non-finite GPU logits", what, bad);
+    CHECK_MSG(worst <= TOL_L2, "%s: rel L2 %.3e > %.1e", what, worst, TOL_L2);
+    CHECK_MSG(far == 0, "%s: %d rows whose GPU top-1 is far from the CPU's best", what, far);
+    if (worst_out && worst > *worst_out) *worst_out = worst;
+}
+
+/* 2: sequences 0 and 1 prefilled to p0 / p1 tokens of a / b, then NDEC steps of both in one
+ * decode_batch; each step vs the CPU's rows (ca / cb: all positions of a / b). The sequences'
+ * prefills are split in two so the paged cache interleaves their blocks. */
+static void prefill_then_decode(const char *what, ga_session *s, const int32_t *a, int p0,
+                                const int32_t *b, int p1, const float *ca, const float *cb, int V) {
+    ga_err err = {{0}};
+    float *two = malloc(2 * (size_t)V * sizeof *two);
+    float *ga = malloc((size_t)NDEC * V * sizeof *ga), *gb = malloc((size_t)NDEC * V * sizeof *gb);
+    float *ra = malloc((size_t)NDEC * V * sizeof *ra), *rb = malloc((size_t)NDEC * V * sizeof *rb);
+    ga_session_reset(s, 0);
+    ga_session_reset(s, 1);
+    CHECK_OK(ga_session_forward(s, 0, a, p0 / 2, false, NULL, &err), &err);
+    CHECK_OK(ga_session_forward(s, 1, b, p1 / 2, false, NULL, &err), &err);
+    CHECK_OK(ga_session_forward(s, 0, a + p0 / 2, p0 - p0 / 2, false, NULL, &err), &err);
+    CHECK_OK(ga_session_forward(s, 1, b + p1 / 2, p1 - p1 / 2, false, NULL, &err), &err);
+    for (int k = 0; k < NDEC; k++) {
+        const int seqs[2] = {0, 1};
+        const int32_t tk[2] = {a[p0 + k], b[p1 + k]};
+        for (int i = 0; i < 2 * V; i++)
+            two[i] = NAN;
+        CHECK_OK(ga_session_decode_batch(s, seqs, tk, 2, two, &err), &err);
+        memcpy(ga + (size_t)k * V, two, (size_t)V * sizeof *two);
+        memcpy(gb + (size_t)k * V, two + V, (size_t)V * sizeof *two);
+        memcpy(ra + (size_t)k * V, ca + (size_t)(p0 + k) * V, (size_t)V * sizeof *ra);
+        memcpy(rb + (size_t)k * V, cb + (size_t)(p1 + k) * V, (size_t)V * sizeof *rb);
+    }
+    char w[128];
+    snprintf(w, sizeof w, "%s seq 0 (from %d)", what, p0);
+    compare(w, ga, ra, NDEC, V, NULL);
+    snprintf(w, sizeof w, "%s seq 1 (from %d)", what, p1);
+    compare(w, gb, rb, NDEC, V, NULL);
+    free(two), free(ga), free(gb), free(ra), free(rb);
+}
+
+/* 3: greedy by decode vs greedy by recompute (a full prefill of prompt + the decoded tokens so
+ * far), both on the GPU. Every recompute sees the decode's own prefix, so a step whose top-2 gap
+ * is a near-tie (under 0.02 standard deviations: bf16 may order it either way) is skipped
+ * without losing the steps after it. */
+static void greedy(ga_session *s, const int32_t *prompt, int np, int V) {
+    ga_err err = {{0}};
+    int32_t seq[64];
+    float *l = malloc((size_t)V * sizeof *l);
+    memcpy(seq, prompt, (size_t)np * sizeof *seq);
+    ga_session_reset(s, 0);
+    CHECK_OK(ga_session_forward(s, 0, seq, np, false, l, &err), &err);
+    for (int k = 0; k < NGEN; k++) {
+        seq[np + k] = argmax(l, V);
+        const int sq = 0;
+        if (k + 1 < NGEN) CHECK_OK(ga_session_decode_batch(s, &sq, &seq[np + k], 1, l, &err), &err);
+    }
+    int compared = 0;
+    for (int k = 0; k < NGEN; k++) {
+        ga_session_reset(s, 0);
+        CHECK_OK(ga_session_forward(s, 0, seq, np + k, false, l, &err), &err);
+        const int top = argmax(l, V);
+        float second = -INFINITY;
+        for (int i = 0; i < V; i++)
+            if (i != top && l[i] > second) second = l[i];
+        if (l[top] - second < 0.02 * row_sd(l, V)) continue; /* a near-tie */
+        CHECK_MSG(top == seq[np + k], "greedy step %d: decode chose %d, recompute %d", k,
+                  seq[np + k], top);
+        compared++;
+    }
+    printf("  %-40s %d of %d greedy tokens equal to recompute\n", "greedy", compared, NGEN);
+    CHECK_MSG(compared >= NGEN / 2, "too few well-separated greedy steps (%d)", compared);
+    free(l);
+}
+
+/* 4: the capture of a Tc-token prefill on both backends, every layer asked for a map. */
+static void capture(ga_session *gpu, ga_session *cpu, const ga_config *c, const int32_t *tok) {
+    const int Tc = 50, L = c->n_layers;
+    ga_err err = {{0}};
+    bool layers[16];
+    for (int l = 0; l < L && l < 16; l++)
+        layers[l] = true;
+    ga_attn_capture cg = {.layers = layers, .head = -1, .max_res = 16};
+    ga_attn_capture cc = cg;
+    ga_session_reset(gpu, 0);
+    ga_session_reset(cpu, 0);
+    CHECK_OK(ga_session_set_capture(gpu, &cg, &err), &err);
+    CHECK_OK(ga_session_set_capture(cpu, &cc, &err), &err);
+    CHECK_OK(ga_session_forward(gpu, 0, tok, Tc, false, NULL, &err), &err);
+    CHECK_OK(ga_session_forward(cpu, 0, tok, Tc, false, NULL, &err), &err);
+    if (!cg.maps || !cc.maps || !cg.metrics || !cc.metrics) {
+        CHECK_MSG(0, "capture outputs missing");
+    } else {
+        CHECK(cg.res == cc.res && cg.n_tokens == Tc);
+        double wm = 0;
+        for (int l = 0; l < L; l++) {
+            const bool lin = c->hybrid.layer_is_linear[l];
+            const ga_layer_metrics *a = &cg.metrics[l], *b = &cc.metrics[l];
+            CHECK_MSG((cg.maps[l] == NULL) == lin, "layer %d: map %p, linear %d", l,
+                      (void *)cg.maps[l], lin);
+            if (lin) {
+                CHECK(isnan(a->first_token_share) && isnan(a->gate_mean) &&
+                      isnan(a->gate_below_0_1));
+                continue;
+            }
+            if (cg.maps[l] && cc.maps[l]) {
+                const double r =
+                    ga_test_tol_ratio(cg.maps[l], cc.maps[l], (size_t)cg.res * cg.res, 5e-3, 5e-2);
+                wm = r > wm ? r : wm;
+            }
+            CHECK_MSG(fabs(a->first_token_share - b->first_token_share) <= 1e-2 &&
+                          fabs(a->gate_mean - b->gate_mean) <= 5e-3 &&
+                          fabs(a->gate_below_0_1 - b->gate_below_0_1) <= 1e-2,
+                      "layer %d: first share %.5f/%.5f, gate mean %.5f/%.5f, below %.5f/%.5f", l,
+                      a->first_token_share, b->first_token_share, a->gate_mean, b->gate_mean,
+                      a->gate_below_0_1, b->gate_below_0_1);
+        }
+        printf("  %-40s map tolerance ratio %.3f\n", "capture", wm);
+        CHECK_MSG(wm <= 1, "capture maps differ from the CPU's (ratio %.3f)", wm);
+    }
+    ga_attn_capture_free(&cg);
+    ga_attn_capture_free(&cc);
+}
+
+static void run_case(const hcase *hc) {
+    printf("%s\n", hc->name);
+    ga_err err = {{0}};
+    ga_config cfg;
+    CHECK_OK(ga_test_config_parse(hc->json, &cfg, &err), &err);
+    char *dir = ga_test_tmpdir("hybrid-gpu");
+    ga_write_opts wo = {.seed = 11, .dtype = GA_BF16, .init_std = 0.06f, .n_shards = 1};
+    ga_model *m = NULL;
+    CHECK_OK(ga_model_write_random(dir, &cfg, &wo, &err), &err);
+    CHECK_OK(ga_model_load(dir, &m, &err), &err);
+    if (!m) goto out;
+    const int V = cfg.vocab_size, T = hc->T, ctx = T + NDEC + 8;
+    const int p0 = 37, p1 = 21; /* step 2's prefill lengths; p0 crosses two blocks of 16 */
+    int32_t *a = malloc((size_t)T * sizeof *a), *b = malloc((size_t)T * sizeof *b);
+    for (int i = 0; i < T; i++) {
+        a[i] = (int32_t)(ga_test_rand_u64(&rng) % (uint64_t)V);
+        b[i] = (int32_t)(ga_test_rand_u64(&rng) % (uint64_t)V);
+    }
+    float *ca = malloc((size_t)T * V * sizeof *ca), *cb = malloc((size_t)T * V * sizeof *cb);
+    float *g = malloc((size_t)T * V * sizeof *g);
+    for (size_t i = 0; i < (size_t)T * V; i++)
+        g[i] = NAN;
+    ga_session *cpu = open_s(m, GA_DEVICE_CPU, ctx, 1, 0);
+    ga_session *gpu = open_s(m, GA_DEVICE_CUDA, ctx, 2, 0);
+    ga_session *paged = open_s(m, GA_DEVICE_CUDA, ctx, 2, 2 * (ctx / 16 + 2));
+    if (cpu && gpu && paged) {
+        /* 1 */
+        CHECK_OK(ga_session_forward(cpu, 0, a, T, true, ca, &err), &err);
+        ga_session_reset(cpu, 0);
+        CHECK_OK(ga_session_forward(cpu, 0, b, p1 + NDEC, true, cb, &err), &err);
+        CHECK_OK(ga_session_forward(gpu, 0, a, T, true, g, &err), &err);
+        char w[96];
+        snprintf(w, sizeof w, "prefill of %d, every position", T);
+        compare(w, g, ca, T, V, NULL);
+        /* 2 */
+        prefill_then_decode("slots", gpu, a, p0, b, p1, ca, cb, V);
+        prefill_then_decode("paged", paged, a, p0, b, p1, ca, cb, V);
+        /* 3 */
+        greedy(gpu, a, 8, V);
+        /* 4 */
+        capture(gpu, cpu, &cfg, a);
+    }
+    ga_session_free(cpu);
+    ga_session_free(gpu);
+    ga_session_free(paged);
+    free(a), free(b), free(ca), free(cb), free(g);
+    ga_model_free(m);
+out:
+    ga_test_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    GA_REQUIRE_GPU();
+    for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++)
+        run_case(&k_cases[i]);
+    return ga_test_finish();
+}
