@@ -3,8 +3,8 @@
  * (itself checked against transformers by test_hybrid_fixtures), gpu label, exit 77 without a
  * GPU. Small random folders written by ga_model_write_random for Qwen3.5 dense (split DeltaNet
  * projections, head_dim 64), Qwen3-Next (fused, per-key-head grouped projections, MoE with a
- * shared expert beside a dense layer, head_dim 128, an odd d_v) and Qwen3.5-MoE (top-4 of 16,
- * norm_topk_prob false):
+ * shared expert beside a dense layer, head_dim 128, an odd d_v), Qwen3.5-MoE (top-4 of 16,
+ * norm_topk_prob false) and Qwen3.5 at the released head sizes (head_dim 256, d_k = d_v = 128):
  *   1. one prefill, the logits of every position, GPU vs CPU (one case longer than a prefill
  *      chunk, so the DeltaNet states and the cache carry across chunks);
  *   2. two sequences prefilled to different lengths, then decoded token by token together
@@ -61,6 +61,15 @@ static const hcase k_cases[] = {
      "\"moe_intermediate_size\": 64, \"shared_expert_intermediate_size\": 64, "
      "\"norm_topk_prob\": false, \"max_position_embeddings\": 2048}}",
      100},
+    /* the released models' attention and DeltaNet head sizes: head_dim 256 (rotary 64 at the
+     * default 0.25), d_k = d_v = 128, 3 linear layers to 1 full */
+    {"qwen3_5 hd256",
+     "{\"model_type\": \"qwen3_5_text\", \"vocab_size\": 512, \"hidden_size\": 256, "
+     "\"intermediate_size\": 512, \"num_hidden_layers\": 4, \"full_attention_interval\": 4, "
+     "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 256, "
+     "\"linear_num_key_heads\": 1, \"linear_num_value_heads\": 2, \"linear_key_head_dim\": 128, "
+     "\"linear_value_head_dim\": 128, \"max_position_embeddings\": 2048}",
+     300},
 };
 
 static uint64_t rng = 0x4879b21dull;
