@@ -1,10 +1,11 @@
 /*
  * The hybrid CUDA backend (src/cuda/cuda_hybrid*.c, issue 15) against the CPU hybrid backend
  * (itself checked against transformers by test_hybrid_fixtures), gpu label, exit 77 without a
- * GPU. Small random folders written by ga_model_write_random for Qwen3.5 dense (split DeltaNet
- * projections, head_dim 64), Qwen3-Next (fused, per-key-head grouped projections, MoE with a
- * shared expert beside a dense layer, head_dim 128, an odd d_v), Qwen3.5-MoE (top-4 of 16,
- * norm_topk_prob false) and Qwen3.5 at the released head sizes (head_dim 256, d_k = d_v = 128):
+ * GPU. Small in-memory random models (ga_model_random, conditioned as below) for Qwen3.5 dense
+ * (split DeltaNet projections, head_dim 64), Qwen3-Next (fused, per-key-head grouped projections,
+ * MoE with a shared expert beside a dense layer, head_dim 128, an odd d_v), Qwen3.5-MoE (16
+ * experts, norm_topk_prob false) and Qwen3.5 at the released head sizes (head_dim 256, d_k = d_v =
+ * 128):
  *   1. one prefill, the logits of every position, GPU vs CPU (one case longer than a prefill
  *      chunk, so the DeltaNet states and the cache carry across chunks);
  *   2. two sequences prefilled to different lengths, then decoded token by token together
@@ -14,18 +15,47 @@
  *      whose top-2 gap is not a near-tie;
  *   4. an attention capture (viz): the full-attention layers' pooled maps, first-token shares
  *      and gate statistics vs the CPU's, the linear layers with no map and NaN metrics.
- * Tolerance as test_cuda_model.c: bf16 weights, bf16 activations between ops, fp32 accumulation;
- * per row relative L2 of the logits <= TOL_L2 and the GPU's top-1 within 0.1 standard deviations
- * of the CPU's best logit. A hybrid rounds to bf16 at more places than Qwen3 (conv output,
- * DeltaNet output, gated norm), hence the looser bound; the worst values are printed.
+ *   5. where the backends part, if they do: the same model cut to its first d layers, each layer
+ *      whole and with its MLP silenced (down projections zeroed: the mixer alone), GPU vs CPU
+ *      for d = 1 .. L, printed as a table, so a failing run names the first layer and component
+ *      (mixer or MLP) that is off.
+ *
+ * The models, and why they are not plain random ones (measured 2026-12-02 with the CPU reference
+ * run with the GPU's bf16 rounding points inserted, on this machine, no GPU): a random hybrid is
+ * ill-conditioned in two places, and the first H200 run (worst rel L2 0.09 .. 0.73) was that,
+ * not a bug; the emulation reproduced it to two digits (0.0953 / 0.726 / 0.333 / 0.195 for the
+ * four cases against the GPU's 0.0942 / 0.726 / 0.327 / 0.196).
+ *  - DeltaNet: with unrelated random q and k projections, q_t . k_s is a near-cancelling sum, so
+ *    the delta rule's output o = q^T S is tiny (rms 1e-5 against v's 0.1) and bf16 rounding of the
+ *    conv output moves it by up to 40%: rounding only the q/k part of the conv output gives 7e-2
+ *    logit error alone. Trained models have q and k that agree where it matters; here the q
+ *    projection rows (and their conv taps) are made copies of the k ones, so q = k per token and
+ *    the delta rule reads its keys with q . k of order one.
+ *  - MoE: the top-k choice is discrete, and a router whose K-th and (K+1)-th experts are within
+ *    bf16 noise picks differently on the two backends; the changed row then feeds every later
+ *    position through the DeltaNet states and the cache. Scaling the router does not help (the
+ *    noise is relative to the router's input, so it scales with the logits). The end-to-end MoE
+ *    cases route every token to all experts (top-E: the weights stay the softmax, continuous),
+ *    which keeps the device softmax, the sort, the gather, the per-expert GEMMs, the weighted
+ *    combine and the shared expert in the path; the top-k selection itself is checked exactly,
+ *    on inputs with clear margins, by test_hybrid_ops (ga_moe_route).
+ * With both, the emulated bf16 pipeline against the fp32 CPU reference gives a worst row of
+ * 3.0e-2 .. 6.7e-2 and a median of 1.6e-2 .. 2.5e-2 over the four cases (4 layers whose
+ * zero-centred norms scale by ~2: bf16 noise compounds faster than in the Qwen3 tests). Hence
+ * TOL_WORST and TOL_MEDIAN below, about 1.5x those; a real glue bug (a wrong RoPE pairing, gate
+ * half, head map, norm weight, row order) moves whole rows by 0.3 or more, and step 5 then says
+ * where. The top-1 check stays: the GPU's top-1 within 0.1 standard deviations of the CPU's best.
  */
 #include <math.h>
 
+#include "core/model.h"
 #include "testutil.h"
 
-#define TOL_L2 3e-2
-#define NDEC 12 /* decode steps */
-#define NGEN 16 /* greedy tokens */
+#define TOL_WORST 0.1
+#define TOL_MEDIAN 4e-2
+#define NDIAG 64 /* tokens of step 5's prefills */
+#define NDEC 12  /* decode steps */
+#define NGEN 16  /* greedy tokens */
 
 typedef struct hcase {
     const char *name;
@@ -48,7 +78,7 @@ static const hcase k_cases[] = {
      "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 128, "
      "\"partial_rotary_factor\": 0.5, \"linear_num_key_heads\": 2, "
      "\"linear_num_value_heads\": 4, \"linear_key_head_dim\": 32, \"linear_value_head_dim\": 48, "
-     "\"num_experts\": 8, \"num_experts_per_tok\": 2, \"moe_intermediate_size\": 96, "
+     "\"num_experts\": 8, \"num_experts_per_tok\": 8, \"moe_intermediate_size\": 96, "
      "\"shared_expert_intermediate_size\": 128, \"mlp_only_layers\": [1], "
      "\"max_position_embeddings\": 2048}",
      100},
@@ -57,7 +87,7 @@ static const hcase k_cases[] = {
      "\"hidden_size\": 256, \"num_hidden_layers\": 4, \"full_attention_interval\": 4, "
      "\"num_attention_heads\": 8, \"num_key_value_heads\": 2, \"head_dim\": 64, "
      "\"linear_num_key_heads\": 4, \"linear_num_value_heads\": 8, \"linear_key_head_dim\": 32, "
-     "\"linear_value_head_dim\": 32, \"num_experts\": 16, \"num_experts_per_tok\": 4, "
+     "\"linear_value_head_dim\": 32, \"num_experts\": 16, \"num_experts_per_tok\": 16, "
      "\"moe_intermediate_size\": 64, \"shared_expert_intermediate_size\": 64, "
      "\"norm_topk_prob\": false, \"max_position_embeddings\": 2048}}",
      100},
@@ -88,6 +118,11 @@ static ga_session *open_s(const ga_model *m, ga_device dev, int ctx, int batch, 
     return s;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int argmax(const float *x, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -105,27 +140,42 @@ static double row_sd(const float *x, int n) {
     return sqrt(var / n);
 }
 
-/* GPU rows against CPU rows: the worst relative L2, the top-1 check, no NaN/Inf. */
-static void compare(const char *what, const float *gpu, const float *cpu, int rows, int V,
-                    double *worst_out) {
-    double worst = 0;
-    int agree = 0, far = 0, bad = 0;
+/* The median and worst relative L2 of GPU rows against CPU rows, top-1 counts. */
+typedef struct row_stats {
+    double median, worst;
+    int agree, far, bad;
+} row_stats;
+
+static row_stats row_compare(const float *gpu, const float *cpu, int rows, int V) {
+    row_stats st = {0};
+    double *e = malloc((size_t)rows * sizeof *e);
     for (int r = 0; r < rows; r++) {
         const float *g = gpu + (size_t)r * V, *c = cpu + (size_t)r * V;
         for (int i = 0; i < V; i++)
-            bad += !isfinite(g[i]);
-        const double e = ga_test_rel_l2(g, c, (size_t)V);
-        worst = e > worst || isnan(e) ? e : worst;
+            st.bad += !isfinite(g[i]);
+        e[r] = ga_test_rel_l2(g, c, (size_t)V);
+        if (isnan(e[r])) e[r] = INFINITY;
+        st.worst = e[r] > st.worst ? e[r] : st.worst;
         const int ga = argmax(g, V), ca = argmax(c, V);
-        agree += ga == ca;
-        far += c[ca] - c[ga] > 0.1 * row_sd(c, V);
+        st.agree += ga == ca;
+        st.far += c[ca] - c[ga] > 0.1 * row_sd(c, V);
     }
-    printf("  %-40s rows %4d  worst rel L2 %.3e  top-1 agree %d/%d\n", what, rows, worst, agree,
-           rows);
-    CHECK_MSG(bad == 0, "%s: %d non-finite GPU logits", what, bad);
-    CHECK_MSG(worst <= TOL_L2, "%s: rel L2 %.3e > %.1e", what, worst, TOL_L2);
-    CHECK_MSG(far == 0, "%s: %d rows whose GPU top-1 is far from the CPU's best", what, far);
-    if (worst_out && worst > *worst_out) *worst_out = worst;
+    qsort(e, (size_t)rows, sizeof *e, cmp_double);
+    st.median = e[rows / 2];
+    free(e);
+    return st;
+}
+
+/* GPU rows against CPU rows: median and worst relative L2, the top-1 check, no NaN/Inf. */
+static void compare(const char *what, const float *gpu, const float *cpu, int rows, int V) {
+    const row_stats st = row_compare(gpu, cpu, rows, V);
+    printf("  %-40s rows %4d  rel L2 median %.3e worst %.3e  top-1 agree %d/%d\n", what, rows,
+           st.median, st.worst, st.agree, rows);
+    CHECK_MSG(st.bad == 0, "%s: %d non-finite GPU logits", what, st.bad);
+    CHECK_MSG(st.median <= TOL_MEDIAN, "%s: median rel L2 %.3e > %.1e", what, st.median,
+              TOL_MEDIAN);
+    CHECK_MSG(st.worst <= TOL_WORST, "%s: worst rel L2 %.3e > %.1e", what, st.worst, TOL_WORST);
+    CHECK_MSG(st.far == 0, "%s: %d rows whose GPU top-1 is far from the CPU's best", what, st.far);
 }
 
 /* 2: sequences 0 and 1 prefilled to p0 / p1 tokens of a / b, then NDEC steps of both in one
@@ -156,9 +206,9 @@ static void prefill_then_decode(const char *what, ga_session *s, const int32_t *
     }
     char w[128];
     snprintf(w, sizeof w, "%s seq 0 (from %d)", what, p0);
-    compare(w, ga, ra, NDEC, V, NULL);
+    compare(w, ga, ra, NDEC, V);
     snprintf(w, sizeof w, "%s seq 1 (from %d)", what, p1);
-    compare(w, gb, rb, NDEC, V, NULL);
+    compare(w, gb, rb, NDEC, V);
     free(two), free(ga), free(gb), free(ra), free(rb);
 }
 
@@ -245,17 +295,116 @@ static void capture(ga_session *gpu, ga_session *cpu, const ga_config *c, const 
     ga_attn_capture_free(&cc);
 }
 
+/* The DeltaNet q projection made a copy of the k one (rows and conv taps), the conditioning the
+ * header explains. Every tensor of ga_model_random is an owned bf16 buffer. */
+static void tie_q_to_k(ga_model *m) {
+    const ga_config *c = &m->cfg;
+    const ga_hybrid_config *hc = &c->hybrid;
+    const size_t H = (size_t)c->hidden_size, dk = (size_t)hc->linear_key_head_dim;
+    const size_t Hk = (size_t)hc->linear_num_key_heads, kd = Hk * dk;
+    const size_t K = (size_t)hc->linear_conv_kernel_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!hc->layer_is_linear[l]) continue;
+        const ga_hyb_layer_t *t = &m->hyb[l];
+        CHECK(t->conv->dtype == GA_BF16);
+        uint16_t *conv = (uint16_t *)t->conv->data;
+        memcpy(conv, conv + kd * K, kd * K * 2);
+        if (t->in_qkv) {
+            CHECK(t->in_qkv->dtype == GA_BF16);
+            uint16_t *w = (uint16_t *)t->in_qkv->data;
+            memcpy(w, w + kd * H, kd * H * 2);
+        } else { /* per key head [q | k | v_r | z_r] */
+            CHECK(t->in_qkvz->dtype == GA_BF16);
+            const size_t r = (size_t)(hc->linear_num_value_heads / hc->linear_num_key_heads);
+            const size_t gq = 2 * dk + 2 * r * (size_t)hc->linear_value_head_dim;
+            uint16_t *w = (uint16_t *)t->in_qkvz->data;
+            for (size_t h = 0; h < Hk; h++)
+                memcpy(w + h * gq * H, w + (h * gq + dk) * H, dk * H * 2);
+        }
+    }
+}
+
+/* The down projections of layer l's MLP (dense, every expert's, the shared expert's): zeroed
+ * they silence the MLP, so the layer's output is its mixer's alone. */
+static int mlp_downs(const ga_model *m, int l, const ga_tensor **out, int cap) {
+    const ga_hyb_layer_t *t = &m->hyb[l];
+    int n = 0;
+    if (t->down && n < cap) out[n++] = t->down;
+    if (t->exp_down && n < cap) out[n++] = t->exp_down;
+    if (t->sh_down && n < cap) out[n++] = t->sh_down;
+    for (int e = 0; t->experts && e < m->cfg.hybrid.num_experts && n < cap; e++)
+        out[n++] = t->experts[3 * e + 2];
+    return n;
+}
+
+/* 5: the model cut to its first d layers (d = 1 .. L), the last one's MLP silenced ("mixer")
+ * and whole ("layer"), GPU vs CPU over one prefill of NDIAG tokens. */
+static void per_layer(ga_model *m, const int32_t *tok) {
+    const ga_config full = m->cfg;
+    const int V = full.vocab_size;
+    float *cl = malloc((size_t)NDIAG * V * sizeof *cl),
+          *gl = malloc((size_t)NDIAG * V * sizeof *gl);
+    const char *first_bad = NULL;
+    int first_d = 0;
+    printf("  per layer (prefill of %d, the model cut after layer d):\n", NDIAG);
+    for (int d = 1; d <= full.n_layers; d++) {
+        ga_hybrid_config *hc = &m->cfg.hybrid;
+        m->cfg.n_layers = d;
+        hc->n_linear_layers = hc->n_moe_layers = 0;
+        for (int l = 0; l < d; l++) {
+            hc->n_linear_layers += hc->layer_is_linear[l] != 0;
+            hc->n_moe_layers += hc->layer_is_moe[l] != 0;
+        }
+        for (int comp = 0; comp < 2; comp++) {
+            const ga_tensor *downs[80];
+            void *saved[80] = {0};
+            const int nd = comp == 0 ? mlp_downs(m, d - 1, downs, 80) : 0;
+            for (int i = 0; i < nd; i++) {
+                const size_t bytes = (size_t)ga_tensor_numel(downs[i]) * 2;
+                saved[i] = malloc(bytes);
+                memcpy(saved[i], downs[i]->data, bytes);
+                memset((void *)downs[i]->data, 0, bytes);
+            }
+            ga_session *cpu = open_s(m, GA_DEVICE_CPU, NDIAG + 1, 1, 0);
+            ga_session *gpu = open_s(m, GA_DEVICE_CUDA, NDIAG + 1, 1, 0);
+            ga_err err = {{0}};
+            for (size_t i = 0; i < (size_t)NDIAG * V; i++)
+                gl[i] = NAN;
+            if (cpu && gpu) {
+                CHECK_OK(ga_session_forward(cpu, 0, tok, NDIAG, true, cl, &err), &err);
+                CHECK_OK(ga_session_forward(gpu, 0, tok, NDIAG, true, gl, &err), &err);
+                const row_stats st = row_compare(gl, cl, NDIAG, V);
+                const char *what = comp == 0 ? "mixer" : "layer";
+                const char *kind = full.hybrid.layer_is_linear[d - 1] ? "deltanet" : "attention";
+                const bool off = st.bad || st.median > TOL_MEDIAN || st.worst > TOL_WORST;
+                printf("    layer %d %-9s %-5s rel L2 median %.3e worst %.3e top-1 %d/%d%s\n",
+                       d - 1, kind, what, st.median, st.worst, st.agree, NDIAG,
+                       off ? "  <- off" : "");
+                if (off && !first_bad) first_bad = what, first_d = d;
+            }
+            ga_session_free(cpu);
+            ga_session_free(gpu);
+            for (int i = 0; i < nd; i++) {
+                memcpy((void *)downs[i]->data, saved[i], (size_t)ga_tensor_numel(downs[i]) * 2);
+                free(saved[i]);
+            }
+        }
+    }
+    m->cfg = full;
+    CHECK_MSG(!first_bad, "the backends part first at layer %d (%s)", first_d - 1,
+              first_bad ? first_bad : "");
+    free(cl), free(gl);
+}
+
 static void run_case(const hcase *hc) {
     printf("%s\n", hc->name);
     ga_err err = {{0}};
     ga_config cfg;
     CHECK_OK(ga_test_config_parse(hc->json, &cfg, &err), &err);
-    char *dir = ga_test_tmpdir("hybrid-gpu");
-    ga_write_opts wo = {.seed = 11, .dtype = GA_BF16, .init_std = 0.06f, .n_shards = 1};
     ga_model *m = NULL;
-    CHECK_OK(ga_model_write_random(dir, &cfg, &wo, &err), &err);
-    CHECK_OK(ga_model_load(dir, &m, &err), &err);
-    if (!m) goto out;
+    CHECK_OK(ga_model_random(&cfg, 11, GA_BF16, &m, &err), &err);
+    if (!m) return;
+    tie_q_to_k(m);
     const int V = cfg.vocab_size, T = hc->T, ctx = T + NDEC + 8;
     const int p0 = 37, p1 = 21; /* step 2's prefill lengths; p0 crosses two blocks of 16 */
     int32_t *a = malloc((size_t)T * sizeof *a), *b = malloc((size_t)T * sizeof *b);
@@ -278,7 +427,7 @@ static void run_case(const hcase *hc) {
         CHECK_OK(ga_session_forward(gpu, 0, a, T, true, g, &err), &err);
         char w[96];
         snprintf(w, sizeof w, "prefill of %d, every position", T);
-        compare(w, g, ca, T, V, NULL);
+        compare(w, g, ca, T, V);
         /* 2 */
         prefill_then_decode("slots", gpu, a, p0, b, p1, ca, cb, V);
         prefill_then_decode("paged", paged, a, p0, b, p1, ca, cb, V);
@@ -287,14 +436,13 @@ static void run_case(const hcase *hc) {
         /* 4 */
         capture(gpu, cpu, &cfg, a);
     }
+    const bool opened = cpu && gpu && paged;
     ga_session_free(cpu);
     ga_session_free(gpu);
     ga_session_free(paged);
+    if (opened) per_layer(m, a); /* 5, after the sessions: it edits the weights in place */
     free(a), free(b), free(ca), free(cb), free(g);
     ga_model_free(m);
-out:
-    ga_test_rmtree(dir);
-    free(dir);
 }
 
 int main(void) {
