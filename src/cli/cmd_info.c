@@ -157,9 +157,8 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     if (why)
         printf("runs             no: %s\n", why);
     else
-        printf("runs             on the CPU backend (fp32, text input only); not on CUDA yet, "
-               "--device auto picks the CPU; no paged cache; viz maps the full-attention layers "
-               "(issue 15)\n");
+        printf("runs             on the CPU backend (fp32) and on CUDA (bf16), text input only; "
+               "viz maps the full-attention layers with --device cpu (issue 15)\n");
     printf("layers           %d: %s (%d linear_attention, %d full_attention: %s)\n", c->n_layers,
            pat, h->n_linear_layers, n_full, fulls);
     printf("full attention   %d query, %d key/value heads (G = %d), head_dim %d; q_proj %d rows "

@@ -167,6 +167,14 @@ bool ga_cuda_decode_fused(const ga_cuda *c, int rows);
 ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), void *user,
                                  ga_err *err);
 void ga_cuda_free_weights(ga_cuda *c);
+/* cuda_weights.c, shared with the hybrid backend (cuda_hybrid_weights.c): cudaMalloc with a
+ * message saying what was asked and what is free; tensor t (any stored dtype, NaN/Inf refused)
+ * as bf16 into dst (numel elements) through staging, a device buffer of GA_CUDA_STAGING_BYTES,
+ * on c->stream. */
+#define GA_CUDA_STAGING_BYTES ((size_t)32 << 20)
+ga_status ga_cuda_dalloc(void **p, size_t bytes, const char *what, ga_err *err);
+ga_status ga_cuda_upload_matrix(ga_cuda *c, const ga_tensor *t, void *dst, void *staging,
+                                ga_err *err);
 
 /* cuda_backend.c: activation buffers for `rows` tokens, replacing the current set. On failure
  * the previous set (and its row count) is kept, so the backend stays usable. */

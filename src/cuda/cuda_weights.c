@@ -11,7 +11,7 @@
 
 #include "cuda_internal.h"
 
-#define STAGING_BYTES ((size_t)32 << 20)
+#define STAGING_BYTES GA_CUDA_STAGING_BYTES
 
 /* cudaMalloc with a message that says how much was asked and how much was free. */
 static ga_status dalloc(void **p, size_t bytes, const char *what, ga_err *err) {
@@ -190,6 +190,15 @@ ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), vo
 done:
     cudaFree(staging);
     return st;
+}
+
+ga_status ga_cuda_dalloc(void **p, size_t bytes, const char *what, ga_err *err) {
+    return dalloc(p, bytes, what, err);
+}
+
+ga_status ga_cuda_upload_matrix(ga_cuda *c, const ga_tensor *t, void *dst, void *staging,
+                                ga_err *err) {
+    return upload_bf16(c, t, dst, staging, err);
 }
 
 void ga_cuda_free_weights(ga_cuda *c) {

@@ -16,6 +16,9 @@
 #include "core/backend.h"
 #include "core/capture.h"
 #include "cpu/cpu_hybrid.h"
+#ifdef GA_HAVE_CUDA
+#include "cuda/cuda_hybrid.h"
+#endif
 #include "engine/sampler.h"
 
 struct ga_session {
@@ -138,15 +141,9 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
         return ga_err_set(err, GA_ERR_ARG, "kv_blocks %d / kv_memory %lld out of range",
                           opts.kv_blocks, (long long)opts.kv_memory);
     ga_device dev = opts.device;
-    /* Hybrid (Gated DeltaNet) models have the CPU reference only (issue 15): auto picks it, an
-     * explicit cuda is refused; neither takes a paged cache (the session reports paged_refused). */
+    /* Hybrid (Gated DeltaNet) models have their own backends (issue 15): the CPU reference
+     * (src/cpu/cpu_hybrid_backend.c) and the CUDA one (src/cuda/cuda_hybrid*.c). */
     const bool hybrid = c->arch != GA_ARCH_QWEN3;
-    if (hybrid && dev == GA_DEVICE_CUDA)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "%s: hybrid (Gated DeltaNet) models run on the CPU backend only in this "
-                          "build: issue 15",
-                          m->dir ? m->dir : m->name);
-    if (hybrid) dev = GA_DEVICE_CPU;
     if (dev == GA_DEVICE_AUTO) dev = ga_cuda_available() ? GA_DEVICE_CUDA : GA_DEVICE_CPU;
     ga_session *s = calloc(1, sizeof *s);
     if (!s) return ga_err_set(err, GA_ERR_OOM, "out of memory");
@@ -159,12 +156,16 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     if (!st) {
         if (dev == GA_DEVICE_CUDA) {
 #ifdef GA_HAVE_CUDA
-            st = ga_cuda_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+            st = hybrid
+                     ? ga_cuda_hybrid_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err)
+                     : ga_cuda_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
             /* "auto" means the best backend that can run this model: a model the GPU kernels
              * do not cover (a head_dim other than 64/128) runs on the CPU instead. An explicit
              * --device cuda keeps the error. */
             if (st == GA_ERR_UNSUPPORTED && opts.device == GA_DEVICE_AUTO) {
-                st = ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
+                st = hybrid ? ga_cpu_hybrid_backend_create(m, &opts, max_ctx, max_batch,
+                                                           &s->backend, err)
+                            : ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
             }
 #else
             st = ga_err_set(err, GA_ERR_UNSUPPORTED,

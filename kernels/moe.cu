@@ -1,0 +1,192 @@
+/*
+ * The MoE block's device-side bookkeeping for the hybrid backend (hybrid.h): routing, grouping
+ * the routed rows by expert, gathering them, and the weighted combine. The expert GEMMs
+ * themselves go through the backend's GEMM wrapper, one per active expert (the grouped GEMM is
+ * the next step). Everything here is deterministic: the grouping depends on the routing only,
+ * and the combine sums the top-k contributions of a row in k order, then the shared expert, as
+ * ga_hyb_moe does, with no atomics.
+ *
+ * Precision: softmax, top-k and the weights in fp32 (the CPU reference uses double; a top-k
+ * tie flipped by that rounding is a near-tie of the router, as with any bf16 activation).
+ * Built with --use_fast_math: expf is the ex2.approx form (relative error ~1e-7 here).
+ */
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "cuda_check.h"
+#include "hybrid.h"
+
+typedef __nv_bfloat16 bf16;
+#define ROUTE_THREADS 256
+#define SORT_THREADS 1024
+
+__device__ __forceinline__ float block_reduce(float v, bool is_max, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, u) : v + u;
+    }
+    const int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads(); // sh free from a previous reduction
+    if ((threadIdx.x & 31) == 0) sh[w] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int i = 1; i < nw; i++)
+        r = is_max ? fmaxf(r, sh[i]) : r + sh[i];
+    return r;
+}
+
+/* One block per row; p (E floats, dynamic shared memory) holds the probabilities. */
+__global__ void __launch_bounds__(ROUTE_THREADS)
+    k_moe_route(const float *__restrict__ logits, int E, int K, bool norm_topk, int *idx,
+                float *wout) {
+    extern __shared__ float p[];
+    __shared__ float red[ROUTE_THREADS / 32];
+    __shared__ float best_v[ROUTE_THREADS / 32];
+    __shared__ int best_i[ROUTE_THREADS / 32];
+    __shared__ float sel_w[64];
+    const int r = blockIdx.x, tid = threadIdx.x;
+    const float *l = logits + (size_t)r * E;
+    float mx = -INFINITY;
+    for (int e = tid; e < E; e += blockDim.x)
+        mx = fmaxf(mx, l[e]);
+    mx = block_reduce(mx, true, red);
+    float s = 0.f;
+    for (int e = tid; e < E; e += blockDim.x) {
+        const float x = expf(l[e] - mx);
+        p[e] = x;
+        s += x;
+    }
+    s = block_reduce(s, false, red);
+    for (int e = tid; e < E; e += blockDim.x)
+        p[e] /= s;
+    __syncthreads();
+    float wsum = 0.f;
+    for (int k = 0; k < K; k++) { // largest first, ties to the lower index
+        float bv = -1.f;
+        int bi = 0x7fffffff;
+        for (int e = tid; e < E; e += blockDim.x)
+            if (p[e] > bv) bv = p[e], bi = e; // e ascends per thread: the first of equals stays
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
+        }
+        if ((tid & 31) == 0) best_v[tid >> 5] = bv, best_i[tid >> 5] = bi;
+        __syncthreads();
+        if (tid == 0) {
+            for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+                if (best_v[w] > bv || (best_v[w] == bv && best_i[w] < bi))
+                    bv = best_v[w], bi = best_i[w];
+            if (bi >= E) bi = 0; // a NaN row: nothing compares greater; keep indices valid
+            idx[(size_t)r * K + k] = bi;
+            sel_w[k] = p[bi];
+            wsum += p[bi];
+            p[bi] = -2.f; // taken: below every probability
+        }
+        __syncthreads();
+    }
+    if (tid == 0)
+        for (int k = 0; k < K; k++)
+            wout[(size_t)r * K + k] = norm_topk ? sel_w[k] / wsum : sel_w[k];
+}
+
+/* One block: each thread owns experts e = tid, tid + blockDim, ... and walks the entries in
+ * order, so positions inside an expert follow entry order. counts live in offsets first. */
+__global__ void __launch_bounds__(SORT_THREADS)
+    k_moe_sort(const int *__restrict__ idx, int n, int K, int E, int *offsets, int *src_row,
+               int *pos_of) {
+    const int tid = threadIdx.x;
+    for (int e = tid; e < E; e += blockDim.x) {
+        int c = 0;
+        for (int i = 0; i < n; i++)
+            c += idx[i] == e;
+        offsets[e + 1] = c;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        offsets[0] = 0;
+        for (int e = 0; e < E; e++)
+            offsets[e + 1] += offsets[e];
+    }
+    __syncthreads();
+    for (int e = tid; e < E; e += blockDim.x) {
+        int p = offsets[e];
+        for (int i = 0; i < n; i++)
+            if (idx[i] == e) {
+                src_row[p] = i / K;
+                pos_of[i] = p++;
+            }
+    }
+}
+
+__global__ void k_moe_gather(const bf16 *__restrict__ x, const int *__restrict__ src_row, int H,
+                             bf16 *__restrict__ out) {
+    const int p = blockIdx.x;
+    const bf16 *s = x + (size_t)src_row[p] * H;
+    bf16 *d = out + (size_t)p * H;
+    for (int i = threadIdx.x; i < H; i += blockDim.x)
+        d[i] = s[i];
+}
+
+__global__ void k_moe_combine(const float *__restrict__ y, const int *__restrict__ pos_of,
+                              const float *__restrict__ w, const float *__restrict__ shared,
+                              const float *__restrict__ sg, float *__restrict__ out, int K, int H) {
+    const int r = blockIdx.x;
+    const float g = shared ? 1.f / (1.f + expf(-sg[r])) : 0.f;
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+        float acc = 0.f;
+        for (int k = 0; k < K; k++)
+            acc += w[(size_t)r * K + k] * y[(size_t)pos_of[(size_t)r * K + k] * H + i];
+        if (shared) acc += g * shared[(size_t)r * H + i];
+        out[(size_t)r * H + i] = acc;
+    }
+}
+
+extern "C" ga_status ga_moe_route(const float *logits, int rows, int E, int K, bool norm_topk,
+                                  int *idx, float *w, cudaStream_t stream, ga_err *err) {
+    if (!logits || !idx || !w || rows < 0 || E < 1 || E > GA_MOE_MAX_EXPERTS || K < 1 || K > E ||
+        K > 64)
+        return ga_err_set(err, GA_ERR_ARG, "ga_moe_route: rows %d, E %d (1..%d), K %d (1..64)",
+                          rows, E, GA_MOE_MAX_EXPERTS, K);
+    if (rows == 0) return GA_OK;
+    if (rows > 0x7fffffff / 64) return ga_err_set(err, GA_ERR_ARG, "ga_moe_route: %d rows", rows);
+    k_moe_route<<<rows, ROUTE_THREADS, (size_t)E * sizeof(float), stream>>>(logits, E, K, norm_topk,
+                                                                            idx, w);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}
+
+extern "C" ga_status ga_moe_sort(const int *idx, int n, int K, int E, int *offsets, int *src_row,
+                                 int *pos_of, cudaStream_t stream, ga_err *err) {
+    if (!idx || !offsets || !src_row || !pos_of || n < 0 || K < 1 || E < 1 ||
+        E > GA_MOE_MAX_EXPERTS)
+        return ga_err_set(err, GA_ERR_ARG, "ga_moe_sort: n %d, K %d, E %d (1..%d)", n, K, E,
+                          GA_MOE_MAX_EXPERTS);
+    k_moe_sort<<<1, SORT_THREADS, 0, stream>>>(idx, n, K, E, offsets, src_row, pos_of);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}
+
+extern "C" ga_status ga_moe_gather(const void *x, const int *src_row, int n, int H, void *out,
+                                   cudaStream_t stream, ga_err *err) {
+    if (!x || !src_row || !out || n < 0 || H < 1)
+        return ga_err_set(err, GA_ERR_ARG, "ga_moe_gather: n %d, H %d", n, H);
+    if (n == 0) return GA_OK;
+    k_moe_gather<<<n, 256, 0, stream>>>(static_cast<const bf16 *>(x), src_row, H,
+                                        static_cast<bf16 *>(out));
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}
+
+extern "C" ga_status ga_moe_combine(const float *y, const int *pos_of, const float *w,
+                                    const float *shared, const float *sg, float *out, int rows,
+                                    int K, int H, cudaStream_t stream, ga_err *err) {
+    if (!y || !pos_of || !w || !out || (!shared != !sg) || rows < 0 || K < 1 || H < 1)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_moe_combine: rows %d, K %d, H %d (shared and sg both or neither)",
+                          rows, K, H);
+    if (rows == 0) return GA_OK;
+    k_moe_combine<<<rows, 256, 0, stream>>>(y, pos_of, w, shared, sg, out, K, H);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}

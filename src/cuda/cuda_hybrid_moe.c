@@ -1,0 +1,58 @@
+/*
+ * The MoE block of the hybrid CUDA backend (ga_hyb_moe in cpu_hybrid.c, Qwen3NextSparseMoeBlock):
+ * router GEMM, softmax + top-k on the device (moe.cu), the routed rows grouped by expert and
+ * gathered, then per active expert one gate|up GEMM, SwiGLU and one down GEMM over its
+ * contiguous rows, and the weighted combine with the shared expert times
+ * sigmoid(shared_expert_gate(x)).
+ *
+ * First version: one GEMM pair per active expert, which needs the per-expert counts on the host
+ * (one device-to-host copy and stream sync per MoE layer per forward): fine for the small
+ * batches of decode and for prefill, not capturable in a graph. A grouped GEMM reading the
+ * offsets on the device is the next step.
+ */
+#include "cuda_hybrid_internal.h"
+
+ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, ga_err *err) {
+    ga_cuda *g = &h->g;
+    const int H = h->H, E = h->E, K = h->K, Ie = h->Ie, n = rows * K;
+    const bool norm = h->cfg.hybrid.norm_topk_prob;
+    ga_status st;
+    if ((st = ga_cuda_gemm(g, h->xn, w->w_router, h->r_logits, true, rows, E, H, err)) ||
+        (st = ga_moe_route(h->r_logits, rows, E, K, norm, h->r_idx, h->r_w, g->stream, err)) ||
+        (st = ga_moe_sort(h->r_idx, n, K, E, h->r_off, h->r_src, h->r_pos, g->stream, err)) ||
+        (st = ga_moe_gather(h->xn, h->r_src, n, H, h->e_x, g->stream, err)))
+        return st;
+    GA_CUDA_CHECK(cudaMemcpyAsync(h->h_off, h->r_off, (size_t)(E + 1) * sizeof(int),
+                                  cudaMemcpyDeviceToHost, g->stream));
+    /* The shared expert does not need the counts: queue it before waiting for them. */
+    const bool shared = h->Is > 0 && w->w_sh_gu;
+    if (shared &&
+        ((st = ga_cuda_gemm(g, h->xn, w->w_sh_gu, h->big, false, rows, 2 * h->Is, H, err)) ||
+         (st = ga_swiglu(h->big, h->act, rows, h->Is, g->stream, err)) ||
+         (st = ga_cuda_gemm(g, h->act, w->w_sh_down, h->sh_y, true, rows, H, h->Is, err)) ||
+         (st = ga_cuda_gemm(g, h->xn, w->w_sh_gate, h->sh_g, true, rows, 1, H, err))))
+        return st;
+    GA_CUDA_CHECK(cudaStreamSynchronize(g->stream));
+    const uint16_t *x = h->e_x, *wgu = w->w_exp_gu, *wd = w->w_exp_down;
+    uint16_t *gu = h->e_gu, *act = h->e_act;
+    for (int e = 0; e < E; e++) {
+        const int a = h->h_off[e], cnt = h->h_off[e + 1] - a;
+        if (cnt <= 0) continue;
+        if (a < 0 || h->h_off[e + 1] > n) /* the sort's output, never expected */
+            return ga_err_set(err, GA_ERR_CUDA, "MoE: expert %d has rows %d..%d of %d", e, a,
+                              a + cnt, n);
+        if ((st = ga_cuda_gemm(g, x + (size_t)a * H, wgu + (size_t)e * 2 * Ie * H,
+                               gu + (size_t)a * 2 * Ie, false, cnt, 2 * Ie, H, err)))
+            return st;
+    }
+    if ((st = ga_swiglu(h->e_gu, h->e_act, n, Ie, g->stream, err))) return st;
+    for (int e = 0; e < E; e++) {
+        const int a = h->h_off[e], cnt = h->h_off[e + 1] - a;
+        if (cnt <= 0) continue;
+        if ((st = ga_cuda_gemm(g, act + (size_t)a * Ie, wd + (size_t)e * H * Ie,
+                               h->e_y + (size_t)a * H, true, cnt, H, Ie, err)))
+            return st;
+    }
+    return ga_moe_combine(h->e_y, h->r_pos, h->r_w, shared ? h->sh_y : NULL,
+                          shared ? h->sh_g : NULL, h->delta, rows, K, H, g->stream, err);
+}
