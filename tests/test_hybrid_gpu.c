@@ -45,6 +45,8 @@
  * TOL_WORST and TOL_MEDIAN below, about 1.5x those; a real glue bug (a wrong RoPE pairing, gate
  * half, head map, norm weight, row order) moves whole rows by 0.3 or more, and step 5 then says
  * where. The top-1 check stays: the GPU's top-1 within 0.1 standard deviations of the CPU's best.
+ * Measured on the H200 (2026-12-02): median 1.6e-2 .. 3.0e-2, worst 2.0e-2 .. 6.0e-2 over every
+ * check of the four cases, the layer table growing smoothly from 4.4e-3 (first DeltaNet layer).
  */
 #include <math.h>
 
@@ -277,8 +279,13 @@ static void capture(ga_session *gpu, ga_session *cpu, const ga_config *c, const 
                 continue;
             }
             if (cg.maps[l] && cc.maps[l]) {
+                /* twice the Qwen3 viz test's bounds (5e-3 + 5e-2 relative): a full layer's q
+                 * and k here carry the bf16 drift of the DeltaNet layers before it (the
+                 * per-layer table: 1.1e-2 median at the first attention layer, against ~4e-3
+                 * for a Qwen3 layer); measured on the H200 at the old bounds: ratios 0.29 to
+                 * 1.14 over the four models. */
                 const double r =
-                    ga_test_tol_ratio(cg.maps[l], cc.maps[l], (size_t)cg.res * cg.res, 5e-3, 5e-2);
+                    ga_test_tol_ratio(cg.maps[l], cc.maps[l], (size_t)cg.res * cg.res, 1e-2, 1e-1);
                 wm = r > wm ? r : wm;
             }
             CHECK_MSG(fabs(a->first_token_share - b->first_token_share) <= 1e-2 &&
