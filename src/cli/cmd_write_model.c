@@ -160,7 +160,7 @@ int ga_cmd_write_model(int argc, char **argv) {
                   "index, tokenizer) are removed first, other files are kept"),
         GA_O_VARIANT("--variant", &gate, "baseline (default), headwise or elementwise"),
         GA_O_STR("--family", &family, "F",
-                 "qwen3 (default), or a hybrid (issue 15, CPU only): qwen3_5 (dense),\n"
+                 "qwen3 (default), or a hybrid (issue 15): qwen3_5 (dense),\n"
                  "qwen3_5_moe or qwen3_next (MoE), 3 DeltaNet : 1 attention layers"),
         GA_O_CUSTOM("--preset", parse_preset, &preset, "NAME",
                     "tiny (default), small, qwen3-0.6b, paper-1.7b, or the hybrids\n"

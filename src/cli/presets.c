@@ -98,7 +98,7 @@ static const ga_preset PRESETS[] = {
      *   derivative at the same hidden/intermediate sizes shows them.
      */
     {"qwen3.5-0.8b",
-     "Qwen3.5-0.8B (hybrid, CPU only): 24 layers (18 DeltaNet + 6 attention), hidden 1024, "
+     "Qwen3.5-0.8B (hybrid): 24 layers (18 DeltaNet + 6 attention), hidden 1024, "
      "8/2 heads x 256, DeltaNet 16/16 heads x 128, intermediate 3584, vocab 248320",
      {.arch = GA_ARCH_QWEN3_5,
       .hybrid = {HYBRID_COMMON(16, 16)},
@@ -113,7 +113,7 @@ static const ga_preset PRESETS[] = {
       HYBRID_TOP},
      GA_BF16},
     {"qwen3.5-9b",
-     "Qwen3.5-9B (hybrid, CPU only): 32 layers (24 DeltaNet + 8 attention), hidden 4096, "
+     "Qwen3.5-9B (hybrid): 32 layers (24 DeltaNet + 8 attention), hidden 4096, "
      "16/4 heads x 256, DeltaNet 16/32 heads x 128, intermediate 12288, vocab 248320",
      {.arch = GA_ARCH_QWEN3_5,
       .hybrid = {HYBRID_COMMON(16, 32)},
@@ -133,7 +133,7 @@ static const ga_preset PRESETS[] = {
      * of 512, norm_topk_prob, vocab 151936, rope_theta 1e7, partial_rotary_factor 0.25,
      * max_position_embeddings 262144, untied. */
     {"qwen3-next-80b-a3b",
-     "Qwen3-Next-80B-A3B (hybrid MoE, CPU only): 48 layers (36 DeltaNet + 12 attention), "
+     "Qwen3-Next-80B-A3B (hybrid MoE): 48 layers (36 DeltaNet + 12 attention), "
      "hidden 2048, 16/2 heads x 256, DeltaNet 16/32 heads x 128, 512 experts x 512 top-10 + "
      "shared 512, vocab 151936",
      {.arch = GA_ARCH_QWEN3_NEXT,
