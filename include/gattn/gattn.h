@@ -282,7 +282,22 @@ typedef struct ga_session_opts {
      * be left 0 or be GA_CUDA_GEMM_FALLBACK), and a fixed decode-attention split
      * (GA_DECODE_INVARIANT_SPLITS). Costs speed: the plain GEMM is far from cuBLAS. */
     bool deterministic;
+    /* Prompt tokens per prefill pass of the CUDA backend (Qwen3 models): every GEMM of a
+     * prefill runs on this many rows at once, and the activation buffers are sized for it
+     * (0: GA_PREFILL_CHUNK_DEFAULT; at most GA_PREFILL_CHUNK_MAX; capped at max_context). A
+     * longer prompt runs in passes, each a continuation of the one before. More rows fill
+     * more of a large GPU per GEMM and pay each small kernel's launch fewer times; fewer take
+     * less memory. Logits do not depend on it beyond the rounding of GEMMs of another height
+     * (none with deterministic). The CPU and hybrid backends ignore it. Not the serving
+     * scheduler's per-step prompt budget (ga_sched_opts.prefill_chunk in
+     * src/engine/scheduler.h), which bounds the rows one step hands the session in all. */
+    int prefill_chunk;
 } ga_session_opts;
+
+/* ga_session_opts.prefill_chunk: what 0 means (a plain literal: the CLI's help prints it), and
+ * the largest value accepted. */
+#define GA_PREFILL_CHUNK_DEFAULT 512
+#define GA_PREFILL_CHUNK_MAX (1 << 20)
 
 typedef struct ga_session ga_session;
 

@@ -11,7 +11,8 @@
  *             (n_blocks, n_kv, block_size, hd) bf16, the tables' device mirror and the
  *             prefill's gather buffer (2 x (n_kv, max_context, hd) bf16)
  *   rope      fp32 cos and sin tables (max_context, hd/2)
- *   scratch   activations for max(prefill chunk, max_batch) rows (cuda_internal.h)
+ *   scratch   activations for max(prefill chunk, max_batch) rows, logits for at most
+ *             max(GA_CUDA_LOGIT_ROWS, max_batch) of them (cuda_internal.h)
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,13 +23,11 @@
 #include "core/rope.h"
 #include "cuda_internal.h"
 
-/* Prefill runs in chunks of at most this many tokens (each chunk a continuation of the
- * previous), which bounds the activation scratch; a capture needs the whole prompt at once
- * and grows the scratch for it. A build may override it (-DGA_CUDA_PREFILL_CHUNK=N) to time
- * other sizes (issue 12: at 512 rows o_proj's and down_proj's GEMMs fill about half the SMs). */
-#ifndef GA_CUDA_PREFILL_CHUNK
-#define GA_CUDA_PREFILL_CHUNK 512
-#endif
+/* Prefill runs in passes of at most ga_session_opts.prefill_chunk tokens (default
+ * GA_PREFILL_CHUNK_DEFAULT in gattn.h; each pass a continuation of the previous), which sizes
+ * the activation scratch; a capture needs the whole prompt at once and grows the scratch for
+ * it. Issue 12: at 512 rows o_proj's and down_proj's GEMMs (N = 2048) fill 64-128 CTAs of the
+ * H200's 132 SMs, and every small kernel pays its launch and tail once a pass. */
 #define GA_CUDA_BLAS_WS ((size_t)32 << 20)
 
 static ga_status cuda_malloc(void **p, size_t bytes, const char *what, ga_err *err) {
@@ -44,7 +43,12 @@ static ga_status cuda_malloc(void **p, size_t bytes, const char *what, ga_err *e
                       bytes, free_b, cudaGetErrorName(e));
 }
 
-size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows) {
+int ga_cuda_logit_rows(int rows, int max_batch) {
+    const int cap = max_batch > GA_CUDA_LOGIT_ROWS ? max_batch : GA_CUDA_LOGIT_ROWS;
+    return rows < cap ? rows : cap;
+}
+
+size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows, int logit_rows) {
     const size_t G = (size_t)(cfg->n_heads / cfg->n_kv_heads);
     const size_t gate_dim = (size_t)ga_config_gate_dim(cfg);
     const size_t qkv = (size_t)ga_config_q_rows(cfg) + 2 * (size_t)cfg->n_kv_heads * cfg->head_dim;
@@ -53,8 +57,9 @@ size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows) {
     (void)G;
     size_t per_row = (size_t)cfg->hidden_size * (4 + 4 + 2) + (qkv > gu ? qkv : gu) * 2 +
                      attn * 2 * 2 + gate_dim * 2 + (size_t)cfg->intermediate_size * 2 +
-                     (size_t)cfg->vocab_size * 4 + (size_t)cfg->n_heads * 4 + 5 * 4;
-    return per_row * (size_t)rows + 16 * 256; // + alignment slack of the separate buffers
+                     (size_t)cfg->n_heads * 4 + 5 * 4;
+    return per_row * (size_t)rows + (size_t)cfg->vocab_size * 4 * (size_t)logit_rows +
+           16 * 256; // + alignment slack of the separate buffers
 }
 
 void ga_cuda_scratch_free(ga_cuda *c) {
@@ -73,6 +78,8 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
     ga_cuda_scratch *s = &c->sc;
     const size_t r = (size_t)rows, H = (size_t)cfg->hidden_size, I = (size_t)cfg->intermediate_size;
     const size_t qkv = (size_t)c->qkv_dim > 2 * I ? (size_t)c->qkv_dim : 2 * I;
+    const int logit_rows = ga_cuda_logit_rows(rows, c->max_batch);
+    const size_t lr = (size_t)logit_rows;
     ga_status st;
     if ((st = cuda_malloc((void **)&s->x, r * H * 4, "activations", err)) ||
         (st = cuda_malloc((void **)&s->delta, r * H * 4, "activations", err)) ||
@@ -82,7 +89,7 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
         (c->gate_dim && (st = cuda_malloc(&s->gate, r * c->gate_dim * 2, "activations", err))) ||
         (st = cuda_malloc(&s->attn, r * c->attn_dim * 2, "activations", err)) ||
         (st = cuda_malloc(&s->act, r * I * 2, "activations", err)) ||
-        (st = cuda_malloc((void **)&s->logits, r * cfg->vocab_size * 4, "logits", err)) ||
+        (st = cuda_malloc((void **)&s->logits, lr * cfg->vocab_size * 4, "logits", err)) ||
         (st = cuda_malloc((void **)&s->lse, r * cfg->n_heads * 4, "activations", err)) ||
         (st = cuda_malloc((void **)&s->tokens, r * 4, "activations", err)) ||
         (st = cuda_malloc((void **)&s->positions, r * 4, "activations", err)) ||
@@ -103,7 +110,7 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
     void *fp[] = {s->x, s->delta, s->xn, s->qkv, s->q, s->gate, s->attn, s->act, s->logits, s->lse};
     const size_t fp_bytes[] = {r * H * 4,           r * H * 4,           r * H * 2,
                                r * qkv * 2,         r * c->attn_dim * 2, r * c->gate_dim * 2,
-                               r * c->attn_dim * 2, r * I * 2,           r * cfg->vocab_size * 4,
+                               r * c->attn_dim * 2, r * I * 2,           lr * cfg->vocab_size * 4,
                                r * cfg->n_heads * 4};
     for (size_t i = 0; i < sizeof fp / sizeof fp[0]; i++) {
         if (!fp[i]) continue;
@@ -115,6 +122,7 @@ static ga_status scratch_set(ga_cuda *c, int rows, ga_err *err) {
         }
     }
     s->rows = rows;
+    s->logit_rows = logit_rows;
     return GA_OK;
 }
 
@@ -174,7 +182,9 @@ static void cuda_free(ga_backend *b) {
         cudaFree(c->gv);
         cudaFree(c->d_tab);
         cudaFreeHost(c->h_tab);
-        free(c->h_rows);
+        cudaFreeHost(c->h_pass);
+        for (int i = 0; i < 2; i++)
+            if (c->pass_free[i]) cudaEventDestroy(c->pass_free[i]);
         cudaFree(c->rope_cos);
         cudaFree(c->rope_sin);
         cudaFree(c->dec_work);
@@ -235,7 +245,8 @@ static ga_status cuda_paged_init(ga_backend *b, int n_blocks, int block_size,
         (st = cuda_malloc(&c->gv, gather / 2, "the paged prefill's gather buffer", err)) ||
         (st = cuda_malloc((void **)&c->d_tab, tab, "the block tables", err)))
         goto fail;
-    if (cudaMallocHost((void **)&c->h_tab, tab) != cudaSuccess) {
+    // Two halves: see h_tab in cuda_internal.h.
+    if (cudaMallocHost((void **)&c->h_tab, 2 * tab) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation of the block tables failed");
         goto fail;
     }
@@ -274,25 +285,27 @@ static size_t decode_workspace(const ga_cuda *c) {
 /* Everything the backend will hold, checked against free memory before the first large
  * allocation so an oversized request fails with numbers instead of half-way through. */
 static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
+    const int logit_rows = ga_cuda_logit_rows(scratch_rows, c->max_batch);
     const ga_config *cfg = &c->cfg;
     const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
     const uint64_t kv = c->kv_layer_elems ? 2ull * cfg->n_layers * c->kv_layer_elems * 2 : 0;
     const uint64_t rope = 2ull * c->max_context * (cfg->head_dim / 2) * 4;
-    const uint64_t act = ga_cuda_scratch_bytes(cfg, scratch_rows) + decode_workspace(c) +
-                         ga_attention_decode_counters(c->max_batch, cfg->n_heads, cfg->n_kv_heads) +
-                         GA_CUDA_BLAS_WS;
+    const uint64_t act =
+        ga_cuda_scratch_bytes(cfg, scratch_rows, logit_rows) + decode_workspace(c) +
+        ga_attention_decode_counters(c->max_batch, cfg->n_heads, cfg->n_kv_heads) + GA_CUDA_BLAS_WS;
     size_t free_b = 0, total_b = 0;
     GA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const uint64_t need = weights + kv + rope + act;
     if (need > free_b)
         return ga_err_set(err, GA_ERR_OOM,
                           "not enough GPU memory on %s: %llu bytes needed (KV cache %llu for "
-                          "max_batch %d x max_context %d, weights %llu, activations %llu, RoPE "
-                          "%llu) but %zu of %zu bytes are free; lower --max-context or the batch "
-                          "(a paged cache is sized later, by --kv-blocks / --kv-memory)",
+                          "max_batch %d x max_context %d, weights %llu, activations %llu for "
+                          "%d rows, RoPE %llu) but %zu of %zu bytes are free; lower "
+                          "--max-context, the batch or --prefill-chunk (a paged cache is sized "
+                          "later, by --kv-blocks / --kv-memory)",
                           c->name, (unsigned long long)need, (unsigned long long)kv, c->max_batch,
                           c->max_context, (unsigned long long)weights, (unsigned long long)act,
-                          (unsigned long long)rope, free_b, total_b);
+                          scratch_rows, (unsigned long long)rope, free_b, total_b);
     return GA_OK;
 }
 
@@ -322,6 +335,10 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "no CUDA GPU is available");
     }
     const int dev = opts ? opts->cuda_device : 0;
+    const int chunk_opt = opts ? opts->prefill_chunk : 0;
+    if (chunk_opt < 0 || chunk_opt > GA_PREFILL_CHUNK_MAX)
+        return ga_err_set(err, GA_ERR_ARG, "cuda backend: prefill_chunk %d out of range [0, %d]",
+                          chunk_opt, GA_PREFILL_CHUNK_MAX);
     if (dev < 0 || dev >= ndev)
         return ga_err_set(err, GA_ERR_ARG, "CUDA device %d does not exist (%d present)", dev, ndev);
 
@@ -409,7 +426,9 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     }
     b->name = c->name;
 
-    int chunk = max_context < GA_CUDA_PREFILL_CHUNK ? max_context : GA_CUDA_PREFILL_CHUNK;
+    int chunk = chunk_opt ? chunk_opt : GA_PREFILL_CHUNK_DEFAULT;
+    if (chunk > max_context) chunk = max_context;
+    c->prefill_chunk = chunk;
     int rows = chunk > max_batch ? chunk : max_batch;
     if ((st = check_memory(c, rows, err))) goto fail;
 
@@ -418,6 +437,13 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         st = ga_err_set(err, GA_ERR_CUDA, "creating the CUDA stream / cuBLAS handle failed");
         goto fail;
     }
+    // The prefill staging's events (cuda_internal.h, h_pass).
+    for (int i = 0; i < 2; i++)
+        if (cudaEventCreateWithFlags(&c->pass_free[i], cudaEventDisableTiming) != cudaSuccess) {
+            c->pass_free[i] = NULL;
+            st = ga_err_set(err, GA_ERR_CUDA, "creating the prefill staging's events failed");
+            goto fail;
+        }
     if ((st = cuda_malloc(&c->blas_ws, GA_CUDA_BLAS_WS, "the cuBLAS workspace", err))) goto fail;
     c->blas_ws_bytes = GA_CUDA_BLAS_WS;
     // cublasSetStream resets the workspace to cuBLAS' own pool; ours is set after it so that

@@ -82,44 +82,78 @@ static int blocks_for(const ga_cuda *c, int64_t tokens) {
     return (int)((tokens + c->block_size - 1) / c->block_size);
 }
 
-ga_status ga_cuda_stage_plan(ga_cuda *c, int rows, const ga_cuda_plan *pl, ga_err *err) {
+/* The pinned staging of a pass's inputs (h_pass, h_tab: cuda_internal.h) for `rows` rows:
+ * grown when a pass is taller than any before (the first prefill, or a capture's whole
+ * prompt), after a synchronisation, since the copies of the last two passes may still read
+ * the old buffer. */
+static ga_status pass_staging(ga_cuda *c, int rows, ga_err *err) {
+    if (rows <= c->h_pass_rows) return GA_OK;
+    GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    cudaFreeHost(c->h_pass);
+    c->h_pass = NULL;
+    c->h_pass_rows = 0;
+    if (cudaMallocHost((void **)&c->h_pass, 2 * 4 * (size_t)rows * sizeof(int32_t)) !=
+        cudaSuccess) {
+        (void)cudaGetLastError();
+        c->h_pass = NULL;
+        return ga_err_set(err, GA_ERR_OOM, "pinned host allocation of %zu bytes failed",
+                          2 * 4 * (size_t)rows * sizeof(int32_t));
+    }
+    c->h_pass_rows = rows;
+    return GA_OK;
+}
+
+ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const ga_cuda_plan *pl,
+                             ga_err *err) {
     ga_cuda_scratch *s = &c->sc;
-    // One sequence in a slot: the kernels take (slot, pos0) as scalars, nothing to stage.
-    if (!c->paged && pl->ns == 1) return GA_OK;
-    if (rows > c->h_rows_cap) {
-        int *h = realloc(c->h_rows, 3 * (size_t)rows * sizeof *h);
-        if (!h) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
-        c->h_rows = h;
-        c->h_rows_cap = rows;
-    }
-    int *hp = c->h_rows, *hs = hp + rows, *hd = hs + rows;
-    for (int i = 0; i < pl->ns; i++) {
-        const int seq = pl->seqs[i];
-        for (int r = pl->off[i]; r < pl->off[i + 1]; r++) {
-            const int p = pl->pos0[i] + (r - pl->off[i]);
-            hp[r] = p;
-            hs[r] = seq;
-            hd[r] = c->paged ? c->tables[seq][p / c->block_size] * c->block_size + p % c->block_size
-                             : 0;
-        }
-    }
-    const size_t bytes = (size_t)rows * sizeof(int);
-    // Pageable sources: each copy has read its source when it returns, so h_rows may change.
-    GA_CUDA_CHECK(cudaMemcpyAsync(s->positions, hp, bytes, cudaMemcpyHostToDevice, c->stream));
-    if (c->paged) {
-        GA_CUDA_CHECK(cudaMemcpyAsync(s->dest, hd, bytes, cudaMemcpyHostToDevice, c->stream));
-        // Piece i's table in row i of d_tab: the entries of its keys so far and its new rows.
+    ga_status st = pass_staging(c, rows, err);
+    if (st) return st;
+    /* The staging is pinned, so each copy below reads it when the stream reaches the copy,
+     * after this function has returned, while the host goes on to stage the next pass. So
+     * passes alternate between two halves, and a half is rewritten only once the copies of
+     * the pass that last used it (two passes back) have run: a wait the GPU has usually
+     * passed already, where a synchronisation after every pass drained the stream. (Pageable
+     * sources would need no wait here, but their copies may synchronise with the stream.) */
+    const int half = c->pass_half;
+    GA_CUDA_CHECK(cudaEventSynchronize(c->pass_free[half]));
+    int32_t *ht = c->h_pass + (size_t)half * 4 * c->h_pass_rows;
+    int32_t *hp = ht + rows, *hs = hp + rows, *hd = hs + rows;
+    const size_t bytes = (size_t)rows * sizeof(int32_t);
+    memcpy(ht, tokens, bytes);
+    GA_CUDA_CHECK(cudaMemcpyAsync(s->tokens, ht, bytes, cudaMemcpyHostToDevice, c->stream));
+    // One sequence in a slot: the kernels take (slot, pos0) as scalars, no rows to stage.
+    if (c->paged || pl->ns > 1) {
         for (int i = 0; i < pl->ns; i++) {
-            const int nb = blocks_for(c, (int64_t)pl->pos0[i] + pl->off[i + 1] - pl->off[i]);
-            int32_t *row = c->h_tab + (size_t)i * c->max_blocks;
-            memcpy(row, c->tables[pl->seqs[i]], (size_t)nb * sizeof(int32_t));
-            GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab + (size_t)i * c->max_blocks, row,
-                                          (size_t)nb * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                          c->stream));
+            const int seq = pl->seqs[i];
+            for (int r = pl->off[i]; r < pl->off[i + 1]; r++) {
+                const int p = pl->pos0[i] + (r - pl->off[i]);
+                hp[r] = p;
+                hs[r] = seq;
+                hd[r] = c->paged
+                            ? c->tables[seq][p / c->block_size] * c->block_size + p % c->block_size
+                            : 0;
+            }
         }
-    } else {
-        GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, hs, bytes, cudaMemcpyHostToDevice, c->stream));
+        GA_CUDA_CHECK(cudaMemcpyAsync(s->positions, hp, bytes, cudaMemcpyHostToDevice, c->stream));
+        if (c->paged) {
+            GA_CUDA_CHECK(cudaMemcpyAsync(s->dest, hd, bytes, cudaMemcpyHostToDevice, c->stream));
+            // Piece i's table in row i of d_tab: the entries of its keys so far and its new
+            // rows (in the next pass, row i may be another sequence's: forward_multi).
+            int32_t *tab = c->h_tab + (size_t)half * c->max_batch * c->max_blocks;
+            for (int i = 0; i < pl->ns; i++) {
+                const int nb = blocks_for(c, (int64_t)pl->pos0[i] + pl->off[i + 1] - pl->off[i]);
+                int32_t *row = tab + (size_t)i * c->max_blocks;
+                memcpy(row, c->tables[pl->seqs[i]], (size_t)nb * sizeof(int32_t));
+                GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab + (size_t)i * c->max_blocks, row,
+                                              (size_t)nb * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                              c->stream));
+            }
+        } else {
+            GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, hs, bytes, cudaMemcpyHostToDevice, c->stream));
+        }
     }
+    GA_CUDA_CHECK(cudaEventRecord(c->pass_free[half], c->stream));
+    c->pass_half = half ^ 1;
     return GA_OK;
 }
 
@@ -301,7 +335,7 @@ ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err) {
 }
 
 /* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the
- * scratch, logits into sc.logits rows [dst, dst+n). */
+ * pass, logits into sc.logits rows [dst, dst+n) (dst + n <= sc.logit_rows). */
 static ga_status lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
@@ -313,6 +347,31 @@ static ga_status lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err) {
     return ga_cuda_gemm(c, (uint16_t *)s->xn + first * H, c->lm_head,
                         s->logits + (size_t)dst * cfg->vocab_size, true, n, cfg->vocab_size,
                         cfg->hidden_size, err);
+}
+
+/* Rows [0, n) of sc.logits to the caller's memory. The copy is ordered on the stream before
+ * whatever writes sc.logits next (the next block's or pass's LM head), so that needs no
+ * wait. Into pageable memory (what callers pass) the call returns once the copy is done; into
+ * pinned memory at once, and the synchronisation at the end of the prefill covers it. */
+static ga_status logits_out(ga_cuda *c, float *dst, int n, ga_err *err) {
+    GA_CUDA_CHECK(cudaMemcpyAsync(dst, c->sc.logits, (size_t)n * c->cfg.vocab_size * sizeof(float),
+                                  cudaMemcpyDeviceToHost, c->stream));
+    return GA_OK;
+}
+
+/* Every row [first, first+n) of the pass through the final norm and LM head, in blocks of
+ * sc.logit_rows rows (the logits scratch's height, whatever the pass's), logits to dst (n
+ * rows). A block's GEMM is as tall as the pass's others up to GA_CUDA_LOGIT_ROWS. */
+static ga_status lm_head_rows(ga_cuda *c, int first, int n, float *dst, ga_err *err) {
+    const size_t V = (size_t)c->cfg.vocab_size;
+    const int block = c->sc.logit_rows;
+    for (int r = 0; r < n; r += block) {
+        const int k = n - r < block ? n - r : block;
+        ga_status st = lm_head(c, first + r, k, 0, err);
+        if (!st) st = logits_out(c, dst + (size_t)r * V, k, err);
+        if (st) return st;
+    }
+    return GA_OK;
 }
 
 static ga_status capture_begin(ga_cuda *c, ga_attn_capture *cap, int n, ga_err *err) {
@@ -398,11 +457,60 @@ done:
     return st;
 }
 
+/* The rows of a prefill pass (a chunk): the prefill_chunk setting, or the whole prompt for a
+ * capture (capture_begin grew the scratch for it). */
+static int pass_rows(const ga_cuda *c, bool whole, int n) {
+    if (whole) return n;
+    return c->prefill_chunk < c->sc.rows ? c->prefill_chunk : c->sc.rows;
+}
+
+/* The end of every prefill, failed or not: waits for the stream, so that no copy into the
+ * caller's logits and no read of the pinned staging is pending when it returns (the next
+ * call, a decode step or the caller may reuse them); keeps the first error. */
+static ga_status prefill_drain(ga_cuda *c, ga_status st, const char *what, ga_err *err) {
+    cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (st) return st;
+    if (e != cudaSuccess) return ga_err_set(err, GA_ERR_CUDA, "%s: %s", what, cudaGetErrorName(e));
+    return GA_OK;
+}
+
+/* No synchronisation between the passes of a prefill (issue 12: each drained the stream, so
+ * the GPU idled while the host launched the next pass's first kernels). Stream order already
+ * protects every device buffer a pass reuses: the next pass's copies and kernels that rewrite
+ * sc.tokens, the staged rows, d_tab, the activations and sc.logits run after this pass's
+ * readers of them on the one stream, and its KV rows are new ones. What is not ordered by the
+ * stream is host memory: the pinned staging (double-buffered: ga_cuda_stage_pass) and the
+ * logits copied back (logits_out). The caller's tokens are copied into the staging first. */
+static ga_status forward_passes(ga_cuda *c, int seq, int pos0, const int32_t *tokens, int n,
+                                bool all_positions, float *logits, ga_attn_capture *cap,
+                                ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    const size_t V = (size_t)cfg->vocab_size;
+    const int chunk = pass_rows(c, cap != NULL, n);
+    ga_status st;
+    for (int s0 = 0; s0 < n; s0 += chunk) {
+        const int len = n - s0 < chunk ? n - s0 : chunk;
+        const bool last = s0 + len == n;
+        const int p0 = pos0 + s0, off[2] = {0, len};
+        const ga_cuda_plan pl = {.ns = 1, .seqs = &seq, .pos0 = &p0, .off = off};
+        if ((st = ga_cuda_stage_pass(c, tokens + s0, len, &pl, err)) ||
+            (st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
+                           c->stream, err)) ||
+            (st = ga_cuda_layers(c, len, &pl, false, cap, err)))
+            return st;
+        if (logits && all_positions) {
+            if ((st = lm_head_rows(c, 0, len, logits + (size_t)s0 * V, err))) return st;
+        } else if (logits && last) {
+            if ((st = lm_head(c, len - 1, 1, 0, err)) || (st = logits_out(c, logits, 1, err)))
+                return st;
+        }
+    }
+    return GA_OK;
+}
+
 ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                           bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err) {
     ga_cuda *c = b->impl;
-    const ga_config *cfg = &c->cfg;
-    const size_t V = (size_t)cfg->vocab_size;
     ga_status st;
     GA_CUDA_CHECK(cudaSetDevice(c->dev));
     if (n <= 0) return GA_OK;
@@ -411,57 +519,27 @@ ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *token
     if (cap && pos0 != 0)
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a prefill from position 0");
     if (cap && (st = capture_begin(c, cap, n, err))) return st;
-
-    const int chunk = c->sc.rows;
-    for (int s0 = 0; s0 < n; s0 += chunk) {
-        const int len = n - s0 < chunk ? n - s0 : chunk;
-        const bool last = s0 + len == n;
-        GA_CUDA_CHECK(cudaMemcpyAsync(c->sc.tokens, tokens + s0, (size_t)len * sizeof(int32_t),
-                                      cudaMemcpyHostToDevice, c->stream));
-        if ((st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
-                           c->stream, err)))
-            return st;
-        const int p0 = pos0 + s0, off[2] = {0, len};
-        const ga_cuda_plan pl = {.ns = 1, .seqs = &seq, .pos0 = &p0, .off = off};
-        if ((st = ga_cuda_stage_plan(c, len, &pl, err))) return st;
-        if ((st = ga_cuda_layers(c, len, &pl, false, cap, err))) return st;
-        if (logits && (all_positions || last)) {
-            const int first = all_positions ? 0 : len - 1;
-            const int rows = all_positions ? len : 1;
-            if ((st = lm_head(c, first, rows, 0, err))) return st;
-            float *dst = all_positions ? logits + (size_t)s0 * V : logits;
-            GA_CUDA_CHECK(cudaMemcpyAsync(dst, c->sc.logits, (size_t)rows * V * sizeof(float),
-                                          cudaMemcpyDeviceToHost, c->stream));
-        }
-        // The next chunk overwrites the token buffer and logits: wait for this one.
-        GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    }
+    st = forward_passes(c, seq, pos0, tokens, n, all_positions, logits, cap, err);
+    if ((st = prefill_drain(c, st, "forward", err))) return st;
     if (cap && (st = capture_end(c, cap, n, err))) return st;
     return GA_OK;
 }
 
 /* Several sequences' prefills in one pass: their rows, concatenated, go through every GEMM
- * together in chunks of the scratch's rows (a sequence may straddle two chunks: its second
+ * together in passes of prefill_chunk rows (a sequence may straddle two passes: its second
  * part is a continuation); qk_rope writes each row where its sequence wants it; attention
  * runs once per sequence piece. Logits: every row with all_positions, else each sequence's
- * last row, which the LM head computes in the chunk where that row lies. */
-ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
-                                const int32_t *tokens, const int *off, bool all_positions,
-                                float *logits, ga_err *err) {
-    ga_cuda *c = b->impl;
+ * last row, which the LM head computes in the pass where that row lies. ps/pp/po: room for
+ * a pass's plan (ns + 1 entries each). Passes are not synchronised: see forward_passes. */
+static ga_status multi_passes(ga_cuda *c, int ns, const int *seqs, const int *pos0,
+                              const int32_t *tokens, const int *off, bool all_positions,
+                              float *logits, int *ps, int *pp, int *po, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     const size_t V = (size_t)cfg->vocab_size;
-    GA_CUDA_CHECK(cudaSetDevice(c->dev));
-    if (ns <= 0 || off[ns] <= 0) return GA_OK;
-    if (c->sc.rows < 1)
-        return ga_err_set(err, GA_ERR_OOM, "the CUDA backend has no activation buffers left");
-    int *ps = malloc(3 * ((size_t)ns + 1) * sizeof(int));
-    if (!ps) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
-    int *pp = ps + ns + 1, *po = pp + ns + 1;
-    ga_status st = GA_OK;
-    const int total = off[ns], chunk = c->sc.rows;
+    const int total = off[ns], chunk = pass_rows(c, false, total);
     int next_out = 0; /* without all_positions: the next sequence whose logits come back */
-    for (int r0 = 0; r0 < total && !st; r0 += chunk) {
+    ga_status st;
+    for (int r0 = 0; r0 < total; r0 += chunk) {
         const int len = total - r0 < chunk ? total - r0 : chunk;
         int np = 0, n_end = 0, first_end = -1;
         po[0] = 0;
@@ -473,43 +551,50 @@ ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const in
             pp[np] = pos0[i] + (a - off[i]);
             po[np + 1] = e - r0;
             np++;
-            if (e == off[i + 1]) { // the sequence's last row is in this chunk
+            if (e == off[i + 1]) { // the sequence's last row is in this pass
                 if (first_end < 0) first_end = i;
                 n_end++;
             }
         }
         const ga_cuda_plan pl = {.ns = np, .seqs = ps, .pos0 = pp, .off = po};
-        if (cudaMemcpyAsync(c->sc.tokens, tokens + r0, (size_t)len * sizeof(int32_t),
-                            cudaMemcpyHostToDevice, c->stream) != cudaSuccess) {
-            st = ga_err_set(err, GA_ERR_CUDA, "copying the tokens to the GPU failed");
-            break;
-        }
-        if ((st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
+        if ((st = ga_cuda_stage_pass(c, tokens + r0, len, &pl, err)) ||
+            (st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
                            c->stream, err)) ||
-            (st = ga_cuda_stage_plan(c, len, &pl, err)) ||
             (st = ga_cuda_layers(c, len, &pl, false, NULL, err)))
-            break;
+            return st;
         if (logits && all_positions) {
-            if ((st = lm_head(c, 0, len, 0, err))) break;
-            if (cudaMemcpyAsync(logits + (size_t)r0 * V, c->sc.logits, (size_t)len * V * 4,
-                                cudaMemcpyDeviceToHost, c->stream) != cudaSuccess)
-                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
+            if ((st = lm_head_rows(c, 0, len, logits + (size_t)r0 * V, err))) return st;
         } else if (logits && n_end > 0) {
-            // Sequences first_end .. first_end + n_end - 1 end here, in order: one LM head
-            // row each, copied back together.
-            for (int k = 0; k < n_end && !st; k++)
-                st = lm_head(c, off[first_end + k + 1] - 1 - r0, 1, k, err);
-            if (!st &&
-                cudaMemcpyAsync(logits + (size_t)next_out * V, c->sc.logits, (size_t)n_end * V * 4,
-                                cudaMemcpyDeviceToHost, c->stream) != cudaSuccess)
-                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
-            next_out += n_end;
+            /* Sequences first_end .. first_end + n_end - 1 end here, in order: one LM head row
+             * each into sc.logits, copied back together whenever logit_rows of them are there
+             * (more sequences can end in a pass than the logits scratch has rows). */
+            int k = 0;
+            for (int j = 0; j < n_end; j++) {
+                if ((st = lm_head(c, off[first_end + j + 1] - 1 - r0, 1, k, err))) return st;
+                if (++k == c->sc.logit_rows || j == n_end - 1) {
+                    if ((st = logits_out(c, logits + (size_t)next_out * V, k, err))) return st;
+                    next_out += k;
+                    k = 0;
+                }
+            }
         }
-        // The next chunk overwrites the tokens, tables and logits: wait for this one.
-        if (!st && cudaStreamSynchronize(c->stream) != cudaSuccess)
-            st = ga_err_set(err, GA_ERR_CUDA, "forward_multi: %s",
-                            cudaGetErrorName(cudaGetLastError()));
     }
+    return GA_OK;
+}
+
+ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                                const int32_t *tokens, const int *off, bool all_positions,
+                                float *logits, ga_err *err) {
+    ga_cuda *c = b->impl;
+    GA_CUDA_CHECK(cudaSetDevice(c->dev));
+    if (ns <= 0 || off[ns] <= 0) return GA_OK;
+    if (c->sc.rows < 1)
+        return ga_err_set(err, GA_ERR_OOM, "the CUDA backend has no activation buffers left");
+    int *ps = malloc(3 * ((size_t)ns + 1) * sizeof(int));
+    if (!ps) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    ga_status st = multi_passes(c, ns, seqs, pos0, tokens, off, all_positions, logits, ps,
+                                ps + ns + 1, ps + 2 * (ns + 1), err);
+    st = prefill_drain(c, st, "forward_multi", err);
     free(ps);
     return st;
 }

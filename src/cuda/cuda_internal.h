@@ -39,9 +39,12 @@ typedef struct ga_cuda_layer {
     void *w_down;      /* bf16 (hidden, inter) */
 } ga_cuda_layer;
 
-/* Activations for up to `rows` tokens at once (a prefill chunk or a decode batch). */
+/* Activations for up to `rows` tokens at once (a prefill pass or a decode batch). The logits
+ * hold logit_rows rows, fewer than rows when a pass is taller than GA_CUDA_LOGIT_ROWS (never
+ * fewer than max_batch, which a decode step needs at once): the LM head of a pass's rows runs
+ * in blocks of logit_rows, so a 2048-row pass does not need 2048 x vocab fp32 (1.2 GB). */
 typedef struct ga_cuda_scratch {
-    int rows;
+    int rows, logit_rows;
     float *x;        /* fp32 (rows, hidden) residual stream */
     float *delta;    /* fp32 (rows, hidden) o_proj / down_proj output, added by the next norm */
     void *xn;        /* bf16 (rows, hidden) normed input of the next GEMM */
@@ -50,7 +53,7 @@ typedef struct ga_cuda_scratch {
     void *gate;      /* bf16 (rows, gate_dim) raw gate, or NULL for baseline */
     void *attn;      /* bf16 (rows, n_heads*hd) gated attention output */
     void *act;       /* bf16 (rows, inter) SwiGLU output */
-    float *logits;   /* fp32 (rows, vocab) */
+    float *logits;   /* fp32 (logit_rows, vocab) */
     float *lse;      /* fp32 (n_heads, rows) for the capture's probabilities */
     int32_t *tokens; /* device (rows) */
     int *positions;  /* device (rows) */
@@ -113,16 +116,30 @@ typedef struct ga_cuda {
      * max_blocks) ints. Prefill: row i is piece i's sequence; decode: row b is batch row b's
      * sequence, with the step's bucket stride dec_tab_stride (entries for the bucket's keys). */
     int *d_tab;
-    int32_t *h_tab; /* pinned staging of d_tab */
+    /* Pinned staging of d_tab: two halves of (max_batch, max_blocks), used as h_pass's
+     * halves are by prefill passes. Decode uses the first half; it runs only after a prefill
+     * synchronised, and synchronises itself. */
+    int32_t *h_tab;
     int dec_tab_stride;
     /* Paged prefill: one layer's K and V of the sequence being attended, gathered from the
      * pool into the slot layout (n_kv, max_context, hd) bf16 each, for the prefill and
      * probability kernels (kernels/kv_paged.cu says why and what it costs). */
     void *gk, *gv;
-    int *h_rows; /* host staging of a chunk's positions | slots | dest (3 * h_rows_cap) */
-    int h_rows_cap;
+    /* Pinned staging of a prefill pass's inputs, two halves of tokens | positions | slots |
+     * dest (4 * h_pass_rows int32 each). A prefill does not synchronise between passes: pass
+     * k + 1 is staged while pass k may still wait for its copies, so passes alternate halves
+     * and rewrite one only after pass_free[half], recorded after the copies of the pass that
+     * last used it (h_tab's half too). ga_cuda_stage_pass. */
+    int32_t *h_pass;
+    int h_pass_rows;
+    cudaEvent_t pass_free[2];
+    int pass_half; /* the half the next pass stages into */
 
     ga_cuda_scratch sc;
+    /* Prompt tokens per prefill pass (ga_session_opts.prefill_chunk, capped at max_context):
+     * the height of a prefill's GEMMs; the scratch holds max(prefill_chunk, max_batch) rows
+     * (more after a capture, which needs the whole prompt in one pass). */
+    int prefill_chunk;
     float *dec_work;        /* split-KV partials for decode attention */
     unsigned *dec_counters; /* its split counters, in the same allocation after the partials */
     int32_t *h_in;          /* pinned host staging: tokens | positions | slots | kv_lens | dest
@@ -176,22 +193,31 @@ ga_status ga_cuda_dalloc(void **p, size_t bytes, const char *what, ga_err *err);
 ga_status ga_cuda_upload_matrix(ga_cuda *c, const ga_tensor *t, void *dst, void *staging,
                                 ga_err *err);
 
+/* Rows of logits the LM head writes at once in a prefill (the logits scratch's height unless
+ * max_batch is larger): 512 x a 151,936 vocabulary is 311 MB of fp32. */
+#define GA_CUDA_LOGIT_ROWS 512
 /* cuda_backend.c: activation buffers for `rows` tokens, replacing the current set. On failure
  * the previous set (and its row count) is kept, so the backend stays usable. */
 ga_status ga_cuda_scratch_alloc(ga_cuda *c, int rows, ga_err *err);
 void ga_cuda_scratch_free(ga_cuda *c);
-size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows);
+/* Logit rows of a scratch of `rows` rows for a backend of max_batch sequences. */
+int ga_cuda_logit_rows(int rows, int max_batch);
+size_t ga_cuda_scratch_bytes(const ga_config *cfg, int rows, int logit_rows);
 /* Drops every captured decode graph (after buffers moved). */
 void ga_cuda_drop_graphs(ga_cuda *c);
 
 /* cuda_forward.c: the layer stack for `rows` tokens already embedded in sc.x. Prefill mode
  * runs the plan's pieces (each its sequence's continuation; the device row arrays and
- * tables staged by the caller through ga_cuda_stage_plan), one attention launch per piece;
+ * tables staged by the caller through ga_cuda_stage_pass), one attention launch per piece;
  * decode mode uses the device positions / slots / dest / kv_lens / tables of sc and the
  * decode attention. A capture needs a plan of one piece. */
 ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
                          ga_attn_capture *cap, ga_err *err);
-ga_status ga_cuda_stage_plan(ga_cuda *c, int rows, const ga_cuda_plan *pl, ga_err *err);
+/* Copies a prefill pass's tokens (rows of them) into sc.tokens and, when the kernels take
+ * them per row (paged, or several pieces), each row's position, slot and cache row, and the
+ * pieces' block tables, through the pinned staging (h_pass). Does not synchronise. */
+ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const ga_cuda_plan *pl,
+                             ga_err *err);
 /* Decode: the final norm and LM head of the `rows` rows after ga_cuda_layers(decode), logits
  * into sc.logits (fused into one GEMV when ga_cuda_decode_fused). */
 ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err);

@@ -134,6 +134,10 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
     int max_batch = opts.max_batch ? opts.max_batch : 1;
     if (max_batch < 1 || max_batch > 4096)
         return ga_err_set(err, GA_ERR_ARG, "max_batch %d out of range [1, 4096]", max_batch);
+    if (opts.prefill_chunk < 0 || opts.prefill_chunk > GA_PREFILL_CHUNK_MAX)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "prefill_chunk %d out of range [1, %d] (0: the default, %d)",
+                          opts.prefill_chunk, GA_PREFILL_CHUNK_MAX, GA_PREFILL_CHUNK_DEFAULT);
     int block_size = opts.kv_block_size ? opts.kv_block_size : 16;
     if (block_size < 1 || block_size > 4096)
         return ga_err_set(err, GA_ERR_ARG, "kv_block_size %d out of range [1, 4096]", block_size);
