@@ -40,8 +40,10 @@ static void shape_line(const ga_bench_report *r, FILE *f) {
 }
 
 void ga_bench_write_markdown(const ga_bench_report *r, FILE *f) {
-    fprintf(f, "gattn bench: commit %s, device %s, %d warm-up + %d timed repetitions\n", r->commit,
-            r->device, r->warmup, r->reps);
+    fprintf(f,
+            "gattn bench: commit %s, device %s, %d warm-up + %d timed repetitions, prefill "
+            "chunk %d\n",
+            r->commit, r->device, r->warmup, r->reps, r->prefill_chunk);
     shape_line(r, f);
     fprintf(f, "\n| variant | test | batch | depth | tokens | mean ms | min-max ms | tokens/s "
                "| GB/s | TFLOP/s | vs baseline | device mem GiB |\n");
@@ -135,6 +137,7 @@ int ga_bench_write_json(const ga_bench_report *r, const char *path) {
         cJSON_AddStringToObject(root, "weights_dtype", ga_dtype_name(r->dtype));
         cJSON_AddNumberToObject(root, "warmup", r->warmup);
         cJSON_AddNumberToObject(root, "reps", r->reps);
+        cJSON_AddNumberToObject(root, "prefill_chunk", r->prefill_chunk);
         cJSON_AddNumberToObject(shape, "layers", c->n_layers);
         cJSON_AddNumberToObject(shape, "hidden", c->hidden_size);
         cJSON_AddNumberToObject(shape, "heads", c->n_heads);

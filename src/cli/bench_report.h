@@ -40,6 +40,7 @@ typedef struct ga_bench_report {
     ga_config shape;
     ga_dtype dtype;
     int warmup, reps;
+    int prefill_chunk; /* the CUDA backend's prompt tokens per prefill pass */
     ga_bench_row *rows;
     int n_rows;
     ga_bench_skip *skips;

@@ -149,6 +149,17 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
         .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
                 "GEMV for decode batches of 1-2), cublas-only, lt or fallback"                     \
     }
+/* --prefill-chunk: ga_session_opts.prefill_chunk (an int), the prompt tokens of one CUDA
+ * prefill pass; one help text for bench, generate, logits and perplexity. serve's option of
+ * the same name is its scheduler's prompt budget per step, which it also passes on as this
+ * (cmd_serve.c says why). */
+#define GA_CLI_STR_(x) #x
+#define GA_CLI_STR(x) GA_CLI_STR_(x)
+#define GA_O_PREFILL_CHUNK(D)                                                                      \
+    GA_O_INT("--prefill-chunk", (D), 1, GA_PREFILL_CHUNK_MAX, "N",                                 \
+             "CUDA prefill: prompt tokens per pass, the height of its GEMMs;\n"                    \
+             "more fill a large GPU better, and take more memory\n"                                \
+             "(default " GA_CLI_STR(GA_PREFILL_CHUNK_DEFAULT) ")")
 /* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
 #define GA_O_DETERMINISTIC(D)                                                                      \
     GA_O_FLAG("--deterministic", (D),                                                              \

@@ -117,6 +117,7 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         GA_O_STR("--model", &a->model_dir, "DIR", "benchmark this model folder as it is"),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_O_CUSTOM("--variants", parse_variants, a, "LIST",
                     "baseline,headwise,elementwise (default: all three)"),
         LIST_OPT("--prefill", &a->prefill, 1, 1 << 24, "prompt lengths",
@@ -201,7 +202,11 @@ int ga_cmd_bench(int argc, char **argv) {
     ga_bench_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return ga_cli_parse_exit(rc);
-    ga_bench_report rep = {.commit = GATTN_COMMIT, .warmup = (int)a.warmup, .reps = (int)a.reps};
+    ga_bench_report rep = {.commit = GATTN_COMMIT,
+                           .warmup = (int)a.warmup,
+                           .reps = (int)a.reps,
+                           .prefill_chunk =
+                               a.prefill_chunk ? a.prefill_chunk : GA_PREFILL_CHUNK_DEFAULT};
     ga_bench_ctx b = {.a = &a, .rep = &rep, .tty = isatty(2) != 0};
     b.rows_total = ga_bench_rows_per_variant(&a) * (a.model_dir ? 1 : a.n_variants);
     b.t_start = ga_bench_now();

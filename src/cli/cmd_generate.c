@@ -49,6 +49,7 @@ typedef struct gen_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     bool deterministic;
+    int prefill_chunk;
     ga_cli_rope rope;
 } gen_args;
 
@@ -79,6 +80,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_DETERMINISTIC(&a->deterministic),
+        GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "KV cache length per sequence (default: longest prompt + n,\n"
                   "at most the model's usable context)"),
@@ -310,6 +312,7 @@ static int open_session(gen_run *r, int batch) {
     ga_session_opts so = {.device = r->a->device,
                           .cuda_gemm = r->a->cuda_gemm,
                           .deterministic = r->a->deterministic,
+                          .prefill_chunk = r->a->prefill_chunk,
                           .max_context = (int)r->ctx,
                           .max_batch = batch,
                           .n_threads = (int)r->a->threads};

@@ -65,8 +65,9 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                  "require 'Authorization: Bearer KEY' on /v1/ routes"),
         GA_O_STR("--served-model-name", &a->name, "NAME",
                  "the model's name in the API (default: the folder's name)"),
-        GA_O_LONG("--prefill-chunk", &a->prefill_chunk, 1, 1 << 20, "N",
-                  "prompt tokens per scheduler step (default 512)"),
+        GA_O_LONG("--prefill-chunk", &a->prefill_chunk, 1, GA_PREFILL_CHUNK_MAX, "N",
+                  "prompt tokens per scheduler step, all requests together, run\n"
+                  "as one CUDA prefill pass (default 512)"),
         GA_O_LONG("--max-queue", &a->max_queue, 1, 1 << 20, "N",
                   "requests waiting for a slot at most; more get 429 (default 256)"),
         GA_O_LONG("--max-body", &a->max_body, 64, 1L << 30, "BYTES",
@@ -152,7 +153,12 @@ int ga_cmd_serve(int argc, char **argv) {
                           .n_threads = (int)a.threads,
                           .kv_blocks = (int)a.kv_blocks,
                           .kv_memory = (int64_t)(a.kv_memory_gib * 1073741824.0),
-                          .kv_block_size = (int)a.kv_block_size};
+                          .kv_block_size = (int)a.kv_block_size,
+                          /* The scheduler hands the session at most this many prompt rows a
+                           * step (every prefilling request's chunk in one forward_multi), so
+                           * the CUDA backend's pass, and its activation buffers, need be no
+                           * taller: one step's prefill is one pass. */
+                          .prefill_chunk = (int)a.prefill_chunk};
     if (a.kv_memory_gib > 0 && so.kv_memory < 1) so.kv_memory = 1; /* sized, and too small */
     if (ga_session_create(m, &so, &s, &err)) {
         ga_cli_fail_err(C, &err);
