@@ -204,7 +204,15 @@ static bool run_backend(const ga_model *m, int chunk, bool det, bool paged, cons
             tab_mem[(size_t)s * max_blocks + k] = block_of(s, k, max_blocks);
         tables[s] = tab_mem + (size_t)s * max_blocks;
     }
-    if (paged) CHECK_OK(b->paged_init(b, BATCH * max_blocks, BS, tables, &e), &e);
+    if (paged) {
+        ga_status st = b->paged_init(b, BATCH * max_blocks, BS, tables, &e);
+        CHECK_OK(st, &e);
+        if (st) {
+            free(tab_mem);
+            b->free(b);
+            return false;
+        }
+    }
 
     /* The setting took effect: the pass height and the scratch it sized. */
     r->rows = c->sc.rows;
@@ -337,6 +345,10 @@ static void test_heights(const char *name, ga_model *m, const float *cpu, const 
                 }
                 if (k == 0) {
                     ref = r;
+                    continue;
+                }
+                if (!ref.all) { /* the reference run failed (reported) */
+                    run_free(&r);
                     continue;
                 }
                 /* Against the reference pass height: GEMM-height rounding only. */
