@@ -5,7 +5,8 @@
  *    the attention kernels (per-head [query | gate] split, zero-centred q/k RMSNorm, partial
  *    rotate-half RoPE, K/V into the cache);
  *  - moe.cu: the MoE block's routing (softmax, top-k, norm_topk_prob), the grouping of the
- *    routed rows by expert, their gather, and the weighted combine with the shared expert.
+ *    routed rows by expert, their gather, the grouped expert product of small batches, and the
+ *    weighted combine with the shared expert.
  * Each follows the CPU reference op of src/cpu/cpu_hybrid.c named beside it (tested end to end
  * against that backend by tests/test_hybrid_gpu.c). Every launcher takes a cudaStream_t, checks
  * its arguments before touching the device (GA_ERR_ARG naming the launcher), never allocates.
@@ -69,6 +70,17 @@ ga_status ga_moe_sort(const int *idx, int n, int K, int E, int *offsets, int *sr
 /* out (n, H) bf16 = x[src_row[p]] for every sorted position p; x (rows, H) bf16. */
 ga_status ga_moe_gather(const void *x, const int *src_row, int n, int H, void *out,
                         cudaStream_t stream, ga_err *err);
+
+/* The expert products of the sorted entries without a host round trip: for every sorted
+ * position p < n, with e its expert (offsets[e] <= p < offsets[e+1], read on the device),
+ *   y[p] (N) = w[e] (N, K) . x[p] (K)
+ * x (n, K) bf16 in sorted order (ga_moe_gather's output, or the SwiGLU of the gate|up rows), w
+ * (E, N, K) bf16, y (n, N) fp32 when y_f32, else bf16. fp32 accumulation, one fixed order per
+ * row (independent of the batch and of how many rows share the expert). Meant for the small
+ * batches of a decode step (it streams each expert's weights once per 4 of its rows); the
+ * launch depends on n, E, N, K only, so a captured graph serves any routing. */
+ga_status ga_moe_expert_gemm(const void *x, const void *w, const int *offsets, int n, int E, int N,
+                             int K, void *y, bool y_f32, cudaStream_t stream, ga_err *err);
 
 /* The weighted sum of ga_hyb_moe: for each row r, in this order,
  *   out[r] = sum_{k < K} w[r, k] * y[pos_of[r*K + k]]  (+ sigmoid(sg[r]) * shared[r])

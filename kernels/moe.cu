@@ -1,10 +1,13 @@
 /*
  * The MoE block's device-side bookkeeping for the hybrid backend (hybrid.h): routing, grouping
- * the routed rows by expert, gathering them, and the weighted combine. The expert GEMMs
- * themselves go through the backend's GEMM wrapper, one per active expert (the grouped GEMM is
- * the next step). Everything here is deterministic: the grouping depends on the routing only,
- * and the combine sums the top-k contributions of a row in k order, then the shared expert, as
- * ga_hyb_moe does, with no atomics.
+ * the routed rows by expert, gathering them, the weighted combine, and the grouped expert
+ * product of small batches (ga_moe_expert_gemm: every expert's rows in one launch, each block
+ * reading its expert and row count from the device offsets, so a decode step needs no host
+ * round trip and can be captured in a graph). Prefill chunks still take one cuBLAS GEMM pair
+ * per active expert (cuda_hybrid_moe.c). Everything here is deterministic: the grouping depends
+ * on the routing only, the combine sums the top-k contributions of a row in k order, then the
+ * shared expert, as ga_hyb_moe does, with no atomics, and a row's expert product is one fixed
+ * reduction tree over K whatever the batch.
  *
  * Precision: softmax, top-k and the weights in fp32 (the CPU reference uses double; a top-k
  * tie flipped by that rounding is a near-tie of the router, as with any bf16 activation).
@@ -142,6 +145,99 @@ __global__ void k_moe_combine(const float *__restrict__ y, const int *__restrict
     }
 }
 
+/* ga_moe_expert_gemm: block (p, column tile). Sorted position p leads a group of up to
+ * EG_ROWS rows of its expert (the positions off[e], off[e] + EG_ROWS, ...); any other p exits,
+ * so every row is computed once and a group reads its expert's weights once. Each warp owns
+ * EG_CPW columns; its lanes stride over K (8 elements a lane with VEC, 16-byte loads), then one
+ * xor-shuffle tree: a row's result depends on its own inputs only, not on the group it is in. */
+#define EG_ROWS 4
+#define EG_THREADS 256
+#define EG_CPW 2
+#define EG_COLS (EG_THREADS / 32 * EG_CPW)
+
+template <bool VEC, bool F32>
+__global__ void __launch_bounds__(EG_THREADS)
+    k_moe_expert_gemm(const bf16 *__restrict__ x, const bf16 *__restrict__ w,
+                      const int *__restrict__ off, int E, int N, int K, void *__restrict__ y) {
+    const int p = blockIdx.x;
+    int lo = 0, hi = E - 1; /* the expert of p: the last e with off[e] <= p (off[E] = n > p) */
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (off[mid] <= p)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const int e = lo, a = off[e];
+    if ((p - a) % EG_ROWS) return;
+    const int rows = min(EG_ROWS, off[e + 1] - p);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int c0 = blockIdx.y * EG_COLS + warp * EG_CPW;
+    const bf16 *we = w + (size_t)e * N * K, *xp = x + (size_t)p * K;
+    float acc[EG_CPW][EG_ROWS];
+#pragma unroll
+    for (int j = 0; j < EG_CPW; j++)
+#pragma unroll
+        for (int r = 0; r < EG_ROWS; r++)
+            acc[j][r] = 0.f;
+#pragma unroll
+    for (int j = 0; j < EG_CPW; j++) {
+        const int c = c0 + j;
+        if (c >= N) break;
+        const bf16 *wr = we + (size_t)c * K;
+        if (VEC) {
+            for (int k = lane * 8; k < K; k += 32 * 8) {
+                const uint4 wv = *reinterpret_cast<const uint4 *>(wr + k);
+                const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&wv);
+#pragma unroll
+                for (int r = 0; r < EG_ROWS; r++) {
+                    if (r >= rows) break;
+                    const uint4 xv = *reinterpret_cast<const uint4 *>(xp + (size_t)r * K + k);
+                    const __nv_bfloat162 *x2 = reinterpret_cast<const __nv_bfloat162 *>(&xv);
+                    float s = acc[j][r];
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float2 wf = __bfloat1622float2(w2[i]), xf = __bfloat1622float2(x2[i]);
+                        s = fmaf(wf.x, xf.x, s);
+                        s = fmaf(wf.y, xf.y, s);
+                    }
+                    acc[j][r] = s;
+                }
+            }
+        } else {
+            for (int k = lane; k < K; k += 32) {
+                const float wf = __bfloat162float(wr[k]);
+#pragma unroll
+                for (int r = 0; r < EG_ROWS; r++)
+                    if (r < rows)
+                        acc[j][r] = fmaf(wf, __bfloat162float(xp[(size_t)r * K + k]), acc[j][r]);
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < EG_CPW; j++)
+#pragma unroll
+        for (int r = 0; r < EG_ROWS; r++)
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1)
+                acc[j][r] += __shfl_xor_sync(0xffffffffu, acc[j][r], o);
+    if (lane) return;
+#pragma unroll
+    for (int j = 0; j < EG_CPW; j++) {
+        const int c = c0 + j;
+        if (c >= N) break;
+#pragma unroll
+        for (int r = 0; r < EG_ROWS; r++) {
+            if (r >= rows) break;
+            const size_t at = (size_t)(p + r) * N + c;
+            if (F32)
+                static_cast<float *>(y)[at] = acc[j][r];
+            else
+                static_cast<bf16 *>(y)[at] = __float2bfloat16(acc[j][r]);
+        }
+    }
+}
+
 extern "C" ga_status ga_moe_route(const float *logits, int rows, int E, int K, bool norm_topk,
                                   int *idx, float *w, cudaStream_t stream, ga_err *err) {
     if (!logits || !idx || !w || rows < 0 || E < 1 || E > GA_MOE_MAX_EXPERTS || K < 1 || K > E ||
@@ -187,6 +283,32 @@ extern "C" ga_status ga_moe_combine(const float *y, const int *pos_of, const flo
                           rows, K, H);
     if (rows == 0) return GA_OK;
     k_moe_combine<<<rows, 256, 0, stream>>>(y, pos_of, w, shared, sg, out, K, H);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}
+
+extern "C" ga_status ga_moe_expert_gemm(const void *x, const void *w, const int *offsets, int n,
+                                        int E, int N, int K, void *y, bool y_f32,
+                                        cudaStream_t stream, ga_err *err) {
+    if (!x || !w || !offsets || !y || n < 0 || E < 1 || E > GA_MOE_MAX_EXPERTS || N < 1 || K < 1 ||
+        (N + EG_COLS - 1) / EG_COLS > 65535)
+        return ga_err_set(err, GA_ERR_ARG, "ga_moe_expert_gemm: n %d, E %d (1..%d), N %d, K %d", n,
+                          E, GA_MOE_MAX_EXPERTS, N, K);
+    if (n == 0) return GA_OK;
+    const bf16 *xb = static_cast<const bf16 *>(x), *wb = static_cast<const bf16 *>(w);
+    const bool vec = K % 8 == 0 && ((uintptr_t)x % 16 == 0) && ((uintptr_t)w % 16 == 0);
+    const dim3 grid((unsigned)n, (unsigned)((N + EG_COLS - 1) / EG_COLS));
+    if (vec && y_f32)
+        k_moe_expert_gemm<true, true><<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+    else if (vec)
+        k_moe_expert_gemm<true, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+    else if (y_f32)
+        k_moe_expert_gemm<false, true>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+    else
+        k_moe_expert_gemm<false, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }

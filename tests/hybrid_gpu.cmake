@@ -15,3 +15,11 @@ if(GA_HAVE_CUDA)
     set_tests_properties(test_hybrid_ops_${sec} PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu)
   endforeach()
 endif()
+
+# The grouped expert product of the hybrid backend's decode steps (ga_moe_expert_gemm,
+# kernels/moe.cu) against a double reference, with empty experts, both load paths and the
+# batch invariance of a row (test_hybrid_moe_gemm.c). gpu label, exit 77 without a GPU.
+if(GA_HAVE_CUDA)
+  ga_add_test(test_hybrid_moe_gemm SOURCES test_hybrid_moe_gemm.c LABELS gpu)
+  target_include_directories(test_hybrid_moe_gemm PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+endif()

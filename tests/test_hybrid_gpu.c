@@ -15,6 +15,17 @@
  *      whose top-2 gap is not a near-tie;
  *   4. an attention capture (viz): the full-attention layers' pooled maps, first-token shares
  *      and gate statistics vs the CPU's, the linear layers with no map and NaN metrics.
+ *   6. forward_multi (three sequences in one call, their rows across a chunk boundary, so one
+ *      sequence continues in the next chunk) against separate forwards on the GPU, every
+ *      position; then a second call continuing them (last-row logits) and decode steps of all
+ *      three, checking the DeltaNet states and caches it leaves;
+ *   7. decode graphs and device sampling: two sequences with the same prompt (equal states),
+ *      the first decoded by a step run eagerly and captured, the second by its replay: bitwise
+ *      equal logits; the same again at the next position (both replays, the staged positions,
+ *      slots and tables moved on) against the CPU; greedy decode_sample equal to the argmax of
+ *      the twin's logits, and a sampled draw equal on the twins (same stream and position);
+ *      where the prompt allows, a decode across the first KV-length bucket (256 keys, a second
+ *      graph) against the CPU;
  *   5. where the backends part, if they do: the same model cut to its first d layers, each layer
  *      whole and with its MLP silenced (down projections zeroed: the mixer alone), GPU vs CPU
  *      for d = 1 .. L, printed as a table, so a failing run names the first layer and component
@@ -52,6 +63,9 @@
 
 #include "core/model.h"
 #include "testutil.h"
+#ifdef GA_HAVE_CUDA
+#include "cuda/cuda_hybrid.h"
+#endif
 
 #define TOL_WORST 0.1
 #define TOL_MEDIAN 4e-2
@@ -302,6 +316,110 @@ static void capture(ga_session *gpu, ga_session *cpu, const ga_config *c, const 
     ga_attn_capture_free(&cc);
 }
 
+/* GPU rows against GPU rows that should differ by GEMM-height rounding only (the fp32 sums of
+ * another cuBLAS kernel, a DeltaNet piece's chunks of 64 starting elsewhere): compare's checks
+ * plus a worst row within TOL_SAME, a third of TOL_WORST (a row of the wrong sequence, slot or
+ * position is off by 0.3 or more). */
+#define TOL_SAME 3e-2
+static void compare_same(const char *what, const float *got, const float *ref, int rows, int V) {
+    compare(what, got, ref, rows, V);
+    const row_stats st = row_compare(got, ref, rows, V);
+    CHECK_MSG(st.worst <= TOL_SAME, "%s: worst rel L2 %.3e > %.1e", what, st.worst, TOL_SAME);
+}
+
+/* 6: forward_multi of three sequences (a, b, a shifted) vs separate forwards, all positions,
+ * lengths summing past the scratch's rows; then a continuation (last rows) and decode steps. */
+static void multi(ga_session *mul, ga_session *sep, const int32_t *a, const int32_t *b, int T,
+                  int V) {
+    ga_err err = {{0}};
+    const int n[3] = {T * 3 / 4, T / 2, 7}, seqs[3] = {0, 1, 2};
+    const int32_t *src[3] = {a, b, a + 3};
+    const int total = n[0] + n[1] + n[2];
+    int32_t *tok = malloc((size_t)total * sizeof *tok);
+    int off[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        memcpy(tok + off[i], src[i], (size_t)n[i] * sizeof *tok);
+        off[i + 1] = off[i] + n[i];
+    }
+    float *gm = malloc((size_t)total * V * sizeof *gm),
+          *gs = malloc((size_t)total * V * sizeof *gs);
+    for (size_t i = 0; i < (size_t)total * V; i++)
+        gm[i] = gs[i] = NAN;
+    for (int i = 0; i < 3; i++) {
+        ga_session_reset(mul, i);
+        ga_session_reset(sep, i);
+    }
+    CHECK_OK(ga_session_forward_multi(mul, 3, seqs, tok, off, true, gm, &err), &err);
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(
+            ga_session_forward(sep, i, tok + off[i], n[i], true, gs + (size_t)off[i] * V, &err),
+            &err);
+    char w[96];
+    snprintf(w, sizeof w, "forward_multi %d+%d+%d vs separate", n[0], n[1], n[2]);
+    compare_same(w, gm, gs, total, V);
+    /* continuation: 4, 1 and 6 more tokens, last rows */
+    const int m[3] = {4, 1, 6};
+    int off2[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        memcpy(tok + off2[i], src[i] + n[i], (size_t)m[i] * sizeof *tok);
+        off2[i + 1] = off2[i] + m[i];
+    }
+    CHECK_OK(ga_session_forward_multi(mul, 3, seqs, tok, off2, false, gm, &err), &err);
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(ga_session_forward(sep, i, tok + off2[i], m[i], false, gs + (size_t)i * V, &err),
+                 &err);
+    compare_same("forward_multi continued, last rows", gm, gs, 3, V);
+    /* decode steps of all three on both */
+    const int steps = 4;
+    for (int k = 0; k < steps; k++) {
+        int32_t t3[3];
+        for (int i = 0; i < 3; i++)
+            t3[i] = src[i][n[i] + m[i] + k];
+        CHECK_OK(ga_session_decode_batch(mul, seqs, t3, 3, gm + (size_t)k * 3 * V, &err), &err);
+        CHECK_OK(ga_session_decode_batch(sep, seqs, t3, 3, gs + (size_t)k * 3 * V, &err), &err);
+    }
+    compare_same("decode after forward_multi", gm, gs, 3 * steps, V);
+    free(tok), free(gm), free(gs);
+}
+
+/* 7: graph capture and replay, device sampling. s must be fresh (no decode step yet), with two
+ * sequences. ca: the CPU's logits of every position of a. */
+static void graphs(ga_session *s, const int32_t *a, const float *ca, int V) {
+    ga_err err = {{0}};
+    const int n0 = 20, s0 = 0, s1 = 1;
+    float *l0 = malloc((size_t)V * sizeof *l0), *l1 = malloc((size_t)V * sizeof *l1);
+    float *g2 = malloc(2 * (size_t)V * sizeof *g2), *c2 = malloc(2 * (size_t)V * sizeof *c2);
+    for (int q = 0; q < 2; q++) {
+        ga_session_reset(s, q);
+        CHECK_OK(ga_session_forward(s, q, a, n0, false, NULL, &err), &err);
+    }
+    int same = 0;
+    for (int k = 0; k < 2; k++) { /* k 0: eager + capture, then replay; k 1: replays */
+        for (int i = 0; i < V; i++)
+            l0[i] = l1[i] = NAN;
+        CHECK_OK(ga_session_decode_batch(s, &s0, &a[n0 + k], 1, l0, &err), &err);
+        CHECK_OK(ga_session_decode_batch(s, &s1, &a[n0 + k], 1, l1, &err), &err);
+        same += !memcmp(l0, l1, (size_t)V * sizeof *l0);
+        memcpy(g2 + (size_t)k * V, l1, (size_t)V * sizeof *l1);
+        memcpy(c2 + (size_t)k * V, ca + (size_t)(n0 + k) * V, (size_t)V * sizeof *c2);
+    }
+    printf("  %-40s %d of 2 steps bitwise equal\n", "graph replay vs eager step", same);
+    CHECK_MSG(same == 2, "a replayed decode step differs from the eager one (%d of 2 equal)", same);
+    compare("replayed steps vs CPU", g2, c2, 2, V);
+    /* greedy on the device vs the twin's logits; a draw at the same stream and position */
+    int32_t id = -1, ids[2] = {-1, -1};
+    CHECK_OK(ga_session_decode_batch(s, &s0, &a[n0 + 2], 1, l0, &err), &err);
+    CHECK_OK(ga_session_decode_sample(s, &s1, &a[n0 + 2], 1, NULL, NULL, &id, &err), &err);
+    CHECK_MSG(id == argmax(l0, V), "greedy decode_sample %d, argmax of the twin's logits %d", id,
+              argmax(l0, V));
+    const ga_sampling sp = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 7};
+    const uint64_t st = 3;
+    CHECK_OK(ga_session_decode_sample(s, &s0, &a[n0 + 3], 1, &sp, &st, &ids[0], &err), &err);
+    CHECK_OK(ga_session_decode_sample(s, &s1, &a[n0 + 3], 1, &sp, &st, &ids[1], &err), &err);
+    CHECK_MSG(ids[0] == ids[1] && ids[0] >= 0 && ids[0] < V, "sampled ids %d / %d", ids[0], ids[1]);
+    free(l0), free(l1), free(g2), free(c2);
+}
+
 /* The DeltaNet q projection made a copy of the k one (rows and conv taps), the conditioning the
  * header explains. Every tensor of ga_model_random is an owned bf16 buffer. */
 static void tie_q_to_k(ga_model *m) {
@@ -412,6 +530,17 @@ static void run_case(const hcase *hc) {
     CHECK_OK(ga_model_random(&cfg, 11, GA_BF16, &m, &err), &err);
     if (!m) return;
     tie_q_to_k(m);
+#ifdef GA_HAVE_CUDA
+    { /* 6 and 7 run the backend's own forward_multi and decode_sample, not the session's
+       * per-sequence and host-sampling fallbacks */
+        ga_backend *be = NULL;
+        const ga_session_opts o = {.device = GA_DEVICE_CUDA, .cuda_gemm = ga_test_cuda_gemm()};
+        CHECK_OK(ga_cuda_hybrid_backend_create(m, &o, 64, 2, &be, &err), &err);
+        CHECK_MSG(be && be->forward_multi && be->decode_sample,
+                  "the hybrid CUDA backend has no forward_multi / decode_sample");
+        if (be) be->free(be);
+    }
+#endif
     const int V = cfg.vocab_size, T = hc->T, ctx = T + NDEC + 8;
     const int p0 = 37, p1 = 21; /* step 2's prefill lengths; p0 crosses two blocks of 16 */
     int32_t *a = malloc((size_t)T * sizeof *a), *b = malloc((size_t)T * sizeof *b);
@@ -444,9 +573,30 @@ static void run_case(const hcase *hc) {
         capture(gpu, cpu, &cfg, a);
     }
     const bool opened = cpu && gpu && paged;
-    ga_session_free(cpu);
     ga_session_free(gpu);
     ga_session_free(paged);
+    if (opened) {
+        /* 6, slots and paged */
+        for (int pg = 0; pg < 2; pg++) {
+            const int blocks = pg ? 3 * (ctx / 16 + 2) : 0;
+            ga_session *mul = open_s(m, GA_DEVICE_CUDA, ctx, 3, blocks);
+            ga_session *sep = open_s(m, GA_DEVICE_CUDA, ctx, 3, blocks);
+            printf("  %s:\n", pg ? "paged" : "slots");
+            if (mul && sep) multi(mul, sep, a, b, T, V);
+            ga_session_free(mul);
+            ga_session_free(sep);
+        }
+        /* 7, on fresh sessions (no graph yet) */
+        for (int pg = 0; pg < 2; pg++) {
+            ga_session *s = open_s(m, GA_DEVICE_CUDA, ctx, 2, pg ? 2 * (ctx / 16 + 2) : 0);
+            printf("  %s:\n", pg ? "paged" : "slots");
+            if (s) graphs(s, a, ca, V);
+            if (s && T >= 256 + NDEC) /* across the first bucket: a second graph */
+                prefill_then_decode("bucket", s, a, 256 - NDEC / 2, b, p1, ca, cb, V);
+            ga_session_free(s);
+        }
+    }
+    ga_session_free(cpu);
     if (opened) per_layer(m, a); /* 5, after the sessions: it edits the weights in place */
     free(a), free(b), free(ca), free(cb), free(g);
     ga_model_free(m);

@@ -129,6 +129,7 @@ static ga_status scratch_alloc(ga_cuda_hyb *h, int rows, ga_err *err) {
 ga_status ga_cuda_hyb_scratch_resize(ga_cuda_hyb *h, int rows, ga_err *err) {
     const int old = h->rows;
     GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
+    ga_cuda_drop_graphs(&h->g); /* they address the buffers freed here */
     scratch_free(h);
     ga_status st = scratch_alloc(h, rows, err);
     if (st && old > 0) {
@@ -172,6 +173,8 @@ static void hyb_free(ga_backend *b) {
     if (!h) return;
     cudaSetDevice(h->g.dev);
     if (h->g.stream) cudaStreamSynchronize(h->g.stream);
+    ga_cuda_drop_graphs(&h->g);
+    free(h->g.graphs);
     scratch_free(h);
     ga_cuda_hyb_free_weights(h);
     cudaFree(h->kv);
@@ -184,6 +187,11 @@ static void hyb_free(ga_backend *b) {
     cudaFree(h->rope_cos);
     cudaFree(h->rope_sin);
     cudaFree(h->dec_work);
+    cudaFree(h->g.d_streams);
+    cudaFree(h->g.d_next);
+    cudaFree(h->g.samp_scratch);
+    cudaFreeHost(h->g.h_streams);
+    cudaFreeHost(h->g.h_next);
     cudaFree(h->g.cap_map);
     cudaFree(h->g.cap_first);
     cudaFree(h->g.cap_gsum);
@@ -220,6 +228,7 @@ static ga_status hyb_paged_init(ga_backend *b, int n_blocks, int block_size,
     if (h->kv || h->paged)
         return ga_err_set(err, GA_ERR_ARG, "paged KV cache: the CUDA backend already has a cache");
     GA_CUDA_CHECK(cudaSetDevice(h->g.dev));
+    ga_cuda_drop_graphs(&h->g); /* none should exist yet; they would address the slot layout */
     const int max_blocks = (h->max_context + block_size - 1) / block_size;
     const size_t layer_elems = (size_t)n_blocks * h->nkv * block_size * h->hd;
     const size_t pool = 2 * (size_t)h->n_full * layer_elems * 2;
@@ -448,6 +457,8 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
                            .device = GA_DEVICE_CUDA,
                            .forward = ga_cuda_hyb_forward,
                            .decode_batch = ga_cuda_hyb_decode_batch,
+                           .forward_multi = ga_cuda_hyb_forward_multi,
+                           .decode_sample = ga_cuda_hyb_decode_sample,
                            .free = hyb_free,
                            .impl = h,
                            .paged_init = h->n_full > 0 ? hyb_paged_init : NULL,
@@ -477,7 +488,8 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     const size_t ws = ga_attention_decode_workspace(max_batch, h->nh, h->hd, max_context);
     const size_t wc = ga_attention_decode_counters(max_batch, h->nh, h->nkv);
     const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
-    const uint64_t need = weights + kv + states + scratch_bytes(h, rows) + ws + wc +
+    const size_t samp = ga_sample_topk_scratch_bytes(max_batch, h->V) + (size_t)max_batch * 12;
+    const uint64_t need = weights + kv + states + scratch_bytes(h, rows) + ws + wc + samp +
                           2ull * max_context * (h->rd / 2) * 4 + HYB_BLAS_WS;
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
@@ -518,6 +530,31 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     if (cudaMemset(h->dec_counters, 0, wc) != cudaSuccess ||
         cudaStreamSynchronize(h->g.stream) != cudaSuccess) {
         st = ga_err_set(err, GA_ERR_CUDA, "zeroing the decode counters failed");
+        goto fail;
+    }
+    /* decode_sample's device token selection, sized for max_batch rows */
+    if ((st = ga_cuda_dalloc((void **)&h->g.d_streams, (size_t)max_batch * sizeof(uint64_t),
+                             "the sampler's streams", err)) ||
+        (st = ga_cuda_dalloc((void **)&h->g.d_next, (size_t)max_batch * sizeof(int32_t),
+                             "the sampled ids", err)) ||
+        (st = ga_cuda_dalloc((void **)&h->g.samp_scratch,
+                             ga_sample_topk_scratch_bytes(max_batch, h->V), "the sampler's scratch",
+                             err)))
+        goto fail;
+    if (cudaMallocHost((void **)&h->g.h_streams, (size_t)max_batch * sizeof(uint64_t)) !=
+            cudaSuccess ||
+        cudaMallocHost((void **)&h->g.h_next, (size_t)max_batch * sizeof(int32_t)) != cudaSuccess) {
+        st = ga_err_set(err, GA_ERR_OOM, "pinned host allocation failed");
+        goto fail;
+    }
+    /* decode graphs per (batch size, KV-length bucket), captured on first use (cuda_hybrid_fwd.c)
+     */
+    h->g.n_kv_buckets = 1;
+    while ((GA_KV_BUCKET0 << (h->g.n_kv_buckets - 1)) < max_context)
+        h->g.n_kv_buckets++;
+    h->g.graphs = calloc(((size_t)max_batch + 1) * h->g.n_kv_buckets, sizeof(cudaGraphExec_t));
+    if (!h->g.graphs) {
+        st = ga_err_set(err, GA_ERR_OOM, "out of host memory");
         goto fail;
     }
     *out = &h->base;

@@ -10,8 +10,11 @@
  * A prefill runs in chunks of the scratch's rows, each a continuation of the one before; a
  * decode step runs one token of each of nb sequences as nb rows. A DeltaNet state cannot
  * rewind: a sequence continues where it stopped or starts again at 0, which zeroes its states.
- * Not done yet: decode graphs, forward_multi (the session calls forward per sequence), device
- * sampling (the session samples on the host).
+ * forward_multi runs several sequences' prefill pieces as the rows of one pass (shared GEMMs,
+ * per-piece recurrences and attention); a decode step is captured into a CUDA graph per (batch
+ * size, KV-length bucket) and replayed, as the Qwen3 backend's (cuda_decode.c), which needs its
+ * MoE blocks to stay on the device (cuda_hybrid_moe.c); decode_sample picks the tokens on the
+ * device.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,12 +22,16 @@
 
 #include "cuda_hybrid_internal.h"
 
-/* One pass of `rows` rows: a prefill chunk of sequence seq from position pos0, or a decode
- * step (one row per sequence) whose longest row attends to max_kv keys. */
+/* One pass of `rows` rows: prefill pieces (piece i is rows off[i]..off[i+1) of sequence
+ * seqs[i], its first row at position pos0[i]; forward has one piece, forward_multi several) or
+ * a decode step (one row per sequence) whose rows attend to at most max_kv keys (the step's
+ * bucket bound, so an eager step and a graph replay launch the same split). */
 typedef struct pass {
     int rows;
     bool decode;
-    int seq, pos0, max_kv;
+    int np;
+    const int *seqs, *pos0, *off;
+    int max_kv;
     ga_attn_capture *cap; /* a prefill of the whole prompt from 0 recording maps, or NULL */
 } pass;
 
@@ -33,32 +40,36 @@ static int blocks_for(const ga_cuda_hyb *h, int64_t tokens) {
 }
 
 /* Tokens and the per-row positions, slots, cache rows and key counts to the device, with the
- * block table rows a pass reads (prefill: row 0, the sequence's; decode: row i, row i's).
- * seqs / pos: decode's; a prefill derives its rows from p. h_in is pinned and the caller syncs
- * before the next pass stages again. */
+ * block table rows a pass reads (prefill: row i, piece i's sequence; decode: row i, row i's).
+ * seqs / pos: decode's. h_in is pinned and the caller syncs before the next pass stages again.
+ * The rows keep the stride max_blocks (a graph reads them at a fixed address); entries past a
+ * row's blocks are stale but valid block ids (d_tab starts zeroed), never read. */
 static ga_status stage(ga_cuda_hyb *h, const pass *p, const int *seqs, const int *pos,
                        const int32_t *tokens, ga_err *err) {
     const int R = p->rows, S = h->rows;
     int32_t *ht = h->h_in, *hp = ht + S, *hs = hp + S, *hd = hs + S, *hk = hd + S;
     memcpy(ht, tokens, (size_t)R * sizeof *ht);
-    for (int r = 0; r < R; r++) {
-        const int seq = p->decode ? seqs[r] : p->seq;
-        const int at = p->decode ? pos[r] : p->pos0 + r;
-        hp[r] = at;
-        hs[r] = seq;
-        hd[r] =
-            h->paged ? h->tables[seq][at / h->block_size] * h->block_size + at % h->block_size : 0;
-        hk[r] = at + 1;
-    }
+    for (int i = 0, r = 0; i < (p->decode ? R : p->np); i++)
+        for (int t = 0; t < (p->decode ? 1 : p->off[i + 1] - p->off[i]); t++, r++) {
+            const int seq = p->decode ? seqs[r] : p->seqs[i];
+            const int at = p->decode ? pos[r] : p->pos0[i] + t;
+            hp[r] = at;
+            hs[r] = seq;
+            hd[r] = h->paged
+                        ? h->tables[seq][at / h->block_size] * h->block_size + at % h->block_size
+                        : 0;
+            hk[r] = at + 1;
+        }
     GA_CUDA_CHECK(cudaMemcpyAsync(h->d_tokens, ht, (size_t)R * sizeof *ht, cudaMemcpyHostToDevice,
                                   h->g.stream));
     GA_CUDA_CHECK(cudaMemcpyAsync(h->d_pos, hp, 4 * (size_t)S * sizeof *hp, cudaMemcpyHostToDevice,
                                   h->g.stream));
     if (!h->paged || !h->n_full) return GA_OK;
-    const int n_tab = p->decode ? R : 1;
+    const int n_tab = p->decode ? R : p->np;
     for (int i = 0; i < n_tab; i++) {
-        const int seq = p->decode ? seqs[i] : p->seq;
-        const int nb = blocks_for(h, p->decode ? (int64_t)pos[i] + 1 : (int64_t)p->pos0 + R);
+        const int seq = p->decode ? seqs[i] : p->seqs[i];
+        const int nb = blocks_for(h, p->decode ? (int64_t)pos[i] + 1
+                                               : (int64_t)p->pos0[i] + p->off[i + 1] - p->off[i]);
         int32_t *row = h->h_tab + (size_t)i * h->max_blocks;
         memcpy(row, h->tables[seq], (size_t)nb * sizeof *row);
         GA_CUDA_CHECK(cudaMemcpyAsync(h->d_tab + (size_t)i * h->max_blocks, row,
@@ -126,55 +137,63 @@ static ga_status full_attention(ga_cuda_hyb *h, int l, const hyb_dlayer *w, cons
         };
         st = ga_attention_decode(&da, h->g.stream, err);
     } else {
-        const void *k = kc + (size_t)p->seq * h->nkv * h->max_context * hd, *v;
-        v = vc + (size_t)p->seq * h->nkv * h->max_context * hd;
-        if (h->paged) { /* the sequence's keys so far into the slot layout the kernel reads */
-            const ga_kv_gather_args ga = {.k_pool = kc,
-                                          .v_pool = vc,
-                                          .table = h->d_tab,
-                                          .k_out = h->gk,
-                                          .v_out = h->gv,
-                                          .len = p->pos0 + R,
-                                          .n_kv_heads = h->nkv,
-                                          .block_size = h->block_size,
-                                          .hd = hd,
-                                          .out_stride = h->max_context};
-            if ((st = ga_kv_gather(&ga, h->g.stream, err))) return st;
-            k = h->gk;
-            v = h->gv;
+        /* one launch per piece: its rows' queries against its sequence's keys so far */
+        for (int i = 0; i < p->np && !st; i++) {
+            const int a0 = p->off[i], T = p->off[i + 1] - a0, seq = p->seqs[i];
+            const size_t qo = (size_t)a0 * h->nh * hd;
+            const void *k = kc + (size_t)seq * h->nkv * h->max_context * hd, *v;
+            v = vc + (size_t)seq * h->nkv * h->max_context * hd;
+            if (h->paged) { /* the sequence's keys so far into the slot layout the kernel reads */
+                const ga_kv_gather_args ga = {.k_pool = kc,
+                                              .v_pool = vc,
+                                              .table = h->d_tab + (size_t)i * h->max_blocks,
+                                              .k_out = h->gk,
+                                              .v_out = h->gv,
+                                              .len = p->pos0[i] + T,
+                                              .n_kv_heads = h->nkv,
+                                              .block_size = h->block_size,
+                                              .hd = hd,
+                                              .out_stride = h->max_context};
+                if ((st = ga_kv_gather(&ga, h->g.stream, err))) return st;
+                k = h->gk;
+                v = h->gv;
+            }
+            const ga_attn_prefill_args a = {.q = (const uint16_t *)h->q + qo,
+                                            .k = k,
+                                            .v = v,
+                                            .gate = (const uint16_t *)h->gate + qo,
+                                            .out = (uint16_t *)h->attn + qo,
+                                            .lse = p->cap ? h->lse : NULL,
+                                            .T = T,
+                                            .pos0 = p->pos0[i],
+                                            .n_heads = h->nh,
+                                            .n_kv_heads = h->nkv,
+                                            .hd = hd,
+                                            .kv_stride = h->max_context,
+                                            .gate_mode = GA_GATE_ELEMENTWISE,
+                                            .scale = scale,
+                                            .devinfo = &h->g.devinfo};
+            st = ga_attention_prefill(&a, h->g.stream, err);
+            /* a capture has one piece (forward from position 0) */
+            if (!st && p->cap)
+                st = ga_cuda_hyb_capture_layer(h, l, T, k, h->max_context, p->cap, err);
         }
-        const ga_attn_prefill_args a = {.q = h->q,
-                                        .k = k,
-                                        .v = v,
-                                        .gate = h->gate,
-                                        .out = h->attn,
-                                        .lse = p->cap ? h->lse : NULL,
-                                        .T = R,
-                                        .pos0 = p->pos0,
-                                        .n_heads = h->nh,
-                                        .n_kv_heads = h->nkv,
-                                        .hd = hd,
-                                        .kv_stride = h->max_context,
-                                        .gate_mode = GA_GATE_ELEMENTWISE,
-                                        .scale = scale,
-                                        .devinfo = &h->g.devinfo};
-        st = ga_attention_prefill(&a, h->g.stream, err);
-        if (!st && p->cap) st = ga_cuda_hyb_capture_layer(h, l, R, k, h->max_context, p->cap, err);
     }
     if (st) return st;
     return ga_cuda_gemm(&h->g, h->attn, w->w_o, h->delta, true, R, h->H, h->nh * hd, err);
 }
 
-static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga_err *err) {
-    const int R = p->rows, B = p->decode ? R : 1, T = p->decode ? 1 : R;
-    ga_status st = ga_cuda_gemm(&h->g, h->xn, w->w_in, h->big, false, R, h->P, h->H, err);
-    if (st) return st;
-    const uint16_t *proj = h->big, *y = h->conv_out;
+/* The conv and the delta rule of rows a0 .. a0 + B*T - 1: B sequences of T tokens each (a
+ * decode step: B rows of one token; a prefill piece: one sequence of T tokens). */
+static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int B, int T,
+                               ga_err *err) {
+    const uint16_t *proj = (const uint16_t *)h->big + (size_t)a0 * h->P;
+    uint16_t *y = (uint16_t *)h->conv_out + (size_t)a0 * h->cd;
     const ga_gdn_conv_args ca = {
         .x = proj,
-        .y = h->conv_out,
+        .y = y,
         .state = h->conv_state + (size_t)w->lin_idx * h->max_batch * h->cd * (h->conv_k - 1),
-        .slots = h->d_slot,
+        .slots = h->d_slot + a0,
         .w = w->conv,
         .B = B,
         .T = T,
@@ -183,7 +202,8 @@ static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga
         .x_stride = h->P,
         .y_stride = h->cd,
     };
-    if ((st = ga_gdn_conv(&ca, h->g.stream, err))) return st;
+    ga_status st = ga_gdn_conv(&ca, h->g.stream, err);
+    if (st) return st;
     const ga_gdn_delta_args da = {
         .q = y,
         .k = y + h->kd,
@@ -193,8 +213,8 @@ static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga
         .A_log = w->A_log,
         .dt_bias = w->dt_bias,
         .state = h->rec_state + (size_t)w->lin_idx * h->max_batch * h->Hv * h->dk * h->dv,
-        .slots = h->d_slot,
-        .o = h->attn,
+        .slots = h->d_slot + a0,
+        .o = (uint16_t *)h->attn + (size_t)a0 * h->vd,
         .B = B,
         .T = T,
         .Hk = h->Hk,
@@ -205,9 +225,21 @@ static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga
         .ab_stride = h->P,
         .o_stride = h->vd,
     };
-    st = T > 1 ? ga_gdn_delta_chunked(&da, h->gdn_work, h->gdn_work_bytes, h->g.stream, err)
-               : ga_gdn_delta(&da, h->g.stream, err);
+    return T > 1 ? ga_gdn_delta_chunked(&da, h->gdn_work, h->gdn_work_bytes, h->g.stream, err)
+                 : ga_gdn_delta(&da, h->g.stream, err);
+}
+
+static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga_err *err) {
+    const int R = p->rows;
+    ga_status st = ga_cuda_gemm(&h->g, h->xn, w->w_in, h->big, false, R, h->P, h->H, err);
     if (st) return st;
+    /* the projections of every row together; the recurrences per sequence (a prefill piece
+     * each), or all rows of a decode step in one launch */
+    if (p->decode) st = deltanet_rows(h, w, 0, R, 1, err);
+    for (int i = 0; !p->decode && i < p->np && !st; i++)
+        st = deltanet_rows(h, w, p->off[i], 1, p->off[i + 1] - p->off[i], err);
+    if (st) return st;
+    const uint16_t *proj = h->big;
     const ga_gdn_gated_norm_args na = {.o = h->attn,
                                        .z = proj + h->cd,
                                        .w = w->gnorm,
@@ -249,17 +281,18 @@ static ga_status layers(ga_cuda_hyb *h, const pass *p, ga_err *err) {
             c->hybrid.layer_is_linear[l] ? deltanet(h, w, p, err) : full_attention(h, l, w, p, err);
         if (!st)
             st = ga_rmsnorm_residual(h->x, h->delta, NULL, w->post_norm, h->xn, R, H, eps, s, err);
-        if (!st) st = w->w_router ? ga_cuda_hyb_moe(h, w, R, err) : dense_mlp(h, w, R, err);
+        if (!st)
+            st = w->w_router ? ga_cuda_hyb_moe(h, w, R, p->decode, err) : dense_mlp(h, w, R, err);
     }
     if (!st)
         st = ga_rmsnorm_residual(h->x, h->delta, NULL, h->final_norm, h->xn, R, H, eps, s, err);
     return st;
 }
 
-/* Logits of rows first .. first+n-1 of xn into h->logits (n, V). */
-static ga_status lm_head(ga_cuda_hyb *h, int first, int n, ga_err *err) {
+/* Logits of rows first .. first+n-1 of xn into h->logits from row dst (n, V). */
+static ga_status lm_head(ga_cuda_hyb *h, int first, int n, int dst, ga_err *err) {
     return ga_cuda_gemm(&h->g, (const uint16_t *)h->xn + (size_t)first * h->H, h->lm_head,
-                        h->logits, true, n, h->V, h->H, err);
+                        h->logits + (size_t)dst * h->V, true, n, h->V, h->H, err);
 }
 
 /* Zeroes sequence seq's conv and recurrent states in every linear layer (a new sequence). */
@@ -300,12 +333,13 @@ ga_status ga_cuda_hyb_forward(ga_backend *b, int seq, int pos0, const int32_t *t
     for (int s0 = 0; s0 < n; s0 += h->rows) {
         const int len = n - s0 < h->rows ? n - s0 : h->rows;
         const bool last = s0 + len == n;
-        const pass p = {.rows = len, .seq = seq, .pos0 = pos0 + s0, .cap = cap};
+        const int at = pos0 + s0, off[2] = {0, len};
+        const pass p = {.rows = len, .np = 1, .seqs = &seq, .pos0 = &at, .off = off, .cap = cap};
         if ((st = stage(h, &p, NULL, NULL, tokens + s0, err)) || (st = layers(h, &p, err)))
             return st;
         if (logits && (all_positions || last)) {
             const int first = all_positions ? 0 : len - 1, rows = all_positions ? len : 1;
-            if ((st = lm_head(h, first, rows, err))) return st;
+            if ((st = lm_head(h, first, rows, 0, err))) return st;
             GA_CUDA_CHECK(cudaMemcpyAsync(all_positions ? logits + (size_t)s0 * V : logits,
                                           h->logits, (size_t)rows * V * sizeof(float),
                                           cudaMemcpyDeviceToHost, h->g.stream));
@@ -318,32 +352,187 @@ ga_status ga_cuda_hyb_forward(ga_backend *b, int seq, int pos0, const int32_t *t
     return GA_OK;
 }
 
-ga_status ga_cuda_hyb_decode_batch(ga_backend *b, const int *seqs, const int *pos,
-                                   const int32_t *tokens, int nb, float *logits, ga_err *err) {
+/* backend.h's forward_multi, as the Qwen3 backend's (cuda_forward.c): the rows of every
+ * sequence in chunks of the scratch's rows, each chunk's pieces sharing every weight GEMM
+ * (projections, MLP / experts, LM head), the DeltaNet conv and delta rule and the attention per
+ * piece (a sequence cut by a chunk boundary continues in the next chunk from its states and
+ * cache). A row's numbers differ from a per-sequence forward only where a GEMM's height picks
+ * another cuBLAS kernel (fp32 summation order, then the bf16 rounding of its output). */
+ga_status ga_cuda_hyb_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                                    const int32_t *tokens, const int *off, bool all_positions,
+                                    float *logits, ga_err *err) {
     ga_cuda_hyb *h = b->impl;
+    const size_t V = (size_t)h->V;
     GA_CUDA_CHECK(cudaSetDevice(h->g.dev));
-    if (nb <= 0) return GA_OK;
-    if (nb > h->rows)
-        return ga_err_set(err, GA_ERR_ARG, "hybrid CUDA backend: a decode batch of %d rows (%d)",
-                          nb, h->rows);
-    int max_kv = 0;
+    if (ns <= 0 || off[ns] <= 0) return GA_OK;
+    ga_status st = GA_OK;
+    for (int i = 0; i < ns && !st; i++)
+        st = continue_at(h, seqs[i], pos0[i], err);
+    if (st) return st;
+    for (int i = 0; i < ns; i++)
+        h->seq_pos[seqs[i]] = -1; /* until the call has finished */
+    int *ps = malloc(3 * ((size_t)ns + 1) * sizeof(int));
+    if (!ps) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    int *pp = ps + ns + 1, *po = pp + ns + 1;
+    const int total = off[ns], chunk = h->rows;
+    int next_out = 0; /* without all_positions: the next sequence whose logits come back */
+    for (int r0 = 0; r0 < total && !st; r0 += chunk) {
+        const int len = total - r0 < chunk ? total - r0 : chunk;
+        int np = 0, n_end = 0, first_end = -1;
+        po[0] = 0;
+        for (int i = 0; i < ns; i++) {
+            const int a = off[i] > r0 ? off[i] : r0;
+            const int e = off[i + 1] < r0 + len ? off[i + 1] : r0 + len;
+            if (a >= e) continue;
+            ps[np] = seqs[i];
+            pp[np] = pos0[i] + (a - off[i]);
+            po[np + 1] = e - r0;
+            np++;
+            if (e == off[i + 1]) { /* the sequence's last row is in this chunk */
+                if (first_end < 0) first_end = i;
+                n_end++;
+            }
+        }
+        const pass p = {.rows = len, .np = np, .seqs = ps, .pos0 = pp, .off = po};
+        if ((st = stage(h, &p, NULL, NULL, tokens + r0, err)) || (st = layers(h, &p, err))) break;
+        if (logits && all_positions) {
+            if ((st = lm_head(h, 0, len, 0, err))) break;
+            if (cudaMemcpyAsync(logits + (size_t)r0 * V, h->logits, (size_t)len * V * 4,
+                                cudaMemcpyDeviceToHost, h->g.stream) != cudaSuccess)
+                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
+        } else if (logits && n_end > 0) {
+            /* sequences first_end .. first_end + n_end - 1 end here, in order: one LM head row
+             * each, copied back together */
+            for (int k = 0; k < n_end && !st; k++)
+                st = lm_head(h, off[first_end + k + 1] - 1 - r0, 1, k, err);
+            if (!st &&
+                cudaMemcpyAsync(logits + (size_t)next_out * V, h->logits, (size_t)n_end * V * 4,
+                                cudaMemcpyDeviceToHost, h->g.stream) != cudaSuccess)
+                st = ga_err_set(err, GA_ERR_CUDA, "copying the logits back failed");
+            next_out += n_end;
+        }
+        /* the next chunk restages the pinned inputs and overwrites the logits */
+        if (!st && cudaStreamSynchronize(h->g.stream) != cudaSuccess)
+            st = ga_err_set(err, GA_ERR_CUDA, "hybrid forward_multi: %s",
+                            cudaGetErrorName(cudaGetLastError()));
+    }
+    free(ps);
+    if (st) return st;
+    for (int i = 0; i < ns; i++)
+        h->seq_pos[seqs[i]] = pos0[i] + off[i + 1] - off[i];
+    return GA_OK;
+}
+
+/* A decode step's work after staging: layers and LM head over nb rows, logits in h->logits. */
+static ga_status decode_body(ga_cuda_hyb *h, int nb, int max_kv, ga_err *err) {
+    const pass p = {.rows = nb, .decode = true, .max_kv = max_kv};
+    ga_status st = layers(h, &p, err);
+    return st ? st : lm_head(h, 0, nb, 0, err);
+}
+
+static ga_status capture_graph(ga_cuda_hyb *h, int nb, int max_kv, int slot, ga_err *err) {
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t *exec = &h->g.graphs[slot];
+    GA_CUDA_CHECK(cudaStreamBeginCapture(h->g.stream, cudaStreamCaptureModeThreadLocal));
+    ga_status st = decode_body(h, nb, max_kv, err);
+    cudaError_t e = cudaStreamEndCapture(h->g.stream, &graph);
+    if (st) { /* the body's error explains more than the broken capture */
+        if (graph) cudaGraphDestroy(graph);
+        (void)cudaGetLastError();
+        return st;
+    }
+    GA_CUDA_CHECK(e);
+    e = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) *exec = NULL;
+    GA_CUDA_CHECK(e);
+    return GA_OK;
+}
+
+/* One decode step of nb rows up to the logits in h->logits (not synchronised), as the Qwen3
+ * backend's run_step (cuda_decode.c): the inputs staged into the fixed device buffers, then the
+ * graph of (nb, KV-length bucket) replayed, or on the first step of that pair the step run
+ * eagerly (it loads the kernels and lets cuBLAS pick its algorithms outside a capture) and then
+ * captured. The states a row starts afresh (position 0) are zeroed before, outside the graph. A
+ * step's attention is launched for its bucket's bound, eager or replayed, so both give the same
+ * numbers. */
+static ga_status run_step(ga_cuda_hyb *h, const int *seqs, const int *pos, const int32_t *tokens,
+                          int nb, ga_err *err) {
+    GA_CUDA_CHECK(cudaSetDevice(h->g.dev));
+    if (nb > h->max_batch || nb > h->rows)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "hybrid CUDA backend: a decode batch of %d rows (max_batch %d)", nb,
+                          h->max_batch);
+    int need = 0;
     ga_status st = GA_OK;
     for (int i = 0; i < nb && !st; i++) {
         st = continue_at(h, seqs[i], pos[i], err);
-        max_kv = pos[i] + 1 > max_kv ? pos[i] + 1 : max_kv;
+        need = pos[i] + 1 > need ? pos[i] + 1 : need;
     }
     if (st) return st;
     for (int i = 0; i < nb; i++)
         h->seq_pos[seqs[i]] = -1;
-    const pass p = {.rows = nb, .decode = true, .max_kv = max_kv};
-    if ((st = stage(h, &p, seqs, pos, tokens, err)) || (st = layers(h, &p, err))) return st;
-    if (logits) {
-        if ((st = lm_head(h, 0, nb, err))) return st;
-        GA_CUDA_CHECK(cudaMemcpyAsync(logits, h->logits, (size_t)nb * h->V * sizeof(float),
-                                      cudaMemcpyDeviceToHost, h->g.stream));
+    int bucket = 0;
+    while (bucket + 1 < h->g.n_kv_buckets && (GA_KV_BUCKET0 << bucket) < need)
+        bucket++;
+    const int bound =
+        GA_KV_BUCKET0 << bucket < h->max_context ? GA_KV_BUCKET0 << bucket : h->max_context;
+    const pass p = {.rows = nb, .decode = true, .max_kv = bound};
+    if ((st = stage(h, &p, seqs, pos, tokens, err))) return st;
+    const int slot = nb * h->g.n_kv_buckets + bucket;
+    if (h->g.graphs[slot]) {
+        GA_CUDA_CHECK(cudaGraphLaunch(h->g.graphs[slot], h->g.stream));
+        return GA_OK;
     }
-    GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
+    st = decode_body(h, nb, bound, err);
+    if (!st) st = capture_graph(h, nb, bound, slot, err);
+    return st;
+}
+
+static void step_done(ga_cuda_hyb *h, const int *seqs, const int *pos, int nb) {
     for (int i = 0; i < nb; i++)
         h->seq_pos[seqs[i]] = pos[i] + 1;
+}
+
+ga_status ga_cuda_hyb_decode_batch(ga_backend *b, const int *seqs, const int *pos,
+                                   const int32_t *tokens, int nb, float *logits, ga_err *err) {
+    ga_cuda_hyb *h = b->impl;
+    if (nb <= 0) return GA_OK;
+    ga_status st = run_step(h, seqs, pos, tokens, nb, err);
+    if (st) return st;
+    if (logits)
+        GA_CUDA_CHECK(cudaMemcpyAsync(logits, h->logits, (size_t)nb * h->V * sizeof(float),
+                                      cudaMemcpyDeviceToHost, h->g.stream));
+    /* also keeps the pinned staging from being rewritten while the copies are pending */
+    GA_CUDA_CHECK(cudaStreamSynchronize(h->g.stream));
+    step_done(h, seqs, pos, nb);
+    return GA_OK;
+}
+
+/* The step, then token selection on the device (ga_sample_topk, src/engine/sampler.h's
+ * definition, as ga_cuda_decode_sample): only nb ids come back. Row i's draw uses position
+ * pos[i] + 1 (d_pos holds pos[i]), as the session's host fallback does. */
+ga_status ga_cuda_hyb_decode_sample(ga_backend *b, const int *seqs, const int *pos,
+                                    const int32_t *tokens, int nb, const ga_sampling *sp,
+                                    const uint64_t *streams, int32_t *next, ga_err *err) {
+    ga_cuda_hyb *h = b->impl;
+    ga_cuda *g = &h->g;
+    if (nb <= 0) return GA_OK;
+    ga_status st = run_step(h, seqs, pos, tokens, nb, err);
+    if (st) return st;
+    const bool greedy = !sp || sp->temperature <= 0.0f || sp->top_k == 1;
+    if (!greedy) {
+        memcpy(g->h_streams, streams, (size_t)nb * sizeof(uint64_t));
+        GA_CUDA_CHECK(cudaMemcpyAsync(g->d_streams, g->h_streams, (size_t)nb * sizeof(uint64_t),
+                                      cudaMemcpyHostToDevice, g->stream));
+    }
+    st = ga_sample_topk(h->logits, nb, h->V, greedy ? NULL : sp, g->d_streams, h->d_pos,
+                        g->samp_scratch, g->d_next, g->stream, err);
+    if (st) return st;
+    GA_CUDA_CHECK(cudaMemcpyAsync(g->h_next, g->d_next, (size_t)nb * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, g->stream));
+    GA_CUDA_CHECK(cudaStreamSynchronize(g->stream));
+    memcpy(next, g->h_next, (size_t)nb * sizeof(int32_t));
+    step_done(h, seqs, pos, nb);
     return GA_OK;
 }

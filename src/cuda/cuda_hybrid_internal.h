@@ -50,8 +50,10 @@ typedef struct hyb_dlayer {
 typedef struct ga_cuda_hyb {
     ga_backend base;
     /* The GEMM context (stream, cuBLAS, workspace, gemm_impl, device info) as the Qwen3
-     * backend sets it up, so ga_cuda_gemm and ga_cuda_upload_matrix serve both backends; its
-     * Qwen3 model fields stay empty. */
+     * backend sets it up, so ga_cuda_gemm and ga_cuda_upload_matrix serve both backends; also
+     * its decode graphs (graphs, n_kv_buckets: ga_cuda_drop_graphs serves both) and device
+     * sampler buffers (d_streams, d_next, samp_scratch, h_streams, h_next). Its Qwen3 model
+     * fields stay empty. */
     ga_cuda g;
     const ga_model *model;
     ga_config cfg;
@@ -128,13 +130,23 @@ ga_status ga_cuda_hyb_upload(ga_cuda_hyb *h, void (*progress)(void *, float), vo
                              ga_err *err);
 void ga_cuda_hyb_free_weights(ga_cuda_hyb *h);
 
-/* cuda_hybrid_fwd.c: the backend's forward and decode_batch. */
+/* cuda_hybrid_fwd.c: the backend's forward, forward_multi, decode_batch and decode_sample
+ * (backend.h); decode steps through graphs kept in g.graphs (g.n_kv_buckets buckets), device
+ * sampling through g's sampler buffers. */
 ga_status ga_cuda_hyb_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                               bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_hyb_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
+                                    const int32_t *tokens, const int *off, bool all_positions,
+                                    float *logits, ga_err *err);
 ga_status ga_cuda_hyb_decode_batch(ga_backend *b, const int *seqs, const int *pos,
                                    const int32_t *tokens, int nb, float *logits, ga_err *err);
+ga_status ga_cuda_hyb_decode_sample(ga_backend *b, const int *seqs, const int *pos,
+                                    const int32_t *tokens, int nb, const ga_sampling *sp,
+                                    const uint64_t *streams, int32_t *next, ga_err *err);
 
-/* cuda_hybrid_moe.c: delta (rows, H) fp32 = the MoE block of layer l on xn (rows, H). */
-ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, ga_err *err);
+/* cuda_hybrid_moe.c: delta (rows, H) fp32 = the MoE block of layer l on xn (rows, H).
+ * on_device: the expert products without a host round trip (a decode step, capturable). */
+ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, bool on_device,
+                          ga_err *err);
 
 #endif

@@ -5,14 +5,19 @@
  * contiguous rows, and the weighted combine with the shared expert times
  * sigmoid(shared_expert_gate(x)).
  *
- * First version: one GEMM pair per active expert, which needs the per-expert counts on the host
- * (one device-to-host copy and stream sync per MoE layer per forward): fine for the small
- * batches of decode and for prefill, not capturable in a graph. A grouped GEMM reading the
- * offsets on the device is the next step.
+ * Two ways to the expert products, by the pass:
+ *  - a decode step (on_device): ga_moe_expert_gemm, every expert's rows in one launch that reads
+ *    the expert offsets on the device; nothing comes back to the host, so the step can be
+ *    captured in a graph (cuda_hybrid_fwd.c). Its fp32 sums run in another order than cuBLAS's
+ *    (rounding level, then the bf16 of the gate|up output);
+ *  - a prefill chunk: one cuBLAS GEMM pair per active expert over its contiguous rows, which
+ *    needs the per-expert counts on the host (one device-to-host copy and stream sync per MoE
+ *    layer per chunk, small beside a chunk's work; tensor-core GEMMs at prefill heights).
  */
 #include "cuda_hybrid_internal.h"
 
-ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, ga_err *err) {
+ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, bool on_device,
+                          ga_err *err) {
     ga_cuda *g = &h->g;
     const int H = h->H, E = h->E, K = h->K, Ie = h->Ie, n = rows * K;
     const bool norm = h->cfg.hybrid.norm_topk_prob;
@@ -22,10 +27,25 @@ ga_status ga_cuda_hyb_moe(ga_cuda_hyb *h, const hyb_dlayer *w, int rows, ga_err 
         (st = ga_moe_sort(h->r_idx, n, K, E, h->r_off, h->r_src, h->r_pos, g->stream, err)) ||
         (st = ga_moe_gather(h->xn, h->r_src, n, H, h->e_x, g->stream, err)))
         return st;
+    const bool shared = h->Is > 0 && w->w_sh_gu;
+    if (on_device) {
+        if ((shared &&
+             ((st = ga_cuda_gemm(g, h->xn, w->w_sh_gu, h->big, false, rows, 2 * h->Is, H, err)) ||
+              (st = ga_swiglu(h->big, h->act, rows, h->Is, g->stream, err)) ||
+              (st = ga_cuda_gemm(g, h->act, w->w_sh_down, h->sh_y, true, rows, H, h->Is, err)) ||
+              (st = ga_cuda_gemm(g, h->xn, w->w_sh_gate, h->sh_g, true, rows, 1, H, err)))) ||
+            (st = ga_moe_expert_gemm(h->e_x, w->w_exp_gu, h->r_off, n, E, 2 * Ie, H, h->e_gu, false,
+                                     g->stream, err)) ||
+            (st = ga_swiglu(h->e_gu, h->e_act, n, Ie, g->stream, err)) ||
+            (st = ga_moe_expert_gemm(h->e_act, w->w_exp_down, h->r_off, n, E, H, Ie, h->e_y, true,
+                                     g->stream, err)))
+            return st;
+        return ga_moe_combine(h->e_y, h->r_pos, h->r_w, shared ? h->sh_y : NULL,
+                              shared ? h->sh_g : NULL, h->delta, rows, K, H, g->stream, err);
+    }
     GA_CUDA_CHECK(cudaMemcpyAsync(h->h_off, h->r_off, (size_t)(E + 1) * sizeof(int),
                                   cudaMemcpyDeviceToHost, g->stream));
     /* The shared expert does not need the counts: queue it before waiting for them. */
-    const bool shared = h->Is > 0 && w->w_sh_gu;
     if (shared &&
         ((st = ga_cuda_gemm(g, h->xn, w->w_sh_gu, h->big, false, rows, 2 * h->Is, H, err)) ||
          (st = ga_swiglu(h->big, h->act, rows, h->Is, g->stream, err)) ||
