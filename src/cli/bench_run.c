@@ -285,6 +285,7 @@ done:
 static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s) {
     ga_session_opts so = {.device = b->a->device,
                           .cuda_gemm = b->a->cuda_gemm,
+                          .cuda_weights = b->a->cuda_weights,
                           .max_context = ctx,
                           .max_batch = max_batch,
                           .n_threads = (int)b->a->threads};

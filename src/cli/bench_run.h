@@ -21,6 +21,7 @@ typedef struct ga_bench_args {
     const char *model_dir, *csv, *json;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cuda_weights cuda_weights;
     ga_gate_mode variants[3];
     int n_variants;
     ga_bench_list prefill, depths, batches;

@@ -149,6 +149,17 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
         .help = "CUDA GEMM: cublas (default: cuBLAS, and the weight-streaming\n"                   \
                 "GEMV for decode batches of 1-2), cublas-only, lt or fallback"                     \
     }
+/* --weights-dtype: how the CUDA backend holds an FP8 folder's FP8 projections
+ * (ga_cuda_weights): fp8 (the default for FP8 folders) or bf16, bitwise the same logits. */
+int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v);
+#define GA_O_WEIGHTS_DTYPE(D)                                                                      \
+    {                                                                                              \
+        .name = "--weights-dtype", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_weights_dtype,     \
+        .dst = (D), .meta = "fp8|bf16",                                                            \
+        .help = "CUDA, FP8 folders: keep the FP8 weights as FP8 on the GPU\n"                      \
+                "(default: half the memory, faster decode at batch 1-2) or\n"                      \
+                "dequantise them to bf16 at load; the logits are the same"                         \
+    }
 /* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
 #define GA_O_DETERMINISTIC(D)                                                                      \
     GA_O_FLAG("--deterministic", (D),                                                              \

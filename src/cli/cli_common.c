@@ -143,6 +143,18 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v) {
     return -1;
 }
 
+int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v) {
+    if (!strcmp(v, "fp8"))
+        *(ga_cuda_weights *)o->dst = GA_CUDA_WEIGHTS_FP8;
+    else if (!strcmp(v, "bf16"))
+        *(ga_cuda_weights *)o->dst = GA_CUDA_WEIGHTS_BF16;
+    else {
+        ga_cli_usage(cmd, "%s: '%s' is not fp8 or bf16", o->name, v);
+        return -1;
+    }
+    return 0;
+}
+
 int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any) {
     static const struct {
         const char *name;

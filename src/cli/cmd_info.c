@@ -11,12 +11,41 @@
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
 
 /* FP8 folders (quantization_config fp8): how their weights are stored and what the backends
- * make of them. */
-static void print_quant(const ga_config *c) {
-    if (c->fp8_block[0] > 0)
+ * make of them. The Qwen3 CUDA backend keeps FP8 projections as FP8 by default
+ * (ga_cuda_weights); the hybrid one dequantises them. */
+static void print_quant(const ga_config *c, bool hybrid) {
+    if (c->fp8_block[0] <= 0) return;
+    if (hybrid)
         printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU) / bf16 "
                "(CUDA) at load\n",
                c->fp8_block[0], c->fp8_block[1]);
+    else
+        printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU); kept "
+               "as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)\n",
+               c->fp8_block[0], c->fp8_block[1]);
+}
+
+/* GPU bytes a Qwen3 FP8 folder saves with its projections kept as FP8: one byte a weight
+ * instead of two, less the fp32 block scales and the row-to-scale table that come with them.
+ * The choice of src/cuda/cuda_weights.c (f8_kept), per tensor: F8_E4M3 with bound scales of a
+ * power-of-two width >= 8 along K, K a multiple of 8. */
+static int64_t fp8_saving(const ga_model *m) {
+    const ga_config *c = ga_model_config(m);
+    int64_t saved = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const ga_layer_w *w = &m->layers[l];
+        const ga_tensor *t[7] = {w->q_proj,    w->k_proj,  w->v_proj,   w->o_proj,
+                                 w->gate_proj, w->up_proj, w->down_proj};
+        for (int i = 0; i < 7; i++) {
+            const int b = t[i] ? t[i]->block[1] : 0;
+            if (!t[i] || t[i]->dtype != GA_F8_E4M3 || !t[i]->scale_inv || b < 8 || (b & (b - 1)) ||
+                t[i]->ndim != 2 || t[i]->shape[1] % 8)
+                continue;
+            saved +=
+                ga_tensor_numel(t[i]) - 4 * ga_tensor_numel(t[i]->scale_inv) - 4 * t[i]->shape[0];
+        }
+    }
+    return saved;
 }
 
 static void add_quant_json(cJSON *o, const ga_config *c) {
@@ -202,7 +231,7 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), %s\n",
            ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix,
            bind_err ? "not bound (see runs)" : "bound by name and shape");
-    print_quant(c);
+    print_quant(c, true);
     for (int i = 0; i < N_IGNORED; i++)
         printf("ignored          %s* %d tensors, %.2f MiB%s\n", k_ignored[i], ign_n[i],
                ign_bytes[i] / 1048576.0,
@@ -284,6 +313,8 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "parameters", (double)params);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
+        /* what the CUDA backend holds by default (FP8 projections as FP8) */
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes", (double)(params * 2 - fp8_saving(m)));
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
@@ -317,9 +348,16 @@ int ga_cmd_info(int argc, char **argv) {
         printf("parameters       %lld (%.3f B)\n", (long long)params, params / 1e9);
         printf("weights          %s, %.2f MiB as stored\n", ga_dtype_name(ga_model_weight_dtype(m)),
                stored / 1048576.0);
-        print_quant(c);
-        printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)\n",
-               params * 2 / 1048576.0, params * 4 / 1048576.0);
+        print_quant(c, false);
+        const int64_t saved = fp8_saving(m);
+        if (saved > 0)
+            printf("memory           %.2f MiB on the GPU (FP8 projections as FP8; %.2f MiB as "
+                   "bf16), %.2f MiB as fp32 (CPU backend)\n",
+                   (params * 2 - saved) / 1048576.0, params * 2 / 1048576.0,
+                   params * 4 / 1048576.0);
+        else
+            printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)\n",
+                   params * 2 / 1048576.0, params * 4 / 1048576.0);
         printf("kv cache         %.1f KiB per token as bf16 (GPU), %.1f KiB as fp32 (CPU); "
                "%.1f MiB for 4096 tokens on the GPU\n",
                kv_tok_bf16 / 1024, kv_tok_bf16 * 2 / 1024, kv_tok_bf16 * 4096 / 1048576.0);
