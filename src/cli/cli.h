@@ -152,6 +152,9 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
 /* --weights-dtype: how the CUDA backend holds an FP8 folder's FP8 projections
  * (ga_cuda_weights): fp8 (the default for FP8 folders) or bf16, bitwise the same logits. */
 int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v);
+/* GPU bytes a Qwen3 FP8 folder's weights take less with its FP8 projections kept as FP8 (the
+ * CUDA default) than as bf16: 0 for other folders (gattn info, bench's GB/s). */
+int64_t ga_cli_fp8_saving(const ga_model *m);
 #define GA_O_WEIGHTS_DTYPE(D)                                                                      \
     {                                                                                              \
         .name = "--weights-dtype", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_weights_dtype,     \

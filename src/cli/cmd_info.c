@@ -25,29 +25,6 @@ static void print_quant(const ga_config *c, bool hybrid) {
                c->fp8_block[0], c->fp8_block[1]);
 }
 
-/* GPU bytes a Qwen3 FP8 folder saves with its projections kept as FP8: one byte a weight
- * instead of two, less the fp32 block scales and the row-to-scale table that come with them.
- * The choice of src/cuda/cuda_weights.c (f8_kept), per tensor: F8_E4M3 with bound scales of a
- * power-of-two width >= 8 along K, K a multiple of 8. */
-static int64_t fp8_saving(const ga_model *m) {
-    const ga_config *c = ga_model_config(m);
-    int64_t saved = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        const ga_layer_w *w = &m->layers[l];
-        const ga_tensor *t[7] = {w->q_proj,    w->k_proj,  w->v_proj,   w->o_proj,
-                                 w->gate_proj, w->up_proj, w->down_proj};
-        for (int i = 0; i < 7; i++) {
-            const int b = t[i] ? t[i]->block[1] : 0;
-            if (!t[i] || t[i]->dtype != GA_F8_E4M3 || !t[i]->scale_inv || b < 8 || (b & (b - 1)) ||
-                t[i]->ndim != 2 || t[i]->shape[1] % 8)
-                continue;
-            saved +=
-                ga_tensor_numel(t[i]) - 4 * ga_tensor_numel(t[i]->scale_inv) - 4 * t[i]->shape[0];
-        }
-    }
-    return saved;
-}
-
 static void add_quant_json(cJSON *o, const ga_config *c) {
     if (c->fp8_block[0] <= 0) return;
     cJSON *q = cJSON_AddObjectToObject(o, "quantization");
@@ -314,7 +291,7 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
         /* what the CUDA backend holds by default (FP8 projections as FP8) */
-        cJSON_AddNumberToObject(o, "gpu_weight_bytes", (double)(params * 2 - fp8_saving(m)));
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes", (double)(params * 2 - ga_cli_fp8_saving(m)));
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
@@ -349,7 +326,7 @@ int ga_cmd_info(int argc, char **argv) {
         printf("weights          %s, %.2f MiB as stored\n", ga_dtype_name(ga_model_weight_dtype(m)),
                stored / 1048576.0);
         print_quant(c, false);
-        const int64_t saved = fp8_saving(m);
+        const int64_t saved = ga_cli_fp8_saving(m);
         if (saved > 0)
             printf("memory           %.2f MiB on the GPU (FP8 projections as FP8; %.2f MiB as "
                    "bf16), %.2f MiB as fp32 (CPU backend)\n",
