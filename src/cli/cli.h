@@ -158,10 +158,10 @@ int64_t ga_cli_fp8_saving(const ga_model *m);
 #define GA_O_WEIGHTS_DTYPE(D)                                                                      \
     {                                                                                              \
         .name = "--weights-dtype", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_weights_dtype,     \
-        .dst = (D), .meta = "fp8|bf16",                                                            \
-        .help = "CUDA, FP8 folders: keep the FP8 weights as FP8 on the GPU\n"                      \
-                "(default: half the memory, faster decode at batch 1-2) or\n"                      \
-                "dequantise them to bf16 at load; the logits are the same"                         \
+        .dst = (D), .meta = "T",                                                                   \
+        .help = "CUDA, FP8 folders: fp8 keeps the FP8 weights as FP8 on the GPU\n"                 \
+                "(the default: half the memory, faster decode at batch 1-2),\n"                    \
+                "bf16 dequantises them at load; the logits are the same"                           \
     }
 /* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
 #define GA_O_DETERMINISTIC(D)                                                                      \
