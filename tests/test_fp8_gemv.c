@@ -27,6 +27,7 @@
 #include "testutil.h"
 
 static uint64_t rng;
+static int pdl_ok; /* programmatic dependent launch: sm_90 and newer */
 
 /* One stack: parts of rows[i] rows, K columns; host codes, host bf16 dequantised weights,
  * device codes, scales and row table. */
@@ -166,7 +167,7 @@ static void test_gemv(const stack *s, int M) {
         same_bytes(ya, yb, (size_t)M * N * (f32 ? 4 : 2), "ga_gemv_f8", M, N, K, b);
     }
     if ((size_t)M * K * 2 <= 48 * 1024) { /* the fused forms stage the input in shared memory */
-        for (int pdl = 0; pdl <= 1; pdl++) {
+        for (int pdl = 0; pdl <= pdl_ok; pdl++) {
             poison(ya, ny), poison(yb, ny);
             CHECK_OK(ga_gemv_rmsnorm(dxf, dn, 1e-6f, s->d_wbf16, ya, true, M, N, K, pdl, 0, &err),
                      &err);
@@ -178,17 +179,18 @@ static void test_gemv(const stack *s, int M) {
         if (N % 2 == 0) {
             const int I = N / 2;
             poison(ya, ny), poison(yb, ny);
-            CHECK_OK(ga_gemv_rmsnorm_swiglu(dxf, dn, 1e-6f, s->d_wbf16, ya, M, I, K, true, 0, &err),
-                     &err);
+            CHECK_OK(
+                ga_gemv_rmsnorm_swiglu(dxf, dn, 1e-6f, s->d_wbf16, ya, M, I, K, pdl_ok, 0, &err),
+                &err);
             CHECK_OK(ga_gemv_f8_rmsnorm_swiglu(dxf, dn, 1e-6f, s->d_codes, &s->f8, yb, M, I, K,
-                                               true, 0, &err),
+                                               pdl_ok, 0, &err),
                      &err);
             same_bytes(ya, yb, (size_t)M * I * 2, "ga_gemv_f8_rmsnorm_swiglu", M, N, K, b);
         }
         /* residual: x (M, N) += A (M, K) . W^T + bias, from the same starting x */
         float *ra = dup_to_dev(hr, ny), *rb = dup_to_dev(hr, ny);
-        CHECK_OK(ga_gemv_residual(dx, s->d_wbf16, dbias, ra, M, N, K, true, 0, &err), &err);
-        CHECK_OK(ga_gemv_f8_residual(dx, s->d_codes, &s->f8, dbias, rb, M, N, K, true, 0, &err),
+        CHECK_OK(ga_gemv_residual(dx, s->d_wbf16, dbias, ra, M, N, K, pdl_ok, 0, &err), &err);
+        CHECK_OK(ga_gemv_f8_residual(dx, s->d_codes, &s->f8, dbias, rb, M, N, K, pdl_ok, 0, &err),
                  &err);
         same_bytes(ra, rb, ny, "ga_gemv_f8_residual", M, N, K, b);
         cudaFree(ra), cudaFree(rb);
@@ -239,6 +241,10 @@ int main(void) {
     rng = (uint64_t)strtoull(ga_test_env("GA_TEST_SEED", "0"), NULL, 10);
     if (!rng) rng = (uint64_t)time(NULL);
     printf("seed %llu (GA_TEST_SEED repeats it)\n", (unsigned long long)rng);
+    int dev = 0, major = 0;
+    CU(cudaGetDevice(&dev));
+    CU(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    pdl_ok = major >= 9;
     const int all_m[] = {1, 2, 3, 4, 5, 6, 7, 8}, few_m[] = {1, 2, 8};
     /* q|k|v-like stack with odd part sizes, K not a multiple of the block */
     const int qkv[] = {40, 20, 20}, gu[] = {100, 100}, one[] = {33};
