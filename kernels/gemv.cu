@@ -42,8 +42,22 @@
  * previous kernels' outputs, and writes its own. So the weight prefetch of one GEMV overlaps
  * the tail of the kernel before it, and at most two kernels overlap. Launched without the
  * attribute (or before sm_90) both instructions do nothing.
+ *
+ * FP8 weights (issue 15 item 4; the F8 template flag, the ga_gemv_f8* launchers): W is e4m3
+ * bytes (N x K) with fp32 block scales, as FP8 checkpoints store it. A lane reads 8 codes
+ * (8-byte loads, a warp 256 contiguous bytes per row) where the bf16 form reads 8 bf16
+ * weights, so every lane owns the same chunks of K as in the bf16 kernel and sums them in the
+ * same order. Each code becomes bf16(fp32(code) * scale) -- the value the bf16 upload of the
+ * same folder stores (src/core/tensor.h) -- before the identical FMAs, so the result is
+ * bitwise that of the bf16 GEMV on the dequantised weights, at half the weight bytes. (16-byte
+ * loads would hand a lane two chunks that belong to two lanes of the bf16 order and need
+ * shuffles to put them back.) The fused prologues and epilogues are shared, not copied: F8
+ * only changes how a weight chunk is loaded and widened. ga_f8_dequant writes the same bf16
+ * values into a matrix, for the prefill GEMMs (cuBLAS on bf16: the same numbers as the bf16
+ * upload).
  */
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
 
 #include "activation_common.cuh"
@@ -86,16 +100,51 @@ __device__ __forceinline__ void bf16x8_to_f32(uint4 v, float f[8]) {
     }
 }
 
+/* fp32 product without flush-to-zero: this file is built with --use_fast_math (-ftz=true),
+ * which would flush a product below 2^-126 where the host's dequantisation (ga_tensor_read_bf16)
+ * keeps it; the bf16 conversion after it (cvt.rn.bf16.f32) keeps subnormals too. */
+__device__ __forceinline__ float mul_rn_noftz(float a, float b) {
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
+/* 8 e4m3 codes (e4m3 -> half is exact: every e4m3 value is a half) times their block's scale,
+ * each rounded to bf16 and widened back: the bf16 weights the dequantised upload holds. At
+ * batch 1 the FP8 stream carries twice the weights a second of the bf16 one, so the
+ * instructions per weight matter: pairs go through the x2 conversions (e4m3x2 -> f16x2, two
+ * floats -> bf16x2), about 4 instructions a weight before the FMAs where bf16 needs 1. */
+__device__ __forceinline__ void e4m3x8_to_f32(uint2 v, float s, float f[8]) {
+    const __nv_fp8x2_storage_t *q = reinterpret_cast<const __nv_fp8x2_storage_t *>(&v);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(q[j], __NV_E4M3)));
+        const float2 r =
+            __bfloat1622float2(__floats2bfloat162_rn(mul_rn_noftz(t.x, s), mul_rn_noftz(t.y, s)));
+        f[2 * j] = r.x;
+        f[2 * j + 1] = r.y;
+    }
+}
+
+/* A weight chunk of 8 elements: 16 bytes of bf16, or 8 bytes of e4m3 (F8). */
+template <bool F8> struct wchunk { typedef uint4 T; };
+template <> struct wchunk<true> { typedef uint2 T; };
+
 /* acc[r][m] += w chunk r . x chunk m for the GEMV_ROWS weight chunks wv (already loaded) and
  * the chunk at index c of every x row. Each weight chunk is widened to fp32 once and used M
  * times; x is re-read from L1 for each chunk. */
-template <int M, bool SMEM>
-__device__ __forceinline__ void gemv_chunk(const uint4 (&wv)[GEMV_ROWS], const uint4 *x, int K8,
-                                           int c, float (&acc)[GEMV_ROWS][M]) {
+template <int M, bool SMEM, bool F8>
+__device__ __forceinline__ void
+gemv_chunk(const typename wchunk<F8>::T (&wv)[GEMV_ROWS], const float *const (&sr)[GEMV_ROWS],
+           int kshift, const uint4 *x, int K8, int c, float (&acc)[GEMV_ROWS][M]) {
     float wf[GEMV_ROWS][8];
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++)
-        bf16x8_to_f32(wv[r], wf[r]);
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        if constexpr (F8)
+            e4m3x8_to_f32(wv[r], __ldg(sr[r] + (c >> kshift)), wf[r]);
+        else
+            bf16x8_to_f32(wv[r], wf[r]);
+    }
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
@@ -115,7 +164,10 @@ struct gemv_params {
     const float *xf;     /* IN_NORM: fp32 (M, K) residual rows to normalise */
     const float *norm_w; /* IN_NORM: fp32 (K) */
     float eps;           /* IN_NORM */
-    const uint4 *w;      /* bf16 (N or 2N, K) */
+    const uint4 *w;      /* bf16 (N or 2N, K); F8: e4m3 bytes of the same shape */
+    const float *scale;  /* F8 (the F8 form when non-NULL): fp32 block scales, kb a row */
+    const int *srow;     /* F8: device (N or 2N): the scale row of each weight row */
+    int kb, kshift;      /* F8: scale columns; log2 of the block width in 8-element chunks */
     void *y;             /* EPI_STORE: (M, N) fp32 or bf16; EPI_SWIGLU: bf16 (M, N) */
     int y_f32;           /* EPI_STORE */
     float *resid;        /* EPI_RESID: fp32 (M, N), += the product */
@@ -123,26 +175,35 @@ struct gemv_params {
     int N, K8;
 };
 
-template <int M, int IN, int EPI>
+template <int M, int IN, int EPI, bool F8>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
+    typedef typename wchunk<F8>::T WT;
     constexpr bool SMEM = IN != IN_GLOBAL;
     extern __shared__ uint4 xs[]; /* IN_NORM, IN_STAGE: the rows of X, M x K8 16-byte chunks */
     __shared__ float red[IN == IN_NORM ? M : 1][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int N = p.N, K8 = p.K8;
     int n0; // the warp's first output (EPI_SWIGLU: its only one)
-    const uint4 *wr[GEMV_ROWS];
+    int row[GEMV_ROWS];
     if (EPI == EPI_SWIGLU) {
         static_assert(GEMV_ROWS == 2, "a SwiGLU warp owns one gate row and one up row");
         n0 = blockIdx.x * GEMV_WARPS + warp;
         const int j = min(n0, N - 1);
-        wr[0] = p.w + (size_t)j * K8;
-        wr[1] = p.w + (size_t)(N + j) * K8;
+        row[0] = j;
+        row[1] = N + j;
     } else {
         n0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) // a row past N re-reads the last row; never stored
-            wr[r] = p.w + (size_t)min(n0 + r, N - 1) * K8;
+            row[r] = min(n0 + r, N - 1);
+    }
+    // A row is K8 chunks either way: 16-byte bf16 chunks, or 8-byte e4m3 ones (F8).
+    const WT *wr[GEMV_ROWS];
+    const float *sr[GEMV_ROWS] = {};
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        wr[r] = reinterpret_cast<const WT *>(p.w) + (size_t)row[r] * K8;
+        if (F8) sr[r] = p.scale + (size_t)__ldg(p.srow + row[r]) * p.kb;
     }
     const bool active = n0 < N;
     if (!SMEM && !active) return; // else every warp takes part in the prologue's barrier
@@ -151,7 +212,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     // keeps its loads in the loop, where the compiler interleaves them with the FMAs in half the
     // registers: 46 against 98 at M = 1.)
     int c = lane;
-    uint4 wv[GEMV_UNROLL][GEMV_ROWS];
+    WT wv[GEMV_UNROLL][GEMV_ROWS];
     const bool pre = SMEM && active && c + 32 * (GEMV_UNROLL - 1) < K8;
     if (pre) {
 #pragma unroll
@@ -202,14 +263,14 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
-            gemv_chunk<M, SMEM>(wv[u], x, K8, c + 32 * u, acc);
+            gemv_chunk<M, SMEM, F8>(wv[u], sr, p.kshift, x, K8, c + 32 * u, acc);
     }
     for (; c < K8; c += 32) {
-        uint4 w1[GEMV_ROWS];
+        WT w1[GEMV_ROWS];
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++)
             w1[r] = __ldcs(wr[r] + c);
-        gemv_chunk<M, SMEM>(w1, x, K8, c, acc);
+        gemv_chunk<M, SMEM, F8>(w1, sr, p.kshift, x, K8, c, acc);
     }
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
@@ -249,36 +310,32 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     }
 }
 
+template <int IN, int EPI, bool F8> static void (*pick(int M))(const gemv_params) {
+    switch (M) {
+    case 1:
+        return k_gemv<1, IN, EPI, F8>;
+    case 2:
+        return k_gemv<2, IN, EPI, F8>;
+    case 3:
+        return k_gemv<3, IN, EPI, F8>;
+    case 4:
+        return k_gemv<4, IN, EPI, F8>;
+    case 5:
+        return k_gemv<5, IN, EPI, F8>;
+    case 6:
+        return k_gemv<6, IN, EPI, F8>;
+    case 7:
+        return k_gemv<7, IN, EPI, F8>;
+    default:
+        return k_gemv<8, IN, EPI, F8>;
+    }
+}
+
+/* p.scale non-NULL: the F8 form. */
 template <int IN, int EPI>
 static ga_status launch(const gemv_params &p, int M, bool pdl, cudaStream_t stream, ga_err *err) {
     const int per_cta = EPI == EPI_SWIGLU ? GEMV_WARPS : GEMV_WARPS * GEMV_ROWS;
-    void (*kern)(const gemv_params);
-    switch (M) {
-    case 1:
-        kern = k_gemv<1, IN, EPI>;
-        break;
-    case 2:
-        kern = k_gemv<2, IN, EPI>;
-        break;
-    case 3:
-        kern = k_gemv<3, IN, EPI>;
-        break;
-    case 4:
-        kern = k_gemv<4, IN, EPI>;
-        break;
-    case 5:
-        kern = k_gemv<5, IN, EPI>;
-        break;
-    case 6:
-        kern = k_gemv<6, IN, EPI>;
-        break;
-    case 7:
-        kern = k_gemv<7, IN, EPI>;
-        break;
-    default:
-        kern = k_gemv<8, IN, EPI>;
-        break;
-    }
+    void (*kern)(const gemv_params) = p.scale ? pick<IN, EPI, true>(M) : pick<IN, EPI, false>(M);
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -385,4 +442,157 @@ extern "C" ga_status ga_gemv_residual(const void *a, const void *w, const float 
     p.N = N;
     p.K8 = K / 8;
     return launch<IN_STAGE, EPI_RESID>(p, M, pdl, stream, err);
+}
+
+/* ---------------------------------------------------------------- FP8 weights */
+
+/* Every output element is 8 weights: one 8-byte load of codes, one 16-byte store of bf16. */
+__global__ void k_f8_dequant(const uint2 *__restrict__ w, const float *__restrict__ scale,
+                             const int *__restrict__ srow, int kb, int kshift, int K8, int64_t n8,
+                             uint4 *__restrict__ out) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n8) return;
+    const int64_t row = i / K8;
+    const int c = (int)(i - row * K8);
+    float f[8];
+    e4m3x8_to_f32(__ldcs(w + i), __ldg(scale + (size_t)__ldg(srow + row) * kb + (c >> kshift)), f);
+    uint4 o;
+    __nv_bfloat162 *h = reinterpret_cast<__nv_bfloat162 *>(&o);
+#pragma unroll
+    for (int j = 0; j < 4; j++) // exact: each f is already a bf16 value
+        h[j] = __floats2bfloat162_rn(f[2 * j], f[2 * j + 1]);
+    out[i] = o;
+}
+
+static bool aligned8(const void *p) {
+    return ((uintptr_t)p & 7) == 0;
+}
+
+/* The F8 operands' own conditions: block width a power of two of at least 8 (whole 8-element
+ * chunks share a scale, and the chunk's scale column is a shift), scale columns ceil(K / block),
+ * 8-byte aligned codes (rows of K bytes, K a multiple of 8). */
+static bool f8_ok(const void *w8, const ga_f8_scales *f8, int K) {
+    if (!w8 || !f8 || !f8->scale || !f8->srow || f8->block < 8 || (f8->block & (f8->block - 1)))
+        return false;
+    return K > 0 && K % 8 == 0 && f8->kb == (K + f8->block - 1) / f8->block && aligned8(w8);
+}
+
+static int f8_kshift(int block) {
+    int s = 0;
+    while ((8 << s) < block)
+        s++;
+    return s;
+}
+
+static void f8_params(gemv_params &p, const void *w8, const ga_f8_scales *f8) {
+    p.w = static_cast<const uint4 *>(w8);
+    p.scale = f8->scale;
+    p.srow = f8->srow;
+    p.kb = f8->kb;
+    p.kshift = f8_kshift(f8->block);
+}
+
+extern "C" int ga_gemv_f8_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M,
+                                    int K) {
+    return M >= 1 && M <= GA_GEMV_MAX_M && aligned16(x) && f8_ok(w8, f8, K);
+}
+
+extern "C" int ga_gemv_f8_fused_supported(const void *x, const void *w8, const ga_f8_scales *f8,
+                                          int M, int K) {
+    return ga_gemv_f8_supported(x, w8, f8, M, K) && (size_t)M * K * 2 <= GEMV_STAGE_SMEM;
+}
+
+extern "C" ga_status ga_gemv_f8(const void *x, const void *w8, const ga_f8_scales *f8, void *y,
+                                bool y_f32, int M, int N, int K, cudaStream_t stream, ga_err *err) {
+    if (!x || !y || N <= 0 || !ga_gemv_f8_supported(x, w8, f8, M, K))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_gemv_f8: unsupported arguments (M %d of at most %d, N %d, K %d a "
+                          "multiple of 8, block scales of a power-of-two width >= 8, 16-byte "
+                          "aligned x, 8-byte aligned w)",
+                          M, GA_GEMV_MAX_M, N, K);
+    gemv_params p = {};
+    f8_params(p, w8, f8);
+    p.x = static_cast<const uint4 *>(x);
+    p.y = y;
+    p.y_f32 = y_f32 ? 1 : 0;
+    p.N = N;
+    p.K8 = K / 8;
+    return launch<IN_GLOBAL, EPI_STORE>(p, M, false, stream, err);
+}
+
+extern "C" ga_status ga_gemv_f8_rmsnorm(const float *x, const float *norm_w, float eps,
+                                        const void *w8, const ga_f8_scales *f8, void *y, bool y_f32,
+                                        int M, int N, int K, bool pdl, cudaStream_t stream,
+                                        ga_err *err) {
+    if (!x || !norm_w || !y || N <= 0 || !aligned16(norm_w) ||
+        !ga_gemv_f8_fused_supported(x, w8, f8, M, K))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_gemv_f8_rmsnorm: unsupported arguments (M %d, N %d, K %d with "
+                          "M*K*2 <= %d, valid block scales, aligned x, norm_w and w)",
+                          M, N, K, GEMV_STAGE_SMEM);
+    gemv_params p = {};
+    f8_params(p, w8, f8);
+    p.xf = x;
+    p.norm_w = norm_w;
+    p.eps = eps;
+    p.y = y;
+    p.y_f32 = y_f32 ? 1 : 0;
+    p.N = N;
+    p.K8 = K / 8;
+    return launch<IN_NORM, EPI_STORE>(p, M, pdl, stream, err);
+}
+
+extern "C" ga_status ga_gemv_f8_rmsnorm_swiglu(const float *x, const float *norm_w, float eps,
+                                               const void *w8_gu, const ga_f8_scales *f8, void *act,
+                                               int M, int inter, int K, bool pdl,
+                                               cudaStream_t stream, ga_err *err) {
+    if (!x || !norm_w || !act || inter <= 0 || !aligned16(norm_w) ||
+        !ga_gemv_f8_fused_supported(x, w8_gu, f8, M, K))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_gemv_f8_rmsnorm_swiglu: unsupported arguments (M %d, I %d, K %d "
+                          "with M*K*2 <= %d, valid block scales, aligned x, norm_w and w_gu)",
+                          M, inter, K, GEMV_STAGE_SMEM);
+    gemv_params p = {};
+    f8_params(p, w8_gu, f8);
+    p.xf = x;
+    p.norm_w = norm_w;
+    p.eps = eps;
+    p.y = act;
+    p.N = inter;
+    p.K8 = K / 8;
+    return launch<IN_NORM, EPI_SWIGLU>(p, M, pdl, stream, err);
+}
+
+extern "C" ga_status ga_gemv_f8_residual(const void *a, const void *w8, const ga_f8_scales *f8,
+                                         const float *bias, float *x, int M, int N, int K, bool pdl,
+                                         cudaStream_t stream, ga_err *err) {
+    if (!a || !x || N <= 0 || !ga_gemv_f8_fused_supported(a, w8, f8, M, K))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_gemv_f8_residual: unsupported arguments (M %d, N %d, K %d with "
+                          "M*K*2 <= %d, valid block scales, aligned a and w)",
+                          M, N, K, GEMV_STAGE_SMEM);
+    gemv_params p = {};
+    f8_params(p, w8, f8);
+    p.x = static_cast<const uint4 *>(a);
+    p.resid = x;
+    p.bias = bias;
+    p.N = N;
+    p.K8 = K / 8;
+    return launch<IN_STAGE, EPI_RESID>(p, M, pdl, stream, err);
+}
+
+extern "C" ga_status ga_f8_dequant(const void *w8, const ga_f8_scales *f8, void *out, int N, int K,
+                                   cudaStream_t stream, ga_err *err) {
+    if (!out || N <= 0 || !f8_ok(w8, f8, K) || ((uintptr_t)out & 15))
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_f8_dequant: unsupported arguments (N %d, K %d a multiple of 8, "
+                          "block scales of a power-of-two width >= 8, aligned w and out)",
+                          N, K);
+    const int64_t n8 = (int64_t)N * (K / 8);
+    const int threads = 256;
+    k_f8_dequant<<<(unsigned)GA_CEIL_DIV(n8, threads), threads, 0, stream>>>(
+        static_cast<const uint2 *>(w8), f8->scale, f8->srow, f8->kb, f8_kshift(f8->block), K / 8,
+        n8, static_cast<uint4 *>(out));
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
 }

@@ -248,6 +248,38 @@ ga_status ga_gemv_rmsnorm_swiglu(const float *x, const float *norm_w, float eps,
 ga_status ga_gemv_residual(const void *a, const void *w, const float *bias, float *x, int M, int N,
                            int K, bool pdl, cudaStream_t stream, ga_err *err);
 
+/* FP8 weights (FP8 folders kept as FP8 on the device, issue 15 item 4): W is e4m3 codes
+ * (N x K bytes, row-major, 8-byte aligned) and element (n, k) stands for
+ * bf16(fp32(e4m3(W[n][k])) * scale[srow[n] * kb + k / block]): the bf16 value the dequantised
+ * upload of the same folder holds (src/core/tensor.h, ga_tensor_read_bf16). srow maps each row to
+ * its scale row, so stacked projections (q|k|v, gate|up), each with its own block rows, share one
+ * table. The _f8 GEMVs are the forms above with the same conditions plus block a power of two
+ * >= 8 and kb = ceil(K / block), and return bitwise what the bf16 forms return on the
+ * dequantised weights (same chunk order, same FMAs), reading half the weight bytes.
+ * ga_f8_dequant writes the dequantised (N, K) bf16 matrix (out 16-byte aligned): the prefill
+ * GEMMs run cuBLAS on it, so prefill gives the numbers of the bf16 upload. */
+typedef struct ga_f8_scales {
+    const float *scale; /* fp32 (scale rows, kb): weight_scale_inv, stacked */
+    const int *srow;    /* device (N): the scale row of each weight row */
+    int block;          /* block width along K */
+    int kb;             /* scale columns, ceil(K / block) */
+} ga_f8_scales;
+int ga_gemv_f8_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M, int K);
+int ga_gemv_f8_fused_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M, int K);
+ga_status ga_gemv_f8(const void *x, const void *w8, const ga_f8_scales *f8, void *y, bool y_f32,
+                     int M, int N, int K, cudaStream_t stream, ga_err *err);
+ga_status ga_gemv_f8_rmsnorm(const float *x, const float *norm_w, float eps, const void *w8,
+                             const ga_f8_scales *f8, void *y, bool y_f32, int M, int N, int K,
+                             bool pdl, cudaStream_t stream, ga_err *err);
+ga_status ga_gemv_f8_rmsnorm_swiglu(const float *x, const float *norm_w, float eps,
+                                    const void *w8_gu, const ga_f8_scales *f8, void *act, int M,
+                                    int inter, int K, bool pdl, cudaStream_t stream, ga_err *err);
+ga_status ga_gemv_f8_residual(const void *a, const void *w8, const ga_f8_scales *f8,
+                              const float *bias, float *x, int M, int N, int K, bool pdl,
+                              cudaStream_t stream, ga_err *err);
+ga_status ga_f8_dequant(const void *w8, const ga_f8_scales *f8, void *out, int N, int K,
+                        cudaStream_t stream, ga_err *err);
+
 /* ---------------------------------------------------------------- fallback GEMM (gemm_fallback.cu)
  * Y (M, N) = X (M, K) . W (N, K)^T, bf16 in, fp32 accumulate, Y fp32 (y_f32) or bf16. The
  * contract of the cuBLAS wrapper, in a plain tiled kernel: the GEMM test's second

@@ -7,7 +7,10 @@
 # same fp32 values). Qwen3 and the three hybrid families, block sizes 128 (with sizes that are
 # not multiples of it), 64 and 32; then the CLI errors. On CUDA every model gets head_dim 64
 # (the attention kernels take 64, 128 and 256: with the tiny preset's 32 the probe below
-# skipped the whole GPU half until 2026-12-02).
+# skipped the whole GPU half until 2026-12-02), and the Qwen3 ones run twice, with the FP8
+# weights kept as FP8 on the GPU (--weights-dtype fp8, the default) and dequantised to bf16
+# (--weights-dtype bf16): prefill logits and greedy decode (the FP8 GEMVs at batch 1) must
+# both equal the f32 folder's.
 . "$(dirname "$0")/cli_harness.sh" fp8
 DQ=${GA_BUILD:?}/tests/test_fp8
 dev=${1:-cpu}
@@ -27,12 +30,27 @@ same() {
   local q=$T/$name d=$T/$name-f32
   "$G" write-model --out "$q" --dtype fp8 "$@" "${HD[@]}" >/dev/null || { bad "write-model $name"; return; }
   "$DQ" --dequantise "$q" "$d" || { bad "dequantise $name"; return; }
-  "$G" logits --model "$q" --tokens 1,5,9,2,7,3 --all --device "$dev" >"$T/a" 2>"$T/ea" \
-    || { bad "logits $name (fp8): $(cat "$T/ea")"; return; }
   "$G" logits --model "$d" --tokens 1,5,9,2,7,3 --all --device "$dev" >"$T/b" 2>"$T/eb" \
     || { bad "logits $name (f32): $(cat "$T/eb")"; return; }
-  [ "$(wc -l <"$T/a")" -eq 6 ] || { bad "$name: $(wc -l <"$T/a") rows of logits"; return; }
-  cmp -s "$T/a" "$T/b" && ok || bad "$name: FP8 and dequantised-f32 logits differ on $dev"
+  local wds=("") w
+  # Qwen3 on CUDA: the FP8 weights as FP8 (the default, and asked for) and as bf16.
+  [ "$dev" = cuda ] && grep -qE '"model_type":[[:space:]]*"qwen3"' "$q/config.json" && wds=("" fp8 bf16)
+  for w in "${wds[@]}"; do
+    local wo=() tag=${w:-default}
+    [ -n "$w" ] && wo=(--weights-dtype "$w")
+    "$G" logits --model "$q" --tokens 1,5,9,2,7,3 --all --device "$dev" "${wo[@]}" >"$T/a" \
+      2>"$T/ea" || { bad "logits $name (fp8, weights $tag): $(cat "$T/ea")"; continue; }
+    [ "$(wc -l <"$T/a")" -eq 6 ] || { bad "$name: $(wc -l <"$T/a") rows of logits"; continue; }
+    cmp -s "$T/a" "$T/b" && ok \
+      || bad "$name: FP8 (weights $tag) and dequantised-f32 logits differ on $dev"
+    [ ${#wds[@]} -gt 1 ] || continue
+    # greedy decode: one token a step, the FP8 GEMVs (fused with the norms) at batch 1
+    "$G" generate --model "$q" --tokens 1,5,9 -n 24 --ids --device cuda "${wo[@]}" \
+      >"$T/ga" 2>"$T/ea" || { bad "generate $name (weights $tag): $(cat "$T/ea")"; continue; }
+    "$G" generate --model "$d" --tokens 1,5,9 -n 24 --ids --device cuda >"$T/gb" 2>/dev/null
+    [ -s "$T/ga" ] && cmp -s "$T/ga" "$T/gb" && ok \
+      || bad "$name: greedy decode of FP8 (weights $tag) and f32 differ: $(cat "$T/ga") / $(cat "$T/gb")"
+  done
 }
 
 # Qwen3: hidden 160, intermediate 200, q rows 160, kv 80: no dimension a multiple of 128.
@@ -74,12 +92,27 @@ expect_exit 1 'tensor "model.layers.1.mlp.down_proj.weight": element' \
 grep -qE 'is [+-]inf \(e4m3 0x[0-9a-f]{2} = [-0-9.e+]+ times model.layers.1.mlp.down_proj.weight_scale_inv 1e\+38\); a model' "$T/err" \
   && ok || bad "inf message: $(cat "$T/err")"
 
-[ "$dev" = cuda ] && { finish; exit; }
+if [ "$dev" = cuda ]; then
+  # FP8 on the device needs FP8 projections, and the hybrid backend dequantises them.
+  expect_exit 1 "FP8 weights on the device asked for, but" \
+    "$G" logits --model "$T/q-64-f32" --tokens 1,2 --device cuda --weights-dtype fp8
+  expect_exit 1 "FP8 weights kept as FP8 are not implemented for hybrid models" \
+    "$G" logits --model "$T/h-dense" --tokens 1,2 --device cuda --weights-dtype fp8
+  "$G" logits --model "$T/h-dense" --tokens 1,2 --device cuda --weights-dtype bf16 >/dev/null \
+    && ok || bad "hybrid with --weights-dtype bf16"
+  finish
+  exit
+fi
 
 # gattn info says how the weights are stored and what the backends make of them.
-"$G" info --model "$T/q-64" >"$T/info" && grep -q "^quantisation     fp8 e4m3, 64x64 block scales, dequantised to fp32 (CPU) / bf16 (CUDA) at load$" "$T/info" \
+"$G" info --model "$T/q-64" >"$T/info" && grep -q "^quantisation     fp8 e4m3, 64x64 block scales, dequantised to fp32 (CPU); kept as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)$" "$T/info" \
   && ok || bad "info: $(cat "$T/info")"
 "$G" info --model "$T/h-moe" | grep -q "fp8 e4m3, 64x64 block scales" && ok || bad "info hybrid"
+# The GPU memory line counts the FP8 projections at a byte a weight (plus their scales).
+grep -qE "^memory +[0-9.]+ MiB on the GPU \(FP8 projections as FP8; [0-9.]+ MiB as bf16\)" "$T/info" \
+  && ok || bad "info memory line: $(grep memory "$T/info")"
+"$G" info --model "$T/q-64" --json | python3 -c 'import json,sys; o=json.load(sys.stdin); sys.exit(not 0 < o["gpu_weight_bytes"] < o["parameters"] * 2)' \
+  && ok || bad "info --json gpu_weight_bytes"
 "$G" info --model "$T/q-64" --json | python3 -c 'import json,sys; q=json.load(sys.stdin)["quantization"]; sys.exit(q["weight_block_size"]!=[64,64])' \
   && ok || bad "info --json quantization"
 "$G" info --model "$T/ref" | grep -q quantisation && bad "info: quantisation line on an f32 model" || ok
@@ -87,6 +120,8 @@ grep -qE 'is [+-]inf \(e4m3 0x[0-9a-f]{2} = [-0-9.e+]+ times model.layers.1.mlp.
 # Errors: one line, exit 1 (runtime) or 2 (usage).
 expect_exit 2 "'fp16' is not f32, bf16, f16 or fp8" "$G" write-model --out "$T/x" --dtype fp16
 expect_exit 2 "--fp8-block needs --dtype fp8" "$G" write-model --out "$T/x" --fp8-block 64
+expect_exit 2 "--weights-dtype: 'fp16' is not fp8 or bf16" \
+  "$G" logits --model "$T/q-64" --tokens 1 --weights-dtype fp16
 # edit DIR PYTHON: rewrite DIR/config.json with the statement (c is the parsed config).
 edit() {
   python3 - "$1/config.json" "$2" <<'PY'

@@ -257,13 +257,25 @@ typedef enum ga_cuda_gemm_impl {
     GA_CUDA_GEMM_CUBLAS_ONLY = 3, /* cuBLAS for every shape, decode batches too */
 } ga_cuda_gemm_impl;
 
+/* How the CUDA backend holds the FP8 (F8_E4M3, block-scaled) projections of an FP8 folder.
+ * Both forms compute every product on the same bf16 value of the dequantised weight, so their
+ * logits are bitwise equal; FP8 takes half the memory and half the weight bytes of a decode
+ * step at batch 1-2, and adds a dequantisation pass to prefill and to larger decode batches. */
+typedef enum ga_cuda_weights {
+    GA_CUDA_WEIGHTS_AUTO = 0, /* FP8 folders: FP8 (the default); other folders: bf16 */
+    GA_CUDA_WEIGHTS_BF16 = 1, /* dequantised to bf16 at upload (twice the memory) */
+    GA_CUDA_WEIGHTS_FP8 = 2,  /* FP8; refused for a folder without FP8 projections and (not
+                                 implemented yet) for hybrid models */
+} ga_cuda_weights;
+
 typedef struct ga_session_opts {
     ga_device device;
     int max_context; /* KV cache length per sequence (0: min(ga_config_max_context, 4096)) */
     int max_batch;   /* sequences held at once in the KV cache (0: 1) */
     int n_threads;   /* CPU backend threads (0: all cores) */
     int cuda_device; /* CUDA device ordinal */
-    ga_cuda_gemm_impl cuda_gemm; /* CUDA GEMM implementation (0: cuBLAS) */
+    ga_cuda_gemm_impl cuda_gemm;  /* CUDA GEMM implementation (0: cuBLAS) */
+    ga_cuda_weights cuda_weights; /* FP8 folders on CUDA: FP8 or bf16 on the device (0: auto) */
     /* Called while the backend converts and uploads weights, with done in [0, 1]
      * (optional; for progress bars). */
     void (*progress)(void *user, float done);

@@ -183,7 +183,7 @@ static int bench_prefill(ga_bench_ctx *b, ga_session *s, int P) {
     double attn = 4.0 * b->attn_layers * c->n_heads * c->head_dim * ((double)P * (P + 1) / 2);
     double flops = 2.0 * (b->matmul_params - b->lm_head_params) * P + 2.0 * b->lm_head_params +
                    attn + b->state_flops * P;
-    double bytes = b->matmul_params * b->bytes_per_weight;
+    double bytes = b->weight_step_bytes;
     fill_stats(x, t + a->warmup, (int)a->reps, P, bytes, flops);
     x->peak_mem_gib = peak;
     free(t);
@@ -248,7 +248,7 @@ static int bench_decode(ga_bench_ctx *b, ga_session *s, int B, int d) {
             /* Every timed repetition of a row has the same work up to the depth drift; the
              * figures use the first timed one's. Step k attends ctx0 + k + 1 keys. */
             double keys = (double)N * ctx0 + (double)N * (N + 1) / 2;
-            bytes = (double)N * b->matmul_params * b->bytes_per_weight + B * keys * kv_row +
+            bytes = (double)N * b->weight_step_bytes + B * keys * kv_row +
                     (double)B * N * b->state_bytes;
             flops =
                 (double)B * N * (2.0 * b->matmul_params + b->state_flops) + B * keys * attn_per_key;
@@ -286,12 +286,17 @@ static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s)
     ga_session_opts so = {.device = b->a->device,
                           .cuda_gemm = b->a->cuda_gemm,
                           .prefill_chunk = b->a->prefill_chunk,
+                          .cuda_weights = b->a->cuda_weights,
                           .max_context = ctx,
                           .max_batch = max_batch,
                           .n_threads = (int)b->a->threads};
     ga_status st = ga_session_create(b->m, &so, s, &b->err);
     if (!st) {
-        b->bytes_per_weight = ga_session_device(*s) == GA_DEVICE_CUDA ? 2.0 : 4.0;
+        const bool cuda = ga_session_device(*s) == GA_DEVICE_CUDA;
+        b->bytes_per_weight = cuda ? 2.0 : 4.0;
+        b->weight_step_bytes = b->matmul_params * b->bytes_per_weight;
+        if (cuda && b->a->cuda_weights != GA_CUDA_WEIGHTS_BF16)
+            b->weight_step_bytes -= (double)ga_cli_fp8_saving(b->m);
         if (!b->rep->device) b->rep->device = strdup(ga_session_device_name(*s));
         return 0;
     }

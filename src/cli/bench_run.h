@@ -22,6 +22,7 @@ typedef struct ga_bench_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     int prefill_chunk; /* ga_session_opts.prefill_chunk (0: the default) */
+    ga_cuda_weights cuda_weights;
     ga_gate_mode variants[3];
     int n_variants;
     ga_bench_list prefill, depths, batches;
@@ -36,7 +37,9 @@ typedef struct ga_bench_ctx {
     const char *variant;
     ga_bench_report *rep;
     int rows_cap, skips_cap;
-    double bytes_per_weight;              /* as the backend stores them */
+    double bytes_per_weight;              /* as the backend stores them (KV cache too) */
+    double weight_step_bytes;             /* weight bytes a token step reads: matmul_params at
+                                             bytes_per_weight, FP8 projections kept as FP8 at ~1 */
     double matmul_params, lm_head_params; /* per token (MoE: active experts only) */
     double attn_layers;              /* layers with softmax attention (hybrids: the full ones) */
     double state_flops, state_bytes; /* per token: Gated DeltaNet recurrent states (hybrids) */

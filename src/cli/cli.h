@@ -160,6 +160,20 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
              "CUDA prefill: prompt tokens per pass, the height of its GEMMs;\n"                    \
              "more fill a large GPU better, and take more memory\n"                                \
              "(default " GA_CLI_STR(GA_PREFILL_CHUNK_DEFAULT) ")")
+/* --weights-dtype: how the CUDA backend holds an FP8 folder's FP8 projections
+ * (ga_cuda_weights): fp8 (the default for FP8 folders) or bf16, bitwise the same logits. */
+int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v);
+/* GPU bytes a Qwen3 FP8 folder's weights take less with its FP8 projections kept as FP8 (the
+ * CUDA default) than as bf16: 0 for other folders (gattn info, bench's GB/s). */
+int64_t ga_cli_fp8_saving(const ga_model *m);
+#define GA_O_WEIGHTS_DTYPE(D)                                                                      \
+    {                                                                                              \
+        .name = "--weights-dtype", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_weights_dtype,     \
+        .dst = (D), .meta = "T",                                                                   \
+        .help = "CUDA, FP8 folders: fp8 keeps the FP8 weights as FP8 on the GPU\n"                 \
+                "(the default: half the memory, faster decode at batch 1-2),\n"                    \
+                "bf16 dequantises them at load; the logits are the same"                           \
+    }
 /* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
 #define GA_O_DETERMINISTIC(D)                                                                      \
     GA_O_FLAG("--deterministic", (D),                                                              \

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/model.h"
 
 static void vline(const char *cmd, const char *fmt, va_list ap) {
     fprintf(stderr, "gattn %s: error: ", cmd);
@@ -141,6 +142,41 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v) {
         }
     ga_cli_usage(cmd, "%s: '%s' is not cublas, cublas-only, lt or fallback", o->name, v);
     return -1;
+}
+
+/* GPU bytes a Qwen3 FP8 folder saves with its projections kept as FP8: one byte a weight
+ * instead of two, less the fp32 block scales and the row-to-scale table that come with them.
+ * The choice of src/cuda/cuda_weights.c (f8_kept), per tensor: F8_E4M3 with bound scales of a
+ * power-of-two width >= 8 along K, K a multiple of 8. */
+int64_t ga_cli_fp8_saving(const ga_model *m) {
+    const ga_config *c = ga_model_config(m);
+    int64_t saved = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const ga_layer_w *w = &m->layers[l];
+        const ga_tensor *t[7] = {w->q_proj,    w->k_proj,  w->v_proj,   w->o_proj,
+                                 w->gate_proj, w->up_proj, w->down_proj};
+        for (int i = 0; i < 7; i++) {
+            const int b = t[i] ? t[i]->block[1] : 0;
+            if (!t[i] || t[i]->dtype != GA_F8_E4M3 || !t[i]->scale_inv || b < 8 || (b & (b - 1)) ||
+                t[i]->ndim != 2 || t[i]->shape[1] % 8)
+                continue;
+            saved +=
+                ga_tensor_numel(t[i]) - 4 * ga_tensor_numel(t[i]->scale_inv) - 4 * t[i]->shape[0];
+        }
+    }
+    return saved;
+}
+
+int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v) {
+    if (!strcmp(v, "fp8"))
+        *(ga_cuda_weights *)o->dst = GA_CUDA_WEIGHTS_FP8;
+    else if (!strcmp(v, "bf16"))
+        *(ga_cuda_weights *)o->dst = GA_CUDA_WEIGHTS_BF16;
+    else {
+        ga_cli_usage(cmd, "%s: '%s' is not fp8 or bf16", o->name, v);
+        return -1;
+    }
+    return 0;
 }
 
 int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any) {

@@ -118,6 +118,7 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
+        GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_CUSTOM("--variants", parse_variants, a, "LIST",
                     "baseline,headwise,elementwise (default: all three)"),
         LIST_OPT("--prefill", &a->prefill, 1, 1 << 24, "prompt lengths",

@@ -48,6 +48,7 @@ typedef struct gen_args {
     bool chat, ids;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cuda_weights cuda_weights;
     bool deterministic;
     int prefill_chunk;
     ga_cli_rope rope;
@@ -79,6 +80,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_FLAG("--ids", &a->ids, "print the generated ids comma-separated, not text"),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_DETERMINISTIC(&a->deterministic),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
@@ -311,6 +313,7 @@ static int open_session(gen_run *r, int batch) {
     bool bar = isatty(2) && ga_model_weight_bytes(r->m) >= (64u << 20);
     ga_session_opts so = {.device = r->a->device,
                           .cuda_gemm = r->a->cuda_gemm,
+                          .cuda_weights = r->a->cuda_weights,
                           .deterministic = r->a->deterministic,
                           .prefill_chunk = r->a->prefill_chunk,
                           .max_context = (int)r->ctx,

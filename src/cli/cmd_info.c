@@ -11,11 +11,17 @@
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
 
 /* FP8 folders (quantization_config fp8): how their weights are stored and what the backends
- * make of them. */
-static void print_quant(const ga_config *c) {
-    if (c->fp8_block[0] > 0)
+ * make of them. The Qwen3 CUDA backend keeps FP8 projections as FP8 by default
+ * (ga_cuda_weights); the hybrid one dequantises them. */
+static void print_quant(const ga_config *c, bool hybrid) {
+    if (c->fp8_block[0] <= 0) return;
+    if (hybrid)
         printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU) / bf16 "
                "(CUDA) at load\n",
+               c->fp8_block[0], c->fp8_block[1]);
+    else
+        printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU); kept "
+               "as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)\n",
                c->fp8_block[0], c->fp8_block[1]);
 }
 
@@ -202,7 +208,7 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), %s\n",
            ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix,
            bind_err ? "not bound (see runs)" : "bound by name and shape");
-    print_quant(c);
+    print_quant(c, true);
     for (int i = 0; i < N_IGNORED; i++)
         printf("ignored          %s* %d tensors, %.2f MiB%s\n", k_ignored[i], ign_n[i],
                ign_bytes[i] / 1048576.0,
@@ -284,6 +290,8 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "parameters", (double)params);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
+        /* what the CUDA backend holds by default (FP8 projections as FP8) */
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes", (double)(params * 2 - ga_cli_fp8_saving(m)));
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
@@ -317,9 +325,16 @@ int ga_cmd_info(int argc, char **argv) {
         printf("parameters       %lld (%.3f B)\n", (long long)params, params / 1e9);
         printf("weights          %s, %.2f MiB as stored\n", ga_dtype_name(ga_model_weight_dtype(m)),
                stored / 1048576.0);
-        print_quant(c);
-        printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)\n",
-               params * 2 / 1048576.0, params * 4 / 1048576.0);
+        print_quant(c, false);
+        const int64_t saved = ga_cli_fp8_saving(m);
+        if (saved > 0)
+            printf("memory           %.2f MiB on the GPU (FP8 projections as FP8; %.2f MiB as "
+                   "bf16), %.2f MiB as fp32 (CPU backend)\n",
+                   (params * 2 - saved) / 1048576.0, params * 2 / 1048576.0,
+                   params * 4 / 1048576.0);
+        else
+            printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)\n",
+                   params * 2 / 1048576.0, params * 4 / 1048576.0);
         printf("kv cache         %.1f KiB per token as bf16 (GPU), %.1f KiB as fp32 (CPU); "
                "%.1f MiB for 4096 tokens on the GPU\n",
                kv_tok_bf16 / 1024, kv_tok_bf16 * 2 / 1024, kv_tok_bf16 * 4096 / 1048576.0);

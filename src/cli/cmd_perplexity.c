@@ -50,6 +50,7 @@ typedef struct ppl_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     int prefill_chunk;
+    ga_cuda_weights cuda_weights;
     ga_cli_rope rope;
 } ppl_args;
 
@@ -235,7 +236,8 @@ static int run_model(const ppl_args *a, const char *dir, const int32_t *shared_i
                           .max_batch = a->batch,
                           .n_threads = a->threads,
                           .cuda_gemm = a->cuda_gemm,
-                          .prefill_chunk = a->prefill_chunk};
+                          .prefill_chunk = a->prefill_chunk,
+                          .cuda_weights = a->cuda_weights};
     if (ga_session_create(m, &so, &s, &err)) {
         rc = ga_cli_fail_err(C, &err);
         goto done;
@@ -497,6 +499,7 @@ int ga_cmd_perplexity(int argc, char **argv) {
         GA_O_DEVICE(&a.device),
         GA_O_CUDA_GEMM(&a.cuda_gemm),
         GA_O_PREFILL_CHUNK(&a.prefill_chunk),
+        GA_O_WEIGHTS_DTYPE(&a.cuda_weights),
         GA_O_INT("--threads", &a.threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_O_STR("--json", &a.json, "FILE", "also write the results as JSON"),
         GA_O_STR("--csv", &a.csv, "FILE", "also write the results as CSV"),

@@ -29,6 +29,7 @@ typedef struct serve_args {
     double shutdown_s, kv_memory_gib;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cuda_weights cuda_weights;
     bool deterministic;
     ga_cli_rope rope;
 } serve_args;
@@ -47,6 +48,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_LONG("--port", &a->port, 0, 65535, "N", "TCP port (default 8000; 0: a free one)"),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_DETERMINISTIC(&a->deterministic),
         GA_ROPE_OPTS(&a->rope),
         GA_O_LONG("--max-batch", &a->max_batch, 1, 4096, "N",
@@ -147,6 +149,7 @@ int ga_cmd_serve(int argc, char **argv) {
     }
     ga_session_opts so = {.device = a.device,
                           .cuda_gemm = a.cuda_gemm,
+                          .cuda_weights = a.cuda_weights,
                           .deterministic = a.deterministic,
                           .max_context = (int)a.max_context,
                           .max_batch = (int)a.max_batch,

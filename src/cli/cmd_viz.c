@@ -55,6 +55,7 @@ typedef struct viz_args {
     int max_res;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
+    ga_cuda_weights cuda_weights;
     ga_cli_rope rope;
 } viz_args;
 
@@ -90,6 +91,7 @@ static int parse_args(int argc, char **argv, viz_args *a) {
         GA_O_STR("--font", &a->font, "PATH", GA_CLI_FONT_HELP),
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
+        GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_INT("--max-res", &a->max_res, 1, MAX_PICTURE_RES, "N", res_help),
         GA_ROPE_OPTS(&a->rope),
     };
@@ -482,8 +484,11 @@ int ga_cmd_viz(int argc, char **argv) {
         if (prepare_dump_dir(a.dump)) goto done;
     }
 
-    ga_session_opts so = {
-        .device = a.device, .cuda_gemm = a.cuda_gemm, .max_context = T, .max_batch = 1};
+    ga_session_opts so = {.device = a.device,
+                          .cuda_gemm = a.cuda_gemm,
+                          .cuda_weights = a.cuda_weights,
+                          .max_context = T,
+                          .max_batch = 1};
     if (ga_session_create(m, &so, &s, &err)) {
         ga_cli_fail_err(CMD, &err);
         goto done;

@@ -177,6 +177,7 @@ static void cuda_free(ga_backend *b) {
         free(c->graphs);
         ga_cuda_scratch_free(c);
         ga_cuda_free_weights(c);
+        cudaFree(c->f8_tmp);
         cudaFree(c->kv);
         cudaFree(c->gk);
         cudaFree(c->gv);
@@ -287,7 +288,7 @@ static size_t decode_workspace(const ga_cuda *c) {
 static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
     const int logit_rows = ga_cuda_logit_rows(scratch_rows, c->max_batch);
     const ga_config *cfg = &c->cfg;
-    const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
+    const uint64_t weights = c->weight_bytes + c->f8_tmp_elems * 2;
     const uint64_t kv = c->kv_layer_elems ? 2ull * cfg->n_layers * c->kv_layer_elems * 2 : 0;
     const uint64_t rope = 2ull * c->max_context * (cfg->head_dim / 2) * 4;
     const uint64_t act =
@@ -429,6 +430,22 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     int chunk = chunk_opt ? chunk_opt : GA_PREFILL_CHUNK_DEFAULT;
     if (chunk > max_context) chunk = max_context;
     c->prefill_chunk = chunk;
+    /* FP8 folders keep their FP8 projections as FP8 unless told otherwise (gattn.h says why);
+     * the plan gives the device bytes check_memory counts. */
+    const ga_cuda_weights wd = opts ? opts->cuda_weights : GA_CUDA_WEIGHTS_AUTO;
+    if (wd != GA_CUDA_WEIGHTS_AUTO && wd != GA_CUDA_WEIGHTS_BF16 && wd != GA_CUDA_WEIGHTS_FP8) {
+        st = ga_err_set(err, GA_ERR_ARG, "cuda_weights %d is not a weights dtype", (int)wd);
+        goto fail;
+    }
+    c->keep_fp8 = wd != GA_CUDA_WEIGHTS_BF16;
+    c->weight_bytes = ga_cuda_weight_plan(c, &c->f8_tmp_elems);
+    if (wd == GA_CUDA_WEIGHTS_FP8 && !c->f8_tmp_elems) {
+        st = ga_err_set(err, GA_ERR_ARG,
+                        "FP8 weights on the device asked for, but %s has no projection stored as "
+                        "F8_E4M3 with block scales of a power-of-two width >= 8",
+                        ga_model_name(m));
+        goto fail;
+    }
     int rows = chunk > max_batch ? chunk : max_batch;
     if ((st = check_memory(c, rows, err))) goto fail;
 
@@ -459,6 +476,9 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
 
     if ((st = ga_cuda_upload_weights(c, opts ? opts->progress : NULL,
                                      opts ? opts->progress_user : NULL, err)))
+        goto fail;
+    if (c->f8_tmp_elems &&
+        (st = cuda_malloc(&c->f8_tmp, c->f8_tmp_elems * 2, "the FP8 dequantisation buffer", err)))
         goto fail;
     const size_t kv_bytes = 2 * (size_t)cfg->n_layers * c->kv_layer_elems * 2;
     if (kv_bytes && (st = cuda_malloc(&c->kv, kv_bytes, "the KV cache", err))) goto fail;

@@ -41,6 +41,33 @@
 #define GA_CUDA_DECODE_PDL 1
 #endif
 
+/* The fused decode GEMVs for a weight that may be FP8 (ga_cuda_layer: f8->scale set). */
+static ga_status gemv_rmsnorm(ga_cuda *c, const float *norm_w, const void *w,
+                              const ga_f8_scales *f8, void *y, int rows, int N, int K, bool pdl,
+                              ga_err *err) {
+    const float eps = c->cfg.rms_norm_eps;
+    if (f8->scale)
+        return ga_gemv_f8_rmsnorm(c->sc.x, norm_w, eps, w, f8, y, false, rows, N, K, pdl, c->stream,
+                                  err);
+    return ga_gemv_rmsnorm(c->sc.x, norm_w, eps, w, y, false, rows, N, K, pdl, c->stream, err);
+}
+static ga_status gemv_rmsnorm_swiglu(ga_cuda *c, const float *norm_w, const void *w,
+                                     const ga_f8_scales *f8, int rows, int I, int K, bool pdl,
+                                     ga_err *err) {
+    const float eps = c->cfg.rms_norm_eps;
+    if (f8->scale)
+        return ga_gemv_f8_rmsnorm_swiglu(c->sc.x, norm_w, eps, w, f8, c->sc.act, rows, I, K, pdl,
+                                         c->stream, err);
+    return ga_gemv_rmsnorm_swiglu(c->sc.x, norm_w, eps, w, c->sc.act, rows, I, K, pdl, c->stream,
+                                  err);
+}
+static ga_status gemv_residual(ga_cuda *c, const void *a, const void *w, const ga_f8_scales *f8,
+                               const float *bias, int rows, int N, int K, bool pdl, ga_err *err) {
+    if (f8->scale)
+        return ga_gemv_f8_residual(a, w, f8, bias, c->sc.x, rows, N, K, pdl, c->stream, err);
+    return ga_gemv_residual(a, w, bias, c->sc.x, rows, N, K, pdl, c->stream, err);
+}
+
 /* k: the sequence's keys of layer l in the slot layout (n_kv, kv_stride, hd). */
 static ga_status capture_layer(ga_cuda *c, int l, int T, const void *k, int kv_stride,
                                ga_attn_capture *cap, ga_err *err) {
@@ -230,13 +257,13 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
         const ga_cuda_layer *w = &c->layers[l];
         void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
         if (fused) {
-            if ((st = ga_gemv_rmsnorm(s->x, w->input_norm, eps, w->w_qkv, s->qkv, false, rows,
-                                      c->qkv_dim, H, pdl, c->stream, err)))
+            if ((st = gemv_rmsnorm(c, w->input_norm, w->w_qkv, &w->f8_qkv, s->qkv, rows, c->qkv_dim,
+                                   H, pdl, err)))
                 return st;
         } else if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn,
                                              rows, H, eps, c->stream, err)) ||
-                   (st = ga_cuda_gemm(c, s->xn, w->w_qkv, s->qkv, false, rows, c->qkv_dim, H,
-                                      err))) {
+                   (st = ga_cuda_proj(c, s->xn, w->w_qkv, &w->f8_qkv, s->qkv, false, rows,
+                                      c->qkv_dim, H, err))) {
             return st;
         }
         ga_qk_rope_args ra = {
@@ -298,23 +325,25 @@ ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool deco
             return st;
         }
         if (fused) {
-            if ((st = ga_gemv_residual(s->attn, w->w_o, w->b_o, s->x, rows, H, c->attn_dim, pdl,
-                                       c->stream, err)) ||
-                (st = ga_gemv_rmsnorm_swiglu(s->x, w->post_norm, eps, w->w_gu, s->act, rows, I, H,
-                                             pdl, c->stream, err)) ||
-                (st = ga_gemv_residual(s->act, w->w_down, NULL, s->x, rows, H, I, pdl, c->stream,
-                                       err)))
+            if ((st = gemv_residual(c, s->attn, w->w_o, &w->f8_o, w->b_o, rows, H, c->attn_dim, pdl,
+                                    err)) ||
+                (st = gemv_rmsnorm_swiglu(c, w->post_norm, w->w_gu, &w->f8_gu, rows, I, H, pdl,
+                                          err)) ||
+                (st = gemv_residual(c, s->act, w->w_down, &w->f8_down, NULL, rows, H, I, pdl, err)))
                 return st;
             continue;
         }
-        if ((st = ga_cuda_gemm(c, s->attn, w->w_o, s->delta, true, rows, H, c->attn_dim, err)))
+        if ((st = ga_cuda_proj(c, s->attn, w->w_o, &w->f8_o, s->delta, true, rows, H, c->attn_dim,
+                               err)))
             return st;
         if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H, eps,
                                       c->stream, err)))
             return st;
-        if ((st = ga_cuda_gemm(c, s->xn, w->w_gu, s->qkv, false, rows, 2 * I, H, err))) return st;
+        if ((st = ga_cuda_proj(c, s->xn, w->w_gu, &w->f8_gu, s->qkv, false, rows, 2 * I, H, err)))
+            return st;
         if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
-        if ((st = ga_cuda_gemm(c, s->act, w->w_down, s->delta, true, rows, H, I, err))) return st;
+        if ((st = ga_cuda_proj(c, s->act, w->w_down, &w->f8_down, s->delta, true, rows, H, I, err)))
+            return st;
     }
     return GA_OK;
 }

@@ -15,7 +15,20 @@
  * "lt" calls cuBLASLt directly (descriptors and a heuristic algorithm per call: fine for
  * prefill and for captured decode graphs, slower for eager small calls), "fallback" the plain
  * kernel of kernels/gemm_fallback.cu.
+ *
+ * FP8 weights kept as FP8 (ga_cuda_proj): a pass that would take the bf16 GEMV takes its FP8
+ * form, which reads half the bytes and returns the same bits; any other pass dequantises the
+ * weight into one bf16 buffer just before its GEMM (the buffer the size of the largest
+ * projection, reused by every GEMM of the stream in order), so prefill, decode batches above
+ * GA_GEMV_AUTO_MAX_M and the cuBLASLt / fallback / deterministic paths compute exactly what
+ * they compute on the bf16 upload. The cost is that pass's dequantisation: 3 bytes a weight
+ * moved (read 1, write 2) on top of the GEMM's 2. Using the FP8 GEMV for batches 3-8 would
+ * avoid it but sum in another order than cuBLAS does there (not the bf16 upload's numbers);
+ * an FP8 tensor-core GEMM (cuBLASLt block scales) is the way to fast large batches, with other
+ * numbers again.
  */
+#include <stdint.h>
+
 #include "cuda_internal.h"
 
 /* The largest decode batch that takes kernels/gemv.cu by default. Measured on an H200 at the
@@ -24,6 +37,16 @@
  * vs 1.688, where each weight chunk feeds more FMAs than one warp issues in time and cuBLAS's
  * tiles win (bench/RESULTS.md). */
 #define GA_GEMV_AUTO_MAX_M 2
+
+static bool aligned16(const void *p) {
+    return ((uintptr_t)p & 15) == 0;
+}
+
+/* The fused GEMVs' conditions for one projection, bf16 or FP8. */
+static bool fused_ok(const void *x, const void *w, const ga_f8_scales *f8, int rows, int K) {
+    return f8->scale ? ga_gemv_f8_fused_supported(x, w, f8, rows, K)
+                     : ga_gemv_fused_supported(x, w, rows, K);
+}
 
 bool ga_cuda_decode_fused(const ga_cuda *c, int rows) {
     const ga_config *cfg = &c->cfg;
@@ -34,6 +57,15 @@ bool ga_cuda_decode_fused(const ga_cuda *c, int rows) {
     if (!ga_gemv_norm_supported(c->sc.x, c->final_norm, c->lm_head, rows, H)) return false;
     for (int l = 0; l < cfg->n_layers; l++) {
         const ga_cuda_layer *w = &c->layers[l];
+        if (w->f8_qkv.scale || w->f8_o.scale || w->f8_gu.scale || w->f8_down.scale) {
+            if (!aligned16(w->input_norm) || !aligned16(w->post_norm) ||
+                !fused_ok(c->sc.x, w->w_qkv, &w->f8_qkv, rows, H) ||
+                !fused_ok(c->sc.x, w->w_gu, &w->f8_gu, rows, H) ||
+                !fused_ok(c->sc.attn, w->w_o, &w->f8_o, rows, c->attn_dim) ||
+                !fused_ok(c->sc.act, w->w_down, &w->f8_down, rows, I))
+                return false;
+            continue;
+        }
         if (!ga_gemv_norm_supported(c->sc.x, w->input_norm, w->w_qkv, rows, H) ||
             !ga_gemv_norm_supported(c->sc.x, w->post_norm, w->w_gu, rows, H) ||
             !ga_gemv_fused_supported(c->sc.attn, w->w_o, rows, c->attn_dim) ||
@@ -41,6 +73,25 @@ bool ga_cuda_decode_fused(const ga_cuda *c, int rows) {
             return false;
     }
     return true;
+}
+
+ga_status ga_cuda_proj(ga_cuda *c, const void *x, const void *w, const ga_f8_scales *f8, void *y,
+                       bool y_f32, int M, int N, int K, ga_err *err) {
+    if (!f8 || !f8->scale) return ga_cuda_gemm(c, x, w, y, y_f32, M, N, K, err);
+    if (M < 0 || N <= 0 || K <= 0)
+        return ga_err_set(err, GA_ERR_ARG, "gemm: bad shape M %d N %d K %d", M, N, K);
+    if (M == 0) return GA_OK;
+    // Where ga_cuda_gemm would stream the bf16 weight through the GEMV (the same condition).
+    if (c->gemm_impl == GA_GEMM_CUBLAS && M <= GA_GEMV_AUTO_MAX_M &&
+        ga_gemv_f8_supported(x, w, f8, M, K))
+        return ga_gemv_f8(x, w, f8, y, y_f32, M, N, K, c->stream, err);
+    if ((size_t)N * (size_t)K > c->f8_tmp_elems)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "gemm: FP8 weight %d x %d is larger than the dequantisation buffer (%zu)",
+                          N, K, c->f8_tmp_elems);
+    ga_status st = ga_f8_dequant(w, f8, c->f8_tmp, N, K, c->stream, err);
+    if (st) return st;
+    return ga_cuda_gemm(c, x, c->f8_tmp, y, y_f32, M, N, K, err);
 }
 
 /* The same Y^T = W^T-op . X^T product through cuBLASLt. Stored layouts (column-major views):

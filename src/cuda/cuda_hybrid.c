@@ -404,6 +404,11 @@ static ga_status gemm_setup(ga_cuda_hyb *h, const ga_session_opts *opts, ga_err 
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
                           "deterministic (batch-invariant) mode is not implemented for hybrid "
                           "models on CUDA (use --device cpu)");
+    // FP8 projections are dequantised to bf16 here (g->keep_fp8 stays false).
+    if (opts && opts->cuda_weights == GA_CUDA_WEIGHTS_FP8)
+        return ga_err_set(err, GA_ERR_UNSUPPORTED,
+                          "FP8 weights kept as FP8 are not implemented for hybrid models on CUDA "
+                          "(weights dtype bf16 dequantises them)");
     if (g->gemm_impl == GA_GEMM_LT && cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
         g->lt = NULL;
         return ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");

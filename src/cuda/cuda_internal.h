@@ -3,7 +3,9 @@
  * buffers, and the helpers the backend's files share. Host C only; kernels are reached through
  * the launchers in kernels/kernels.h.
  *
- * Precision: weights bf16 on the device; every GEMM reads bf16 and accumulates in fp32
+ * Precision: weights bf16 on the device (or e4m3 with block scales, FP8 folders by default:
+ * see ga_cuda_layer; every product still sees the bf16 value of the dequantised weight,
+ * exactly what the bf16 upload would hold); every GEMM reads bf16 and accumulates in fp32
  * (cuBLAS COMPUTE_32F). The residual stream x is fp32 for the whole forward; the GEMMs that
  * feed it (o_proj, down_proj) and the LM head write fp32; the GEMMs that feed other kernels
  * (QKV, gate|up) write bf16. Norm weights, biases and RoPE tables are fp32.
@@ -37,6 +39,11 @@ typedef struct ga_cuda_layer {
     float *post_norm;  /* fp32 (hidden) */
     void *w_gu;        /* bf16 (2*inter, hidden): gate_proj | up_proj */
     void *w_down;      /* bf16 (hidden, inter) */
+    /* FP8 folders with the weights kept as FP8 (ga_session_opts.cuda_weights): when a
+     * matrix's f8_*.scale is set, its w_* above holds e4m3 codes (1 byte a weight) and these
+     * its block scales (one device allocation: the scales, then the srow table, freed through
+     * scale). Decode rows take the _f8 GEMVs; larger passes dequantise into c->f8_tmp first. */
+    ga_f8_scales f8_qkv, f8_o, f8_gu, f8_down;
 } ga_cuda_layer;
 
 /* Activations for up to `rows` tokens at once (a prefill pass or a decode batch). The logits
@@ -90,6 +97,14 @@ typedef struct ga_cuda {
      * the batch. Prefill attention needs nothing: both kernels walk key tiles from key 0 at
      * absolute boundaries, so a row's result does not depend on the chunk it is in. */
     bool deterministic;
+
+    /* FP8 weights (cuda_weights.c): whether FP8 projections stay FP8 on the device; the bf16
+     * matrix (f8_tmp_elems elements: the largest FP8 projection) that prefill GEMMs
+     * dequantise each FP8 weight into just before using it; the device bytes of all weights. */
+    bool keep_fp8;
+    void *f8_tmp;
+    size_t f8_tmp_elems;
+    uint64_t weight_bytes;
 
     /* derived shapes */
     int G, q_rows, gate_dim, kv_dim, qkv_dim, attn_dim;
@@ -174,6 +189,11 @@ typedef struct ga_cuda {
  * when y_f32, else bf16. */
 ga_status ga_cuda_gemm(ga_cuda *c, const void *x, const void *w, void *y, bool y_f32, int M, int N,
                        int K, ga_err *err);
+/* cuda_gemm.c: ga_cuda_gemm for a weight that may be FP8 (f8 NULL or f8->scale NULL: w is
+ * bf16). An FP8 w takes the _f8 GEMV where the bf16 one would take the GEMV, else is dequantised
+ * into c->f8_tmp and multiplied as bf16: the numbers of the bf16 upload in every case. */
+ga_status ga_cuda_proj(ga_cuda *c, const void *x, const void *w, const ga_f8_scales *f8, void *y,
+                       bool y_f32, int M, int N, int K, ga_err *err);
 /* cuda_gemm.c: whether a decode step of `rows` rows runs the fused GEMVs of kernels/gemv.cu
  * (the norms, residual adds and SwiGLU folded into the projections: cuda_forward.c), decided
  * for the whole step: the default GEMM, rows <= GA_GEMV_AUTO_MAX_M, and every projection's
@@ -184,6 +204,10 @@ bool ga_cuda_decode_fused(const ga_cuda *c, int rows);
 ga_status ga_cuda_upload_weights(ga_cuda *c, void (*progress)(void *, float), void *user,
                                  ga_err *err);
 void ga_cuda_free_weights(ga_cuda *c);
+/* cuda_weights.c: the device bytes the weights will take (FP8 matrices at 1 byte a weight plus
+ * their scales when c->keep_fp8) and the bf16 elements of the largest FP8 projection (the
+ * prefill dequantisation buffer, 0 when none is FP8), before anything is uploaded. */
+uint64_t ga_cuda_weight_plan(const ga_cuda *c, size_t *f8_tmp_elems);
 /* cuda_weights.c, shared with the hybrid backend (cuda_hybrid_weights.c): cudaMalloc with a
  * message saying what was asked and what is free; tensor t (any stored dtype, NaN/Inf refused)
  * as bf16 into dst (numel elements) through staging, a device buffer of GA_CUDA_STAGING_BYTES,
