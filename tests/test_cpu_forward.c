@@ -27,16 +27,7 @@ static ga_model *make(ga_gate_mode gate, int heads, int kv, int hd, bool tied, b
                    .o_bias = bias,
                    .gate = gate,
                    .bos_token_id = -1};
-    ga_err e = {{0}};
-    ga_model *m = NULL;
-    ga_store *st = NULL;
-    CHECK_OK(ga_model_random_store(&c, seed, GA_BF16, 0.3f, &st, &e), &e);
-    m = calloc(1, sizeof *m);
-    m->cfg = c;
-    m->name = strdup("test");
-    m->store = st;
-    CHECK_OK(ga_model_bind(m, &e), &e);
-    return m;
+    return ga_test_model_std(&c, seed, 0.3f);
 }
 
 static void test_prefill_decode(ga_model *m, const char *tag) {

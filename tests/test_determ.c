@@ -26,27 +26,6 @@ typedef struct script {
 #define TGT 5 /* the target's sequence id in the batched session */
 #define MAXB 20
 
-static ga_model *make(int hd, int max_pos) {
-    ga_config c = {.vocab_size = 1000,
-                   .hidden_size = 256,
-                   .intermediate_size = 512,
-                   .n_layers = 2,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .head_dim = hd,
-                   .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e4,
-                   .max_position_embeddings = max_pos,
-                   .tie_word_embeddings = true,
-                   .use_qk_norm = true,
-                   .gate = GA_GATE_ELEMENTWISE,
-                   .bos_token_id = -1};
-    ga_err e = {{0}};
-    ga_model *m = NULL;
-    CHECK_OK(ga_model_random(&c, 11, GA_BF16, &m, &e), &e);
-    return m;
-}
-
 static ga_session *open_s(const ga_model *m, ga_device dev, bool det, int ctx, int max_batch,
                           int kv_blocks) {
     ga_session_opts so = {.device = dev,
@@ -205,7 +184,7 @@ static void compare(const ga_model *m, ga_device dev, bool paged, const script *
 }
 
 static void cpu_section(void) {
-    ga_model *m = make(16, 512);
+    ga_model *m = ga_test_model_2l(16, GA_GATE_ELEMENTWISE, 512);
     if (!m) return;
     const script sc = {.ctx_alone = 100,
                        .ctx_batch = 300,
@@ -236,14 +215,14 @@ static int gpu_section(void) {
                        .long_other = 1500,
                        .steps = 40};
     for (int hd = 64; hd <= 128; hd += 64) {
-        ga_model *m = make(hd, 4096);
+        ga_model *m = ga_test_model_2l(hd, GA_GATE_ELEMENTWISE, 4096);
         if (!m) continue;
         compare(m, GA_DEVICE_CUDA, false, &sc, "cuda");
         compare(m, GA_DEVICE_CUDA, true, &sc, "cuda");
         ga_model_free(m);
     }
     /* deterministic takes the plain GEMM: another explicit choice is refused */
-    ga_model *m = make(64, 512);
+    ga_model *m = ga_test_model_2l(64, GA_GATE_ELEMENTWISE, 512);
     if (m) {
         ga_session_opts so = {.device = GA_DEVICE_CUDA,
                               .max_context = 64,

@@ -25,29 +25,7 @@
 
 #include "core/model.h"
 
-#define TOL_L2 2e-2
-
-static ga_model *make(int hd, ga_gate_mode gate, int max_pos) {
-    ga_config c = {.vocab_size = 1000,
-                   .hidden_size = 256,
-                   .intermediate_size = 512,
-                   .n_layers = 2,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .head_dim = hd,
-                   .rms_norm_eps = 1e-6f,
-                   .rope_theta = 1e4,
-                   .max_position_embeddings = max_pos,
-                   .tie_word_embeddings = true,
-                   .use_qk_norm = true,
-                   .gate = gate,
-                   .bos_token_id = -1};
-    /* ga_model_random's default init, as test_cuda_model (whose bf16 tolerance is used) */
-    ga_err e = {{0}};
-    ga_model *m = NULL;
-    CHECK_OK(ga_model_random(&c, 11, GA_BF16, &m, &e), &e);
-    return m;
-}
+#define TOL_L2 2e-2 /* test_cuda_model's bound, for the same ga_model_random init */
 
 static ga_session *open_s(const ga_model *m, ga_device dev, int max_ctx, int kv_blocks, int bs) {
     ga_session_opts so = {.device = dev,
@@ -206,7 +184,7 @@ static void cpu_errors(const ga_model *m) {
 }
 
 static void cpu_section(void) {
-    ga_model *m = make(16, GA_GATE_HEADWISE, 256);
+    ga_model *m = ga_test_model_2l(16, GA_GATE_HEADWISE, 256);
     if (!m) return;
     const int V = m->cfg.vocab_size;
     for (int paged = 0; paged < 2; paged++) {
@@ -365,7 +343,7 @@ static int gpu_section(void) {
     static const ga_gate_mode modes[] = {GA_GATE_NONE, GA_GATE_HEADWISE, GA_GATE_ELEMENTWISE};
     for (int hd = 64; hd <= 128; hd += 64)
         for (int mi = 0; mi < 3; mi++) {
-            ga_model *m = make(hd, modes[mi], 1024);
+            ga_model *m = ga_test_model_2l(hd, modes[mi], 1024);
             if (!m) continue;
             char tag[64];
             snprintf(tag, sizeof tag, "hd %d %s", hd, ga_gate_mode_name(modes[mi]));

@@ -34,15 +34,7 @@ static ga_model *make(uint64_t seed) {
                    .use_qk_norm = true,
                    .gate = GA_GATE_HEADWISE,
                    .bos_token_id = -1};
-    ga_err e = {{0}};
-    ga_store *st = NULL;
-    CHECK_OK(ga_model_random_store(&c, seed, GA_BF16, 0.3f, &st, &e), &e);
-    ga_model *m = calloc(1, sizeof *m);
-    m->cfg = c;
-    m->name = strdup("test");
-    m->store = st;
-    CHECK_OK(ga_model_bind(m, &e), &e);
-    return m;
+    return ga_test_model_std(&c, seed, 0.3f);
 }
 
 typedef struct sink {

@@ -4,6 +4,8 @@
 
 #include "testutil.h"
 
+#include "core/model.h"
+
 #include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -227,4 +229,45 @@ float *ga_test_paged_workload(ga_session *s, const int32_t *ids, int T, int V, i
         CHECK_OK(ga_session_decode_batch(s, seqs, tk, 3, d + (size_t)step * 3 * V, &e), &e);
     }
     return d + (size_t)steps * 3 * V;
+}
+
+ga_model *ga_test_model_2l(int hd, ga_gate_mode gate, int max_pos) {
+    ga_config c = {.vocab_size = 1000,
+                   .hidden_size = 256,
+                   .intermediate_size = 512,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = hd,
+                   .rms_norm_eps = 1e-6f,
+                   .rope_theta = 1e4,
+                   .max_position_embeddings = max_pos,
+                   .tie_word_embeddings = true,
+                   .use_qk_norm = true,
+                   .gate = gate,
+                   .bos_token_id = -1};
+    ga_err e = {{0}};
+    ga_model *m = NULL;
+    CHECK_OK(ga_model_random(&c, 11, GA_BF16, &m, &e), &e);
+    return m;
+}
+
+ga_model *ga_test_model_std(const ga_config *c, uint64_t seed, float std) {
+    ga_err e = {{0}};
+    ga_store *st = NULL;
+    CHECK_OK(ga_model_random_store(c, seed, GA_BF16, std, &st, &e), &e);
+    ga_model *m = st ? calloc(1, sizeof *m) : NULL;
+    if (!m) {
+        ga_store_free(st);
+        return NULL;
+    }
+    m->cfg = *c;
+    m->name = strdup("test");
+    m->store = st;
+    if (ga_model_bind(m, &e)) {
+        CHECK_MSG(0, "ga_model_bind: %s", e.msg);
+        ga_model_free(m);
+        return NULL;
+    }
+    return m;
 }

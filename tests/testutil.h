@@ -90,6 +90,17 @@ float *ga_test_json_floats(const struct cJSON *rows, int *n_rows, int width);
 bool ga_test_fixture_index(const char *root, int expected,
                            void (*check_case)(const char *root, const char *name, int *ran));
 
+/* An in-memory model of configuration c (taken as it is: tiny shapes allowed) with
+ * ga_model_random_store's bf16 weights of the given init scale (ga_model_random uses 0.02;
+ * the CPU-path tests use 0.3 so that attention and gates spread). NULL after a failed check. */
+ga_model *ga_test_model_std(const ga_config *c, uint64_t seed, float std);
+
+/* A 2-layer Qwen3 of hidden 256 (4 query / 2 KV heads of head_dim hd, intermediate 512, vocab
+ * 1000, tied, q/k norm, theta 1e4) with ga_model_random's default bf16 init, seed 11: the model
+ * of the batch-invariance and paged-vs-slots tests (test_determ, test_multi_paged). NULL (and a
+ * failed check) if it cannot be made. */
+ga_model *ga_test_model_2l(int hd, ga_gate_mode gate, int max_pos);
+
 /* The paged-cache tests' call sequence on an empty session of 3 or more sequences, with
  * ids[0..T) (T >= 23 and > steps + 2): prefills in chunks crossing block boundaries, sequence 1
  * first (so sequence 0's blocks are not the lowest ids), then `steps` batched decode steps

@@ -15,6 +15,11 @@ CUDA events, warm-up and repetitions:
   * greedy decode of --decode-tokens tokens at each --decode-batch from an empty cache
     (context depth 0): one forward per token with the cache, argmax on the device.
 It prints a markdown table and writes JSON. Attention is PyTorch SDPA (--attn to change).
+
+With --model DIR (repeatable) it loads those folders instead, as they are, with
+AutoModelForCausalLM in bf16 (e.g. the hybrid presets `gattn write-model --preset
+qwen3.5-0.8b | qwen3.5-9b | qwen3-next-80b-a3b` write, for issue 15's same-run figures), and
+labels each row with the folder's name; the shape options are then ignored.
 """
 import argparse
 import json
@@ -28,14 +33,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import GatedOProj, SplitQProj  # noqa: E402  (the gate as the fixtures add it)
 
 import transformers  # noqa: E402
-from transformers import DynamicCache, Qwen3Config, Qwen3ForCausalLM  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    DynamicCache,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 
 
 def ints(s):
     return [int(x) for x in s.split(",") if x]
 
 
+def load_folder(args, path):
+    """A model folder as published (or as gattn write-model writes it), bf16 on the GPU."""
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16,
+                                                 attn_implementation=args.attn)
+    return model.to("cuda").eval()
+
+
+def vocab_of(model):
+    cfg = model.config
+    text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    return text.vocab_size
+
+
 def build(args, mode):
+    if args.model:
+        return load_folder(args, mode)
     cfg = Qwen3Config(
         vocab_size=args.vocab,
         hidden_size=args.hidden,
@@ -115,12 +140,15 @@ def row(variant, test, batch, tokens, ms, work_tokens):
 @torch.no_grad()
 def bench_variant(args, mode):
     model = build(args, mode)
+    vocab = vocab_of(model)
     params = sum(p.numel() for p in model.parameters())
+    if args.model:
+        mode = os.path.basename(os.path.normpath(mode))
     print(f"{mode}: {params / 1e9:.3f} B parameters", file=sys.stderr)
     rows = []
     gen = torch.Generator(device="cuda").manual_seed(1)
     for B in args.prefill_batch:
-        ids = torch.randint(0, args.vocab, (B, args.prefill), device="cuda", generator=gen)
+        ids = torch.randint(0, vocab, (B, args.prefill), device="cuda", generator=gen)
 
         def prefill():
             forward(model, ids, DynamicCache())
@@ -132,7 +160,7 @@ def bench_variant(args, mode):
             print(f"{mode} prefill batch {B}: out of memory ({e})", file=sys.stderr)
         torch.cuda.empty_cache()
     for B in args.decode_batch:
-        start = torch.randint(0, args.vocab, (B, 1), device="cuda", generator=gen)
+        start = torch.randint(0, vocab, (B, 1), device="cuda", generator=gen)
 
         def decode():
             cache = DynamicCache()
@@ -159,6 +187,8 @@ def bench_variant(args, mode):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default="baseline,headwise,elementwise")
+    ap.add_argument("--model", action="append", default=[],
+                    help="benchmark this model folder instead (repeatable); rows take its name")
     ap.add_argument("--prefill", type=int, default=2048)
     ap.add_argument("--prefill-batch", type=ints, default=[1, 8])
     ap.add_argument("--decode-tokens", type=int, default=128)
@@ -179,6 +209,11 @@ def main():
     for v in variants:
         if v not in ("baseline", "headwise", "elementwise"):
             ap.error(f"--variants: '{v}' is not baseline, headwise or elementwise")
+    for d in args.model:
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            ap.error(f"--model: {d} has no config.json")
+    if args.model:
+        variants = args.model
     if not torch.cuda.is_available():
         print("bench_transformers: no CUDA device", file=sys.stderr)
         return 1
@@ -204,7 +239,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"transformers": transformers.__version__, "torch": torch.__version__,
                        "device": dev, "attention": args.attn,
-                       "shape": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                       "shape": {"models": args.model} if args.model else
+                                {"layers": args.layers, "hidden": args.hidden, "heads": args.heads,
                                  "kv_heads": args.kv_heads, "head_dim": args.head_dim,
                                  "intermediate": args.intermediate, "vocab": args.vocab,
                                  "tied": True},
