@@ -55,6 +55,7 @@ BUGS=(
     'hybrid: value heads tiled over key heads, not repeated|src/cpu/cpu_hybrid.c|int hk = h / r;|int hk = h % Hk;'
     'hybrid: MoE top-k weights never renormalised|src/cpu/cpu_hybrid.c|if (hc->norm_topk_prob)|if (0 && hc->norm_topk_prob)'
     'hybrid: DeltaNet q not scaled by 1/sqrt(d_k)|src/cpu/cpu_hybrid.c|float qscale = (float)(1.0 / sqrt((double)dk));|float qscale = 1.0f;'
+    'hybrid: top-level partial_rotary_factor wins over rope_parameters|src/core/config_hybrid.c|h->partial_rotary_factor = in ? in : top ? top : 0.25;|h->partial_rotary_factor = top ? top : in ? in : 0.25;'
 )
 
 if [[ ${1:-} == --list ]]; then
