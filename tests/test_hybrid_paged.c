@@ -58,26 +58,6 @@ static ga_session *open_s(const ga_model *m, int kv_blocks, int block_size, int 
     return s;
 }
 
-static bool same_bits(const float *a, const float *b, size_t n) {
-    return memcmp(a, b, n * sizeof(float)) == 0;
-}
-
-typedef struct gen_sink {
-    int32_t tok[4][64];
-    int n[4];
-} gen_sink;
-
-static int on_tok(void *user, int index, int32_t token) {
-    gen_sink *g = user;
-    if (g->n[index] < 64) g->tok[index][g->n[index]++] = token;
-    return 0;
-}
-
-static int on_tok_alone(void *user, int index, int32_t token) {
-    (void)index;
-    return on_tok(user, 3, token);
-}
-
 /* The same calls on a slot session and a paged one; every output compared bit for bit. */
 static void test_equal(const ga_model *m, int block_size, const char *tag) {
     const int V = m->cfg.vocab_size, T = 41;
@@ -124,7 +104,7 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
     for (size_t i = 0; i < n_out - 3 * (size_t)V; i++)
         finite = finite && isfinite(out[0][i]);
     CHECK_MSG(finite, "%s: slot logits not all written or not finite", tag);
-    CHECK_MSG(same_bits(out[0], out[1], n_out - 3 * (size_t)V),
+    CHECK_MSG(ga_test_same_bits(out[0], out[1], n_out - 3 * (size_t)V),
               "%s bs %d: paged logits differ from slots (rel L2 %.3g)", tag, block_size,
               ga_test_rel_l2(out[0], out[1], n_out - 3 * (size_t)V));
     free(out[0]);
@@ -147,8 +127,9 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
     for (int l = 0; cap[0].maps && cap[1].maps && l < L; l++) {
         CHECK((cap[0].maps[l] == NULL) == (cap[1].maps[l] == NULL));
         if (cap[0].maps[l] && cap[1].maps[l])
-            CHECK_MSG(same_bits(cap[0].maps[l], cap[1].maps[l], (size_t)cap[0].res * cap[0].res),
-                      "%s: capture map of layer %d differs", tag, l);
+            CHECK_MSG(
+                ga_test_same_bits(cap[0].maps[l], cap[1].maps[l], (size_t)cap[0].res * cap[0].res),
+                "%s: capture map of layer %d differs", tag, l);
         CHECK(memcmp(&cap[0].metrics[l], &cap[1].metrics[l], sizeof cap[0].metrics[l]) == 0);
     }
     ga_attn_capture_free(&cap[0]);
@@ -157,15 +138,17 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
     /* generate (sampled, so every logit matters) and generate_batch */
     ga_gen_opts go = {.max_new_tokens = 30,
                       .sampling = {.temperature = 0.9f, .top_k = 0, .top_p = 1, .seed = 7}};
-    gen_sink sink[2];
+    ga_test_tok_sink sink[2];
     memset(sink, 0, sizeof sink);
     for (int k = 0; k < 2; k++) {
         ga_err e = {{0}};
         const int32_t *prompts[3] = {ids, ids + 5, ids + 9};
         int np[3] = {29, 3, 17};
-        CHECK_OK(ga_generate_batch(ss[k], m, prompts, np, 3, &go, on_tok, &sink[k], NULL, NULL, &e),
+        CHECK_OK(ga_generate_batch(ss[k], m, prompts, np, 3, &go, ga_test_on_tok, &sink[k], NULL,
+                                   NULL, &e),
                  &e);
-        CHECK_OK(ga_generate(ss[k], m, 1, ids + 2, 38, &go, on_tok_alone, &sink[k], NULL, NULL, &e),
+        CHECK_OK(ga_generate(ss[k], m, 1, ids + 2, 38, &go, ga_test_on_tok_alone, &sink[k], NULL,
+                             NULL, &e),
                  &e);
     }
     CHECK(sink[0].n[0] == 30 && sink[0].n[3] > 0);
@@ -220,7 +203,7 @@ static void test_alloc(const ga_model *m, const char *tag) {
     /* the failed calls left sequence 0's DeltaNet state where it was: it continues exactly as
      * the reference does */
     CHECK_OK(ga_session_forward(s, 0, ids + 9, 1, false, lg, &e), &e);
-    CHECK_MSG(same_bits(lg, ref + (size_t)9 * V, (size_t)V),
+    CHECK_MSG(ga_test_same_bits(lg, ref + (size_t)9 * V, (size_t)V),
               "%s: a sequence continued after GA_ERR_NO_CACHE differs from the reference", tag);
     /* reset gives the blocks back; sequence 1 regrows from zero states and matches too */
     ga_session_reset(s, 1);
@@ -228,7 +211,8 @@ static void test_alloc(const ga_model *m, const char *tag) {
     CHECK(ki.blocks_free == 1 && ga_session_seq_len(s, 1) == 0);
     for (int t = 0; t < 4; t++)
         CHECK_OK(ga_session_forward(s, 1, ids + t, 1, false, lg, &e), &e);
-    CHECK_MSG(same_bits(lg, ref + (size_t)3 * V, (size_t)V), "%s: a reset sequence differs", tag);
+    CHECK_MSG(ga_test_same_bits(lg, ref + (size_t)3 * V, (size_t)V), "%s: a reset sequence differs",
+              tag);
     ga_session_reset(s, 0);
     ga_session_kv_info(s, &ki);
     CHECK(ki.blocks_free == 3 && ga_session_seq_len(s, 0) == 0);

@@ -42,26 +42,6 @@ static ga_session *open_s(const ga_model *m, int kv_blocks, int block_size) {
     return s;
 }
 
-static bool same_bits(const float *a, const float *b, size_t n) {
-    return memcmp(a, b, n * sizeof(float)) == 0;
-}
-
-typedef struct gen_sink {
-    int32_t tok[4][64];
-    int n[4];
-} gen_sink;
-
-static int on_tok(void *user, int index, int32_t token) {
-    gen_sink *g = user;
-    if (g->n[index] < 64) g->tok[index][g->n[index]++] = token;
-    return 0;
-}
-
-static int on_tok_alone(void *user, int index, int32_t token) {
-    (void)index;
-    return on_tok(user, 3, token);
-}
-
 /* The same calls on a slot session and a paged one; every output compared bit for bit. */
 static void test_equal(const ga_model *m, int block_size, const char *tag) {
     const int V = m->cfg.vocab_size, T = 41;
@@ -87,8 +67,8 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
         ga_test_paged_workload(s, ids, T, V, 6, o);
         CHECK(ga_session_seq_len(s, 0) == T + 6 && ga_session_seq_len(s, 2) == 8);
     }
-    CHECK_MSG(same_bits(out[0], out[1], n_out), "%s bs %d: paged logits differ from slots", tag,
-              block_size);
+    CHECK_MSG(ga_test_same_bits(out[0], out[1], n_out), "%s bs %d: paged logits differ from slots",
+              tag, block_size);
     free(out[0]);
     free(out[1]);
 
@@ -105,8 +85,9 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
     for (int l = 0; l < 3; l++) {
         CHECK(cap[0].maps && cap[1].maps && cap[0].res == cap[1].res);
         if (!cap[0].maps || !cap[1].maps) break;
-        CHECK_MSG(same_bits(cap[0].maps[l], cap[1].maps[l], (size_t)cap[0].res * cap[0].res),
-                  "%s: capture map of layer %d differs", tag, l);
+        CHECK_MSG(
+            ga_test_same_bits(cap[0].maps[l], cap[1].maps[l], (size_t)cap[0].res * cap[0].res),
+            "%s: capture map of layer %d differs", tag, l);
         CHECK(memcmp(&cap[0].metrics[l], &cap[1].metrics[l], sizeof cap[0].metrics[l]) == 0);
     }
     ga_attn_capture_free(&cap[0]);
@@ -115,15 +96,17 @@ static void test_equal(const ga_model *m, int block_size, const char *tag) {
     /* generate (sampled, so every logit matters) and generate_batch */
     ga_gen_opts go = {.max_new_tokens = 30,
                       .sampling = {.temperature = 0.9f, .top_k = 0, .top_p = 1, .seed = 7}};
-    gen_sink sink[2];
+    ga_test_tok_sink sink[2];
     memset(sink, 0, sizeof sink);
     for (int k = 0; k < 2; k++) {
         ga_err e = {{0}};
         const int32_t *prompts[3] = {ids, ids + 5, ids + 9};
         int np[3] = {29, 3, 17};
-        CHECK_OK(ga_generate_batch(ss[k], m, prompts, np, 3, &go, on_tok, &sink[k], NULL, NULL, &e),
+        CHECK_OK(ga_generate_batch(ss[k], m, prompts, np, 3, &go, ga_test_on_tok, &sink[k], NULL,
+                                   NULL, &e),
                  &e);
-        CHECK_OK(ga_generate(ss[k], m, 1, ids + 2, 38, &go, on_tok_alone, &sink[k], NULL, NULL, &e),
+        CHECK_OK(ga_generate(ss[k], m, 1, ids + 2, 38, &go, ga_test_on_tok_alone, &sink[k], NULL,
+                             NULL, &e),
                  &e);
     }
     CHECK(sink[0].n[0] == 30 && sink[0].n[3] > 0);

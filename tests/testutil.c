@@ -271,3 +271,14 @@ ga_model *ga_test_model_std(const ga_config *c, uint64_t seed, float std) {
     }
     return m;
 }
+
+int ga_test_on_tok(void *user, int index, int32_t token) {
+    ga_test_tok_sink *g = user;
+    if (g->n[index] < 64) g->tok[index][g->n[index]++] = token;
+    return 0;
+}
+
+int ga_test_on_tok_alone(void *user, int index, int32_t token) {
+    (void)index;
+    return ga_test_on_tok(user, 3, token);
+}

@@ -101,6 +101,21 @@ ga_model *ga_test_model_std(const ga_config *c, uint64_t seed, float std);
  * failed check) if it cannot be made. */
 ga_model *ga_test_model_2l(int hd, ga_gate_mode gate, int max_pos);
 
+/* Whether n floats are the same bits (paged == slot results, replays, resets). */
+static inline bool ga_test_same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* Tokens generated per prompt index, up to 4 prompts of 64 (the paged-cache tests' sinks):
+ * ga_test_on_tok is a ga_generate(_batch) token callback appending to user's row `index`;
+ * ga_test_on_tok_alone appends to row 3 whatever the index (a single prompt beside a batch). */
+typedef struct ga_test_tok_sink {
+    int32_t tok[4][64];
+    int n[4];
+} ga_test_tok_sink;
+int ga_test_on_tok(void *user, int index, int32_t token);
+int ga_test_on_tok_alone(void *user, int index, int32_t token);
+
 /* The paged-cache tests' call sequence on an empty session of 3 or more sequences, with
  * ids[0..T) (T >= 23 and > steps + 2): prefills in chunks crossing block boundaries, sequence 1
  * first (so sequence 0's blocks are not the lowest ids), then `steps` batched decode steps
