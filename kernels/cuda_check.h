@@ -15,6 +15,7 @@
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) {                                                                   \
+            (void)cudaGetLastError(); /* a refused launch must not fail the next check too */      \
             return ga_err_set(err, e_ == cudaErrorMemoryAllocation ? GA_ERR_OOM : GA_ERR_CUDA,     \
                               "%s failed at %s:%d: %s", #call, __FILE__, __LINE__,                 \
                               cudaGetErrorName(e_));                                               \

@@ -68,9 +68,13 @@
 #define GEMV_WARPS 8  /* warps per CTA */
 #define GEMV_ROWS 2   /* output rows per warp: 2 keeps >= 1 CTA per SM at N = 2048 */
 #define GEMV_UNROLL 8 /* 16-byte chunks per row in flight per lane: all of K = 2048 at once */
-/* Shared memory for a staged input (M x K bf16): the default 48 KB a CTA may take without
- * opting in, K <= 24576 at M = 1, 3072 at M = 8. */
-#define GEMV_STAGE_SMEM (48 * 1024)
+/* Shared memory for a staged input (M x K bf16): GA_GEMV_STAGE_BYTES (kernels.h), the default
+ * 48 KB less the static reduction array red[M][32]. (Counting the 48 KB for the input alone let
+ * M 8 x K 3072 through ga_gemv_fused_supported and then fail its launch with
+ * cudaErrorInvalidValue.) */
+#define GEMV_STAGE_SMEM GA_GEMV_STAGE_BYTES
+static_assert(GEMV_STAGE_SMEM + GA_GEMV_MAX_M * 32 * sizeof(float) <= 48 * 1024,
+              "the staged input and red[] must fit the 48 KB a CTA takes without opting in");
 
 static_assert(GEMV_WARPS * 32 == GA_NORM_THREADS, "the fused norm assumes norm.cu's block size");
 

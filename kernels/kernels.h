@@ -217,6 +217,10 @@ ga_status ga_convert_to_bf16(const void *src, ga_dtype src_dtype, void *dst, int
  * Y (M x N, bf16 or fp32) = X (M x K bf16) . W^T (W: N x K bf16), row-major, for the decode
  * batch M <= GA_GEMV_MAX_M; K a multiple of 8 and x, w 16-byte aligned (ga_gemv_supported). */
 #define GA_GEMV_MAX_M 8
+/* The fused forms stage their M x K bf16 input in shared memory: M * K * 2 bytes at most this
+ * (the default 48 KB a CTA may take without opting in, less the kernel's static reduction
+ * array), so K <= 24064 at M = 1 and 3008 at M = 8 (ga_gemv_fused_supported). */
+#define GA_GEMV_STAGE_BYTES (48 * 1024 - GA_GEMV_MAX_M * 32 * 4)
 int ga_gemv_supported(const void *x, const void *w, int M, int K);
 ga_status ga_gemv(const void *x, const void *w, void *y, bool y_f32, int M, int N, int K,
                   cudaStream_t stream, ga_err *err);

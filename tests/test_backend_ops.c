@@ -1698,7 +1698,8 @@ static void rows_norm(int dim, bool delta, bool bias) {
     /* gemv.cu's fused norm of the same (post-add) rows, bitwise, every row in launches of M:
      * one ulp of 1/rms flips about 2^-15 of the bf16 outputs, so a different order of the sum
      * of squares needs all N_ROWS * dim of them to show */
-    const int M = dim * 2 * GA_GEMV_MAX_M <= 48 * 1024 ? GA_GEMV_MAX_M : 48 * 1024 / (dim * 2);
+    const int M = dim * 2 * GA_GEMV_MAX_M <= GA_GEMV_STAGE_BYTES ? GA_GEMV_MAX_M
+                                                                 : GA_GEMV_STAGE_BYTES / (dim * 2);
     if (dim % 8 == 0 && M >= 1 && dim <= 4096) {
         const size_t nw = (size_t)dim * dim, ny = (size_t)N_ROWS * dim;
         uint16_t *eye = xmalloc(nw * 2);
@@ -1782,7 +1783,8 @@ out:
 static void rows_swiglu_vs_gemv(int I) {
     char shape[96];
     const size_t n = (size_t)N_ROWS * I, nw = (size_t)2 * I * I;
-    const int M = I * 2 * GA_GEMV_MAX_M <= 48 * 1024 ? GA_GEMV_MAX_M : 48 * 1024 / (I * 2);
+    const int M = I * 2 * GA_GEMV_MAX_M <= GA_GEMV_STAGE_BYTES ? GA_GEMV_MAX_M
+                                                               : GA_GEMV_STAGE_BYTES / (I * 2);
     const float eps = 1e-6f;
     snprintf(shape, sizeof shape, "T %d I %d vs gemv.cu's SwiGLU (M %d)", N_ROWS, I, M);
     float *x = rand_f32(n, 0.f, 3.f), *g = rand_f32(I, 1.f, 0.3f);

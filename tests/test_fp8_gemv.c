@@ -166,7 +166,8 @@ static void test_gemv(const stack *s, int M) {
         CHECK_OK(ga_gemv_f8(dx, s->d_codes, &s->f8, yb, f32, M, N, K, 0, &err), &err);
         same_bytes(ya, yb, (size_t)M * N * (f32 ? 4 : 2), "ga_gemv_f8", M, N, K, b);
     }
-    if ((size_t)M * K * 2 <= 48 * 1024) { /* the fused forms stage the input in shared memory */
+    if ((size_t)M * K * 2 <=
+        GA_GEMV_STAGE_BYTES) { /* the fused forms stage the input in shared memory */
         for (int pdl = 0; pdl <= pdl_ok; pdl++) {
             poison(ya, ny), poison(yb, ny);
             CHECK_OK(ga_gemv_rmsnorm(dxf, dn, 1e-6f, s->d_wbf16, ya, true, M, N, K, pdl, 0, &err),
@@ -236,6 +237,31 @@ static void test_refusals(void) {
     cudaFree(d);
 }
 
+/* The largest input the predicates admit must also launch: M 8 x K 3008 (47 KB staged, plus the
+ * kernel's static reduction array) in the bf16 and FP8 forms, and 3016 is refused. Counting the
+ * 48 KB for the staged input alone once admitted K 3072 and its launch failed. */
+static void test_stage_limit(void) {
+    const int M = GA_GEMV_MAX_M, K = GA_GEMV_STAGE_BYTES / (2 * M), N = 64;
+    CHECK(K % 8 == 0);
+    float *x = dmalloc((size_t)M * K * 4), *nw = dmalloc((size_t)K * 4),
+          *y = dmalloc((size_t)M * N * 4);
+    void *w = dmalloc((size_t)N * K * 2), *w8 = dmalloc((size_t)N * K);
+    float *sc = dmalloc((size_t)N * (K / 8 + 1) * 4);
+    int *srow = dmalloc((size_t)N * 4);
+    cudaMemset(x, 0, (size_t)M * K * 4), cudaMemset(nw, 0, (size_t)K * 4);
+    cudaMemset(w, 0, (size_t)N * K * 2), cudaMemset(w8, 0, (size_t)N * K);
+    cudaMemset(sc, 0, (size_t)N * (K / 8 + 1) * 4), cudaMemset(srow, 0, (size_t)N * 4);
+    ga_f8_scales f8 = {.scale = sc, .srow = srow, .block = 8, .kb = K / 8};
+    ga_err err = {{0}};
+    CHECK(ga_gemv_norm_supported(x, nw, w, M, K) && !ga_gemv_norm_supported(x, nw, w, M, K + 8));
+    CHECK(ga_gemv_f8_fused_supported(x, w8, &f8, M, K));
+    CHECK_OK(ga_gemv_rmsnorm(x, nw, 1e-6f, w, y, true, M, N, K, false, 0, &err), &err);
+    CHECK_OK(ga_gemv_f8_rmsnorm(x, nw, 1e-6f, w8, &f8, y, true, M, N, K, false, 0, &err), &err);
+    CHECK_OK(ga_gemv_residual(w, w, NULL, y, M, N, K, false, 0, &err), &err);
+    CHECK_OK(cudaDeviceSynchronize() == cudaSuccess ? GA_OK : GA_ERR_CUDA, &err);
+    cudaFree(x), cudaFree(nw), cudaFree(y), cudaFree(w), cudaFree(w8), cudaFree(sc), cudaFree(srow);
+}
+
 int main(void) {
     GA_REQUIRE_GPU();
     rng = (uint64_t)strtoull(ga_test_env("GA_TEST_SEED", "0"), NULL, 10);
@@ -262,5 +288,6 @@ int main(void) {
     test_case(big_o, 1, 4096, 128, 128, few_m, 3);
     test_case(big_down, 1, 6144, 128, 128, few_m, 3);
     test_refusals();
+    test_stage_limit();
     return ga_test_finish();
 }
