@@ -11,7 +11,7 @@ tools/make_fixtures.py adds it (its SplitQProj / GatedOProj: q_proj grows the ga
 group, o_proj multiplies each head's output by sigmoid(gate) first). Then it measures, with
 CUDA events, warm-up and repetitions:
   * prefill of --prefill tokens at each --prefill-batch (a forward that fills a fresh
-    DynamicCache and computes the last position's logits, as gattn's prefill does);
+    cache (the model's own kind: hybrids need their linear-attention layers) and computes the last position's logits, as gattn's prefill does);
   * greedy decode of --decode-tokens tokens at each --decode-batch from an empty cache
     (context depth 0): one forward per token with the cache, argmax on the device.
 It prints a markdown table and writes JSON. Attention is PyTorch SDPA (--attn to change).
@@ -35,7 +35,6 @@ from make_fixtures import GatedOProj, SplitQProj  # noqa: E402  (the gate as the
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
-    DynamicCache,
     Qwen3Config,
     Qwen3ForCausalLM,
 )
@@ -104,7 +103,9 @@ def build(args, mode):
 
 
 def forward(model, ids, cache):
-    """One forward with the cache, logits of the last position only when supported."""
+    """One forward with the cache, logits of the last position only when supported. cache None:
+    the model makes its own (returned as .past_key_values). A bare DynamicCache() has no
+    linear-attention layers, so hybrid models (Qwen3.5, Qwen3-Next) need the model's own one."""
     try:
         return model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
     except TypeError:  # older transformers: num_logits_to_keep or nothing
@@ -151,7 +152,7 @@ def bench_variant(args, mode):
         ids = torch.randint(0, vocab, (B, args.prefill), device="cuda", generator=gen)
 
         def prefill():
-            forward(model, ids, DynamicCache())
+            forward(model, ids, None)
 
         try:
             ms = timed(prefill, args.warmup, args.reps)
@@ -163,11 +164,12 @@ def bench_variant(args, mode):
         start = torch.randint(0, vocab, (B, 1), device="cuda", generator=gen)
 
         def decode():
-            cache = DynamicCache()
+            cache = None
             tok = start
             for _ in range(args.decode_tokens):
-                logits = forward(model, tok, cache).logits
-                tok = logits[:, -1, :].argmax(dim=-1, keepdim=True)
+                out = forward(model, tok, cache)
+                cache = out.past_key_values
+                tok = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
 
         try:
             ms = timed(decode, args.warmup, args.reps)
