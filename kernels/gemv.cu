@@ -53,9 +53,8 @@
  * loads would hand a lane two chunks that belong to two lanes of the bf16 order and need
  * shuffles to put them back.) The fused prologues and epilogues are shared, not copied: F8
  * only changes how a weight chunk is loaded and widened (fp8_common.cuh, shared with the MoE
- * expert GEMM). ga_f8_dequant writes the same bf16
- * values into a matrix, for the prefill GEMMs (cuBLAS on bf16: the same numbers as the bf16
- * upload).
+ * expert GEMM). ga_f8_dequant writes the same bf16 values into a matrix, for the prefill GEMMs
+ * (cuBLAS on bf16: the same numbers as the bf16 upload).
  */
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
