@@ -16,7 +16,9 @@
  *      for every MoE step, eager and replayed from a captured graph), every step's logits;
  *   3. the backend's own record: with FP8 every projection and the experts hold FP8 (a scale
  *      table is set), the router, shared_expert_gate and a released folder's [b | a] stay bf16,
- *      and its weight bytes are well under the bf16 session's (which holds no FP8 matrix);
+ *      and the weight bytes its memory check counted are those of the folder's tensors: bf16
+ *      matrices and fp32 vectors, less, with FP8, a byte a weight minus the fp32 scales and a
+ *      4-byte row-table entry a row for each FP8 matrix it keeps (what gattn info counts);
  *   4. cuda_weights FP8 on a folder without FP8 weights: refused naming it.
  * A silent fallback to bf16 would pass 1 and 2 trivially: 3 is what rules that out.
  */
@@ -141,8 +143,27 @@ static void same(const char *what, const float *a, const float *b, size_t n) {
               what, differ, n, bad);
 }
 
+/* 3: the weight bytes of the folder's text tensors on the device: bf16 matrices and fp32
+ * vectors, and with keep_fp8 every FP8 matrix but the router and shared_expert_gate at a byte a
+ * weight plus its fp32 scales and 4 bytes a row. */
+static uint64_t expected_bytes(const ga_model *m, bool keep_fp8) {
+    uint64_t b = 0;
+    for (int i = 0; i < ga_store_count(m->store); i++) {
+        const ga_tensor *t = ga_store_at(m->store, i);
+        if (ends_with(t->name, "_scale_inv")) continue;
+        const uint64_t n = (uint64_t)ga_tensor_numel(t);
+        if (keep_fp8 && t->dtype == GA_F8_E4M3 && !ends_with(t->name, "mlp.gate.weight") &&
+            !ends_with(t->name, "shared_expert_gate.weight"))
+            b += n + 4 * (uint64_t)ga_tensor_numel(t->scale_inv) + 4 * (uint64_t)t->shape[0];
+        else
+            b += (t->ndim == 2 ? 2 : 4) * n;
+    }
+    return b;
+}
+
 /* 3: the device layout of the FP8 session (h8) and of the bf16 one (h16). */
-static void layout(const ga_cuda_hyb *h8, const ga_cuda_hyb *h16, bool released) {
+static void layout(const ga_model *m, const ga_cuda_hyb *h8, const ga_cuda_hyb *h16,
+                   bool released) {
     int missing = 0, wrong = 0;
     for (int l = 0; l < h8->cfg.n_layers; l++) {
         const hyb_dlayer *d = &h8->L[l], *e = &h16->L[l];
@@ -169,6 +190,11 @@ static void layout(const ga_cuda_hyb *h8, const ga_cuda_hyb *h16, bool released)
            missing, wrong, h8->g.weight_bytes / 1048576.0, h16->g.weight_bytes / 1048576.0);
     CHECK_MSG(missing == 0, "%d projections are not FP8 in the FP8 session", missing);
     CHECK_MSG(wrong == 0, "%d layout mismatches (FP8 in the bf16 session, w_ba)", wrong);
+    const uint64_t e8 = expected_bytes(m, true), e16 = expected_bytes(m, false);
+    CHECK_MSG(h8->g.weight_bytes == e8 && h16->g.weight_bytes == e16,
+              "weight bytes counted: FP8 %llu (the tensors: %llu), bf16 %llu (%llu)",
+              (unsigned long long)h8->g.weight_bytes, (unsigned long long)e8,
+              (unsigned long long)h16->g.weight_bytes, (unsigned long long)e16);
     /* the embedding (512 x 256, bf16 both ways) keeps it above half */
     CHECK_MSG(h8->g.weight_bytes < 0.75 * h16->g.weight_bytes && h8->g.f8_tmp && !h16->g.f8_tmp &&
                   h16->g.f8_tmp_elems == 0,
@@ -221,7 +247,7 @@ static void run_folder(const char *dir, bool released) {
     const ga_session_opts o16 = {.device = GA_DEVICE_CUDA, .cuda_weights = GA_CUDA_WEIGHTS_BF16};
     CHECK_OK(ga_cuda_hybrid_backend_create(m, &o8, 64, 1, &b8, &err), &err);
     CHECK_OK(ga_cuda_hybrid_backend_create(m, &o16, 64, 1, &b16, &err), &err);
-    if (b8 && b16) layout(b8->impl, b16->impl, released);
+    if (b8 && b16) layout(m, b8->impl, b16->impl, released);
     if (b8) b8->free(b8);
     if (b16) b16->free(b16);
     free(a), free(b);
