@@ -52,9 +52,9 @@
  * bitwise that of the bf16 GEMV on the dequantised weights, at half the weight bytes. (16-byte
  * loads would hand a lane two chunks that belong to two lanes of the bf16 order and need
  * shuffles to put them back.) The fused prologues and epilogues are shared, not copied: F8
- * only changes how a weight chunk is loaded and widened. ga_f8_dequant writes the same bf16
- * values into a matrix, for the prefill GEMMs (cuBLAS on bf16: the same numbers as the bf16
- * upload).
+ * only changes how a weight chunk is loaded and widened (fp8_common.cuh, shared with the MoE
+ * expert GEMM). ga_f8_dequant writes the same bf16 values into a matrix, for the prefill GEMMs
+ * (cuBLAS on bf16: the same numbers as the bf16 upload).
  */
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -62,6 +62,7 @@
 
 #include "activation_common.cuh"
 #include "cuda_check.h"
+#include "fp8_common.cuh"
 #include "kernels.h"
 #include "norm_common.cuh"
 
@@ -101,32 +102,6 @@ __device__ __forceinline__ void bf16x8_to_f32(uint4 v, float f[8]) {
         const float2 t = __bfloat1622float2(h[j]);
         f[2 * j] = t.x;
         f[2 * j + 1] = t.y;
-    }
-}
-
-/* fp32 product without flush-to-zero: this file is built with --use_fast_math (-ftz=true),
- * which would flush a product below 2^-126 where the host's dequantisation (ga_tensor_read_bf16)
- * keeps it; the bf16 conversion after it (cvt.rn.bf16.f32) keeps subnormals too. */
-__device__ __forceinline__ float mul_rn_noftz(float a, float b) {
-    float r;
-    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-    return r;
-}
-
-/* 8 e4m3 codes (e4m3 -> half is exact: every e4m3 value is a half) times their block's scale,
- * each rounded to bf16 and widened back: the bf16 weights the dequantised upload holds. At
- * batch 1 the FP8 stream carries twice the weights a second of the bf16 one, so the
- * instructions per weight matter: pairs go through the x2 conversions (e4m3x2 -> f16x2, two
- * floats -> bf16x2), about 4 instructions a weight before the FMAs where bf16 needs 1. */
-__device__ __forceinline__ void e4m3x8_to_f32(uint2 v, float s, float f[8]) {
-    const __nv_fp8x2_storage_t *q = reinterpret_cast<const __nv_fp8x2_storage_t *>(&v);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(q[j], __NV_E4M3)));
-        const float2 r =
-            __bfloat1622float2(__floats2bfloat162_rn(mul_rn_noftz(t.x, s), mul_rn_noftz(t.y, s)));
-        f[2 * j] = r.x;
-        f[2 * j + 1] = r.y;
     }
 }
 

@@ -81,6 +81,15 @@ ga_status ga_moe_gather(const void *x, const int *src_row, int n, int H, void *o
  * launch depends on n, E, N, K only, so a captured graph serves any routing. */
 ga_status ga_moe_expert_gemm(const void *x, const void *w, const int *offsets, int n, int E, int N,
                              int K, void *y, bool y_f32, cudaStream_t stream, ga_err *err);
+/* The same products with FP8 experts (the hybrid backend's FP8 weights, issue 15 item 4): w8
+ * (E * N, K) e4m3 codes, f8 the block scales of kernels.h's ga_f8_scales with srow holding E * N
+ * entries (expert e's row n at e * N + n). Every weight is widened to bf16(fp32(code) * scale)
+ * on load, so y is bitwise what ga_moe_expert_gemm returns on the dequantised (E, N, K) bf16
+ * weights. K a multiple of 8, x 16-byte and w8 8-byte aligned (the bf16 form's vector path). */
+struct ga_f8_scales;
+ga_status ga_moe_expert_gemm_f8(const void *x, const void *w8, const struct ga_f8_scales *f8,
+                                const int *offsets, int n, int E, int N, int K, void *y, bool y_f32,
+                                cudaStream_t stream, ga_err *err);
 
 /* The weighted sum of ga_hyb_moe: for each row r, in this order,
  *   out[r] = sum_{k < K} w[r, k] * y[pos_of[r*K + k]]  (+ sigmoid(sg[r]) * shared[r])

@@ -9,6 +9,10 @@
  * shared expert, as ga_hyb_moe does, with no atomics, and a row's expert product is one fixed
  * reduction tree over K whatever the batch.
  *
+ * FP8 experts (ga_moe_expert_gemm_f8) are read as codes and widened on load, for the decode
+ * steps; prefill chunks dequantise each active expert before its cuBLAS GEMMs
+ * (cuda_hybrid_moe.c says why).
+ *
  * Precision: softmax, top-k and the weights in fp32 (the CPU reference uses double; a top-k
  * tie flipped by that rounding is a near-tie of the router, as with any bf16 activation).
  * Built with --use_fast_math: expf is the ex2.approx form (relative error ~1e-7 here).
@@ -17,7 +21,9 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "fp8_common.cuh"
 #include "hybrid.h"
+#include "kernels.h"
 
 typedef __nv_bfloat16 bf16;
 #define ROUTE_THREADS 256
@@ -149,16 +155,28 @@ __global__ void k_moe_combine(const float *__restrict__ y, const int *__restrict
  * EG_ROWS rows of its expert (the positions off[e], off[e] + EG_ROWS, ...); any other p exits,
  * so every row is computed once and a group reads its expert's weights once. Each warp owns
  * EG_CPW columns; its lanes stride over K (8 elements a lane with VEC, 16-byte loads), then one
- * xor-shuffle tree: a row's result depends on its own inputs only, not on the group it is in. */
+ * xor-shuffle tree: a row's result depends on its own inputs only, not on the group it is in.
+ *
+ * F8 (ga_moe_expert_gemm_f8, VEC only): w holds e4m3 codes, a lane loads the 8 codes of the
+ * chunk the bf16 form loads as 16 bytes and widens each to bf16(fp32(code) * scale)
+ * (fp8_common.cuh): the same 8 floats the bf16 form widens from the dequantised upload, then
+ * the same FMAs in the same order, so the two are bitwise equal at half the weight bytes. */
 #define EG_ROWS 4
 #define EG_THREADS 256
 #define EG_CPW 2
 #define EG_COLS (EG_THREADS / 32 * EG_CPW)
 
-template <bool VEC, bool F32>
+typedef struct eg_f8 {
+    const float *scale; /* F8: fp32 block scales, kb a row */
+    const int *srow;    /* F8: (E * N) the scale row of each expert weight row */
+    int kb, kshift;     /* F8: scale columns; log2(block / 8) */
+} eg_f8;
+
+template <bool VEC, bool F32, bool F8>
 __global__ void __launch_bounds__(EG_THREADS)
-    k_moe_expert_gemm(const bf16 *__restrict__ x, const bf16 *__restrict__ w,
+    k_moe_expert_gemm(const bf16 *__restrict__ x, const void *__restrict__ w, const eg_f8 q,
                       const int *__restrict__ off, int E, int N, int K, void *__restrict__ y) {
+    static_assert(VEC || !F8, "FP8 experts take the vector path only");
     const int p = blockIdx.x;
     int lo = 0, hi = E - 1; /* the expert of p: the last e with off[e] <= p (off[E] = n > p) */
     while (lo < hi) {
@@ -173,7 +191,7 @@ __global__ void __launch_bounds__(EG_THREADS)
     const int rows = min(EG_ROWS, off[e + 1] - p);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int c0 = blockIdx.y * EG_COLS + warp * EG_CPW;
-    const bf16 *we = w + (size_t)e * N * K, *xp = x + (size_t)p * K;
+    const bf16 *xp = x + (size_t)p * K;
     float acc[EG_CPW][EG_ROWS];
 #pragma unroll
     for (int j = 0; j < EG_CPW; j++)
@@ -184,11 +202,27 @@ __global__ void __launch_bounds__(EG_THREADS)
     for (int j = 0; j < EG_CPW; j++) {
         const int c = c0 + j;
         if (c >= N) break;
-        const bf16 *wr = we + (size_t)c * K;
-        if (VEC) {
+        const size_t wrow = (size_t)e * N + c; /* the weight row, in (E * N, K) */
+        if constexpr (VEC) {
+            const float *sr = nullptr;
+            if constexpr (F8) sr = q.scale + (size_t)__ldg(q.srow + wrow) * q.kb;
             for (int k = lane * 8; k < K; k += 32 * 8) {
-                const uint4 wv = *reinterpret_cast<const uint4 *>(wr + k);
-                const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&wv);
+                float wf[8];
+                if constexpr (F8) {
+                    const uint2 wv = *reinterpret_cast<const uint2 *>(
+                        static_cast<const uint8_t *>(w) + wrow * K + k);
+                    e4m3x8_to_f32(wv, __ldg(sr + ((k >> 3) >> q.kshift)), wf);
+                } else {
+                    const uint4 wv = *reinterpret_cast<const uint4 *>(static_cast<const bf16 *>(w) +
+                                                                      wrow * K + k);
+                    const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&wv);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float2 t = __bfloat1622float2(w2[i]);
+                        wf[2 * i] = t.x;
+                        wf[2 * i + 1] = t.y;
+                    }
+                }
 #pragma unroll
                 for (int r = 0; r < EG_ROWS; r++) {
                     if (r >= rows) break;
@@ -197,14 +231,15 @@ __global__ void __launch_bounds__(EG_THREADS)
                     float s = acc[j][r];
 #pragma unroll
                     for (int i = 0; i < 4; i++) {
-                        const float2 wf = __bfloat1622float2(w2[i]), xf = __bfloat1622float2(x2[i]);
-                        s = fmaf(wf.x, xf.x, s);
-                        s = fmaf(wf.y, xf.y, s);
+                        const float2 xf = __bfloat1622float2(x2[i]);
+                        s = fmaf(wf[2 * i], xf.x, s);
+                        s = fmaf(wf[2 * i + 1], xf.y, s);
                     }
                     acc[j][r] = s;
                 }
             }
         } else {
+            const bf16 *wr = static_cast<const bf16 *>(w) + wrow * K;
             for (int k = lane; k < K; k += 32) {
                 const float wf = __bfloat162float(wr[k]);
 #pragma unroll
@@ -287,28 +322,65 @@ extern "C" ga_status ga_moe_combine(const float *y, const int *pos_of, const flo
     return GA_OK;
 }
 
+static bool eg_args_ok(const void *x, const void *w, const int *offsets, const void *y, int n,
+                       int E, int N, int K) {
+    return x && w && offsets && y && n >= 0 && E >= 1 && E <= GA_MOE_MAX_EXPERTS && N >= 1 &&
+           K >= 1 && (N + EG_COLS - 1) / EG_COLS <= 65535;
+}
+
 extern "C" ga_status ga_moe_expert_gemm(const void *x, const void *w, const int *offsets, int n,
                                         int E, int N, int K, void *y, bool y_f32,
                                         cudaStream_t stream, ga_err *err) {
-    if (!x || !w || !offsets || !y || n < 0 || E < 1 || E > GA_MOE_MAX_EXPERTS || N < 1 || K < 1 ||
-        (N + EG_COLS - 1) / EG_COLS > 65535)
+    if (!eg_args_ok(x, w, offsets, y, n, E, N, K))
         return ga_err_set(err, GA_ERR_ARG, "ga_moe_expert_gemm: n %d, E %d (1..%d), N %d, K %d", n,
                           E, GA_MOE_MAX_EXPERTS, N, K);
     if (n == 0) return GA_OK;
-    const bf16 *xb = static_cast<const bf16 *>(x), *wb = static_cast<const bf16 *>(w);
+    const bf16 *xb = static_cast<const bf16 *>(x);
     const bool vec = K % 8 == 0 && ((uintptr_t)x % 16 == 0) && ((uintptr_t)w % 16 == 0);
     const dim3 grid((unsigned)n, (unsigned)((N + EG_COLS - 1) / EG_COLS));
+    const eg_f8 q = {};
     if (vec && y_f32)
-        k_moe_expert_gemm<true, true><<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+        k_moe_expert_gemm<true, true, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w, q, offsets, E, N, K, y);
     else if (vec)
-        k_moe_expert_gemm<true, false>
-            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+        k_moe_expert_gemm<true, false, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w, q, offsets, E, N, K, y);
     else if (y_f32)
-        k_moe_expert_gemm<false, true>
-            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+        k_moe_expert_gemm<false, true, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w, q, offsets, E, N, K, y);
     else
-        k_moe_expert_gemm<false, false>
-            <<<grid, EG_THREADS, 0, stream>>>(xb, wb, offsets, E, N, K, y);
+        k_moe_expert_gemm<false, false, false>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w, q, offsets, E, N, K, y);
+    GA_CUDA_CHECK_LAUNCH();
+    return GA_OK;
+}
+
+extern "C" ga_status ga_moe_expert_gemm_f8(const void *x, const void *w8, const ga_f8_scales *f8,
+                                           const int *offsets, int n, int E, int N, int K, void *y,
+                                           bool y_f32, cudaStream_t stream, ga_err *err) {
+    /* the vector path's conditions (the bf16 form takes it on the same x and K with its 16-byte
+     * aligned weights), and whole 8-code chunks per scale block */
+    const int b = f8 ? f8->block : 0;
+    if (!eg_args_ok(x, w8, offsets, y, n, E, N, K) || !f8 || !f8->scale || !f8->srow || b < 8 ||
+        (b & (b - 1)) || K % 8 || f8->kb != (K + b - 1) / b || (uintptr_t)x % 16 ||
+        (uintptr_t)w8 % 8)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "ga_moe_expert_gemm_f8: n %d, E %d (1..%d), N %d, K %d (a multiple of "
+                          "8), block %d (a power of two >= 8), x 16- and w 8-byte aligned",
+                          n, E, GA_MOE_MAX_EXPERTS, N, K, b);
+    if (n == 0) return GA_OK;
+    int kshift = 0;
+    while ((8 << kshift) < b)
+        kshift++;
+    const eg_f8 q = {f8->scale, f8->srow, f8->kb, kshift};
+    const bf16 *xb = static_cast<const bf16 *>(x);
+    const dim3 grid((unsigned)n, (unsigned)((N + EG_COLS - 1) / EG_COLS));
+    if (y_f32)
+        k_moe_expert_gemm<true, true, true>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w8, q, offsets, E, N, K, y);
+    else
+        k_moe_expert_gemm<true, false, true>
+            <<<grid, EG_THREADS, 0, stream>>>(xb, w8, q, offsets, E, N, K, y);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }

@@ -18,8 +18,17 @@ endif()
 
 # The grouped expert product of the hybrid backend's decode steps (ga_moe_expert_gemm,
 # kernels/moe.cu) against a double reference, with empty experts, both load paths and the
-# batch invariance of a row (test_hybrid_moe_gemm.c). gpu label, exit 77 without a GPU.
+# batch invariance of a row, and its FP8 form bitwise against it on dequantised weights
+# (test_hybrid_moe_gemm.c). gpu label, exit 77 without a GPU.
 if(GA_HAVE_CUDA)
   ga_add_test(test_hybrid_moe_gemm SOURCES test_hybrid_moe_gemm.c LABELS gpu)
   target_include_directories(test_hybrid_moe_gemm PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
+endif()
+
+# FP8 hybrid folders with the weights kept as FP8 on the device against the same folders
+# dequantised to bf16 at upload: bitwise equal prefill and decode logits, the device layout
+# (test_hybrid_fp8_gpu.c). gpu label, exit 77 without a GPU; it reads the backend's internals.
+if(GA_HAVE_CUDA)
+  ga_add_test(test_hybrid_fp8_gpu SOURCES test_hybrid_fp8_gpu.c LABELS gpu)
+  target_include_directories(test_hybrid_fp8_gpu PRIVATE ${PROJECT_SOURCE_DIR}/kernels)
 endif()

@@ -7,10 +7,11 @@
 # same fp32 values). Qwen3 and the three hybrid families, block sizes 128 (with sizes that are
 # not multiples of it), 64 and 32; then the CLI errors. On CUDA every model gets head_dim 64
 # (the attention kernels take 64, 128 and 256: with the tiny preset's 32 the probe below
-# skipped the whole GPU half until 2026-12-02), and the Qwen3 ones run twice, with the FP8
-# weights kept as FP8 on the GPU (--weights-dtype fp8, the default) and dequantised to bf16
-# (--weights-dtype bf16): prefill logits and greedy decode (the FP8 GEMVs at batch 1) must
-# both equal the f32 folder's.
+# skipped the whole GPU half until 2026-12-02), and every model runs three times, the FP8
+# weights kept as FP8 on the GPU (the default, and --weights-dtype fp8) and dequantised to bf16
+# (--weights-dtype bf16): prefill logits and greedy decode (the FP8 GEMVs at batch 1; for the
+# hybrids also the FP8 expert GEMM of the MoE decode steps) must all equal the f32 folder's.
+# tests/test_hybrid_fp8_gpu.c compares the hybrids' decode logits bitwise, at batches 1-3.
 . "$(dirname "$0")/cli_harness.sh" fp8
 DQ=${GA_BUILD:?}/tests/test_fp8
 dev=${1:-cpu}
@@ -33,8 +34,8 @@ same() {
   "$G" logits --model "$d" --tokens 1,5,9,2,7,3 --all --device "$dev" >"$T/b" 2>"$T/eb" \
     || { bad "logits $name (f32): $(cat "$T/eb")"; return; }
   local wds=("") w
-  # Qwen3 on CUDA: the FP8 weights as FP8 (the default, and asked for) and as bf16.
-  [ "$dev" = cuda ] && grep -qE '"model_type":[[:space:]]*"qwen3"' "$q/config.json" && wds=("" fp8 bf16)
+  # CUDA: the FP8 weights as FP8 (the default, and asked for) and as bf16.
+  [ "$dev" = cuda ] && wds=("" fp8 bf16)
   for w in "${wds[@]}"; do
     local wo=() tag=${w:-default}
     [ -n "$w" ] && wo=(--weights-dtype "$w")
@@ -93,13 +94,11 @@ grep -qE 'is [+-]inf \(e4m3 0x[0-9a-f]{2} = [-0-9.e+]+ times model.layers.1.mlp.
   && ok || bad "inf message: $(cat "$T/err")"
 
 if [ "$dev" = cuda ]; then
-  # FP8 on the device needs FP8 projections, and the hybrid backend dequantises them.
+  # FP8 on the device needs FP8 projections, on either backend.
   expect_exit 1 "FP8 weights on the device asked for, but" \
     "$G" logits --model "$T/q-64-f32" --tokens 1,2 --device cuda --weights-dtype fp8
-  expect_exit 1 "FP8 weights kept as FP8 are not implemented for hybrid models" \
-    "$G" logits --model "$T/h-dense" --tokens 1,2 --device cuda --weights-dtype fp8
-  "$G" logits --model "$T/h-dense" --tokens 1,2 --device cuda --weights-dtype bf16 >/dev/null \
-    && ok || bad "hybrid with --weights-dtype bf16"
+  expect_exit 1 "FP8 weights on the device asked for, but" \
+    "$G" logits --model "$T/h-dense-f32" --tokens 1,2 --device cuda --weights-dtype fp8
   finish
   exit
 fi
@@ -107,7 +106,40 @@ fi
 # gattn info says how the weights are stored and what the backends make of them.
 "$G" info --model "$T/q-64" >"$T/info" && grep -q "^quantisation     fp8 e4m3, 64x64 block scales, dequantised to fp32 (CPU); kept as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)$" "$T/info" \
   && ok || bad "info: $(cat "$T/info")"
-"$G" info --model "$T/h-moe" | grep -q "fp8 e4m3, 64x64 block scales" && ok || bad "info hybrid"
+"$G" info --model "$T/h-moe" >"$T/info-h" && grep -q "^quantisation     fp8 e4m3, 64x64 block scales, dequantised to fp32 (CPU); kept as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)$" "$T/info-h" \
+  && ok || bad "info hybrid: $(cat "$T/info-h")"
+# A hybrid's memory line counts what the hybrid CUDA backend holds: the FP8 projections and
+# experts at a byte a weight plus scales and row tables, the rest bf16 (fp32 vectors).
+grep -qE "^memory +[0-9.]+ MiB on the GPU \(FP8 weights as FP8; [0-9.]+ MiB as bf16\)" "$T/info-h" \
+  && ok || bad "info hybrid memory line: $(grep memory "$T/info-h")"
+grep -q "^one H200         fits: the weights take 0.00 of its 139 GiB" "$T/info-h" \
+  && ok || bad "info hybrid fit line: $(grep H200 "$T/info-h")"
+"$G" info --model "$T/h-moe" --json | python3 -c 'import json,sys; o=json.load(sys.stdin); sys.exit(not (o["gpu_weight_bytes"] < 0.6 * o["gpu_weight_bytes_bf16"] and o["weights_fit_one_h200"]))' \
+  && ok || bad "info --json hybrid gpu_weight_bytes"
+# Qwen3-Next-80B-A3B as its FP8 release (config.json as published, with quantization_config;
+# the 80 GB of weights cannot be written here, so the folder holds one small tensor and the
+# rest is counted from config.json as the release stores it): it fits one H200, as bf16 not.
+python3 - "$GA_TEST_DATA/hybrid/qwen3_next_80b_a3b.json" "$T/n80" "$T/n80-bf16" <<'PY' || bad "write the 80B config folders"
+import json, os, struct, sys
+src, q, b = sys.argv[1:]
+for out, quant in ((q, True), (b, False)):
+    c = json.load(open(src))
+    if quant:
+        c["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                                    "weight_block_size": [128, 128]}
+    os.makedirs(out)
+    json.dump(c, open(os.path.join(out, "config.json"), "w"))
+    h = json.dumps({"model.layers.0.input_layernorm.weight": {"dtype": "BF16", "shape": [2048], "data_offsets": [0, 4096]}}).encode()
+    h += b" " * (-len(h) % 8)
+    open(os.path.join(out, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + bytes(4096))
+PY
+"$G" info --model "$T/n80" >"$T/info-80" && ok || bad "info 80B"
+grep -qE "^memory +7[0-9]{4}\.[0-9]{2} MiB on the GPU \(FP8 weights as FP8; 15[0-9]{4}\.[0-9]{2} MiB as bf16\), .* \(tensors the folder lacks counted from config.json\)$" "$T/info-80" \
+  && ok || bad "info 80B memory: $(grep memory "$T/info-80")"
+grep -qE "^one H200         fits: the weights take 7[0-9]\.[0-9]{2} of its 139 GiB, 6[0-9]\.[0-9]{2} GiB stay for the KV cache" "$T/info-80" \
+  && ok || bad "info 80B fit: $(grep H200 "$T/info-80")"
+"$G" info --model "$T/n80-bf16" | grep -qE "^one H200         does not fit: the weights alone take 14[0-9]\.[0-9]{2} of its 139 GiB \(an FP8 folder would take about half\)$" \
+  && ok || bad "info 80B bf16 fit: $("$G" info --model "$T/n80-bf16" | grep H200)"
 # The GPU memory line counts the FP8 projections at a byte a weight (plus their scales).
 grep -qE "^memory +[0-9.]+ MiB on the GPU \(FP8 projections as FP8; [0-9.]+ MiB as bf16\)" "$T/info" \
   && ok || bad "info memory line: $(grep memory "$T/info")"

@@ -10,7 +10,12 @@
  *     block's 16 columns, fp32 and bf16 outputs;
  *   - batch invariance: every row computed alone (a launch of one row, its expert's only one)
  *     is bitwise the row computed among the others;
- *   - bad arguments: GA_ERR_ARG, nothing launched.
+ *   - bad arguments: GA_ERR_ARG, nothing launched;
+ *   - FP8 experts (ga_moe_expert_gemm_f8, the hybrid backend's FP8 weights kept as FP8): random
+ *     e4m3 codes with per-expert block scales (blocks of 8 to 128 columns, row blocks that do
+ *     not divide the expert's rows), the product bitwise equal to ga_moe_expert_gemm's on the
+ *     same weights dequantised by ga_f8_dequant (itself checked bitwise against the host's
+ *     dequantisation by test_fp8_gemv), fp32 and bf16 outputs, poisoned outputs, bad arguments.
  * Tolerance: fp32 output within 1e-5 of sum_k |w x| (fp32 summation of K products in any
  * order); bf16 output within that plus 2^-8 of the value (one rounding).
  */
@@ -23,6 +28,7 @@
 #include "core/tensor.h"
 #include "cuda_testutil.h"
 #include "hybrid.h"
+#include "kernels.h"
 #include "testutil.h"
 
 static uint64_t rng = 0x6d6f6567656d6dull;
@@ -105,8 +111,98 @@ static void run(const gcase *c, bool f32) {
     free(x), free(w), free(y), free(y1);
 }
 
+/* FP8 experts: E experts of (N, K) e4m3 codes, expert e's scales a (ceil(N / bh), kb) block of
+ * the stacked scales, the row table mapping expert e's row n to e * ceil(N / bh) + n / bh (the
+ * layout cuda_hybrid_weights.c uploads). */
+typedef struct f8case {
+    int E, N, K, bh, bw;
+    int counts[8];
+} f8case;
+
+static const f8case k_f8_cases[] = {
+    {8, 96, 256, 64, 128, {0, 1, 9, 0, 4, 2, 5, 0}}, /* 96 rows in blocks of 64: a partial one */
+    {6, 200, 72, 32, 64, {3, 0, 0, 8, 1, 0}},        /* K 72 = one block of 64 + a partial */
+    {3, 16, 8, 16, 8, {0, 0, 1}},
+    {4, 40, 128, 16, 32, {2, 3, 0, 7}},
+};
+
+static void run_f8(const f8case *c, bool f32) {
+    const int E = c->E, N = c->N, K = c->K, kb = (K + c->bw - 1) / c->bw;
+    const int sr = (N + c->bh - 1) / c->bh; /* scale rows per expert */
+    int off[9] = {0};
+    for (int e = 0; e < E; e++)
+        off[e + 1] = off[e] + c->counts[e];
+    const int n = off[E];
+    const size_t wn = (size_t)E * N * K;
+    uint16_t *x = malloc((size_t)n * K * 2);
+    uint8_t *w8 = malloc(wn);
+    float *sc = malloc((size_t)E * sr * kb * sizeof *sc);
+    int *srow = malloc((size_t)E * N * sizeof *srow);
+    for (size_t i = 0; i < (size_t)n * K; i++)
+        x[i] = ga_f32_to_bf16(urand());
+    for (size_t i = 0; i < wn; i++) {
+        uint8_t b = (uint8_t)(ga_test_rand_u64(&rng) >> 56);
+        w8[i] = (b & 0x7f) == 0x7f ? (uint8_t)(b ^ 1) : b; /* no NaN codes */
+    }
+    for (int i = 0; i < E * sr * kb; i++) /* scales over several octaves */
+        sc[i] = ldexpf(1.0f + 0.5f * urand(), (int)(ga_test_rand_u64(&rng) % 24) - 20);
+    for (int e = 0; e < E; e++)
+        for (int r = 0; r < N; r++)
+            srow[e * N + r] = e * sr + r / c->bh;
+    void *d_x = dup_to_dev(x, (size_t)n * K * 2), *d_w8 = dup_to_dev(w8, wn);
+    float *d_sc = dup_to_dev(sc, (size_t)E * sr * kb * sizeof *sc);
+    int *d_srow = dup_to_dev(srow, (size_t)E * N * sizeof *srow);
+    int *d_off = dup_to_dev(off, (size_t)(E + 1) * sizeof(int));
+    const ga_f8_scales f8 = {.scale = d_sc, .srow = d_srow, .block = c->bw, .kb = kb};
+    void *d_wb = dmalloc(wn * 2);
+    ga_err err = {{0}};
+    CHECK_OK(ga_f8_dequant(d_w8, &f8, d_wb, E * N, K, 0, &err), &err);
+    const size_t ob = f32 ? 4 : 2, ybytes = (size_t)n * N * ob;
+    void *d_y = dmalloc(ybytes), *d_y8 = dmalloc(ybytes);
+    poison(d_y, ybytes);
+    poison(d_y8, ybytes);
+    CHECK_OK(ga_moe_expert_gemm(d_x, d_wb, d_off, n, E, N, K, d_y, f32, 0, &err), &err);
+    CHECK_OK(ga_moe_expert_gemm_f8(d_x, d_w8, &f8, d_off, n, E, N, K, d_y8, f32, 0, &err), &err);
+    unsigned char *y = malloc(ybytes), *y8 = malloc(ybytes);
+    down(y, d_y, ybytes);
+    down(y8, d_y8, ybytes);
+    int differ = 0, nonfinite = 0;
+    for (size_t i = 0; i < (size_t)n * N; i++) {
+        differ += memcmp(y + i * ob, y8 + i * ob, ob) != 0;
+        const float v = f32 ? ((const float *)y8)[i] : ga_bf16_to_f32(((const uint16_t *)y8)[i]);
+        nonfinite += !isfinite(v);
+    }
+    printf("  FP8 E %d N %3d K %3d blocks %dx%d n %2d %-4s: %d of %zu outputs differ from the "
+           "dequantised bf16 product\n",
+           E, N, K, c->bh, c->bw, n, f32 ? "fp32" : "bf16", differ, (size_t)n * N);
+    CHECK_MSG(differ == 0 && nonfinite == 0, "FP8 E %d N %d K %d %s: %d differ, %d non-finite", E,
+              N, K, f32 ? "fp32" : "bf16", differ, nonfinite);
+    /* misuse: no scales, K not a multiple of 8, a block width that is not a power of two */
+    ga_f8_scales bad = f8;
+    bad.scale = NULL;
+    CHECK(ga_moe_expert_gemm_f8(d_x, d_w8, &bad, d_off, n, E, N, K, d_y8, f32, 0, &err) ==
+          GA_ERR_ARG);
+    CHECK(strstr(err.msg, "ga_moe_expert_gemm_f8") != NULL);
+    CHECK(ga_moe_expert_gemm_f8(d_x, d_w8, &f8, d_off, n, E, N, K - 1, d_y8, f32, 0, &err) ==
+          GA_ERR_ARG);
+    bad = f8;
+    bad.block = 24;
+    CHECK(ga_moe_expert_gemm_f8(d_x, d_w8, &bad, d_off, n, E, N, K, d_y8, f32, 0, &err) ==
+          GA_ERR_ARG);
+    CHECK(ga_moe_expert_gemm_f8(d_x, d_w8, NULL, d_off, n, E, N, K, d_y8, f32, 0, &err) ==
+          GA_ERR_ARG);
+    CU(cudaDeviceSynchronize());
+    cudaFree(d_x), cudaFree(d_w8), cudaFree(d_sc), cudaFree(d_srow), cudaFree(d_off);
+    cudaFree(d_wb), cudaFree(d_y), cudaFree(d_y8);
+    free(x), free(w8), free(sc), free(srow), free(y), free(y8);
+}
+
 int main(void) {
     GA_REQUIRE_GPU();
+    for (size_t i = 0; i < sizeof k_f8_cases / sizeof k_f8_cases[0]; i++) {
+        run_f8(&k_f8_cases[i], true);
+        run_f8(&k_f8_cases[i], false);
+    }
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
         run(&k_cases[i], true);
         run(&k_cases[i], false);

@@ -264,8 +264,8 @@ typedef enum ga_cuda_gemm_impl {
 typedef enum ga_cuda_weights {
     GA_CUDA_WEIGHTS_AUTO = 0, /* FP8 folders: FP8 (the default); other folders: bf16 */
     GA_CUDA_WEIGHTS_BF16 = 1, /* dequantised to bf16 at upload (twice the memory) */
-    GA_CUDA_WEIGHTS_FP8 = 2,  /* FP8; refused for a folder without FP8 projections and (not
-                                 implemented yet) for hybrid models */
+    GA_CUDA_WEIGHTS_FP8 = 2,  /* FP8 (a hybrid's experts too); refused for a folder without
+                                 FP8 projections */
 } ga_cuda_weights;
 
 typedef struct ga_session_opts {

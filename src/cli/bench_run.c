@@ -296,7 +296,7 @@ static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s)
         b->bytes_per_weight = cuda ? 2.0 : 4.0;
         b->weight_step_bytes = b->matmul_params * b->bytes_per_weight;
         if (cuda && b->a->cuda_weights != GA_CUDA_WEIGHTS_BF16)
-            b->weight_step_bytes -= (double)ga_cli_fp8_saving(b->m);
+            b->weight_step_bytes -= (double)ga_cli_fp8_saving(b->m, true);
         if (!b->rep->device) b->rep->device = strdup(ga_session_device_name(*s));
         return 0;
     }

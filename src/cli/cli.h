@@ -163,9 +163,17 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v);
 /* --weights-dtype: how the CUDA backend holds an FP8 folder's FP8 projections
  * (ga_cuda_weights): fp8 (the default for FP8 folders) or bf16, bitwise the same logits. */
 int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v);
-/* GPU bytes a Qwen3 FP8 folder's weights take less with its FP8 projections kept as FP8 (the
- * CUDA default) than as bf16: 0 for other folders (gattn info, bench's GB/s). */
-int64_t ga_cli_fp8_saving(const ga_model *m);
+/* GPU bytes an FP8 folder's weights take less with its FP8 projections (and a hybrid's
+ * experts) kept as FP8 (the CUDA default) than as bf16: 0 for other folders (gattn info,
+ * bench's GB/s). per_token: a hybrid MoE's routed experts counted for the top-k a token runs. */
+int64_t ga_cli_fp8_saving(const ga_model *m, bool per_token);
+/* The weight bytes the hybrid CUDA backend holds for a hybrid model (0 for Qwen3): bf16
+ * matrices, fp32 vectors, and with keep_fp8 each matrix it keeps as FP8 at a byte a weight
+ * plus its scales and row table (cuda_hybrid_weights.c). Tensors the folder does not hold (a
+ * config-only folder) count as Qwen's FP8 releases store them when config.json has
+ * quantization_config (projections and experts FP8; tables, router, shared_expert_gate and the
+ * DeltaNet a / b projections bf16). per_token: the routed experts scaled to the top-k of E. */
+double ga_cli_hybrid_gpu_bytes(const ga_model *m, bool keep_fp8, bool per_token);
 #define GA_O_WEIGHTS_DTYPE(D)                                                                      \
     {                                                                                              \
         .name = "--weights-dtype", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_weights_dtype,     \

@@ -148,18 +148,88 @@ int ga_cli_parse_cuda_gemm(const char *cmd, const ga_opt *o, const char *v) {
  * instead of two, less the fp32 block scales and the row-to-scale table that come with them.
  * The choice of src/cuda/cuda_weights.c (f8_kept), per tensor: F8_E4M3 with bound scales of a
  * power-of-two width >= 8 along K, K a multiple of 8. */
-int64_t ga_cli_fp8_saving(const ga_model *m) {
+/* Whether the CUDA backends keep a bound tensor as FP8 (cuda_weights.c, cuda_hybrid_weights.c:
+ * block scales of a power-of-two width >= 8, K a multiple of 8). */
+static bool f8_kept(const ga_tensor *t) {
+    const int b = t ? t->block[1] : 0;
+    return t && t->dtype == GA_F8_E4M3 && t->scale_inv && b >= 8 && !(b & (b - 1)) &&
+           t->ndim == 2 && t->shape[1] % 8 == 0;
+}
+
+/* Device bytes of an FP8 matrix (rows, cols) in (b0, b1) blocks: the codes, the fp32 scales
+ * and a 4-byte row-table entry a row. */
+static uint64_t f8_bytes(int64_t rows, int64_t cols, int b0, int b1) {
+    return (uint64_t)(rows * cols) +
+           4ull * (uint64_t)((rows + b0 - 1) / b0) * ((cols + b1 - 1) / b1) + 4ull * (uint64_t)rows;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    const size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+typedef struct hyb_count {
+    const ga_model *m;
+    bool keep_fp8, per_token;
+    double bytes;
+} hyb_count;
+
+static ga_status hyb_count_one(void *vctx, const char *name, int ndim, const int64_t *shape,
+                               ga_err *err) {
+    (void)err;
+    hyb_count *hc = vctx;
+    const ga_config *c = ga_model_config(hc->m);
+    const ga_tensor *t = ga_store_find(hc->m->store, name);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    /* the backend's bf16 ones whatever the folder stores: the tables, the router and the
+     * shared expert's gate (a few columns) */
+    const bool never = ndim != 2 || ends_with(name, "embed_tokens.weight") ||
+                       !strcmp(name, "lm_head.weight") || ends_with(name, "mlp.gate.weight") ||
+                       ends_with(name, "shared_expert_gate.weight");
+    bool fp8 = false;
+    int b0 = c->fp8_block[0], b1 = c->fp8_block[1];
+    if (!never && hc->keep_fp8 && t && t->ndim == 2 && t->shape[0] == shape[0] &&
+        t->shape[1] == shape[1]) {
+        fp8 = f8_kept(t);
+        if (fp8) b0 = t->block[0], b1 = t->block[1];
+    } else if (!never && hc->keep_fp8 && !t) {
+        /* not in the folder (a config-only folder): as Qwen's FP8 releases store it, the
+         * DeltaNet a / b projections bf16 (modules_to_not_convert) and the rest FP8 */
+        fp8 = b0 > 0 && b1 >= 8 && !(b1 & (b1 - 1)) && shape[1] % 8 == 0 &&
+              !ends_with(name, "in_proj_a.weight") && !ends_with(name, "in_proj_b.weight") &&
+              !ends_with(name, "in_proj_ba.weight");
+    }
+    double b = fp8 ? (double)f8_bytes(shape[0], shape[1], b0, b1) : (ndim == 2 ? 2.0 : 4.0) * n;
+    /* a decode step runs top-k of the E routed experts per token */
+    if (hc->per_token && strstr(name, ".mlp.experts."))
+        b *= (double)c->hybrid.num_experts_per_tok / c->hybrid.num_experts;
+    hc->bytes += b;
+    return GA_OK;
+}
+
+double ga_cli_hybrid_gpu_bytes(const ga_model *m, bool keep_fp8, bool per_token) {
+    hyb_count hc = {.m = m, .keep_fp8 = keep_fp8, .per_token = per_token};
+    ga_err err = {{0}};
+    if (ga_model_config(m)->arch == GA_ARCH_QWEN3 ||
+        ga_model_hyb_visit(ga_model_config(m), hyb_count_one, &hc, &err))
+        return 0;
+    return hc.bytes;
+}
+
+int64_t ga_cli_fp8_saving(const ga_model *m, bool per_token) {
     const ga_config *c = ga_model_config(m);
+    if (c->arch != GA_ARCH_QWEN3)
+        return (int64_t)(ga_cli_hybrid_gpu_bytes(m, false, per_token) -
+                         ga_cli_hybrid_gpu_bytes(m, true, per_token));
     int64_t saved = 0;
     for (int l = 0; l < c->n_layers; l++) {
         const ga_layer_w *w = &m->layers[l];
         const ga_tensor *t[7] = {w->q_proj,    w->k_proj,  w->v_proj,   w->o_proj,
                                  w->gate_proj, w->up_proj, w->down_proj};
         for (int i = 0; i < 7; i++) {
-            const int b = t[i] ? t[i]->block[1] : 0;
-            if (!t[i] || t[i]->dtype != GA_F8_E4M3 || !t[i]->scale_inv || b < 8 || (b & (b - 1)) ||
-                t[i]->ndim != 2 || t[i]->shape[1] % 8)
-                continue;
+            if (!f8_kept(t[i])) continue;
             saved +=
                 ga_tensor_numel(t[i]) - 4 * ga_tensor_numel(t[i]->scale_inv) - 4 * t[i]->shape[0];
         }

@@ -11,19 +11,18 @@
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
 
 /* FP8 folders (quantization_config fp8): how their weights are stored and what the backends
- * make of them. The Qwen3 CUDA backend keeps FP8 projections as FP8 by default
- * (ga_cuda_weights); the hybrid one dequantises them. */
-static void print_quant(const ga_config *c, bool hybrid) {
+ * make of them. Both CUDA backends keep FP8 projections (and a hybrid's experts) as FP8 by
+ * default (ga_cuda_weights). */
+static void print_quant(const ga_config *c) {
     if (c->fp8_block[0] <= 0) return;
-    if (hybrid)
-        printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU) / bf16 "
-               "(CUDA) at load\n",
-               c->fp8_block[0], c->fp8_block[1]);
-    else
-        printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU); kept "
-               "as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)\n",
-               c->fp8_block[0], c->fp8_block[1]);
+    printf("quantisation     fp8 e4m3, %dx%d block scales, dequantised to fp32 (CPU); kept "
+           "as FP8 on CUDA (--weights-dtype bf16: dequantised to bf16)\n",
+           c->fp8_block[0], c->fp8_block[1]);
 }
+
+/* The GPU the fit line speaks of: an H200's memory as cudaMemGetInfo reports it free on the
+ * machines gattn is tested on (the card has 141 GB = 131 GiB by the label, 139 GiB usable). */
+#define H200_BYTES (139.0 * 1073741824.0)
 
 static void add_quant_json(cJSON *o, const ga_config *c) {
     if (c->fp8_block[0] <= 0) return;
@@ -89,6 +88,10 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
          (double)(h->linear_conv_kernel_dim - 1) * convch) *
         4;
     uint64_t stored = ga_model_weight_bytes(m);
+    /* the hybrid CUDA backend's weights, by default and as bf16 (tensors the folder lacks
+     * counted from config.json, as Qwen's releases store them) */
+    const double gpu = ga_cli_hybrid_gpu_bytes(m, true, false);
+    const double gpu16 = ga_cli_hybrid_gpu_bytes(m, false, false);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", ga_model_name(m));
@@ -143,6 +146,10 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
         cJSON_AddNumberToObject(o, "active_parameters", (double)active);
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
+        /* what the hybrid CUDA backend holds by default (FP8 weights as FP8), and as bf16 */
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes", gpu);
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes_bf16", gpu16);
+        cJSON_AddBoolToObject(o, "weights_fit_one_h200", gpu < H200_BYTES);
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "text_tensors", text_n + lm_n);
         cJSON *ig = cJSON_AddObjectToObject(o, "ignored_tensors");
@@ -208,7 +215,25 @@ static int info_hybrid(ga_model *m, const char *dir, const ga_config *c, bool js
     printf("weights          %s, %.2f MiB as stored; text model %d tensors (%s*), %s\n",
            ga_dtype_name(ga_model_weight_dtype(m)), stored / 1048576.0, text_n + lm_n, text_prefix,
            bind_err ? "not bound (see runs)" : "bound by name and shape");
-    print_quant(c, true);
+    print_quant(c);
+    const char *est = bind_err ? " (tensors the folder lacks counted from config.json)" : "";
+    const double MiB = 1048576.0, GiB = 1073741824.0;
+    if (gpu < gpu16)
+        printf("memory           %.2f MiB on the GPU (FP8 weights as FP8; %.2f MiB as bf16), %.2f "
+               "MiB as fp32 (CPU backend)%s\n",
+               gpu / MiB, gpu16 / MiB, params * 4 / MiB, est);
+    else
+        printf("memory           %.2f MiB as bf16 (GPU), %.2f MiB as fp32 (CPU backend)%s\n",
+               gpu16 / MiB, params * 4 / MiB, est);
+    if (gpu < H200_BYTES)
+        printf(
+            "one H200         fits: the weights take %.2f of its %.0f GiB, %.2f GiB stay for the "
+            "KV cache, DeltaNet states and activations\n",
+            gpu / GiB, H200_BYTES / GiB, (H200_BYTES - gpu) / GiB);
+    else
+        printf("one H200         does not fit: the weights alone take %.2f of its %.0f GiB%s\n",
+               gpu / GiB, H200_BYTES / GiB,
+               c->fp8_block[0] > 0 ? "" : " (an FP8 folder would take about half)");
     for (int i = 0; i < N_IGNORED; i++)
         printf("ignored          %s* %d tensors, %.2f MiB%s\n", k_ignored[i], ign_n[i],
                ign_bytes[i] / 1048576.0,
@@ -291,7 +316,8 @@ int ga_cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(o, "weight_dtype", ga_dtype_name(ga_model_weight_dtype(m)));
         cJSON_AddNumberToObject(o, "weight_bytes", (double)stored);
         /* what the CUDA backend holds by default (FP8 projections as FP8) */
-        cJSON_AddNumberToObject(o, "gpu_weight_bytes", (double)(params * 2 - ga_cli_fp8_saving(m)));
+        cJSON_AddNumberToObject(o, "gpu_weight_bytes",
+                                (double)(params * 2 - ga_cli_fp8_saving(m, false)));
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
         char *txt = cJSON_PrintUnformatted(o);
@@ -325,8 +351,8 @@ int ga_cmd_info(int argc, char **argv) {
         printf("parameters       %lld (%.3f B)\n", (long long)params, params / 1e9);
         printf("weights          %s, %.2f MiB as stored\n", ga_dtype_name(ga_model_weight_dtype(m)),
                stored / 1048576.0);
-        print_quant(c, false);
-        const int64_t saved = ga_cli_fp8_saving(m);
+        print_quant(c);
+        const int64_t saved = ga_cli_fp8_saving(m, false);
         if (saved > 0)
             printf("memory           %.2f MiB on the GPU (FP8 projections as FP8; %.2f MiB as "
                    "bf16), %.2f MiB as fp32 (CPU backend)\n",

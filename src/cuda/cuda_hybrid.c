@@ -2,7 +2,10 @@
  * The hybrid CUDA backend's lifetime (cuda_hybrid_internal.h): create, free and paged_init.
  *
  * Device memory:
- *   weights   bf16, fused per layer (cuda_hybrid_weights.c)
+ *   weights   bf16, fused per layer, or for FP8 folders (by default) their FP8 projections
+ *             and experts as e4m3 with block scales plus one bf16 buffer the largest of them
+ *             is dequantised into before a cuBLAS GEMM (cuda_hybrid_weights.c; counted by
+ *             ga_cuda_hyb_weight_plan, not by the parameter count)
  *   K/V       full-attention layers only: slots (max_batch, nkv, max_context, hd) bf16 per
  *             layer for K and for V, or (paged_init) pools of n_blocks blocks
  *   states    per linear layer and sequence slot: conv (cd, K-1) and recurrent (Hv, dk, dv)
@@ -196,6 +199,7 @@ static void hyb_free(ga_backend *b) {
     cudaFree(h->g.cap_first);
     cudaFree(h->g.cap_gsum);
     cudaFree(h->g.cap_gbelow);
+    cudaFree(h->g.f8_tmp);
     cudaFree(h->g.blas_ws);
     if (h->g.blas) cublasDestroy(h->g.blas);
     if (h->g.lt) cublasLtDestroy(h->g.lt);
@@ -404,11 +408,13 @@ static ga_status gemm_setup(ga_cuda_hyb *h, const ga_session_opts *opts, ga_err 
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
                           "deterministic (batch-invariant) mode is not implemented for hybrid "
                           "models on CUDA (use --device cpu)");
-    // FP8 projections are dequantised to bf16 here (g->keep_fp8 stays false).
-    if (opts && opts->cuda_weights == GA_CUDA_WEIGHTS_FP8)
-        return ga_err_set(err, GA_ERR_UNSUPPORTED,
-                          "FP8 weights kept as FP8 are not implemented for hybrid models on CUDA "
-                          "(weights dtype bf16 dequantises them)");
+    /* FP8 folders keep their FP8 projections and experts as FP8 unless told otherwise, as the
+     * Qwen3 backend does (gattn.h says why): the same numbers at half the weight memory, which
+     * is what lets Qwen3-Next-80B-A3B fit one GPU. */
+    const ga_cuda_weights wd = opts ? opts->cuda_weights : GA_CUDA_WEIGHTS_AUTO;
+    if (wd != GA_CUDA_WEIGHTS_AUTO && wd != GA_CUDA_WEIGHTS_BF16 && wd != GA_CUDA_WEIGHTS_FP8)
+        return ga_err_set(err, GA_ERR_ARG, "cuda_weights %d is not a weights dtype", (int)wd);
+    g->keep_fp8 = wd != GA_CUDA_WEIGHTS_BF16;
     if (g->gemm_impl == GA_GEMM_LT && cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
         g->lt = NULL;
         return ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");
@@ -492,9 +498,20 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     const size_t states = (size_t)max_batch * state_bytes_per_seq(h);
     const size_t ws = ga_attention_decode_workspace(max_batch, h->nh, h->hd, max_context);
     const size_t wc = ga_attention_decode_counters(max_batch, h->nh, h->nkv);
-    const uint64_t weights = (uint64_t)ga_config_param_count(cfg) * 2;
+    /* the weights as they will sit on the device (FP8 matrices at a byte a weight), and the
+     * bf16 buffer the largest FP8 one is dequantised into */
+    uint64_t weights = 0;
+    if ((st = ga_cuda_hyb_weight_plan(h, &weights, &h->g.f8_tmp_elems, err))) goto fail;
+    if (opts && opts->cuda_weights == GA_CUDA_WEIGHTS_FP8 && !h->g.f8_tmp_elems) {
+        st = ga_err_set(err, GA_ERR_ARG,
+                        "FP8 weights on the device asked for, but %s has no projection stored as "
+                        "F8_E4M3 with block scales of a power-of-two width >= 8",
+                        ga_model_name(m));
+        goto fail;
+    }
+    const size_t f8_tmp = h->g.f8_tmp_elems * 2;
     const size_t samp = ga_sample_topk_scratch_bytes(max_batch, h->V) + (size_t)max_batch * 12;
-    const uint64_t need = weights + kv + states + scratch_bytes(h, rows) + ws + wc + samp +
+    const uint64_t need = weights + f8_tmp + kv + states + scratch_bytes(h, rows) + ws + wc + samp +
                           2ull * max_context * (h->rd / 2) * 4 + HYB_BLAS_WS;
     size_t free_b = 0, total_b = 0;
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
@@ -503,11 +520,12 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     }
     if (need > free_b) {
         st = ga_err_set(err, GA_ERR_OOM,
-                        "not enough GPU memory on %s: %llu bytes needed (weights %llu, KV cache "
-                        "%zu and DeltaNet states %zu for max_batch %d x max_context %d) but %zu "
-                        "of %zu bytes are free; lower --max-context or the batch",
-                        h->g.name, (unsigned long long)need, (unsigned long long)weights, kv,
-                        states, max_batch, max_context, free_b, total_b);
+                        "not enough GPU memory on %s: %llu bytes needed (weights %llu%s, KV "
+                        "cache %zu and DeltaNet states %zu for max_batch %d x max_context %d) but "
+                        "%zu of %zu bytes are free; lower --max-context or the batch",
+                        h->g.name, (unsigned long long)need, (unsigned long long)weights,
+                        h->g.f8_tmp_elems ? " with FP8 kept as FP8" : "", kv, states, max_batch,
+                        max_context, free_b, total_b);
         goto fail;
     }
     h->seq_pos = calloc((size_t)max_batch, sizeof *h->seq_pos);
@@ -518,6 +536,9 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     }
     if ((st = ga_cuda_hyb_upload(h, opts ? opts->progress : NULL, opts ? opts->progress_user : NULL,
                                  err)))
+        goto fail;
+    h->g.weight_bytes = weights;
+    if (f8_tmp && (st = ga_cuda_dalloc(&h->g.f8_tmp, f8_tmp, "the FP8 dequantisation buffer", err)))
         goto fail;
     if (kv && (st = ga_cuda_dalloc(&h->kv, kv, "the KV cache", err))) goto fail;
     if (h->n_lin) {

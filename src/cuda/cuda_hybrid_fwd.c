@@ -82,7 +82,8 @@ static ga_status stage(ga_cuda_hyb *h, const pass *p, const int *seqs, const int
 static ga_status full_attention(ga_cuda_hyb *h, int l, const hyb_dlayer *w, const pass *p,
                                 ga_err *err) {
     const int R = p->rows, hd = h->hd;
-    ga_status st = ga_cuda_gemm(&h->g, h->xn, w->w_qkv, h->big, false, R, h->qkv_dim, h->H, err);
+    ga_status st =
+        ga_cuda_proj(&h->g, h->xn, w->w_qkv, &w->f8_qkv, h->big, false, R, h->qkv_dim, h->H, err);
     if (st) return st;
     uint16_t *kc = (uint16_t *)h->kv + (size_t)(2 * w->full_idx) * h->kv_layer_elems;
     uint16_t *vc = kc + h->kv_layer_elems;
@@ -180,14 +181,23 @@ static ga_status full_attention(ga_cuda_hyb *h, int l, const hyb_dlayer *w, cons
         }
     }
     if (st) return st;
-    return ga_cuda_gemm(&h->g, h->attn, w->w_o, h->delta, true, R, h->H, h->nh * hd, err);
+    return ga_cuda_proj(&h->g, h->attn, w->w_o, &w->f8_o, h->delta, true, R, h->H, h->nh * hd, err);
 }
+
+/* Where a pass's in-projection output lies in big: rows of [q | k | v | z | b | a] (stride
+ * P), or, with a separate w_ba, rows of [q | k | v | z] (stride cd + vd) followed by the
+ * pass's rows of [b | a] (stride 2 * Hv). */
+typedef struct gdn_in {
+    const uint16_t *proj, *ba;
+    int stride, ab_stride;
+} gdn_in;
 
 /* The conv and the delta rule of rows a0 .. a0 + B*T - 1: B sequences of T tokens each (a
  * decode step: B rows of one token; a prefill piece: one sequence of T tokens). */
-static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int B, int T,
-                               ga_err *err) {
-    const uint16_t *proj = (const uint16_t *)h->big + (size_t)a0 * h->P;
+static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, const gdn_in *in, int a0, int B,
+                               int T, ga_err *err) {
+    const uint16_t *proj = in->proj + (size_t)a0 * in->stride;
+    const uint16_t *ba = in->ba + (size_t)a0 * in->ab_stride;
     uint16_t *y = (uint16_t *)h->conv_out + (size_t)a0 * h->cd;
     const ga_gdn_conv_args ca = {
         .x = proj,
@@ -199,7 +209,7 @@ static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int 
         .T = T,
         .C = h->cd,
         .K = h->conv_k,
-        .x_stride = h->P,
+        .x_stride = in->stride,
         .y_stride = h->cd,
     };
     ga_status st = ga_gdn_conv(&ca, h->g.stream, err);
@@ -208,8 +218,8 @@ static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int 
         .q = y,
         .k = y + h->kd,
         .v = y + 2 * h->kd,
-        .b = proj + h->cd + h->vd,
-        .a = proj + h->cd + h->vd + h->Hv,
+        .b = ba,
+        .a = ba + h->Hv,
         .A_log = w->A_log,
         .dt_bias = w->dt_bias,
         .state = h->rec_state + (size_t)w->lin_idx * h->max_batch * h->Hv * h->dk * h->dv,
@@ -222,7 +232,7 @@ static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int 
         .dk = h->dk,
         .dv = h->dv,
         .qkv_stride = h->cd,
-        .ab_stride = h->P,
+        .ab_stride = in->ab_stride,
         .o_stride = h->vd,
     };
     return T > 1 ? ga_gdn_delta_chunked(&da, h->gdn_work, h->gdn_work_bytes, h->g.stream, err)
@@ -230,16 +240,24 @@ static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, int a0, int 
 }
 
 static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga_err *err) {
-    const int R = p->rows;
-    ga_status st = ga_cuda_gemm(&h->g, h->xn, w->w_in, h->big, false, R, h->P, h->H, err);
+    const int R = p->rows, Pw = w->w_ba ? h->cd + h->vd : h->P;
+    uint16_t *big = h->big;
+    const gdn_in in = {.proj = big,
+                       .ba = w->w_ba ? big + (size_t)R * Pw : big + h->cd + h->vd,
+                       .stride = Pw,
+                       .ab_stride = w->w_ba ? 2 * h->Hv : h->P};
+    ga_status st = ga_cuda_proj(&h->g, h->xn, w->w_in, &w->f8_in, big, false, R, Pw, h->H, err);
+    if (!st && w->w_ba)
+        st = ga_cuda_gemm(&h->g, h->xn, w->w_ba, big + (size_t)R * Pw, false, R, 2 * h->Hv, h->H,
+                          err);
     if (st) return st;
     /* the projections of every row together; the recurrences per sequence (a prefill piece
      * each), or all rows of a decode step in one launch */
-    if (p->decode) st = deltanet_rows(h, w, 0, R, 1, err);
+    if (p->decode) st = deltanet_rows(h, w, &in, 0, R, 1, err);
     for (int i = 0; !p->decode && i < p->np && !st; i++)
-        st = deltanet_rows(h, w, p->off[i], 1, p->off[i + 1] - p->off[i], err);
+        st = deltanet_rows(h, w, &in, p->off[i], 1, p->off[i + 1] - p->off[i], err);
     if (st) return st;
-    const uint16_t *proj = h->big;
+    const uint16_t *proj = big;
     const ga_gdn_gated_norm_args na = {.o = h->attn,
                                        .z = proj + h->cd,
                                        .w = w->gnorm,
@@ -248,20 +266,20 @@ static ga_status deltanet(ga_cuda_hyb *h, const hyb_dlayer *w, const pass *p, ga
                                        .heads = h->Hv,
                                        .n = h->dv,
                                        .o_stride = h->vd,
-                                       .z_stride = h->P,
+                                       .z_stride = Pw,
                                        .out_stride = h->vd,
                                        .eps = h->cfg.rms_norm_eps};
     if ((st = ga_gdn_gated_rmsnorm(&na, h->g.stream, err))) return st;
-    return ga_cuda_gemm(&h->g, h->attn, w->w_out, h->delta, true, R, h->H, h->vd, err);
+    return ga_cuda_proj(&h->g, h->attn, w->w_out, &w->f8_out, h->delta, true, R, h->H, h->vd, err);
 }
 
 static ga_status dense_mlp(ga_cuda_hyb *h, const hyb_dlayer *w, int R, ga_err *err) {
     const int I = h->cfg.intermediate_size;
     ga_status st;
-    if ((st = ga_cuda_gemm(&h->g, h->xn, w->w_gu, h->big, false, R, 2 * I, h->H, err)) ||
+    if ((st = ga_cuda_proj(&h->g, h->xn, w->w_gu, &w->f8_gu, h->big, false, R, 2 * I, h->H, err)) ||
         (st = ga_swiglu(h->big, h->act, R, I, h->g.stream, err)))
         return st;
-    return ga_cuda_gemm(&h->g, h->act, w->w_down, h->delta, true, R, h->H, I, err);
+    return ga_cuda_proj(&h->g, h->act, w->w_down, &w->f8_down, h->delta, true, R, h->H, I, err);
 }
 
 /* The embedded rows through every layer and the final norm: xn holds the normed hidden

@@ -32,7 +32,11 @@ typedef struct hyb_dlayer {
     float *q_norm, *k_norm; /* fp32 (hd): raw (the prep kernel adds the 1) */
     int full_idx;           /* index among the full-attention layers (its K/V) */
     /* Gated DeltaNet */
-    void *w_in;  /* bf16 (P, H): rows [q | k | v | z | b | a], heads contiguous */
+    void *w_in;  /* bf16 (P, H): rows [q | k | v | z | b | a], heads contiguous; without
+                    [b | a] when w_ba holds them */
+    void *w_ba;  /* NULL, or bf16 (2*Hv, H) [b | a] when the folder stores them in another
+                    dtype than the rest (released FP8 folders keep in_proj_b/a, in_proj_ba bf16):
+                    then w_in's [q | k | v | z] can stay FP8 */
     void *w_out; /* bf16 (H, vd) */
     float *conv; /* fp32 (cd, K) */
     float *dt_bias, *A_log, *gnorm; /* fp32 (Hv), (Hv), (dv) */
@@ -45,6 +49,13 @@ typedef struct hyb_dlayer {
     void *w_exp_down;          /* bf16 (E, H, Ie) */
     void *w_sh_gu, *w_sh_down; /* bf16 (2Is, H), (H, Is); NULL without a shared expert */
     void *w_sh_gate;           /* bf16 (1, H) */
+    /* FP8 folders with the weights kept as FP8 (ga_session_opts.cuda_weights, issue 15 item
+     * 4): when a matrix's f8_*.scale is set, its w_* above holds e4m3 codes (1 byte a weight)
+     * and these its block scales and row table (one allocation, freed through scale; the
+     * experts' tables have E * rows entries, expert e's rows at e * rows). The router and
+     * shared_expert_gate stay bf16 (a few columns; released folders store them bf16). */
+    ga_f8_scales f8_qkv, f8_o, f8_in, f8_out, f8_gu, f8_down;
+    ga_f8_scales f8_exp_gu, f8_exp_down, f8_sh_gu, f8_sh_down;
 } hyb_dlayer;
 
 typedef struct ga_cuda_hyb {
@@ -125,6 +136,12 @@ ga_status ga_cuda_hyb_capture_layer(ga_cuda_hyb *h, int l, int T, const void *k,
                                     ga_attn_capture *cap, ga_err *err);
 ga_status ga_cuda_hyb_capture_end(ga_cuda_hyb *h, ga_attn_capture *cap, int n, ga_err *err);
 
+/* cuda_hybrid_weights.c: *bytes, the device bytes the weights will take with the FP8 decision of
+ * h->g.keep_fp8 (FP8 matrices at a byte a weight plus their scales and row tables), before
+ * anything is uploaded; *f8_tmp_elems the bf16 elements of the largest FP8 matrix one GEMM
+ * dequantises (one expert's for the experts; 0 when none stays FP8). */
+ga_status ga_cuda_hyb_weight_plan(ga_cuda_hyb *h, uint64_t *bytes, size_t *f8_tmp_elems,
+                                  ga_err *err);
 /* cuda_hybrid_weights.c: every weight onto the device (h->L allocated by the caller). */
 ga_status ga_cuda_hyb_upload(ga_cuda_hyb *h, void (*progress)(void *, float), void *user,
                              ga_err *err);
