@@ -1,0 +1,4 @@
+# Tensor parallelism (issue 15 item 4): the split of a Qwen3 layer over ranks on the host
+# (CPU), and the CUDA backend with N ranks against one (gpu: loopback ranks on one device,
+# NCCL across devices when there are several).
+ga_add_test(test_tp_shard SOURCES test_tp_shard.c)
