@@ -2,3 +2,4 @@
 # (CPU), and the CUDA backend with N ranks against one (gpu: loopback ranks on one device,
 # NCCL across devices when there are several).
 ga_add_test(test_tp_shard SOURCES test_tp_shard.c)
+ga_add_script_test(test_tp_cli test_tp_cli.sh)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# --tensor-parallel / --tp-devices on the command line (CPU: nothing here needs a GPU): the
+# usage errors of every subcommand that takes them (exit 2), and the runtime refusals that come
+# before any GPU is touched (exit 1, one line naming the numbers): heads / KV heads /
+# intermediate that do not divide by N, hybrid models, the CPU backend.
+. "$(dirname "$0")/cli_harness.sh" tp
+"$G" write-model --out "$T/m" --variant headwise --tokenizer >/dev/null || exit 1 # 4 / 2 heads, inter 384
+"$G" write-model --out "$T/h" --family qwen3_5 --tokenizer >/dev/null || exit 1
+
+for cmd in logits generate perplexity bench serve; do
+  case $cmd in
+  logits) args=(--model "$T/m" --tokens 1,2) ;;
+  generate) args=(--model "$T/m" --tokens 1,2 -n 2) ;;
+  perplexity) args=(--model "$T/m" --tokens-file /dev/null) ;;
+  bench) args=(--device cpu) ;;
+  serve) args=(--model "$T/m" --port 0) ;;
+  esac
+  expect_exit 2 "--tp-devices needs --tensor-parallel N" "$G" $cmd "${args[@]}" --tp-devices 0,0
+  expect_exit 2 "--tp-devices names 1 devices for --tensor-parallel 2" \
+    "$G" $cmd "${args[@]}" --tp 2 --tp-devices 0
+  expect_exit 2 "--tensor-parallel: '9' is not an integer in [1, 8]" "$G" $cmd "${args[@]}" --tp 9
+  expect_exit 2 "--tensor-parallel: '0' is not an integer in [1, 8]" \
+    "$G" $cmd "${args[@]}" --tensor-parallel 0
+  expect_exit 2 "--tp-devices: '0,-1' is not a comma-separated list of CUDA devices" \
+    "$G" $cmd "${args[@]}" --tp 2 --tp-devices 0,-1
+done
+
+for cmd in logits generate; do
+  case $cmd in
+  logits) extra=() ;;
+  generate) extra=(-n 2 --ids) ;;
+  esac
+  expect_exit 1 "tensor parallelism over 3 ranks needs heads (4), KV heads (2) and intermediate size (384) divisible by 3" \
+    "$G" $cmd --model "$T/m" --tokens 1,2 "${extra[@]}" --tp 3
+  expect_exit 1 "tensor parallelism is not supported for hybrid (Gated DeltaNet) models" \
+    "$G" $cmd --model "$T/h" --tokens 1,2 "${extra[@]}" --tp 2
+  expect_exit 1 "tensor parallelism (--tp 2) runs on the CUDA backend only, not --device cpu" \
+    "$G" $cmd --model "$T/m" --tokens 1,2 "${extra[@]}" --tp 2 --device cpu
+done
+# --tp 1 is no split: the same logits as without it
+"$G" logits --model "$T/m" --tokens 1,2,3 --device cpu >"$T/a" && \
+  "$G" logits --model "$T/m" --tokens 1,2,3 --device cpu --tp 1 --tp-devices 0 >"$T/b" &&
+  cmp -s "$T/a" "$T/b" && ok || bad "--tp 1 changed the logits"
+finish
