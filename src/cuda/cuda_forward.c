@@ -25,6 +25,11 @@
  *   logits = rmsnorm(x) . Wlm^T                ga_gemv_rmsnorm (ga_cuda_decode_logits)
  * On sm_90+ these GEMVs use programmatic dependent launch, so each one's first weight loads
  * overlap the end of the kernel before it (in the captured decode graphs too).
+ *
+ * A layer is two halves (ga_cuda_layer_attn up to o_proj, ga_cuda_layer_mlp up to down_proj)
+ * so that tensor parallelism (cuda_tp.c) can launch each half on every rank and all-reduce the
+ * ranks' deltas in between; its ranks always take the unfused path. One rank runs the halves
+ * back to back: the same kernels in the same order as a single loop.
  */
 #include <math.h>
 #include <stdlib.h>
