@@ -230,6 +230,23 @@ static void test_split(ga_gate_mode gate, int nh, int nkv, int hd, bool bias, in
         check_slices(m, ranks[r], n, r, what);
     }
     check_sum(m, ranks, n, what);
+    /* the per-rank device bytes (gattn info --tp) against the slices themselves */
+    for (int r = 0; r < n; r++) {
+        const ga_model *s = ranks[r];
+        uint64_t want = 2 * (uint64_t)ga_tensor_numel(s->embed);
+        if (r == 0 && s->lm_head != s->embed) want += 2 * (uint64_t)ga_tensor_numel(s->lm_head);
+        for (int l = 0; l < c.n_layers; l++) {
+            const ga_layer_w *w = &s->layers[l];
+            const ga_tensor *mats[] = {w->q_proj,    w->k_proj,  w->v_proj,   w->o_proj,
+                                       w->gate_proj, w->up_proj, w->down_proj};
+            for (int i = 0; i < 7; i++)
+                want += 2 * (uint64_t)ga_tensor_numel(mats[i]);
+        }
+        want += 4 * (uint64_t)c.hidden_size * (2 * (uint64_t)c.n_layers + 1);
+        CHECK_MSG(ga_tp_rank_weight_bytes(&c, n, r) == want,
+                  "%s rank %d: %llu weight bytes, want %llu", what, r,
+                  (unsigned long long)ga_tp_rank_weight_bytes(&c, n, r), (unsigned long long)want);
+    }
 done:
     for (int r = 0; r < n; r++)
         ga_tp_model_free(ranks[r]);

@@ -51,6 +51,19 @@ ga_status ga_tp_shard_of(const ga_config *c, int n, int rank, ga_tp_shard *out, 
     return GA_OK;
 }
 
+uint64_t ga_tp_rank_weight_bytes(const ga_config *c, int n, int rank) {
+    ga_tp_shard sh;
+    if (ga_tp_shard_of(c, n, rank, &sh, NULL)) return 0;
+    const uint64_t H = (uint64_t)c->hidden_size, V = (uint64_t)c->vocab_size;
+    uint64_t b = 2 * V * H;
+    if (!c->tie_word_embeddings && rank == 0) b += 2 * V * H;
+    const uint64_t per_layer = (uint64_t)(sh.q_rows + 2 * sh.kv_rows) * H +
+                               H * (uint64_t)sh.o_cols + 3 * (uint64_t)sh.i_rows * H;
+    b += 2 * per_layer * (uint64_t)c->n_layers;
+    b += 4 * H * (2 * (uint64_t)c->n_layers + 1);
+    return b;
+}
+
 void ga_tp_slice_bf16(const ga_tensor *t, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
                       uint16_t *dst) {
     const int64_t cols = t->ndim == 2 ? t->shape[1] : 0;

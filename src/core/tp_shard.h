@@ -36,6 +36,11 @@ ga_status ga_tp_check(const ga_config *c, int n, ga_err *err);
 /* Rank `rank`'s slice of a config that ga_tp_check accepts. */
 ga_status ga_tp_shard_of(const ga_config *c, int n, int rank, ga_tp_shard *out, ga_err *err);
 
+/* Device bytes rank `rank` of n holds for the weights of config c as the CUDA backend stores a
+ * rank (ga_cuda_weight_plan of its model: every matrix bf16, the embedding on every rank, an
+ * untied LM head on rank 0 only, the hidden-size norms fp32). c must pass ga_tp_check. */
+uint64_t ga_tp_rank_weight_bytes(const ga_config *c, int n, int rank);
+
 /* Rows [r0, r0 + nr) x columns [c0, c0 + nc) of the 2-D tensor t (any stored dtype) as bf16,
  * row-major (nr, nc) into dst: the values the bf16 upload of t holds (ga_tensor_read_bf16). A
  * 1-D tensor takes nr = 1, c0 = its first element. */
