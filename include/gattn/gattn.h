@@ -268,6 +268,9 @@ typedef enum ga_cuda_weights {
                                  FP8 projections */
 } ga_cuda_weights;
 
+/* The most tensor-parallel ranks a session takes (ga_session_opts.tensor_parallel). */
+#define GA_TP_MAX 8
+
 typedef struct ga_session_opts {
     ga_device device;
     int max_context; /* KV cache length per sequence (0: min(ga_config_max_context, 4096)) */
@@ -304,6 +307,16 @@ typedef struct ga_session_opts {
      * scheduler's per-step prompt budget (ga_sched_opts.prefill_chunk in
      * src/engine/scheduler.h), which bounds the rows one step hands the session in all. */
     int prefill_chunk;
+    /* Tensor parallelism (CUDA, Qwen3 models): tensor_parallel ranks (0 or 1: none), each
+     * holding 1/N of every layer's heads and MLP (Megatron's split; README "Tensor
+     * parallelism"), rank r on CUDA device tp_devices[r] (n_tp_devices 0: devices 0..N-1,
+     * else exactly N entries). Distinct devices all-reduce through NCCL; one device named N
+     * times runs N ranks on it with a loopback all-reduce (for testing the split on one GPU).
+     * cuda_device is ignored then. Hybrid models, the CPU backend and attention capture
+     * refuse it. */
+    int tensor_parallel;
+    int tp_devices[GA_TP_MAX];
+    int n_tp_devices;
 } ga_session_opts;
 
 /* ga_session_opts.prefill_chunk: what 0 means (a plain literal: the CLI's help prints it), and

@@ -290,6 +290,7 @@ static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s)
                           .max_context = ctx,
                           .max_batch = max_batch,
                           .n_threads = (int)b->a->threads};
+    ga_cli_tp_set(&b->a->tp, &so);
     ga_status st = ga_session_create(b->m, &so, s, &b->err);
     if (!st) {
         const bool cuda = ga_session_device(*s) == GA_DEVICE_CUDA;

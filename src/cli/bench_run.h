@@ -29,6 +29,7 @@ typedef struct ga_bench_args {
     long decode_tokens, reps, warmup, threads;
     ga_config shape;
     ga_cli_rope rope; /* --rope-* overrides, applied to each model */
+    ga_cli_tp tp;     /* --tensor-parallel / --tp-devices */
 } ga_bench_args;
 
 typedef struct ga_bench_ctx {

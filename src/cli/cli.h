@@ -182,6 +182,32 @@ double ga_cli_hybrid_gpu_bytes(const ga_model *m, bool keep_fp8, bool per_token)
                 "(the default: half the memory, faster decode at batch 1-2),\n"                    \
                 "bf16 dequantises them at load; the logits are the same"                           \
     }
+/* --tensor-parallel N (alias --tp) and --tp-devices LIST: ga_session_opts.tensor_parallel and
+ * tp_devices, one help text for generate, logits, bench, perplexity and serve; after parsing,
+ * ga_cli_tp_apply checks the pair and copies it into the session options. */
+typedef struct ga_cli_tp {
+    int n;
+    ga_cli_ids devices; /* as parsed; ga_cli_tp_check moves it into dev and frees it */
+    int dev[GA_TP_MAX], n_dev;
+} ga_cli_tp;
+#define GA_TP_OPTS(T)                                                                              \
+    {.name = "--tensor-parallel",                                                                  \
+     .alias = "--tp",                                                                              \
+     .type = GA_OPT_INT,                                                                           \
+     .dst = &(T)->n,                                                                               \
+     .lo = 1,                                                                                      \
+     .hi = GA_TP_MAX,                                                                              \
+     .meta = "N",                                                                                  \
+     .help = "CUDA: split every layer over N GPUs (tensor parallelism;\n"                          \
+             "heads, KV heads and intermediate size must divide by N)"},                           \
+        GA_O_LIST("--tp-devices", &(T)->devices, 0, 1023, "CUDA devices", "LIST",                  \
+                  "the GPU of each --tensor-parallel rank (default 0,1,..,N-1);\n"                 \
+                  "one GPU named N times runs every rank on it (testing)")
+/* After parsing (whatever its result, so the list is freed): 0, or 2 with the usage error
+ * printed (--tp-devices without --tensor-parallel, or naming other than N devices). */
+int ga_cli_tp_check(const ga_cli_spec *spec, ga_cli_tp *t);
+/* Sets so's tensor_parallel and tp_devices from a checked t. */
+void ga_cli_tp_set(const ga_cli_tp *t, ga_session_opts *so);
 /* --deterministic: ga_session_opts.deterministic, one help text for generate and serve. */
 #define GA_O_DETERMINISTIC(D)                                                                      \
     GA_O_FLAG("--deterministic", (D),                                                              \

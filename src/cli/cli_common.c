@@ -249,6 +249,31 @@ int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v) 
     return 0;
 }
 
+int ga_cli_tp_check(const ga_cli_spec *spec, ga_cli_tp *t) {
+    const int nd = t->devices.n;
+    int rc = GA_EXIT_OK;
+    if (nd && !t->n)
+        rc = ga_cli_usage(spec->cmd, "--tp-devices needs --tensor-parallel N");
+    else if (nd && nd != t->n)
+        rc = ga_cli_usage(spec->cmd, "--tp-devices names %d devices for --tensor-parallel %d", nd,
+                          t->n);
+    t->n_dev = rc ? 0 : nd;
+    for (int i = 0; i < t->n_dev; i++)
+        t->dev[i] = t->devices.v[i];
+    free(t->devices.v);
+    t->devices.v = NULL;
+    t->devices.n = 0;
+    return rc;
+}
+
+void ga_cli_tp_set(const ga_cli_tp *t, ga_session_opts *so) {
+    const bool on = t->n > 1;
+    so->tensor_parallel = on ? t->n : 0;
+    so->n_tp_devices = on ? t->n_dev : 0;
+    for (int i = 0; i < so->n_tp_devices; i++)
+        so->tp_devices[i] = t->dev[i];
+}
+
 int ga_cli_shape_apply(const ga_cli_spec *spec, const ga_config *over, ga_config *c, bool *any) {
     static const struct {
         const char *name;

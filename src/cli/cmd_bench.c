@@ -119,6 +119,7 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
+        GA_TP_OPTS(&a->tp),
         GA_O_CUSTOM("--variants", parse_variants, a, "LIST",
                     "baseline,headwise,elementwise (default: all three)"),
         LIST_OPT("--prefill", &a->prefill, 1, 1 << 24, "prompt lengths",
@@ -160,7 +161,9 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
+    const int tp_rc = ga_cli_tp_check(&spec, &a->tp);
     if (rc) return rc; /* GA_CLI_HELP or the usage exit code */
+    if (tp_rc) return tp_rc;
     if ((rc = ga_cli_rope_check(&spec, &a->rope))) return rc;
     bool shape_given;
     ga_config *c = &a->shape;

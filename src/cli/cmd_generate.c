@@ -52,6 +52,7 @@ typedef struct gen_args {
     bool deterministic;
     int prefill_chunk;
     ga_cli_rope rope;
+    ga_cli_tp tp;
 } gen_args;
 
 /* 0 to go on, else the exit code (0 after --help). */
@@ -83,6 +84,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_DETERMINISTIC(&a->deterministic),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
+        GA_TP_OPTS(&a->tp),
         GA_O_LONG("--max-context", &a->max_context, 1, 1 << 24, "N",
                   "KV cache length per sequence (default: longest prompt + n,\n"
                   "at most the model's usable context)"),
@@ -108,6 +110,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
+    const int tp_rc = ga_cli_tp_check(&spec, &a->tp);
+    if (!rc) rc = tp_rc;
     if (rc) goto fail;
     rc = GA_EXIT_USAGE;
     if (a->top_p <= 0) {
@@ -319,6 +323,7 @@ static int open_session(gen_run *r, int batch) {
                           .max_context = (int)r->ctx,
                           .max_batch = batch,
                           .n_threads = (int)r->a->threads};
+    ga_cli_tp_set(&r->a->tp, &so);
     if (bar) {
         so.progress = progress_bar;
         so.progress_user = &last_pct;

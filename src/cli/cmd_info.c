@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "core/model.h"
+#include "core/tp_shard.h"
 
 /* The tensor groups of a hybrid folder: the text model's (described), and those gattn ignores. */
 
@@ -248,11 +249,15 @@ int ga_cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     bool json = false;
     ga_cli_rope rope = {0};
+    int tp = 0;
     ga_opt opts[] = {
         GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
         GA_O_FLAG("--json", &json, "print one JSON object instead of text"),
+        GA_O_INT("--tensor-parallel", &tp, 1, GA_TP_MAX, "N",
+                 "also the GPU memory of each rank split over N GPUs"),
         GA_ROPE_OPTS(&rope),
     };
+    opts[2].alias = "--tp";
     ga_cli_spec spec = {
         .cmd = "info",
         .usage = "--model DIR [--json] [--rope-scaling TYPE --rope-factor F]",
@@ -282,6 +287,10 @@ int ga_cmd_info(int argc, char **argv) {
         return rc;
     }
     const ga_config *c = ga_model_config(m);
+    if (tp > 1 && ga_tp_check(c, tp, &err)) {
+        ga_model_free(m);
+        return ga_cli_fail_err("info", &err);
+    }
     if (c->arch != GA_ARCH_QWEN3) {
         rc = info_hybrid(m, dir, c, json, bound ? NULL : bind_err.msg);
         ga_model_free(m);
@@ -320,6 +329,13 @@ int ga_cmd_info(int argc, char **argv) {
                                 (double)(params * 2 - ga_cli_fp8_saving(m, false)));
         add_quant_json(o, c);
         cJSON_AddNumberToObject(o, "kv_bytes_per_token_bf16", kv_tok_bf16);
+        if (tp > 1) {
+            cJSON *r = cJSON_AddArrayToObject(o, "tp_rank_gpu_weight_bytes");
+            for (int i = 0; i < tp; i++)
+                cJSON_AddItemToArray(r,
+                                     cJSON_CreateNumber((double)ga_tp_rank_weight_bytes(c, tp, i)));
+            cJSON_AddNumberToObject(o, "tp_rank_kv_bytes_per_token_bf16", kv_tok_bf16 / tp);
+        }
         char *txt = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (!txt) {
@@ -364,6 +380,11 @@ int ga_cmd_info(int argc, char **argv) {
         printf("kv cache         %.1f KiB per token as bf16 (GPU), %.1f KiB as fp32 (CPU); "
                "%.1f MiB for 4096 tokens on the GPU\n",
                kv_tok_bf16 / 1024, kv_tok_bf16 * 2 / 1024, kv_tok_bf16 * 4096 / 1048576.0);
+        if (tp > 1)
+            printf("tensor parallel  %d GPUs: weights %.2f MiB on rank 0, %.2f MiB on each other "
+                   "rank (bf16); kv cache %.1f KiB per token on each\n",
+                   tp, ga_tp_rank_weight_bytes(c, tp, 0) / 1048576.0,
+                   ga_tp_rank_weight_bytes(c, tp, 1) / 1048576.0, kv_tok_bf16 / tp / 1024);
     }
     ga_model_free(m);
     return ga_cli_finish_stdout("info");

@@ -12,6 +12,7 @@ int ga_cmd_logits(int argc, char **argv) {
     bool all = false;
     ga_session_opts so = {0};
     ga_cli_rope rope = {0};
+    ga_cli_tp tp = {0};
     ga_opt opts[] = {
         GA_O_STR("--model", &dir, "DIR", "the model folder (required)"),
         GA_O_LIST("--tokens", &toks, 0, INT32_MAX, "token ids", "IDS",
@@ -21,6 +22,7 @@ int ga_cmd_logits(int argc, char **argv) {
         GA_O_CUDA_GEMM(&so.cuda_gemm),
         GA_O_PREFILL_CHUNK(&so.prefill_chunk),
         GA_O_WEIGHTS_DTYPE(&so.cuda_weights),
+        GA_TP_OPTS(&tp),
         GA_O_INT("--threads", &so.n_threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_ROPE_OPTS(&rope),
     };
@@ -32,9 +34,12 @@ int ga_cmd_logits(int argc, char **argv) {
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
+    const int tp_rc = ga_cli_tp_check(&spec, &tp);
+    if (!rc) rc = tp_rc;
     if (!rc && (!dir || !toks.v))
         rc = ga_cli_usage("logits", "--model DIR and --tokens LIST are required");
     if (!rc) rc = ga_cli_rope_check(&spec, &rope);
+    ga_cli_tp_set(&tp, &so);
     if (rc) {
         free(toks.v);
         return ga_cli_parse_exit(rc);

@@ -52,6 +52,7 @@ typedef struct ppl_args {
     int prefill_chunk;
     ga_cuda_weights cuda_weights;
     ga_cli_rope rope;
+    ga_cli_tp tp;
 } ppl_args;
 
 /* One model's results: contexts x ga_ppl_result. */
@@ -238,6 +239,7 @@ static int run_model(const ppl_args *a, const char *dir, const int32_t *shared_i
                           .cuda_gemm = a->cuda_gemm,
                           .prefill_chunk = a->prefill_chunk,
                           .cuda_weights = a->cuda_weights};
+    ga_cli_tp_set(&a->tp, &so);
     if (ga_session_create(m, &so, &s, &err)) {
         rc = ga_cli_fail_err(C, &err);
         goto done;
@@ -500,6 +502,7 @@ int ga_cmd_perplexity(int argc, char **argv) {
         GA_O_CUDA_GEMM(&a.cuda_gemm),
         GA_O_PREFILL_CHUNK(&a.prefill_chunk),
         GA_O_WEIGHTS_DTYPE(&a.cuda_weights),
+        GA_TP_OPTS(&a.tp),
         GA_O_INT("--threads", &a.threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_O_STR("--json", &a.json, "FILE", "also write the results as JSON"),
         GA_O_STR("--csv", &a.csv, "FILE", "also write the results as CSV"),
@@ -524,6 +527,8 @@ int ga_cmd_perplexity(int argc, char **argv) {
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
+    const int tp_rc = ga_cli_tp_check(&spec, &a.tp);
+    if (!rc) rc = tp_rc;
     if (!rc && !a.models.n) rc = ga_cli_usage(C, "--model DIR is required");
     if (!rc && !a.file == !a.tokens_file)
         rc = ga_cli_usage(C, "give exactly one of --file TEXT and --tokens-file IDS");

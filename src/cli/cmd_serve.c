@@ -32,6 +32,7 @@ typedef struct serve_args {
     ga_cuda_weights cuda_weights;
     bool deterministic;
     ga_cli_rope rope;
+    ga_cli_tp tp;
 } serve_args;
 
 static int parse_args(int argc, char **argv, serve_args *a) {
@@ -50,6 +51,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
         GA_O_DETERMINISTIC(&a->deterministic),
+        GA_TP_OPTS(&a->tp),
         GA_ROPE_OPTS(&a->rope),
         GA_O_LONG("--max-batch", &a->max_batch, 1, 4096, "N",
                   "sequences decoded together: the cache's slots (default 16)"),
@@ -90,8 +92,10 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         .opts = opts,
         .n_opts = GA_N_OPTS(opts)};
     int rc = ga_cli_parse(&spec, argc, argv);
+    const int tp_rc = ga_cli_tp_check(&spec, &a->tp);
     if (rc == GA_CLI_HELP) return -1;
     if (rc) return rc;
+    if (tp_rc) return tp_rc;
     if (!a->dir) return ga_cli_usage(C, "--model DIR is required");
     if (a->api_key && !a->api_key[0]) return ga_cli_usage(C, "--api-key: the key is empty");
     if (ga_cli_rope_check(&spec, &a->rope)) return GA_EXIT_USAGE;
@@ -162,6 +166,7 @@ int ga_cmd_serve(int argc, char **argv) {
                            * the CUDA backend's pass, and its activation buffers, need be no
                            * taller: one step's prefill is one pass. */
                           .prefill_chunk = (int)a.prefill_chunk};
+    ga_cli_tp_set(&a.tp, &so);
     if (a.kv_memory_gib > 0 && so.kv_memory < 1) so.kv_memory = 1; /* sized, and too small */
     if (ga_session_create(m, &so, &s, &err)) {
         ga_cli_fail_err(C, &err);

@@ -167,10 +167,10 @@ done:
     return st;
 }
 
-static void cuda_free(ga_backend *b) {
-    if (!b) return;
-    ga_cuda *c = b->impl;
+void ga_cuda_state_free(ga_cuda *c) {
     if (c) {
+        if (c->tp) ga_cuda_tp_free(c->tp); // the other ranks and the communicator first
+        c->tp = NULL;
         cudaSetDevice(c->dev);
         if (c->stream) cudaStreamSynchronize(c->stream);
         ga_cuda_drop_graphs(c);
@@ -205,6 +205,11 @@ static void cuda_free(ga_backend *b) {
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
     }
+}
+
+static void cuda_free(ga_backend *b) {
+    if (!b) return;
+    ga_cuda_state_free(b->impl);
     free(b);
 }
 
@@ -214,6 +219,12 @@ static void cuda_free(ga_backend *b) {
 static ga_status cuda_paged_init(ga_backend *b, int n_blocks, int block_size,
                                  const int32_t *const *tables, ga_err *err) {
     ga_cuda *c = b->impl;
+    if (c->tp) return ga_cuda_tp_paged_init(c->tp, n_blocks, block_size, tables, err);
+    return ga_cuda_state_paged_init(c, n_blocks, block_size, tables, err);
+}
+
+ga_status ga_cuda_state_paged_init(ga_cuda *c, int n_blocks, int block_size,
+                                   const int32_t *const *tables, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     if (block_size < GA_CUDA_MIN_BLOCK)
         return ga_err_set(err, GA_ERR_UNSUPPORTED,
@@ -310,8 +321,9 @@ static ga_status check_memory(ga_cuda *c, int scratch_rows, ga_err *err) {
     return GA_OK;
 }
 
-ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
-                                 int max_batch, ga_backend **out, ga_err *err) {
+ga_status ga_cuda_state_create(const ga_model *m, const ga_session_opts *opts, int dev,
+                               int max_context, int max_batch, int tp_ranks, ga_cuda **out,
+                               ga_err *err) {
     *out = NULL;
     const ga_config *cfg = ga_model_config(m);
     if (max_context <= 0 || max_batch <= 0)
@@ -335,7 +347,6 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         (void)cudaGetLastError();
         return ga_err_set(err, GA_ERR_UNSUPPORTED, "no CUDA GPU is available");
     }
-    const int dev = opts ? opts->cuda_device : 0;
     const int chunk_opt = opts ? opts->prefill_chunk : 0;
     if (chunk_opt < 0 || chunk_opt > GA_PREFILL_CHUNK_MAX)
         return ga_err_set(err, GA_ERR_ARG, "cuda backend: prefill_chunk %d out of range [0, %d]",
@@ -343,22 +354,9 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
     if (dev < 0 || dev >= ndev)
         return ga_err_set(err, GA_ERR_ARG, "CUDA device %d does not exist (%d present)", dev, ndev);
 
-    ga_backend *b = calloc(1, sizeof *b);
     ga_cuda *c = calloc(1, sizeof *c);
-    if (!b || !c) {
-        free(b);
-        free(c);
-        return ga_err_set(err, GA_ERR_OOM, "out of host memory");
-    }
-    b->impl = c;
-    b->device = GA_DEVICE_CUDA;
-    b->forward = ga_cuda_forward;
-    b->decode_batch = ga_cuda_decode_batch;
-    b->decode_sample = ga_cuda_decode_sample;
-    b->forward_multi = ga_cuda_forward_multi;
-    b->paged_init = cuda_paged_init;
-    b->free = cuda_free;
-    b->kv_token_bytes = 2 * 2 * (size_t)cfg->n_layers * cfg->n_kv_heads * cfg->head_dim;
+    if (!c) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    c->tp_ranks = tp_ranks;
     c->model = m;
     c->cfg = *cfg;
     c->dev = dev;
@@ -425,7 +423,6 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         st = ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");
         goto fail;
     }
-    b->name = c->name;
 
     int chunk = chunk_opt ? chunk_opt : GA_PREFILL_CHUNK_DEFAULT;
     if (chunk > max_context) chunk = max_context;
@@ -521,9 +518,42 @@ ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts,
         st = ga_err_set(err, GA_ERR_OOM, "out of host memory");
         goto fail;
     }
-    *out = b;
+    *out = c;
     return GA_OK;
 fail:
-    cuda_free(b);
+    ga_cuda_state_free(c);
     return st;
+}
+
+ga_status ga_cuda_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
+                                 int max_batch, ga_backend **out, ga_err *err) {
+    *out = NULL;
+    if (opts && opts->tensor_parallel > 1)
+        return ga_cuda_tp_backend_create(m, opts, max_context, max_batch, out, err);
+    const ga_config *cfg = ga_model_config(m);
+    ga_backend *b = calloc(1, sizeof *b);
+    if (!b) return ga_err_set(err, GA_ERR_OOM, "out of host memory");
+    ga_cuda *c = NULL;
+    ga_status st = ga_cuda_state_create(m, opts, opts ? opts->cuda_device : 0, max_context,
+                                        max_batch, 1, &c, err);
+    if (st) {
+        free(b);
+        return st;
+    }
+    ga_cuda_backend_init(b, c);
+    b->kv_token_bytes = 2 * 2 * (size_t)cfg->n_layers * cfg->n_kv_heads * cfg->head_dim;
+    *out = b;
+    return GA_OK;
+}
+
+void ga_cuda_backend_init(ga_backend *b, ga_cuda *c) {
+    b->impl = c;
+    b->name = c->name;
+    b->device = GA_DEVICE_CUDA;
+    b->forward = ga_cuda_forward;
+    b->decode_batch = ga_cuda_decode_batch;
+    b->decode_sample = ga_cuda_decode_sample;
+    b->forward_multi = ga_cuda_forward_multi;
+    b->paged_init = cuda_paged_init;
+    b->free = cuda_free;
 }

@@ -41,10 +41,8 @@ static ga_status capture_graph(ga_cuda *c, int nb, int slot, ga_err *err) {
     return GA_OK;
 }
 
-/* Stages the step's inputs and runs it (graph replay, or eagerly then captured on the first
- * step at this batch size). Leaves the logits in sc.logits; does not synchronise. */
-static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int32_t *tokens,
-                          int nb, ga_err *err) {
+ga_status ga_cuda_stage_step(ga_cuda *c, const int *seqs, const int *pos, const int32_t *tokens,
+                             int nb, int *slot_out, ga_err *err) {
     ga_cuda_scratch *s = &c->sc;
     if (nb > c->max_batch || nb > s->rows)
         return ga_err_set(err, GA_ERR_ARG, "decode batch of %d exceeds max_batch %d", nb,
@@ -95,6 +93,19 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
     GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, h + 2 * mb, bytes, cudaMemcpyHostToDevice, c->stream));
     GA_CUDA_CHECK(
         cudaMemcpyAsync(s->kv_lens, h + 3 * mb, bytes, cudaMemcpyHostToDevice, c->stream));
+    *slot_out = slot;
+    return GA_OK;
+}
+
+/* Stages the step's inputs and runs it (graph replay, or eagerly then captured on the first
+ * step at this batch size; a tensor-parallel backend's ranks eagerly). Leaves the logits in
+ * sc.logits; does not synchronise. */
+static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int32_t *tokens,
+                          int nb, ga_err *err) {
+    if (c->tp) return ga_cuda_tp_step(c->tp, seqs, pos, tokens, nb, err);
+    int slot = 0;
+    ga_status st = ga_cuda_stage_step(c, seqs, pos, tokens, nb, &slot, err);
+    if (st) return st;
     if (c->graphs[slot]) {
         GA_CUDA_CHECK(cudaGraphLaunch(c->graphs[slot], c->stream));
         return GA_OK;
@@ -102,7 +113,7 @@ static ga_status run_step(ga_cuda *c, const int *seqs, const int *pos, const int
     // First step at this batch size: run it eagerly (which also loads every kernel and lets
     // cuBLAS pick its algorithms outside a capture), then capture the same work for the steps
     // that follow. Capturing does not execute, so the step runs once.
-    ga_status st = decode_body(c, nb, err);
+    st = decode_body(c, nb, err);
     if (!st) st = capture_graph(c, nb, slot, err);
     return st;
 }

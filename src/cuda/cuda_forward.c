@@ -25,6 +25,11 @@
  *   logits = rmsnorm(x) . Wlm^T                ga_gemv_rmsnorm (ga_cuda_decode_logits)
  * On sm_90+ these GEMVs use programmatic dependent launch, so each one's first weight loads
  * overlap the end of the kernel before it (in the captured decode graphs too).
+ *
+ * A layer is two halves (ga_cuda_layer_attn up to o_proj, ga_cuda_layer_mlp up to down_proj)
+ * so that tensor parallelism (cuda_tp.c) can launch each half on every rank and all-reduce the
+ * ranks' deltas in between; its ranks always take the unfused path. One rank runs the halves
+ * back to back: the same kernels in the same order as a single loop.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -238,113 +243,131 @@ static ga_status prefill_attention(ga_cuda *c, int l, const ga_cuda_plan *pl, ga
     return GA_OK;
 }
 
-ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
-                         ga_attn_capture *cap, ga_err *err) {
+ga_status ga_cuda_layer_attn(ga_cuda *c, int l, int rows, const ga_cuda_plan *pl, bool decode,
+                             bool fused, ga_attn_capture *cap, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
-    const int H = cfg->hidden_size, I = cfg->intermediate_size, hd = cfg->head_dim;
+    const int H = cfg->hidden_size, hd = cfg->head_dim;
     const float scale = 1.0f / sqrtf((float)hd);
     // Per-row positions / destinations: decode, paged, or several sequences; one sequence in
     // a slot passes (slot, pos0) as scalars.
     const bool per_row = decode || c->paged || pl->ns > 1;
-    if (cap && (decode || pl->ns != 1))
-        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
-    const bool fused = decode && ga_cuda_decode_fused(c, rows);
     const bool pdl = GA_CUDA_DECODE_PDL && fused && c->devinfo.cc_major >= 9;
     const float eps = cfg->rms_norm_eps;
     ga_status st;
-    for (int l = 0; l < cfg->n_layers; l++) {
-        const ga_cuda_layer *w = &c->layers[l];
-        void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
-        if (fused) {
-            if ((st = gemv_rmsnorm(c, w->input_norm, w->w_qkv, &w->f8_qkv, s->qkv, rows, c->qkv_dim,
-                                   H, pdl, err)))
-                return st;
-        } else if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn,
-                                             rows, H, eps, c->stream, err)) ||
-                   (st = ga_cuda_proj(c, s->xn, w->w_qkv, &w->f8_qkv, s->qkv, false, rows,
-                                      c->qkv_dim, H, err))) {
+    const ga_cuda_layer *w = &c->layers[l];
+    void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
+    if (fused) {
+        if ((st = gemv_rmsnorm(c, w->input_norm, w->w_qkv, &w->f8_qkv, s->qkv, rows, c->qkv_dim, H,
+                               pdl, err)))
             return st;
-        }
-        ga_qk_rope_args ra = {
-            .qkv = s->qkv,
-            .bias = w->b_qkv,
-            .q_norm = w->q_norm,
-            .k_norm = w->k_norm,
-            .rope_cos = c->rope_cos,
-            .rope_sin = c->rope_sin,
-            .q_out = s->q,
-            .gate_out = s->gate,
+    } else if ((st = ga_rmsnorm_residual(s->x, l ? s->delta : NULL, NULL, w->input_norm, s->xn,
+                                         rows, H, eps, c->stream, err)) ||
+               (st = ga_cuda_proj(c, s->xn, w->w_qkv, &w->f8_qkv, s->qkv, false, rows, c->qkv_dim,
+                                  H, err))) {
+        return st;
+    }
+    ga_qk_rope_args ra = {
+        .qkv = s->qkv,
+        .bias = w->b_qkv,
+        .q_norm = w->q_norm,
+        .k_norm = w->k_norm,
+        .rope_cos = c->rope_cos,
+        .rope_sin = c->rope_sin,
+        .q_out = s->q,
+        .gate_out = s->gate,
+        .k_cache = kc,
+        .v_cache = vc,
+        .positions = per_row ? s->positions : NULL,
+        .slots = per_row && !c->paged ? s->slots : NULL,
+        .dest = c->paged ? s->dest : NULL,
+        .pos0 = per_row ? 0 : pl->pos0[0],
+        .slot = per_row ? 0 : pl->seqs[0],
+        .T = rows,
+        .n_heads = cfg->n_heads,
+        .n_kv_heads = cfg->n_kv_heads,
+        .hd = hd,
+        .kv_stride = c->paged ? c->block_size : c->max_context,
+        .rope_rows = c->max_context,
+        .gate_mode = cfg->gate,
+        .eps = cfg->rms_norm_eps,
+    };
+    if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
+    if (decode) {
+        ga_attn_decode_args da = {
+            .q = s->q,
             .k_cache = kc,
             .v_cache = vc,
-            .positions = per_row ? s->positions : NULL,
-            .slots = per_row && !c->paged ? s->slots : NULL,
-            .dest = c->paged ? s->dest : NULL,
-            .pos0 = per_row ? 0 : pl->pos0[0],
-            .slot = per_row ? 0 : pl->seqs[0],
-            .T = rows,
+            .slots = s->slots,
+            .kv_lens = s->kv_lens,
+            .gate = s->gate,
+            .out = s->attn,
+            .work = c->dec_work,
+            .counters = c->dec_counters,
+            .B = rows,
             .n_heads = cfg->n_heads,
             .n_kv_heads = cfg->n_kv_heads,
             .hd = hd,
             .kv_stride = c->paged ? c->block_size : c->max_context,
-            .rope_rows = c->max_context,
+            // The split over the KV length is fixed by the step's length bucket (see
+            // cuda_decode.c), not the exact lengths, so one captured graph serves every
+            // step whose rows fit the bucket.
+            .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
+            .block_table = c->paged ? c->d_tab : NULL,
+            .table_stride = c->dec_tab_stride,
+            .block_size = c->block_size,
+            .fixed_splits = c->deterministic ? GA_DECODE_INVARIANT_SPLITS : 0,
             .gate_mode = cfg->gate,
-            .eps = cfg->rms_norm_eps,
+            .scale = scale,
+            .devinfo = &c->devinfo,
         };
-        if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
-        if (decode) {
-            ga_attn_decode_args da = {
-                .q = s->q,
-                .k_cache = kc,
-                .v_cache = vc,
-                .slots = s->slots,
-                .kv_lens = s->kv_lens,
-                .gate = s->gate,
-                .out = s->attn,
-                .work = c->dec_work,
-                .counters = c->dec_counters,
-                .B = rows,
-                .n_heads = cfg->n_heads,
-                .n_kv_heads = cfg->n_kv_heads,
-                .hd = hd,
-                .kv_stride = c->paged ? c->block_size : c->max_context,
-                // The split over the KV length is fixed by the step's length bucket (see
-                // cuda_decode.c), not the exact lengths, so one captured graph serves every
-                // step whose rows fit the bucket.
-                .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
-                .block_table = c->paged ? c->d_tab : NULL,
-                .table_stride = c->dec_tab_stride,
-                .block_size = c->block_size,
-                .fixed_splits = c->deterministic ? GA_DECODE_INVARIANT_SPLITS : 0,
-                .gate_mode = cfg->gate,
-                .scale = scale,
-                .devinfo = &c->devinfo,
-            };
-            if ((st = ga_attention_decode(&da, c->stream, err))) return st;
-        } else if ((st = prefill_attention(c, l, pl, cap, err))) {
-            return st;
-        }
-        if (fused) {
-            if ((st = gemv_residual(c, s->attn, w->w_o, &w->f8_o, w->b_o, rows, H, c->attn_dim, pdl,
-                                    err)) ||
-                (st = gemv_rmsnorm_swiglu(c, w->post_norm, w->w_gu, &w->f8_gu, rows, I, H, pdl,
-                                          err)) ||
-                (st = gemv_residual(c, s->act, w->w_down, &w->f8_down, NULL, rows, H, I, pdl, err)))
-                return st;
-            continue;
-        }
-        if ((st = ga_cuda_proj(c, s->attn, w->w_o, &w->f8_o, s->delta, true, rows, H, c->attn_dim,
-                               err)))
-            return st;
-        if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H, eps,
-                                      c->stream, err)))
-            return st;
-        if ((st = ga_cuda_proj(c, s->xn, w->w_gu, &w->f8_gu, s->qkv, false, rows, 2 * I, H, err)))
-            return st;
-        if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
-        if ((st = ga_cuda_proj(c, s->act, w->w_down, &w->f8_down, s->delta, true, rows, H, I, err)))
-            return st;
+        if ((st = ga_attention_decode(&da, c->stream, err))) return st;
+    } else if ((st = prefill_attention(c, l, pl, cap, err))) {
+        return st;
     }
+    if (fused)
+        return gemv_residual(c, s->attn, w->w_o, &w->f8_o, w->b_o, rows, H, c->attn_dim, pdl, err);
+    return ga_cuda_proj(c, s->attn, w->w_o, &w->f8_o, s->delta, true, rows, H, c->attn_dim, err);
+}
+
+ga_status ga_cuda_layer_mlp(ga_cuda *c, int l, int rows, bool fused, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const ga_cuda_layer *w = &c->layers[l];
+    const int H = cfg->hidden_size, I = cfg->intermediate_size;
+    const bool pdl = GA_CUDA_DECODE_PDL && fused && c->devinfo.cc_major >= 9;
+    ga_status st;
+    if (fused) {
+        if ((st = gemv_rmsnorm_swiglu(c, w->post_norm, w->w_gu, &w->f8_gu, rows, I, H, pdl, err)))
+            return st;
+        return gemv_residual(c, s->act, w->w_down, &w->f8_down, NULL, rows, H, I, pdl, err);
+    }
+    if ((st = ga_rmsnorm_residual(s->x, s->delta, w->b_o, w->post_norm, s->xn, rows, H,
+                                  cfg->rms_norm_eps, c->stream, err)))
+        return st;
+    if ((st = ga_cuda_proj(c, s->xn, w->w_gu, &w->f8_gu, s->qkv, false, rows, 2 * I, H, err)))
+        return st;
+    if ((st = ga_swiglu(s->qkv, s->act, rows, I, c->stream, err))) return st;
+    return ga_cuda_proj(c, s->act, w->w_down, &w->f8_down, s->delta, true, rows, H, I, err);
+}
+
+bool ga_cuda_step_fused(const ga_cuda *c, bool decode, int rows) {
+    // Tensor-parallel ranks hold partial o_proj / down_proj products that must be summed
+    // over the ranks before the residual add: the unfused path's fp32 delta is that sum's
+    // buffer, so their decode takes it (the fused GEMVs add into x directly).
+    return decode && c->tp_ranks <= 1 && ga_cuda_decode_fused(c, rows);
+}
+
+ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
+                         ga_attn_capture *cap, ga_err *err) {
+    if (cap && (decode || pl->ns != 1))
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
+    const bool fused = ga_cuda_step_fused(c, decode, rows);
+    ga_status st;
+    for (int l = 0; l < c->cfg.n_layers; l++)
+        if ((st = ga_cuda_layer_attn(c, l, rows, pl, decode, fused, cap, err)) ||
+            (st = ga_cuda_layer_mlp(c, l, rows, fused, err)))
+            return st;
     return GA_OK;
 }
 
@@ -352,7 +375,7 @@ ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     // Fused: the last down_proj already added its output to x (no delta).
-    if (ga_cuda_decode_fused(c, rows))
+    if (ga_cuda_step_fused(c, true, rows))
         return ga_gemv_rmsnorm(s->x, c->final_norm, cfg->rms_norm_eps, c->lm_head, s->logits, true,
                                rows, cfg->vocab_size, cfg->hidden_size, c->devinfo.cc_major >= 9,
                                c->stream, err);
@@ -493,11 +516,31 @@ static int pass_rows(const ga_cuda *c, bool whole, int n) {
     return c->prefill_chunk < c->sc.rows ? c->prefill_chunk : c->sc.rows;
 }
 
+/* One prefill pass's rows up to the LM head: staged, embedded and through the layer stack, on
+ * this state, or on every rank of a tensor-parallel backend (rank 0 then holds what the LM
+ * head reads, like a single state). */
+static ga_status pass_body(ga_cuda *c, const int32_t *tokens, int rows, const ga_cuda_plan *pl,
+                           ga_attn_capture *cap, ga_err *err) {
+    if (c->tp) return ga_cuda_tp_pass(c->tp, tokens, rows, pl, err);
+    const ga_config *cfg = &c->cfg;
+    ga_status st;
+    if ((st = ga_cuda_stage_pass(c, tokens, rows, pl, err)) ||
+        (st = ga_embed(c->sc.tokens, c->embed, c->sc.x, rows, cfg->hidden_size, cfg->vocab_size,
+                       c->stream, err)))
+        return st;
+    return ga_cuda_layers(c, rows, pl, false, cap, err);
+}
+
 /* The end of every prefill, failed or not: waits for the stream, so that no copy into the
  * caller's logits and no read of the pinned staging is pending when it returns (the next
  * call, a decode step or the caller may reuse them); keeps the first error. */
 static ga_status prefill_drain(ga_cuda *c, ga_status st, const char *what, ga_err *err) {
     cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (c->tp) { // the other ranks' streams too (their staging is reused by the next call)
+        ga_err ignored = {{0}};
+        ga_status ts = ga_cuda_tp_sync(c->tp, st ? &ignored : err);
+        if (!st) st = ts;
+    }
     if (st) return st;
     if (e != cudaSuccess) return ga_err_set(err, GA_ERR_CUDA, "%s: %s", what, cudaGetErrorName(e));
     return GA_OK;
@@ -522,11 +565,7 @@ static ga_status forward_passes(ga_cuda *c, int seq, int pos0, const int32_t *to
         const bool last = s0 + len == n;
         const int p0 = pos0 + s0, off[2] = {0, len};
         const ga_cuda_plan pl = {.ns = 1, .seqs = &seq, .pos0 = &p0, .off = off};
-        if ((st = ga_cuda_stage_pass(c, tokens + s0, len, &pl, err)) ||
-            (st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
-                           c->stream, err)) ||
-            (st = ga_cuda_layers(c, len, &pl, false, cap, err)))
-            return st;
+        if ((st = pass_body(c, tokens + s0, len, &pl, cap, err))) return st;
         if (logits && all_positions) {
             if ((st = lm_head_rows(c, 0, len, logits + (size_t)s0 * V, err))) return st;
         } else if (logits && last) {
@@ -547,6 +586,10 @@ ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *token
         return ga_err_set(err, GA_ERR_OOM, "the CUDA backend has no activation buffers left");
     if (cap && pos0 != 0)
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a prefill from position 0");
+    if (cap && c->tp)
+        return ga_err_set(
+            err, GA_ERR_UNSUPPORTED,
+            "attention capture (viz) does not run with tensor parallelism: use --tp 1");
     if (cap && (st = capture_begin(c, cap, n, err))) return st;
     st = forward_passes(c, seq, pos0, tokens, n, all_positions, logits, cap, err);
     if ((st = prefill_drain(c, st, "forward", err))) return st;
@@ -586,11 +629,7 @@ static ga_status multi_passes(ga_cuda *c, int ns, const int *seqs, const int *po
             }
         }
         const ga_cuda_plan pl = {.ns = np, .seqs = ps, .pos0 = pp, .off = po};
-        if ((st = ga_cuda_stage_pass(c, tokens + r0, len, &pl, err)) ||
-            (st = ga_embed(c->sc.tokens, c->embed, c->sc.x, len, cfg->hidden_size, cfg->vocab_size,
-                           c->stream, err)) ||
-            (st = ga_cuda_layers(c, len, &pl, false, NULL, err)))
-            return st;
+        if ((st = pass_body(c, tokens + r0, len, &pl, NULL, err))) return st;
         if (logits && all_positions) {
             if ((st = lm_head_rows(c, 0, len, logits + (size_t)r0 * V, err))) return st;
         } else if (logits && n_end > 0) {

@@ -76,10 +76,18 @@ typedef struct ga_cuda_plan {
     const int *seqs, *pos0, *off;
 } ga_cuda_plan;
 
+typedef struct ga_cuda_tp ga_cuda_tp;
+
 typedef struct ga_cuda {
     const ga_model *model;
-    ga_config cfg;
+    ga_config cfg; /* a tensor-parallel rank's: its heads, KV heads and intermediate (tp_shard.h) */
     int dev;
+    /* Tensor parallelism (cuda_tp.c): tp_ranks > 1 makes this state one rank of a split model
+     * (its weights, KV cache and scratch are the rank's share), whose decode never takes the
+     * fused GEMVs (ga_cuda_step_fused); tp is set on rank 0 only, the backend's impl, which
+     * runs the passes of every rank through it. tp_ranks 0 or 1 and tp NULL: no split. */
+    int tp_ranks;
+    ga_cuda_tp *tp;
     ga_cuda_devinfo devinfo; /* the device's attributes, queried once at creation */
     char name[256];
     cudaStream_t stream;
@@ -237,6 +245,17 @@ void ga_cuda_drop_graphs(ga_cuda *c);
  * decode attention. A capture needs a plan of one piece. */
 ga_status ga_cuda_layers(ga_cuda *c, int rows, const ga_cuda_plan *pl, bool decode,
                          ga_attn_capture *cap, ga_err *err);
+/* cuda_forward.c: ga_cuda_layers' two halves of layer l, for tensor parallelism, which sums
+ * the ranks' partial products after each. attn: input norm (adding sc.delta of the layer
+ * before), QKV, q/k norm + RoPE, attention, o_proj into sc.delta (fused: added into sc.x with
+ * o_bias). mlp: post-attention norm (adding sc.delta and o_bias), gate|up, SwiGLU, down_proj
+ * into sc.delta (fused: into sc.x). */
+ga_status ga_cuda_layer_attn(ga_cuda *c, int l, int rows, const ga_cuda_plan *pl, bool decode,
+                             bool fused, ga_attn_capture *cap, ga_err *err);
+ga_status ga_cuda_layer_mlp(ga_cuda *c, int l, int rows, bool fused, ga_err *err);
+/* Whether a pass of `rows` rows takes the fused decode GEMVs: a decode step that
+ * ga_cuda_decode_fused takes, never on a tensor-parallel rank. */
+bool ga_cuda_step_fused(const ga_cuda *c, bool decode, int rows);
 /* Copies a prefill pass's tokens (rows of them) into sc.tokens and, when the kernels take
  * them per row (paged, or several pieces), each row's position, slot and cache row, and the
  * pieces' block tables, through the pinned staging (h_pass). Does not synchronise. */
@@ -252,11 +271,47 @@ ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const in
                                 float *logits, ga_err *err);
 
 /* cuda_decode.c */
+/* Copies a decode step's inputs (tokens, positions, slots, KV lengths, cache rows and, paged,
+ * the block tables) to the device, picks the step's KV-length bucket (decode_kv_bound) and
+ * sets *slot to its graph's index. Does not synchronise. */
+ga_status ga_cuda_stage_step(ga_cuda *c, const int *seqs, const int *pos, const int32_t *tokens,
+                             int nb, int *slot, ga_err *err);
 ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
                                const int32_t *tokens, int nb, float *logits, ga_err *err);
 ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
                                 const int32_t *tokens, int nb, const ga_sampling *sp,
                                 const uint64_t *streams, int32_t *next, ga_err *err);
+
+/* cuda_backend.c: one device state for model m (a tensor-parallel rank's model: tp_ranks > 1)
+ * on device dev, everything allocated and the weights uploaded; and its release. */
+ga_status ga_cuda_state_create(const ga_model *m, const ga_session_opts *opts, int dev,
+                               int max_context, int max_batch, int tp_ranks, ga_cuda **out,
+                               ga_err *err);
+void ga_cuda_state_free(ga_cuda *c);
+/* The backend's entry points over state c (b->impl = c; b->free frees c with it). */
+void ga_cuda_backend_init(ga_backend *b, ga_cuda *c);
+/* cuda_backend.c: the paged KV cache of one device state (backend.h's paged_init). */
+ga_status ga_cuda_state_paged_init(ga_cuda *c, int n_blocks, int block_size,
+                                   const int32_t *const *tables, ga_err *err);
+
+/* cuda_tp.c: tensor parallelism over opts->tensor_parallel ranks (> 1), called by
+ * ga_cuda_backend_create; the backend's impl is rank 0's state, whose forward, forward_multi
+ * and decode entry points hand each pass to the functions below. */
+ga_status ga_cuda_tp_backend_create(const ga_model *m, const ga_session_opts *opts, int max_context,
+                                    int max_batch, ga_backend **out, ga_err *err);
+/* Frees ranks 1.. and the communicator (rank 0 is the caller's). */
+void ga_cuda_tp_free(ga_cuda_tp *tp);
+/* A prefill pass of every rank (staging, embedding, the layer stack with the all-reduces):
+ * leaves rank 0's sc.x / sc.delta ready for the LM head, as ga_cuda_layers does. */
+ga_status ga_cuda_tp_pass(ga_cuda_tp *tp, const int32_t *tokens, int rows, const ga_cuda_plan *pl,
+                          ga_err *err);
+/* A decode step of every rank, eagerly (no graphs), logits in rank 0's sc.logits. */
+ga_status ga_cuda_tp_step(ga_cuda_tp *tp, const int *seqs, const int *pos, const int32_t *tokens,
+                          int nb, ga_err *err);
+/* Waits for every rank's stream; the first error. */
+ga_status ga_cuda_tp_sync(ga_cuda_tp *tp, ga_err *err);
+ga_status ga_cuda_tp_paged_init(ga_cuda_tp *tp, int n_blocks, int block_size,
+                                const int32_t *const *tables, ga_err *err);
 
 #define GA_KV_BUCKET0 256
 /* The smallest block size the CUDA paged cache takes (paged_init refuses smaller ones). */

@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/capture.h"
+#include "core/tp_shard.h"
 #include "cpu/cpu_hybrid.h"
 #ifdef GA_HAVE_CUDA
 #include "cuda/cuda_hybrid.h"
@@ -149,6 +150,21 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
      * (src/cpu/cpu_hybrid_backend.c) and the CUDA one (src/cuda/cuda_hybrid*.c). */
     const bool hybrid = c->arch != GA_ARCH_QWEN3;
     if (dev == GA_DEVICE_AUTO) dev = ga_cuda_available() ? GA_DEVICE_CUDA : GA_DEVICE_CPU;
+    /* Tensor parallelism (the CUDA backend's ranks, src/cuda/cuda_tp.c): never a silent fall
+     * back to one device or the CPU. */
+    const bool tp = opts.tensor_parallel > 1;
+    if (opts.tensor_parallel < 0 || opts.tensor_parallel > GA_TP_MAX || opts.n_tp_devices < 0 ||
+        opts.n_tp_devices > GA_TP_MAX)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "tensor_parallel %d / %d tp_devices out of range [0, %d]",
+                          opts.tensor_parallel, opts.n_tp_devices, GA_TP_MAX);
+    ga_status tst = tp ? ga_tp_check(c, opts.tensor_parallel, err) : GA_OK; /* hybrids too */
+    if (tst) return tst;
+    if (tp && dev != GA_DEVICE_CUDA)
+        return ga_err_set(
+            err, GA_ERR_UNSUPPORTED, "tensor parallelism (--tp %d) runs on the CUDA backend only%s",
+            opts.tensor_parallel,
+            opts.device == GA_DEVICE_CPU ? ", not --device cpu" : ": no CUDA GPU here");
     ga_session *s = calloc(1, sizeof *s);
     if (!s) return ga_err_set(err, GA_ERR_OOM, "out of memory");
     s->model = m;
@@ -166,7 +182,7 @@ ga_status ga_session_create(const ga_model *m, const ga_session_opts *o, ga_sess
             /* "auto" means the best backend that can run this model: a model the GPU kernels
              * do not cover (a head_dim other than 64/128) runs on the CPU instead. An explicit
              * --device cuda keeps the error. */
-            if (st == GA_ERR_UNSUPPORTED && opts.device == GA_DEVICE_AUTO) {
+            if (st == GA_ERR_UNSUPPORTED && opts.device == GA_DEVICE_AUTO && !tp) {
                 st = hybrid ? ga_cpu_hybrid_backend_create(m, &opts, max_ctx, max_batch,
                                                            &s->backend, err)
                             : ga_cpu_backend_create(m, &opts, max_ctx, max_batch, &s->backend, err);
