@@ -31,8 +31,13 @@ __device__ __forceinline__ float ga_norm_block_sum(float v, float *red) {
     return v; // every thread holds the total
 }
 
+/* x^2 + y^2 + z^2 + w^2 with the roundings spelled out: nvcc contracts a plain
+ * `x*x + y*y + ...` into FMAs as it sees fit, and it chose fma(y, y, x*x) in norm.cu's
+ * one-float4-a-thread kernel but fma(x, x, y*y) in gemv.cu's loop (PTX of 2026-12-02), so the
+ * two disagreed in the last bit of a few rows at dim 1000 (test_backend_ops rows, on the H200).
+ * The intrinsics are never contracted or reordered. */
 __device__ __forceinline__ float ga_norm_sumsq4(float4 v) {
-    return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    return __fmaf_rn(v.w, v.w, __fmaf_rn(v.z, v.z, __fmaf_rn(v.y, v.y, __fmul_rn(v.x, v.x))));
 }
 
 /* 1 / rms from the block total of the squares. */
