@@ -30,7 +30,7 @@
 #define TOL_L2 2e-2
 #define NS 3
 #define CTX 128
-#define STEPS 8
+#define STEPS 16
 
 static uint64_t rng = 0x7e115a11ull;
 
@@ -135,13 +135,15 @@ static void compare(const variant *v, const ga_model *m, int n, const int *devs)
     for (int i = 0; i < NS; i++)
         next[i] = argmax(a + (size_t)(off[i + 1] - 1) * V, V, NULL);
     int compared = 0;
-    bool diverged[NS] = {false};
+    float max_diff = 0.f; /* the largest |logit difference| of the teacher-forced steps */
     for (int k = 0; k < STEPS; k++) {
         CHECK_OK(ga_session_decode_batch(one, seqs, next, NS, a, &err), &err);
         if (k < STEPS / 2) {
             CHECK_OK(ga_session_decode_batch(tp, seqs, next, NS, b, &err), &err);
             snprintf(what, sizeof what, "%s tp %d (%s): decode step %d", v->name, n, kind, k);
             check_rows(what, b, a, NS, V);
+            for (size_t j = 0; j < (size_t)NS * V; j++)
+                max_diff = fmaxf(max_diff, fabsf(b[j] - a[j]));
             for (int i = 0; i < NS; i++)
                 next[i] = argmax(a + (size_t)i * V, V, NULL);
             continue;
@@ -151,18 +153,19 @@ static void compare(const variant *v, const ga_model *m, int n, const int *devs)
         for (int i = 0; i < NS; i++) {
             float margin;
             next[i] = argmax(a + (size_t)i * V, V, &margin);
-            if (diverged[i] || margin < 0.25f) {
-                diverged[i] = true; /* a near-tie may flip: later steps are not compared */
-                continue;
-            }
+            /* Both sessions are fed the one-rank tokens (teacher forcing), so a near-tie skips
+             * only its own step. A flip needs the two logits to move by the margin between
+             * them: at 4x the largest difference measured above it cannot (a fixed 0.25 left
+             * too few steps on random models, whose logits are close together). */
+            if (margin <= 4.f * max_diff) continue;
             CHECK_MSG(got[i] == next[i], "%s tp %d: sequence %d step %d: greedy id %d, one rank %d",
                       v->name, n, i, k, got[i], next[i]);
             compared++;
         }
     }
-    printf("%-52s %d greedy ids compared\n", "", compared);
-    CHECK_MSG(compared >= 6, "%s tp %d: too few well-separated greedy steps (%d)", v->name, n,
-              compared);
+    printf("%-52s %d greedy ids compared (margin > 4 x %.3g)\n", "", compared, max_diff);
+    CHECK_MSG(compared >= NS * STEPS / 8, "%s tp %d: too few well-separated greedy steps (%d)",
+              v->name, n, compared);
 
     /* one sequence, reset and prefilled again alone (several passes of 16 rows) */
     ga_session_reset(one, 1);
