@@ -35,8 +35,9 @@ status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_B/v1/com
 
 # 2. the benchmark (its own server, on the model whose eos the requests must ignore)
 B=(python3 "$GA_SRC/tools/bench_serve.py" --model "$TMP/m" --gattn "$GA_CLI" --device cpu)
+# (three client processes: the requests and clients split unevenly across them, 7/7/6 and 2/2/2)
 "${B[@]}" --serve-args "--threads 1 --max-batch 8" --rates 40 --concurrency 6 --requests 20 \
-  --prompt-len 3:40 --max-tokens 1:12 --warmup 2 --json "$TMP/bench.json" >"$TMP/bench.md" \
+  --client-procs 3 --prompt-len 3:40 --max-tokens 1:12 --warmup 2 --json "$TMP/bench.json" >"$TMP/bench.md" \
   2>"$TMP/bench.err" || fail "bench_serve.py: $(cat "$TMP/bench.err")"
 python3 - "$TMP/bench.json" "$TMP/bench.md" <<'PY' || fail "the benchmark's report"
 import json, math, sys
@@ -69,6 +70,8 @@ PY
 # bad input: one line, exit 2
 "${B[@]}" --rates 1 --prompt-len 5:2 >/dev/null 2>"$TMP/err" && fail "--prompt-len 5:2 accepted"
 grep -q "prompt-len" "$TMP/err" || fail "--prompt-len error: $(cat "$TMP/err")"
+"${B[@]}" --rates 1 --client-procs 0 >/dev/null 2>"$TMP/err" && fail "--client-procs 0 accepted"
+grep -q "client-procs" "$TMP/err" || fail "--client-procs error: $(cat "$TMP/err")"
 python3 "$GA_SRC/tools/bench_serve.py" --model "$TMP/none" --rates 1 >/dev/null 2>"$TMP/err" &&
   fail "a missing model accepted"
 grep -q "config.json" "$TMP/err" || fail "missing model error: $(cat "$TMP/err")"

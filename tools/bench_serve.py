@@ -3,7 +3,7 @@
 
     python3 tools/bench_serve.py --model DIR [--gattn build/gattn] [--device cuda]
         [--rates 2,8,32] [--concurrency 64] [--requests 256] [--prompt-len 32:1024]
-        [--max-tokens 32:256] [--backends gattn,transformers] [--json OUT.json]
+        [--max-tokens 32:256] [--backends gattn,transformers] [--client-procs N] [--json OUT.json]
 
 The request set (seeded, the same for every backend and scenario): --requests prompts of token
 ids drawn uniformly from the model's vocabulary (no tokenizer needed), lengths uniform in
@@ -12,7 +12,9 @@ ignores end-of-sequence ids, so each one produces exactly its max_tokens (checke
 
 Scenarios: for each --rates R, Poisson arrivals at R requests/s (exponential gaps, seeded);
 for each --concurrency C, C clients that each send their next request when the previous one
-ends. Each scenario runs the whole request set after a few warm-up requests.
+ends. Each scenario runs the whole request set after a few warm-up requests. gattn's clients
+run in --client-procs processes (default min(8, CPUs)) that share one start instant: a single
+Python process reading 64 streams falls behind the server and measures its own lag.
 
 Backends:
   gattn         starts `gattn serve --model DIR --port 0 --device D [--serve-args ...]`, reads
@@ -137,16 +139,26 @@ def summarise(backend, scenario, reqs, results, wall_s):
             "ttft": pct(ttft), "itl": pct(itl), "e2e": pct(e2e), "itl_samples": len(itl)}
 
 
-def drive(reqs, scenario, send, seed):
+def drive(reqs, scenario, send, seed, t0=None, at=None, clients=None):
     """Runs send(req, result) for every request on the scenario's schedule, one thread each;
-    returns (results, wall seconds from the first send to the last event)."""
-    results = [{"events": [], "usage": None, "error": None, "sent": None} for _ in reqs]
+    returns (results by request index, wall seconds from t0 to the last event). t0 (a
+    time.perf_counter() instant, by default now), `at` (send times after t0, by default the
+    scenario's Poisson arrivals) and `clients` (by default the scenario's concurrency) let
+    drive_procs give each process its share of one schedule."""
+    results = {req["index"]: {"events": [], "usage": None, "error": None, "sent": None}
+               for req in reqs}
     kind, value = scenario
-    t0 = time.perf_counter()
+    if t0 is None:
+        t0 = time.perf_counter()
+    delay = t0 - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
     if kind == "rate":
+        if at is None:
+            at = arrivals(len(reqs), value, seed)
         threads = []
-        for req, at in zip(reqs, arrivals(len(reqs), value, seed)):
-            delay = t0 + at - time.perf_counter()
+        for req, a in zip(reqs, at):
+            delay = t0 + a - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             th = threading.Thread(target=send, args=(req, results[req["index"]]), daemon=True)
@@ -167,11 +179,58 @@ def drive(reqs, scenario, send, seed):
                     return
                 send(req, results[req["index"]])
 
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(int(value))]
+        n = int(value) if clients is None else clients
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(n)]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
+    last = max((r["events"][-1][0] for r in results.values() if r["events"]),
+               default=time.perf_counter())
+    return results, last - t0
+
+
+def drive_procs(reqs, scenario, send, seed, procs):
+    """drive() spread over `procs` client processes. One Python process cannot read 64 streams
+    at a GPU's pace: its threads share one interpreter lock, fall a step or more behind, then
+    read the queued events back to back (inter-token gaps of microseconds) and send their next
+    request late. Request i goes to process i mod procs with its own send time (rate) or to one
+    of that process's share of the clients (concurrency). All processes start at one
+    time.perf_counter() instant: CLOCK_MONOTONIC, the same clock in every process on Linux."""
+    kind, value = scenario
+    procs = max(1, min(procs, len(reqs), int(value) if kind == "concurrency" else len(reqs)))
+    at = arrivals(len(reqs), value, seed) if kind == "rate" else None
+    if procs == 1:
+        results, wall = drive(reqs, scenario, send, seed, at=at)
+        return [results[r["index"]] for r in reqs], wall
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    t0 = time.perf_counter() + 0.5  # time for every process to be forked and waiting
+    pipes, workers = [], []
+    for p in range(procs):
+        share = [i for i in range(len(reqs)) if i % procs == p]
+        sub = [reqs[i] for i in share]
+        sub_at = [at[i] for i in share] if at is not None else None
+        clients = int(value) // procs + (1 if p < int(value) % procs else 0) \
+            if kind == "concurrency" else None
+        rx, tx = ctx.Pipe(duplex=False)
+
+        def work(sub=sub, sub_at=sub_at, clients=clients, tx=tx):
+            res, _ = drive(sub, scenario, send, seed, t0=t0, at=sub_at, clients=clients)
+            tx.send(res)
+            tx.close()
+
+        w = ctx.Process(target=work, daemon=True)
+        w.start()
+        tx.close()
+        pipes.append(rx)
+        workers.append(w)
+    merged = {}
+    for rx in pipes:
+        merged.update(rx.recv())
+    for w in workers:
+        w.join()
+    results = [merged[r["index"]] for r in reqs]
     last = max((r["events"][-1][0] for r in results if r["events"]), default=time.perf_counter())
     return results, last - t0
 
@@ -267,7 +326,7 @@ def run_gattn(args, reqs, scenarios):
             drive(reqs[:args.warmup], ("concurrency", args.warmup), send, args.seed)
         for sc in scenarios:
             m0 = server.metrics()
-            results, wall = drive(reqs, sc, send, args.seed)
+            results, wall = drive_procs(reqs, sc, send, args.seed, args.client_procs)
             m1 = server.metrics()
             row = summarise("gattn", scenario_name(sc), reqs, results, wall)
             # what the server saw during the scenario (counters: differences)
@@ -472,6 +531,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=4, help="untimed requests before the scenarios")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=600, help="seconds per request")
+    ap.add_argument("--client-procs", type=int, default=min(8, os.cpu_count() or 1),
+                    help="client processes for gattn's requests (default min(8, CPUs)): one\n"
+                    "Python process falls behind 64 streams at a GPU's pace")
     ap.add_argument("--hf-attn", default="paged|sdpa",
                     help="transformers attention implementation (a paged one for its CB;\n"
                     "transformers 5 names them paged|sdpa, paged|flash_attention_2)")
@@ -485,6 +547,8 @@ def main():
             ap.error(f"--backends: '{b}' is not gattn or transformers")
     if args.requests < 1:
         ap.error("--requests must be >= 1")
+    if args.client_procs < 1:
+        ap.error("--client-procs must be >= 1")
     if args.warmup < 0 or args.warmup > args.requests:
         ap.error("--warmup must be in [0, --requests]")
     scenarios = [("rate", r) for r in args.rates] + [("concurrency", c) for c in args.concurrency]
