@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/passes.h"
 #include "cuda_internal.h"
 
 #define GA_GATE_LOW 0.1f
@@ -613,21 +614,8 @@ static ga_status multi_passes(ga_cuda *c, int ns, const int *seqs, const int *po
     ga_status st;
     for (int r0 = 0; r0 < total; r0 += chunk) {
         const int len = total - r0 < chunk ? total - r0 : chunk;
-        int np = 0, n_end = 0, first_end = -1;
-        po[0] = 0;
-        for (int i = 0; i < ns; i++) {
-            const int a = off[i] > r0 ? off[i] : r0;
-            const int e = off[i + 1] < r0 + len ? off[i + 1] : r0 + len;
-            if (a >= e) continue;
-            ps[np] = seqs[i];
-            pp[np] = pos0[i] + (a - off[i]);
-            po[np + 1] = e - r0;
-            np++;
-            if (e == off[i + 1]) { // the sequence's last row is in this pass
-                if (first_end < 0) first_end = i;
-                n_end++;
-            }
-        }
+        int n_end, first_end;
+        const int np = ga_pass_pieces(ns, seqs, pos0, off, r0, len, ps, pp, po, &first_end, &n_end);
         const ga_cuda_plan pl = {.ns = np, .seqs = ps, .pos0 = pp, .off = po};
         if ((st = pass_body(c, tokens + r0, len, &pl, NULL, err))) return st;
         if (logits && all_positions) {

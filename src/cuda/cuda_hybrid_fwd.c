@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/passes.h"
 #include "cuda_hybrid_internal.h"
 
 /* One pass of `rows` rows: prefill pieces (piece i is rows off[i]..off[i+1) of sequence
@@ -396,21 +397,8 @@ ga_status ga_cuda_hyb_forward_multi(ga_backend *b, int ns, const int *seqs, cons
     int next_out = 0; /* without all_positions: the next sequence whose logits come back */
     for (int r0 = 0; r0 < total && !st; r0 += chunk) {
         const int len = total - r0 < chunk ? total - r0 : chunk;
-        int np = 0, n_end = 0, first_end = -1;
-        po[0] = 0;
-        for (int i = 0; i < ns; i++) {
-            const int a = off[i] > r0 ? off[i] : r0;
-            const int e = off[i + 1] < r0 + len ? off[i + 1] : r0 + len;
-            if (a >= e) continue;
-            ps[np] = seqs[i];
-            pp[np] = pos0[i] + (a - off[i]);
-            po[np + 1] = e - r0;
-            np++;
-            if (e == off[i + 1]) { /* the sequence's last row is in this chunk */
-                if (first_end < 0) first_end = i;
-                n_end++;
-            }
-        }
+        int n_end, first_end;
+        const int np = ga_pass_pieces(ns, seqs, pos0, off, r0, len, ps, pp, po, &first_end, &n_end);
         const pass p = {.rows = len, .np = np, .seqs = ps, .pos0 = pp, .off = po};
         if ((st = stage(h, &p, NULL, NULL, tokens + r0, err)) || (st = layers(h, &p, err))) break;
         if (logits && all_positions) {
