@@ -54,6 +54,10 @@ for r in rows:
     assert s["gattn_generation_tokens_total"] == r["output_tokens"], (name, s)
     assert s["gattn_prompt_tokens_total"] == r["input_tokens"], (name, s)
     assert s["gattn_prefill_sequences_total"] >= 20 and s["gattn_prefill_calls_total"] >= 1, s
+    # the server's own ITL histogram: one sample per token after each request's first
+    si = r["server_itl"]
+    assert si["samples"] == r["output_tokens"] - 20, (name, si)
+    assert si["p50_le_ms"] is None or si["p50_le_ms"] <= (si["p99_le_ms"] or 1e9), (name, si)
     # figures consistent with each other
     assert math.isclose(r["requests_per_s"] * r["wall_s"], 20, rel_tol=1e-9), name
     assert math.isclose(r["output_tokens_per_s"] * r["wall_s"], r["output_tokens"], rel_tol=1e-9)

@@ -259,8 +259,8 @@ class GattnServer:
         c.close()
         out = {}
         for ln in text.splitlines():
-            if ln.startswith("gattn_") and "{" not in ln and " " in ln:
-                k, v = ln.split(" ", 1)
+            if ln.startswith("gattn_") and " " in ln:
+                k, v = ln.rsplit(" ", 1)  # histogram buckets keep their {le="..."} in the key
                 out[k] = float(v)
         return out
 
@@ -273,6 +273,28 @@ class GattnServer:
             self.proc.wait()
         if self.log is not subprocess.DEVNULL:
             self.log.close()
+
+
+def server_itl(m0, m1):
+    """The server's own inter-token latency over the scenario (its histogram's counts between
+    the two /metrics reads): samples, and for p50/p90/p99 the upper bound of the bucket that
+    holds the percentile (None past the last finite bound). Measured where each token is made,
+    so a client that falls behind cannot inflate it: when it is far below the client's ITL, the
+    load generator, not the server, is the bottleneck."""
+    name = "gattn_inter_token_latency_seconds_bucket{le="
+    bounds = sorted((float(k[len(name) + 1:-2]), k) for k in m1
+                    if k.startswith(name) and "Inf" not in k)
+    inf = name + '"+Inf"}'
+    total = m1.get(inf, 0) - m0.get(inf, 0)
+    out = {"samples": int(total)}
+    for p in (50, 90, 99):
+        le = None
+        for b, k in bounds:  # cumulative counts
+            if total > 0 and m1[k] - m0.get(k, 0) >= total * p / 100.0:
+                le = b * 1e3
+                break
+        out[f"p{p}_le_ms"] = le
+    return out
 
 
 def gattn_send(server, timeout):
@@ -334,6 +356,7 @@ def run_gattn(args, reqs, scenarios):
                 "gattn_prefill_calls_total", "gattn_prefill_sequences_total",
                 "gattn_prompt_tokens_total", "gattn_generation_tokens_total",
                 "gattn_preemptions_total")}
+            row["server_itl"] = server_itl(m0, m1)
             rows.append(row)
             report_row(row)
     finally:
@@ -496,6 +519,11 @@ def report_row(r):
           f"{fmt(r['requests_per_s'], 2)} req/s  {fmt(r['output_tokens_per_s'])} tok/s  "
           f"TTFT p50 {fmt(r['ttft']['p50_ms'])} ms  ITL p50 {fmt(r['itl']['p50_ms'])} "
           f"p99 {fmt(r['itl']['p99_ms'])} ms", file=sys.stderr)
+    si = r.get("server_itl")
+    if si and si["samples"]:
+        le = ["-" if si[k] is None else f"<= {si[k]:g}" for k in ("p50_le_ms", "p90_le_ms", "p99_le_ms")]
+        print(f"{'':12s} {'':14s} the server's own ITL ({si['samples']} tokens): p50 {le[0]}, "
+              f"p90 {le[1]}, p99 {le[2]} ms", file=sys.stderr)
 
 
 def table(rows):
