@@ -58,6 +58,12 @@ for r in rows:
     si = r["server_itl"]
     assert si["samples"] == r["output_tokens"] - 20, (name, si)
     assert si["p50_le_ms"] is None or si["p50_le_ms"] <= (si["p99_le_ms"] or 1e9), (name, si)
+    # the engine's own time: decode rows = generated tokens after each first (no preemption
+    # here), busy time within the wall time
+    en = r["engine"]
+    assert s["gattn_decode_rows_total"] == r["output_tokens"] - 20, (name, s)
+    assert s["gattn_decode_steps_total"] >= 1 and 1 <= en["mean_batch"] <= 8, (name, en)
+    assert 0 < en["busy"] <= 1.0 + 1e-6 and 0 <= en["prefill_share"] <= en["busy"], (name, en)
     # figures consistent with each other
     assert math.isclose(r["requests_per_s"] * r["wall_s"], 20, rel_tol=1e-9), name
     assert math.isclose(r["output_tokens_per_s"] * r["wall_s"], r["output_tokens"], rel_tol=1e-9)

@@ -297,6 +297,19 @@ def server_itl(m0, m1):
     return out
 
 
+def engine_time(d, wall):
+    """The server's engine loop over the scenario, from its counters' differences: the share of
+    the wall time spent in prefill passes and decode steps (busy; the rest it waited for work),
+    the mean decode step and the mean batch of a step."""
+    pre, dec = d.get("gattn_prefill_seconds_total", 0), d.get("gattn_decode_seconds_total", 0)
+    steps, rows = d.get("gattn_decode_steps_total", 0), d.get("gattn_decode_rows_total", 0)
+    return {"busy": (pre + dec) / wall if wall > 0 else None,
+            "prefill_share": pre / wall if wall > 0 else None,
+            "decode_step_ms": dec / steps * 1e3 if steps else None,
+            "mean_batch": rows / steps if steps else None,
+            "decode_rows_per_s": rows / dec if dec > 0 else None}
+
+
 def gattn_send(server, timeout):
     def send(req, res):
         body = json.dumps({"prompt": req["prompt"], "max_tokens": req["max_tokens"],
@@ -355,8 +368,11 @@ def run_gattn(args, reqs, scenarios):
             row["server"] = {k: m1.get(k, 0) - m0.get(k, 0) for k in (
                 "gattn_prefill_calls_total", "gattn_prefill_sequences_total",
                 "gattn_prompt_tokens_total", "gattn_generation_tokens_total",
-                "gattn_preemptions_total")}
+                "gattn_preemptions_total", "gattn_prefill_seconds_total",
+                "gattn_decode_seconds_total", "gattn_decode_steps_total",
+                "gattn_decode_rows_total")}
             row["server_itl"] = server_itl(m0, m1)
+            row["engine"] = engine_time(row["server"], wall)
             rows.append(row)
             report_row(row)
     finally:
@@ -524,6 +540,12 @@ def report_row(r):
         le = ["-" if si[k] is None else f"<= {si[k]:g}" for k in ("p50_le_ms", "p90_le_ms", "p99_le_ms")]
         print(f"{'':12s} {'':14s} the server's own ITL ({si['samples']} tokens): p50 {le[0]}, "
               f"p90 {le[1]}, p99 {le[2]} ms", file=sys.stderr)
+    en = r.get("engine")
+    if en and en["busy"] is not None and en["decode_step_ms"] is not None:
+        print(f"{'':12s} {'':14s} the server's engine: busy {100 * en['busy']:.0f}% of the wall "
+              f"time ({100 * en['prefill_share']:.0f}% prefill), decode step "
+              f"{en['decode_step_ms']:.2f} ms at a mean batch of {en['mean_batch']:.1f} "
+              f"({en['decode_rows_per_s']:.0f} rows/s)", file=sys.stderr)
 
 
 def table(rows):

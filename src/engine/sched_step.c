@@ -140,7 +140,10 @@ bool sched_decode_step(ga_sched *q) {
     double dt = sched_now() - t0;
     pthread_mutex_lock(&q->mu);
     q->met.decode_s += dt;
-    if (!st) q->met.decode_tokens += (uint64_t)nb;
+    if (!st) {
+        q->met.decode_tokens += (uint64_t)nb;
+        q->met.decode_steps++;
+    }
     pthread_mutex_unlock(&q->mu);
     for (int b = 0; b < nb; b++) {
         ga_sched_req *r = q->active[q->rows[b]];

@@ -115,6 +115,7 @@ typedef struct ga_sched_metrics {
                                  * mean number of requests a prefill call carries) */
     uint64_t decode_tokens;     /* rows of decode steps (with the replays of a preempted
                                  * request's sent tokens, src/engine/sched_cache.c) */
+    uint64_t decode_steps;      /* decode steps (decode_tokens / decode_steps: the mean batch) */
     ga_sched_hist ttft;         /* submit to first token */
     ga_sched_hist itl;          /* between consecutive tokens of a request */
 } ga_sched_metrics;

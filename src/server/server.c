@@ -168,6 +168,16 @@ static enum MHD_Result get_metrics(ga_server *srv, struct MHD_Connection *c) {
     metric(&b, "gattn_decode_tokens_per_second", "gauge",
            "Tokens per second of decode-step time, since start.",
            m.decode_s > 0 ? (double)m.decode_tokens / m.decode_s : 0);
+    /* The engine loop's own time, as counters: a load generator can take differences over
+     * its run and tell a busy server (prefill + decode seconds close to the wall time) from
+     * one waiting for its clients. */
+    metric(&b, "gattn_prefill_seconds_total", "counter", "Wall time in prefill passes.",
+           m.prefill_s);
+    metric(&b, "gattn_decode_seconds_total", "counter", "Wall time in decode steps.", m.decode_s);
+    metric(&b, "gattn_decode_steps_total", "counter", "Decode steps.", (double)m.decode_steps);
+    metric(&b, "gattn_decode_rows_total", "counter",
+           "Rows of those steps (over gattn_decode_steps_total: the mean batch).",
+           (double)m.decode_tokens);
     char line[160];
     ga_buf_str(&b, "# HELP gattn_requests_finished_total Requests finished, by reason.\n"
                    "# TYPE gattn_requests_finished_total counter\n");
