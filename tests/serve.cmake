@@ -15,3 +15,5 @@ if(GA_HAVE_CUDA)
   # node): 32 concurrent requests vs gattn generate, paged + exact and slots + bf16 tolerance
   ga_add_script_test(serve_cuda serve_cuda.sh LABELS "gpu")
 endif()
+# --prefill-share's budget (ga_sched_prefill_budget), case by case.
+ga_add_test(test_sched_budget SOURCES test_sched_budget.c)

@@ -2,6 +2,8 @@
 # Continuous batching under load (tests/serve_load.js): 64 concurrent clients, each answer
 # complete and equal to the same request served alone and, for some, to `gattn generate`.
 # A small --prefill-chunk makes long prompts prefill in pieces between the others' decodes.
+# Server B holds every prefill pass that runs beside decodes to the minimum (--prefill-share
+# 0.001): the answers must still equal those served alone, and /metrics must count such passes.
 source "$GA_SRC/tests/serve_lib.sh"
 command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
@@ -21,3 +23,9 @@ curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '
   $1 == "gattn_prefill_calls_total" { c = $2 } $1 == "gattn_prefill_sequences_total" { s = $2 }
   END { print "prefill calls " c ", request chunks in them " s; exit !(c > 0 && s > c) }' ||
   fail "no prefill call carried several requests"
+start_server B --model "$TMP/m" --max-batch 16 --prefill-chunk 256 --prefill-share 0.001 \
+  --max-context 512
+timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_B" "$GA_CLI" "$TMP/m" 24
+curl -s "http://127.0.0.1:$PORT_B/metrics" | awk '
+  $1 == "gattn_prefill_capped_total" { c = $2 } END { print "prefill passes held by the share " c; exit !(c > 0) }' ||
+  fail "--prefill-share 0.001 held no prefill pass"

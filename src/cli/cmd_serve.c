@@ -26,7 +26,7 @@ typedef struct serve_args {
     const char *dir, *host, *api_key, *name;
     long port, max_batch, max_context, prefill_chunk, max_queue, max_body, threads;
     long kv_blocks, kv_block_size;
-    double shutdown_s, kv_memory_gib;
+    double shutdown_s, kv_memory_gib, prefill_share;
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cuda_weights cuda_weights;
@@ -42,7 +42,8 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                       .prefill_chunk = 512,
                       .max_queue = 256,
                       .max_body = 4 << 20,
-                      .shutdown_s = 10};
+                      .shutdown_s = 10,
+                      .prefill_share = 1};
     ga_opt opts[] = {
         GA_O_STR("--model", &a->dir, "DIR", "the model folder (required)"),
         GA_O_STR("--host", &a->host, "ADDR", "address to listen on (default 127.0.0.1)"),
@@ -72,6 +73,10 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_LONG("--prefill-chunk", &a->prefill_chunk, 1, GA_PREFILL_CHUNK_MAX, "N",
                   "prompt tokens per scheduler step, all requests together, run\n"
                   "as one CUDA prefill pass (default 512)"),
+        GA_O_FLOAT("--prefill-share", &a->prefill_share, 0, 1000, "X",
+                   "while requests decode, a step's prefill takes at most X times\n"
+                   "the decode step's time, so their next token waits at most about\n"
+                   "(1 + X) steps (default 1; 0: the whole --prefill-chunk every step)"),
         GA_O_LONG("--max-queue", &a->max_queue, 1, 1 << 20, "N",
                   "requests waiting for a slot at most; more get 429 (default 256)"),
         GA_O_LONG("--max-body", &a->max_body, 64, 1L << 30, "BYTES",
@@ -176,7 +181,9 @@ int ga_cmd_serve(int argc, char **argv) {
      * session, and reading its block counts from here would race with it. */
     ga_kv_info ki;
     ga_session_kv_info(s, &ki);
-    ga_sched_opts qo = {.prefill_chunk = (int)a.prefill_chunk, .max_queue = (int)a.max_queue};
+    ga_sched_opts qo = {.prefill_chunk = (int)a.prefill_chunk,
+                        .max_queue = (int)a.max_queue,
+                        .prefill_share = a.prefill_share > 0 ? a.prefill_share : -1};
     if (ga_sched_create(s, m, &qo, &q, &err) || ga_sched_start(q, &err)) {
         ga_cli_fail_err(C, &err);
         goto done;

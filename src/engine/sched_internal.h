@@ -50,6 +50,10 @@ struct ga_sched {
     bool paged; /* the session's cache is paged: admission and growth count blocks */
     int block_size, blocks_total;
     ga_sched_metrics met; /* under mu */
+    /* the prefill share (ga_sched_opts.prefill_share), scheduler thread only: this loop
+     * iteration's decode step time (0: none ran) and the running estimate of the prefill
+     * time per prompt token (0: not measured yet) */
+    double step_decode_s, prefill_tok_s;
     /* step scratch, scheduler thread only */
     float *logits; /* max_batch * V */
     void *sample_scratch;

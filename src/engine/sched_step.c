@@ -123,7 +123,10 @@ bool sched_decode_step(ga_sched *q) {
         need_logits = need_logits || r->o.logprobs >= 0;
         nb++;
     }
-    if (!nb) return false;
+    if (!nb) {
+        q->step_decode_s = 0;
+        return false;
+    }
     ga_err err = {{0}};
     double t0 = sched_now();
     ga_status st;
@@ -138,6 +141,7 @@ bool sched_decode_step(ga_sched *q) {
                                         (uint64_t)q->pos[b] + 1, q->sample_scratch);
     }
     double dt = sched_now() - t0;
+    q->step_decode_s = st ? 0 : dt;
     pthread_mutex_lock(&q->mu);
     q->met.decode_s += dt;
     if (!st) {
@@ -164,8 +168,22 @@ bool sched_decode_step(ga_sched *q) {
  * own sequence, so a request's logits are those it would get alone where the backend's rows do
  * not depend on their neighbours (the CPU backend; tests/serve_load checks it). The call is all
  * or nothing: when it fails, every request in it fails. */
+int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s,
+                            double prefill_tok_s) {
+    if (share <= 0 || decode_s <= 0 || prefill_tok_s <= 0) return prefill_chunk;
+    const double cap = share * decode_s / prefill_tok_s + 1e-6; /* 2.5 x 2 ms / 10 us is 500 */
+    const int lo = prefill_chunk < GA_SCHED_MIN_PREFILL ? prefill_chunk : GA_SCHED_MIN_PREFILL;
+    if (cap >= prefill_chunk) return prefill_chunk;
+    return cap < lo ? lo : (int)cap;
+}
+
 void sched_prefill_step(ga_sched *q, bool *progress) {
-    int budget = q->o.prefill_chunk, ns = 0;
+    /* Decodes ran this iteration: the pass is held to prefill_share of their step time, so the
+     * decoding requests' next token is not held up by a whole prefill chunk (chunking changes
+     * no result: a prompt in any passes gives the same cache and logits). */
+    const int budget_cap = ga_sched_prefill_budget(q->o.prefill_chunk, q->o.prefill_share,
+                                                   q->step_decode_s, q->prefill_tok_s);
+    int budget = budget_cap, ns = 0;
     int64_t free_b = q->paged ? sched_free_blocks(q) : 0;
     q->poffs[0] = 0;
     /* plan: which requests, how many tokens each */
@@ -190,6 +208,7 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
     }
     if (!ns) return;
     *progress = true;
+    const bool capped = budget_cap < q->o.prefill_chunk && budget == 0; /* the cap ended it */
     /* logits (each request's last row) when some request's prompt ends in this chunk */
     bool need = false;
     for (int k = 0; k < ns; k++) {
@@ -202,12 +221,19 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
     ga_status st = ga_session_forward_multi(q->s, ns, q->seqs, q->ptoks, q->poffs, false,
                                             need ? q->logits : NULL, &err);
     double dt = sched_now() - t0;
+    /* the time per prompt token, a running average over passes of some size (a pass of a few
+     * tokens is mostly fixed cost: it would make every later budget the minimum) */
+    if (!st && q->poffs[ns] >= GA_SCHED_MIN_PREFILL / 2) {
+        const double t = dt / q->poffs[ns];
+        q->prefill_tok_s = q->prefill_tok_s > 0 ? 0.75 * q->prefill_tok_s + 0.25 * t : t;
+    }
     pthread_mutex_lock(&q->mu);
     q->met.prefill_s += dt;
     if (!st) {
         q->met.prompt_tokens += (uint64_t)q->poffs[ns];
         q->met.prefill_calls++;
         q->met.prefill_seqs += (uint64_t)ns;
+        if (capped) q->met.prefill_capped++;
     }
     pthread_mutex_unlock(&q->mu);
     for (int k = 0; k < ns; k++) {

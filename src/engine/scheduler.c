@@ -36,6 +36,10 @@ ga_status ga_sched_create(ga_session *s, const ga_model *m, const ga_sched_opts 
     if (opts.prefill_chunk < 0 || opts.max_queue < 0)
         return ga_err_set(err, GA_ERR_ARG, "scheduler: negative prefill_chunk or max_queue");
     if (!opts.prefill_chunk) opts.prefill_chunk = 512;
+    if (!(opts.prefill_share == opts.prefill_share) || opts.prefill_share > 1000)
+        return ga_err_set(err, GA_ERR_ARG, "scheduler: prefill_share %g is not a number <= 1000",
+                          opts.prefill_share);
+    if (opts.prefill_share == 0) opts.prefill_share = 1.0;
     if (!opts.max_queue) opts.max_queue = 256;
     ga_sched *q = calloc(1, sizeof *q);
     if (!q) return ga_err_set(err, GA_ERR_OOM, "scheduler: out of memory");

@@ -83,7 +83,20 @@ typedef struct ga_sched_req_opts {
 typedef struct ga_sched_opts {
     int prefill_chunk; /* prompt tokens per step, all requests together (0: 512) */
     int max_queue;     /* waiting requests at most (0: 256) */
+    /* In a step where requests are decoding, the prefill pass takes at most this multiple of
+     * that step's decode time (prompt tokens estimated from the measured prefill time per
+     * token), so a running request's next token waits at most about (1 + share) decode steps
+     * (0: 1.0; < 0: no limit, the whole prefill_chunk every step). */
+    double prefill_share;
 } ga_sched_opts;
+
+/* The fewest prompt tokens a step's prefill takes when any are waiting (no starvation). */
+#define GA_SCHED_MIN_PREFILL 32
+
+/* The prompt-token budget of a step's prefill pass: prefill_chunk, capped at share x decode_s /
+ * prefill_tok_s when decodes ran (decode_s > 0), the limit is on (share > 0) and a time per
+ * prompt token is known (prefill_tok_s > 0); never below GA_SCHED_MIN_PREFILL (or the chunk). */
+int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s, double prefill_tok_s);
 
 /* Why a submission was refused (GA_ERR_ARG with a message otherwise). */
 typedef enum ga_sched_refusal {
@@ -116,6 +129,7 @@ typedef struct ga_sched_metrics {
     uint64_t decode_tokens;     /* rows of decode steps (with the replays of a preempted
                                  * request's sent tokens, src/engine/sched_cache.c) */
     uint64_t decode_steps;      /* decode steps (decode_tokens / decode_steps: the mean batch) */
+    uint64_t prefill_capped;    /* prefill passes whose budget prefill_share cut below the chunk */
     ga_sched_hist ttft;         /* submit to first token */
     ga_sched_hist itl;          /* between consecutive tokens of a request */
 } ga_sched_metrics;

@@ -175,6 +175,9 @@ static enum MHD_Result get_metrics(ga_server *srv, struct MHD_Connection *c) {
            m.prefill_s);
     metric(&b, "gattn_decode_seconds_total", "counter", "Wall time in decode steps.", m.decode_s);
     metric(&b, "gattn_decode_steps_total", "counter", "Decode steps.", (double)m.decode_steps);
+    metric(&b, "gattn_prefill_capped_total", "counter",
+           "Prefill passes held below --prefill-chunk by --prefill-share (decodes were running).",
+           (double)m.prefill_capped);
     metric(&b, "gattn_decode_rows_total", "counter",
            "Rows of those steps (over gattn_decode_steps_total: the mean batch).",
            (double)m.decode_tokens);
