@@ -179,8 +179,9 @@ int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s,
 
 void sched_prefill_step(ga_sched *q, bool *progress) {
     /* Decodes ran this iteration: the pass is held to prefill_share of their step time, so the
-     * decoding requests' next token is not held up by a whole prefill chunk (chunking changes
-     * no result: a prompt in any passes gives the same cache and logits). */
+     * decoding requests' next token is not held up by a whole prefill chunk (on the CPU a
+     * prompt in any passes gives the same cache and logits; on CUDA pass heights change
+     * rounding only, as prefill_chunk does). */
     const int budget_cap = ga_sched_prefill_budget(q->o.prefill_chunk, q->o.prefill_share,
                                                    q->step_decode_s, q->prefill_tok_s);
     int budget = budget_cap, ns = 0;
