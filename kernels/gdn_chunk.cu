@@ -179,6 +179,11 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
     for (int c = 0; c < nch; c++) {
         const int t0 = c * CH, L = min(CH, T - t0);
         const float *gc = ws + l.gc + (size_t)h * T + t0;
+        // Not before every warp has finished the last chunk's S update, which reads dsh: without
+        // this barrier warps 0-1 could overwrite dsh under the others (a race found by running
+        // the kernel in a thread-per-lane CPU emulation, branch h13-gdn's tools/gdn_emu; a last
+        // chunk shorter than 64 tokens shows it).
+        __syncthreads();
         if (tid < CH) {
             gsh[tid] = tid < L ? gc[tid] : 0.f;
             dsh[tid] = tid < L ? __expf(gc[L - 1] - gc[tid]) : 0.f; // exp(G_{L-1} - G_s)
