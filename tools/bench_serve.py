@@ -216,8 +216,7 @@ def drive_procs(reqs, scenario, send, seed, procs):
         rx, tx = ctx.Pipe(duplex=False)
 
         def work(sub=sub, sub_at=sub_at, clients=clients, tx=tx):
-            res, _ = drive(sub, scenario, send, seed, t0=t0, at=sub_at, clients=clients)
-            tx.send(res)
+            tx.send(drive(sub, scenario, send, seed, t0=t0, at=sub_at, clients=clients))
             tx.close()
 
         w = ctx.Process(target=work, daemon=True)
@@ -225,14 +224,14 @@ def drive_procs(reqs, scenario, send, seed, procs):
         tx.close()
         pipes.append(rx)
         workers.append(w)
-    merged = {}
-    for rx in pipes:
-        merged.update(rx.recv())
+    merged, wall = {}, 0.0
+    for rx in pipes:  # every process measured from the same t0: the scenario ends with the last
+        res, proc_wall = rx.recv()
+        merged.update(res)
+        wall = max(wall, proc_wall)
     for w in workers:
         w.join()
-    results = [merged[r["index"]] for r in reqs]
-    last = max((r["events"][-1][0] for r in results if r["events"]), default=time.perf_counter())
-    return results, last - t0
+    return [merged[r["index"]] for r in reqs], wall
 
 # ---------------------------------------------------------------------------- gattn serve
 

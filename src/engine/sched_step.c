@@ -162,12 +162,6 @@ bool sched_decode_step(ga_sched *q) {
     return true;
 }
 
-/* Up to prefill_chunk prompt tokens, oldest request first, every request's chunk in one
- * ga_session_forward_multi call: their rows share each weight GEMM on a backend with the
- * multi-sequence hook (the chunk budget is shared, as before). Each row attends only to its
- * own sequence, so a request's logits are those it would get alone where the backend's rows do
- * not depend on their neighbours (the CPU backend; tests/serve_load checks it). The call is all
- * or nothing: when it fails, every request in it fails. */
 int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s,
                             double prefill_tok_s) {
     if (share <= 0 || decode_s <= 0 || prefill_tok_s <= 0) return prefill_chunk;
@@ -177,6 +171,12 @@ int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s,
     return cap < lo ? lo : (int)cap;
 }
 
+/* Up to prefill_chunk prompt tokens, oldest request first, every request's chunk in one
+ * ga_session_forward_multi call: their rows share each weight GEMM on a backend with the
+ * multi-sequence hook (the chunk budget is shared, as before). Each row attends only to its
+ * own sequence, so a request's logits are those it would get alone where the backend's rows do
+ * not depend on their neighbours (the CPU backend; tests/serve_load checks it). The call is all
+ * or nothing: when it fails, every request in it fails. */
 void sched_prefill_step(ga_sched *q, bool *progress) {
     /* Decodes ran this iteration: the pass is held to prefill_share of their step time, so the
      * decoding requests' next token is not held up by a whole prefill chunk (on the CPU a
