@@ -84,6 +84,9 @@ done
 expect_exit 2 "--cuda-gemm" "$G" bench --cuda-gemm ""
 expect_exit 2 "needs --rope-factor" "$G" serve --model "$M" --rope-scaling yarn
 expect_exit 2 "'ntk' is not" "$G" serve --model "$M" --rope-scaling ntk --rope-factor 2
+for v in -1 x 1e9 nan; do
+  expect_exit 2 "--prefill-share: '$v' is not a number in [0, 1000]" "$G" serve --model "$M" --prefill-share "$v"
+done
 expect_exit 2 "--model DIR and --tokens" "$G" logits --model "$M"
 expect_exit 1 "/nonexistent/model" "$G" info --model /nonexistent/model
 expect_exit 1 "/nonexistent/model" "$G" logits --model /nonexistent/model --tokens 1
