@@ -131,8 +131,13 @@ int main(void) {
     CHECK(ga_gemv_rmsnorm(f, f + 1, 1e-6f, d, d, true, 1, 4, 8, false, 0, &err) == GA_ERR_ARG);
     CHECK(strstr(err.msg, "ga_gemv_rmsnorm") != NULL);
     CHECK(ga_gemv_rmsnorm(f, f, 1e-6f, d, d, true, 8, 4, 4096, false, 0, &err) == GA_ERR_ARG);
-    CHECK(ga_gemv_norm_supported(f, f, d, 1, 4096) && ga_gemv_norm_supported(f, f, d, 8, 3072));
-    CHECK(!ga_gemv_norm_supported(f, f, d, 8, 3080) && !ga_gemv_norm_supported(f, f, d, 1, 24584));
+    /* the staged input's limit is GA_GEMV_STAGE_BYTES (48 KB less red[]), exactly: the largest
+     * K a multiple of 8 under it passes, the next one does not (M 8 x K 3072 once passed and
+     * then failed its launch) */
+    const int k8 = GA_GEMV_STAGE_BYTES / (8 * 2) / 8 * 8, k1 = GA_GEMV_STAGE_BYTES / 2 / 8 * 8;
+    CHECK(ga_gemv_norm_supported(f, f, d, 1, 4096) && ga_gemv_norm_supported(f, f, d, 8, k8));
+    CHECK(!ga_gemv_norm_supported(f, f, d, 8, k8 + 8) && !ga_gemv_norm_supported(f, f, d, 8, 3072));
+    CHECK(ga_gemv_norm_supported(f, f, d, 1, k1) && !ga_gemv_norm_supported(f, f, d, 1, k1 + 8));
     CHECK(ga_gemv_rmsnorm_swiglu(f, f, 1e-6f, d, d, GA_GEMV_MAX_M + 1, 4, 8, false, 0, &err) ==
           GA_ERR_ARG);
     CHECK(ga_gemv_rmsnorm_swiglu(f, f, 1e-6f, d, d, 1, 0, 8, false, 0, &err) == GA_ERR_ARG);
