@@ -103,8 +103,11 @@ expect_exit 1 "only baseline qwen3" "$PY" "$SRC_DIR/tools/make_gguf.py" --lcpp "
 # llama-bench on the tiny model through the script: a markdown table with pp16 and tg4 rows
 # and a JSON file of the same run.
 "$G" write-model --out "$T/bench" --dtype bf16 "${HD[@]}" >/dev/null
-if bash "$SRC_DIR/tools/bench_llamacpp.sh" "$LCPP_SRC" "$T/bench" "$T/out" >"$T/b" 2>"$T/e" &&
-  grep -q "pp16" "$T/b" && grep -q "tg4" "$T/b" && grep -q '"avg_ts"' "$T/out/llamacpp.json"; then
+if LCPP_GGUF=$T/bench.gguf bash "$SRC_DIR/tools/bench_llamacpp.sh" "$LCPP_SRC" "$T/bench" \
+  "$T/bout" >"$T/b" 2>"$T/e" && grep -q "| *pp16 |" "$T/b" && grep -q "| *tg4 |" "$T/b" &&
+  "$PY" -c 'import json, sys; r = json.load(open(sys.argv[1]));
+assert [(x["n_prompt"], x["n_gen"]) for x in r] == [(16, 0), (0, 4)]
+assert all(x["avg_ts"] > 0 for x in r)' "$T/bout/llamacpp.json"; then
   ok
 else
   bad "bench_llamacpp: $(cat "$T/b" "$T/e")"

@@ -8,14 +8,15 @@
 #    tools/lcpp/lcpp_logits.c against the same libraries; an existing build is reused (ninja
 #    only rebuilds what changed), and the build's seconds are printed.
 # 2. With MODEL_DIR (a baseline folder, e.g. `gattn write-model --preset paper-1.7b --variant
-#    baseline`): converts it with tools/make_gguf.py to a bf16 GGUF in LCPP_BUILD/models
+#    baseline`): converts it with tools/make_gguf.py to a GGUF in LCPP_BUILD/models
 #    (reused while newer than the folder's weights), then runs
 #      llama-bench -m X.gguf -ngl 99 -fa 1 -p 2048 -n 128 -b 2048 -ub 2048 -r 3 -o md
 #    (-b/-ub 2048: the prompt is one batch, as gattn's prefill; batch 1 for tg) and prints its
 #    markdown table; with OUT it also writes OUT/llamacpp.md and OUT/llamacpp.json (llama-bench's
-#    own JSON: avg_ts/stddev_ts tokens per second per test, build commit, GPU name).
+#    own JSON of the same run: avg_ts/stddev_ts tokens per second and samples per test, GPU
+#    name; build_commit is "unknown" for a source tree without .git).
 #
-# Environment: LCPP_BUILD, LCPP_CUDA (1), LCPP_CUDA_ARCH (90), LCPP_JOBS ($(nproc)),
+# Environment: LCPP_BUILD, LCPP_GGUF (the converted file's path), LCPP_CUDA (1), LCPP_CUDA_ARCH (90), LCPP_JOBS ($(nproc)),
 # LCPP_P (2048), LCPP_N (128), LCPP_REPS (3), PYTHON (a python3 with numpy; found if unset).
 # Needs cmake, ninja, a C/C++ compiler and, for CUDA, nvcc; no network.
 set -euo pipefail
@@ -39,9 +40,11 @@ REPS=${LCPP_REPS:-3}
 
 # --- build -------------------------------------------------------------------------------
 t0=$(date +%s)
+mkdir -p "$(dirname "$BUILD")"
 if [ ! -f "$BUILD/build.ninja" ]; then
   if [ "$CUDA" = 1 ]; then
-    gpu=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH")
+    # One GPU: no NCCL. One architecture: the build time is mostly nvcc over ~140 files.
+    gpu=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" -DGGML_CUDA_NCCL=OFF)
   else
     gpu=(-DGGML_CUDA=OFF)
   fi
@@ -51,7 +54,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "${gpu[@]}" \
     -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-    -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON \
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DGGML_CCACHE=OFF \
     >"$BUILD.configure.log" 2>&1 ||
     { tail -30 "$BUILD.configure.log" >&2; exit 1; }
 fi
@@ -76,7 +79,8 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 mkdir -p "$BUILD/models"
 MODEL=$(cd "$MODEL" && pwd)
-GGUF="$BUILD/models/$(basename "$MODEL")-bf16.gguf"
+# Named by the folder's path too, so two folders of one name never share a stale file.
+GGUF=${LCPP_GGUF:-$BUILD/models/$(basename "$MODEL")-$(printf %s "$MODEL" | cksum | cut -d" " -f1).gguf}
 newest=$(ls -t "$MODEL"/config.json "$MODEL"/*.safetensors | head -1)
 if [ ! -f "$GGUF" ] || [ "$newest" -nt "$GGUF" ]; then
   t0=$(date +%s)
@@ -90,9 +94,12 @@ fi
 # (llama-bench's tg is batch 1) from an empty cache, as `gattn bench`'s decode at depth 0.
 args=(-m "$GGUF" -ngl 99 -fa 1 -p "$P" -n "$N" -b "$P" -ub "$P" -r "$REPS")
 if [ -n "$OUT" ]; then
+  # One run for both: the table on stdout, llama-bench's JSON on stderr (-oe), which also gets
+  # any backend start-up lines, so the JSON is cut from its first line that opens the array.
   mkdir -p "$OUT"
-  "$BUILD/bin/llama-bench" "${args[@]}" -o md | tee "$OUT/llamacpp.md"
-  "$BUILD/bin/llama-bench" "${args[@]}" -o json >"$OUT/llamacpp.json"
+  "$BUILD/bin/llama-bench" "${args[@]}" -o md -oe json 2>"$OUT/llamacpp.stderr" |
+    tee "$OUT/llamacpp.md"
+  sed -n '/^\[/,$p' "$OUT/llamacpp.stderr" >"$OUT/llamacpp.json"
 else
   "$BUILD/bin/llama-bench" "${args[@]}" -o md
 fi
