@@ -16,8 +16,9 @@
 #    own JSON of the same run: avg_ts/stddev_ts tokens per second and samples per test, GPU
 #    name; build_commit is "unknown" for a source tree without .git).
 #
-# Environment: LCPP_BUILD, LCPP_GGUF (the converted file's path), LCPP_CUDA (1), LCPP_CUDA_ARCH (90), LCPP_JOBS ($(nproc)),
-# LCPP_P (2048), LCPP_N (128), LCPP_REPS (3), PYTHON (a python3 with numpy; found if unset).
+# Environment: LCPP_BUILD, LCPP_GGUF (the converted file's path), LCPP_CUDA (1),
+# LCPP_CUDA_ARCH (90), LCPP_JOBS ($(nproc)), LCPP_P (2048), LCPP_N (128), LCPP_REPS (3),
+# PYTHON (a python3 with numpy; found if unset).
 # Needs cmake, ninja, a C/C++ compiler and, for CUDA, nvcc; no network.
 set -euo pipefail
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then
@@ -58,6 +59,11 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     >"$BUILD.configure.log" 2>&1 ||
     { tail -30 "$BUILD.configure.log" >&2; exit 1; }
 fi
+# A build dir made for the other backend would silently bench the wrong one.
+want=$([ "$CUDA" = 1 ] && echo ON || echo OFF)
+have=$(sed -n 's/^GGML_CUDA:BOOL=//p' "$BUILD/CMakeCache.txt")
+[ "$have" = "$want" ] ||
+  { echo "bench_llamacpp: $BUILD has GGML_CUDA=$have, LCPP_CUDA=$CUDA wants $want" >&2; exit 2; }
 cmake --build "$BUILD" -j "$JOBS" --target llama-bench >"$BUILD.build.log" 2>&1 ||
   { tail -40 "$BUILD.build.log" >&2; exit 1; }
 # The logits tool links the shared libraries the build put in bin/ (rpath: no install step).
@@ -98,7 +104,7 @@ if [ -n "$OUT" ]; then
   # any backend start-up lines, so the JSON is cut from its first line that opens the array.
   mkdir -p "$OUT"
   "$BUILD/bin/llama-bench" "${args[@]}" -o md -oe json 2>"$OUT/llamacpp.stderr" |
-    tee "$OUT/llamacpp.md"
+    tee "$OUT/llamacpp.md" || { tail -20 "$OUT/llamacpp.stderr" >&2; exit 1; }
   sed -n '/^\[/,$p' "$OUT/llamacpp.stderr" >"$OUT/llamacpp.json"
 else
   "$BUILD/bin/llama-bench" "${args[@]}" -o md
