@@ -22,7 +22,8 @@ static void quiet(enum ggml_log_level level, const char *text, void *user) {
 
 static int parse_tokens(const char *s, llama_token **out) {
     int n = 1;
-    for (const char *p = s; *p; p++) n += *p == ',';
+    for (const char *p = s; *p; p++)
+        n += *p == ',';
     llama_token *t = malloc((size_t)n * sizeof *t);
     if (!t) return -1;
     for (int i = 0; i < n; i++) {
@@ -46,8 +47,10 @@ int main(int argc, char **argv) {
     }
     int all = 0, ngl = 0;
     for (int i = 3; i < argc; i++) {
-        if (!strcmp(argv[i], "--all")) all = 1;
-        else if (!strcmp(argv[i], "--ngl") && i + 1 < argc) ngl = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--all"))
+            all = 1;
+        else if (!strcmp(argv[i], "--ngl") && i + 1 < argc)
+            ngl = atoi(argv[++i]);
         else {
             fprintf(stderr, "lcpp_logits: unknown argument %s\n", argv[i]);
             return 2;
@@ -99,7 +102,8 @@ int main(int argc, char **argv) {
     for (int i = all ? 0 : n - 1; i < n; i++) {
         const float *l = llama_get_logits_ith(ctx, i);
         putchar('[');
-        for (int v = 0; v < n_vocab; v++) printf(v ? ",%.9g" : "%.9g", (double)l[v]);
+        for (int v = 0; v < n_vocab; v++)
+            printf(v ? ",%.9g" : "%.9g", (double)l[v]);
         puts("]");
     }
     llama_batch_free(b);
