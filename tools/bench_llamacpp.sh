@@ -36,8 +36,10 @@ JOBS=${LCPP_JOBS:-$(nproc)}
 P=${LCPP_P:-2048}
 N=${LCPP_N:-128}
 REPS=${LCPP_REPS:-3}
-[ -f "$SRC/CMakeLists.txt" ] && [ -d "$SRC/gguf-py" ] ||
-  { echo "bench_llamacpp: $SRC is not a llama.cpp source tree" >&2; exit 2; }
+if [ ! -f "$SRC/CMakeLists.txt" ] || [ ! -d "$SRC/gguf-py" ]; then
+  echo "bench_llamacpp: $SRC is not a llama.cpp source tree" >&2
+  exit 2
+fi
 
 # --- build -------------------------------------------------------------------------------
 t0=$(date +%s)
@@ -87,8 +89,9 @@ mkdir -p "$BUILD/models"
 MODEL=$(cd "$MODEL" && pwd)
 # Named by the folder's path too, so two folders of one name never share a stale file.
 GGUF=${LCPP_GGUF:-$BUILD/models/$(basename "$MODEL")-$(printf %s "$MODEL" | cksum | cut -d" " -f1).gguf}
-newest=$(ls -t "$MODEL"/config.json "$MODEL"/*.safetensors | head -1)
-if [ ! -f "$GGUF" ] || [ "$newest" -nt "$GGUF" ]; then
+stale=$([ -f "$GGUF" ] || echo 1)
+for f in "$MODEL"/config.json "$MODEL"/*.safetensors; do [ "$f" -nt "$GGUF" ] && stale=1; done
+if [ -n "$stale" ]; then
   t0=$(date +%s)
   "$PYTHON" "$HERE/make_gguf.py" --lcpp "$SRC" --model "$MODEL" --out "$GGUF.tmp"
   mv "$GGUF.tmp" "$GGUF"
