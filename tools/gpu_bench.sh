@@ -9,6 +9,8 @@
 #   GATTN_BENCH_ARGS="--depths 0,4096 --reps 5" tools/gpu_bench.sh   # extra gattn bench flags
 #   HF_BENCH_ARGS="--variants baseline" tools/gpu_bench.sh           # extra transformers flags
 #   SKIP_HF=1 / SKIP_GATTN=1                  # leave one side out (e.g. to fit a time limit)
+#   LCPP_SRC=/tmp/lcpp tools/gpu_bench.sh     # also llama.cpp (tools/bench_llamacpp.sh) on a
+#                                             # paper-1.7b baseline folder: $OUT/llamacpp.{md,json}
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -61,7 +63,21 @@ if [ -z "${SKIP_HF:-}" ]; then
   fi
 fi
 
-for f in gattn_bench.md transformers_bench.md; do
+if [ -n "${LCPP_SRC:-}" ]; then
+  # The same 1.7B baseline shape, written as a folder (random bf16 weights, as gattn bench's)
+  # outside $OUT (3.4 GB) and converted to GGUF by the script; its build dir is reused.
+  t0=$(date +%s)
+  M=${LCPP_MODEL:-/tmp/gattn-paper-1.7b-baseline}
+  if { [ -f "$M/config.json" ] ||
+       "$BUILD/gattn" write-model --out "$M" --preset paper-1.7b --variant baseline >/dev/null; } &&
+     tools/bench_llamacpp.sh "$LCPP_SRC" "$M" "$OUT" >"$OUT/llamacpp.log" 2>&1; then
+    echo "== llama.cpp bench ok ($(( $(date +%s) - t0 )) s)"
+  else
+    echo "== llama.cpp bench FAILED"; tail -15 "$OUT/llamacpp.log"; fail=1
+  fi
+fi
+
+for f in gattn_bench.md transformers_bench.md llamacpp.md; do
   [ -s "$OUT/$f" ] && { echo; echo "### $f"; cat "$OUT/$f"; }
 done
 exit $fail
