@@ -30,7 +30,7 @@ typedef struct serve_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cuda_weights cuda_weights;
-    bool deterministic;
+    bool deterministic, separate_prefill;
     ga_cli_rope rope;
     ga_cli_tp tp;
 } serve_args;
@@ -71,9 +71,13 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_STR("--served-model-name", &a->name, "NAME",
                  "the model's name in the API (default: the folder's name)"),
         GA_O_LONG("--prefill-chunk", &a->prefill_chunk, 1, GA_PREFILL_CHUNK_MAX, "N",
-                  "prompt tokens per scheduler step, all requests together, run\n"
-                  "as one CUDA prefill pass (default 512)"),
+                  "rows of a scheduler step: prompt tokens, all requests together,\n"
+                  "plus the decode rows in a mixed step (default 512)"),
+        GA_O_FLAG("--separate-prefill", &a->separate_prefill,
+                  "run prompts as passes of their own after each decode step, not\n"
+                  "in the decode step's pass (mixed steps: CUDA Qwen3 and CPU)"),
         GA_O_FLOAT("--prefill-share", &a->prefill_share, 0, 1000, "X",
+                   "separate prefill passes only (--separate-prefill, hybrid models):\n"
                    "while requests decode, a step's prefill takes at most X times\n"
                    "the decode step's time, so their next token waits at most about\n"
                    "(1 + X) steps (default 1; 0: the whole --prefill-chunk every step)"),
@@ -183,7 +187,8 @@ int ga_cmd_serve(int argc, char **argv) {
     ga_session_kv_info(s, &ki);
     ga_sched_opts qo = {.prefill_chunk = (int)a.prefill_chunk,
                         .max_queue = (int)a.max_queue,
-                        .prefill_share = a.prefill_share > 0 ? a.prefill_share : -1};
+                        .prefill_share = a.prefill_share > 0 ? a.prefill_share : -1,
+                        .separate_prefill = a.separate_prefill};
     if (ga_sched_create(s, m, &qo, &q, &err) || ga_sched_start(q, &err)) {
         ga_cli_fail_err(C, &err);
         goto done;
