@@ -23,7 +23,7 @@
 #include "engine/scheduler.h"
 
 #define MAXB 8
-#define ND 4 /* decode rows: sequences 0..3 */
+#define ND 4  /* decode rows: sequences 0..3 */
 #define NPC 2 /* prefill pieces: sequences 4 and 5 */
 
 static ga_session *open_s(const ga_model *m, ga_device dev, bool det, int ctx, int kv_blocks) {
@@ -105,7 +105,7 @@ static void compare(const ga_model *m, ga_device dev, bool det, bool paged, bool
             dtoks[i] = tok(ga_session_seq_len(a, dseqs[i]), dseqs[i], V);
         for (size_t i = 0; i < (size_t)(ND + NPC) * V; i++)
             la[i] = lb[i] = NAN; /* poisoned: an unwritten row fails */
-        if (step != 1) { /* logits for both kinds of rows */
+        if (step != 1) {         /* logits for both kinds of rows */
             CHECK_OK(ga_session_step_mixed(a, ND, dseqs, dtoks, NULL, NULL, NULL, la, NPC, pseqs,
                                            ptoks, poff, la + (size_t)ND * V, &e),
                      &e);
@@ -126,8 +126,8 @@ static void compare(const ga_model *m, ga_device dev, bool det, bool paged, bool
             for (int i = 0; i < ND; i++)
                 diff += na[i] != nb_[i];
             if (exact)
-                CHECK_MSG(!diff, "%s: %d of %d greedy ids differ from decode_sample's", name,
-                          diff, ND);
+                CHECK_MSG(!diff, "%s: %d of %d greedy ids differ from decode_sample's", name, diff,
+                          ND);
             else if (diff)
                 printf("%s: %d of %d greedy ids differ (bf16 rounding of a taller pass)\n", name,
                        diff, ND);
@@ -144,8 +144,7 @@ static void compare(const ga_model *m, ga_device dev, bool det, bool paged, bool
     if (la && lb) {
         CHECK_OK(ga_session_decode_batch(a, all, dtoks, 6, la, &e), &e);
         CHECK_OK(ga_session_decode_batch(b, all, dtoks, 6, lb, &e), &e);
-        close_enough(la, lb, (size_t)6 * V, exact, "logits of a decode step after the steps",
-                     name);
+        close_enough(la, lb, (size_t)6 * V, exact, "logits of a decode step after the steps", name);
     }
     free(la);
     free(lb);
@@ -182,10 +181,10 @@ static void arguments(const ga_model *m) {
             before[q] = ga_session_seq_len(s, q);
         ga_err e = {{0}};
         const int seqs8[MAXB] = {0, 1, 2, 3, 5, 6, 7, 4};
-        ga_status st = ga_session_step_mixed(
-            s, cases[k].nd, cases[k].nd == MAXB ? seqs8 : d2, t, NULL, NULL,
-            cases[k].ids ? next : NULL, cases[k].logits ? lg : NULL, cases[k].np, cases[k].p, t,
-            cases[k].off, NULL, &e);
+        ga_status st =
+            ga_session_step_mixed(s, cases[k].nd, cases[k].nd == MAXB ? seqs8 : d2, t, NULL, NULL,
+                                  cases[k].ids ? next : NULL, cases[k].logits ? lg : NULL,
+                                  cases[k].np, cases[k].p, t, cases[k].off, NULL, &e);
         CHECK_MSG(st == GA_ERR_ARG && e.msg[0], "%s: %s (%s), expected an argument error",
                   cases[k].why, ga_status_name(st), e.msg);
         for (int q = 0; q < 6; q++)
@@ -198,9 +197,9 @@ static void arguments(const ga_model *m) {
 
 /* ------------------------------------------------------------------ the scheduler */
 
-#define NR 12    /* requests */
-#define MAXT 24  /* tokens a request generates at most */
-#define MAXP 60  /* prompt tokens at most */
+#define NR 12   /* requests */
+#define MAXT 24 /* tokens a request generates at most */
+#define MAXP 60 /* prompt tokens at most */
 
 typedef struct sink {
     pthread_mutex_t mu;

@@ -134,9 +134,9 @@ static int plan_decode(ga_sched *q, bool *same, const ga_sampling **sp0, bool *n
 static void deliver_decode(ga_sched *q, int nb, bool ids, bool need_logits, ga_status st,
                            const ga_err *err) {
     for (int b = 0; b < nb && !st && !ids; b++)
-        q->next[b] = ga_sample_host(q->logits + (size_t)b * q->V, q->V,
-                                    eff_sampling(q->active[q->rows[b]]), 0,
-                                    (uint64_t)q->pos[b] + 1, q->sample_scratch);
+        q->next[b] =
+            ga_sample_host(q->logits + (size_t)b * q->V, q->V, eff_sampling(q->active[q->rows[b]]),
+                           0, (uint64_t)q->pos[b] + 1, q->sample_scratch);
     for (int b = 0; b < nb; b++) {
         ga_sched_req *r = q->active[q->rows[b]];
         if (st)
@@ -162,9 +162,9 @@ bool sched_decode_step(ga_sched *q) {
     double t0 = sched_now();
     /* One sampling for the batch: the backend picks (on the GPU only ids come back). */
     const bool ids = same && !need_logits;
-    ga_status st = ids ? ga_session_decode_sample(q->s, q->seqs, q->toks, nb, sp0, q->streams,
-                                                  q->next, &err)
-                       : ga_session_decode_batch(q->s, q->seqs, q->toks, nb, q->logits, &err);
+    ga_status st =
+        ids ? ga_session_decode_sample(q->s, q->seqs, q->toks, nb, sp0, q->streams, q->next, &err)
+            : ga_session_decode_batch(q->s, q->seqs, q->toks, nb, q->logits, &err);
     double dt = sched_now() - t0;
     q->step_decode_s = st ? 0 : dt;
     pthread_mutex_lock(&q->mu);

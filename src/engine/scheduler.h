@@ -152,8 +152,8 @@ typedef struct ga_sched_metrics {
      * their whole wall time. */
     uint64_t mixed_steps;
     double mixed_s;
-    ga_sched_hist ttft;         /* submit to first token */
-    ga_sched_hist itl;          /* between consecutive tokens of a request */
+    ga_sched_hist ttft; /* submit to first token */
+    ga_sched_hist itl;  /* between consecutive tokens of a request */
 } ga_sched_metrics;
 
 /* The scheduler borrows s and m (they must outlive it); every slot of s is its to use. */

@@ -440,8 +440,7 @@ static ga_status decode_pick(ga_session *s, const int *seqs, const int *pos, con
                              int nb, const ga_sampling *sp, const uint64_t *streams, int32_t *next,
                              ga_err *err) {
     if (s->backend->decode_sample)
-        return s->backend->decode_sample(s->backend, seqs, pos, tokens, nb, sp, streams, next,
-                                         err);
+        return s->backend->decode_sample(s->backend, seqs, pos, tokens, nb, sp, streams, next, err);
     const int V = s->model->cfg.vocab_size;
     float *logits = malloc((size_t)nb * V * sizeof(float));
     void *scratch = malloc(ga_sample_scratch_bytes(V));
@@ -501,9 +500,9 @@ static int mixed_len(int nd, const int *poff, int i) {
 
 /* Everything a mixed step checks before it takes any block; pos (nd + np) gets each entry's
  * first position. */
-static ga_status check_mixed(const ga_session *s, int nd, const int *dseqs,
-                             const int32_t *dtokens, int np, const int *pseqs,
-                             const int32_t *ptokens, const int *poff, int *pos, ga_err *err) {
+static ga_status check_mixed(const ga_session *s, int nd, const int *dseqs, const int32_t *dtokens,
+                             int np, const int *pseqs, const int32_t *ptokens, const int *poff,
+                             int *pos, ga_err *err) {
     ga_status st;
     if (poff[0] != 0) return ga_err_set(err, GA_ERR_ARG, "offsets[0] is %d, not 0", poff[0]);
     int64_t need = 0;
@@ -515,8 +514,7 @@ static ga_status check_mixed(const ga_session *s, int nd, const int *dseqs,
             if (mixed_seq(nd, dseqs, pseqs, j) == seq)
                 return ga_err_set(err, GA_ERR_ARG, "sequence %d appears twice in one step", seq);
         if (n < 1)
-            return ga_err_set(err, GA_ERR_ARG, "sequence %d (piece %d) has no tokens", seq,
-                              i - nd);
+            return ga_err_set(err, GA_ERR_ARG, "sequence %d (piece %d) has no tokens", seq, i - nd);
         if ((st = check_room(s, seq, n, err))) return st;
         pos[i] = s->seq_len[seq];
         need += ga_session_kv_blocks_needed(s, seq, n);
@@ -558,12 +556,12 @@ static ga_status mixed_run(ga_session *s, int nd, const int *dseqs, const int *d
     void *scratch = malloc(ga_sample_scratch_bytes(V));
     if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
     if (!st)
-        st = b->step_mixed(b, nd, dseqs, dpos, dtokens, sp, streams, NULL, logits, np, pseqs,
-                           ppos0, ptokens, poff, plogits, err);
+        st = b->step_mixed(b, nd, dseqs, dpos, dtokens, sp, streams, NULL, logits, np, pseqs, ppos0,
+                           ptokens, poff, plogits, err);
     if (!st) st = check_logits(logits, nd, V, err);
     for (int i = 0; i < nd && !st; i++)
-        dnext[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i],
-                                  (uint64_t)dpos[i] + 1, scratch);
+        dnext[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i], (uint64_t)dpos[i] + 1,
+                                  scratch);
     free(logits);
     free(scratch);
     return st;
@@ -587,8 +585,7 @@ ga_status ga_session_step_mixed(ga_session *s, int nd, const int *dseqs, const i
         return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
     int *pos = malloc((size_t)(nd + np) * sizeof *pos);
     if (!pos) return ga_err_set(err, GA_ERR_OOM, "out of memory");
-    ga_status st =
-        check_mixed(s, nd, dseqs, dtokens, np, pseqs, ptokens, poffsets, pos, err);
+    ga_status st = check_mixed(s, nd, dseqs, dtokens, np, pseqs, ptokens, poffsets, pos, err);
     if (st) {
         free(pos);
         return st;
@@ -598,8 +595,8 @@ ga_status ga_session_step_mixed(ga_session *s, int nd, const int *dseqs, const i
     uint64_t *own_streams = NULL;
     if (!st) st = zero_streams(nd, &streams, &own_streams, err);
     if (!st)
-        st = mixed_run(s, nd, dseqs, pos, dtokens, sp, streams, dnext, dlogits, np, pseqs,
-                       pos + nd, ptokens, poffsets, plogits, err);
+        st = mixed_run(s, nd, dseqs, pos, dtokens, sp, streams, dnext, dlogits, np, pseqs, pos + nd,
+                       ptokens, poffsets, plogits, err);
     if (!st) st = check_logits(plogits, np, s->model->cfg.vocab_size, err);
     free(own_streams);
     free(pos);
