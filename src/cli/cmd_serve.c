@@ -221,6 +221,15 @@ int ga_cmd_serve(int argc, char **argv) {
                 ki.paged_refused ? " (this backend has no paged KV cache yet: --kv-blocks / "
                                    "--kv-memory ignored, slots used instead)"
                                  : "");
+    /* (the backend's hooks never change: no race with the scheduler thread) */
+    if (ga_session_has_step_mixed(s) && !a.separate_prefill)
+        fprintf(stderr,
+                "gattn serve: mixed steps: decode rows and prompt tokens in one pass, %ld rows a "
+                "step\n",
+                a.prefill_chunk);
+    else
+        fprintf(stderr, "gattn serve: prompts in passes of their own after each decode step%s\n",
+                a.separate_prefill ? "" : " (this backend has no mixed steps)");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "gattn serve: %s: finishing requests in flight (at most %g s)\n",
