@@ -171,16 +171,23 @@ ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const 
         if (c->paged) {
             GA_CUDA_CHECK(cudaMemcpyAsync(s->dest, hd, bytes, cudaMemcpyHostToDevice, c->stream));
             // Piece i's table in row i of d_tab: the entries of its keys so far and its new
-            // rows (in the next pass, row i may be another sequence's: forward_multi).
+            // rows (in the next pass, row i may be another sequence's: forward_multi). All
+            // rows in one copy, the tails between them zeroed (block 0: every entry copied is
+            // a valid block, as a decode step's are): a copy per piece costs microseconds of
+            // host time each while the GPU waits, and a mixed step (cuda_mixed.c) has a
+            // one-row piece per decoding sequence.
             int32_t *tab = c->h_tab + (size_t)half * c->max_batch * c->max_blocks;
+            size_t n_tab = 0;
             for (int i = 0; i < pl->ns; i++) {
                 const int nb = blocks_for(c, (int64_t)pl->pos0[i] + pl->off[i + 1] - pl->off[i]);
                 int32_t *row = tab + (size_t)i * c->max_blocks;
                 memcpy(row, c->tables[pl->seqs[i]], (size_t)nb * sizeof(int32_t));
-                GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab + (size_t)i * c->max_blocks, row,
-                                              (size_t)nb * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                              c->stream));
+                if (i + 1 < pl->ns)
+                    memset(row + nb, 0, (size_t)(c->max_blocks - nb) * sizeof(int32_t));
+                n_tab = (size_t)i * c->max_blocks + nb;
             }
+            GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab, tab, n_tab * sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, c->stream));
         } else {
             GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, hs, bytes, cudaMemcpyHostToDevice, c->stream));
         }

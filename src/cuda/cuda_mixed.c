@@ -46,8 +46,8 @@ static ga_status two_calls(ga_backend *b, int nd, const int *dseqs, const int *d
 
 /* The decode rows' KV lengths into sc.kv_lens, and the step's KV-length bucket as a decode
  * step of them picks it (ga_cuda_stage_step): the bound that sizes the decode attention's
- * split. Paged: the rows' block-table rows zeroed first (entries past a row's keys are then a
- * valid block, as a decode step's are; ga_cuda_stage_pass copies the used ones after this). */
+ * split. (Their block tables are staged with the pieces': ga_cuda_stage_pass, entries past a
+ * row's keys zero, as a decode step's are.) */
 static ga_status stage_decode_rows(ga_cuda *c, int nd, const int *dpos, ga_err *err) {
     int32_t *h = c->h_in + 3 * (size_t)c->max_batch; // the kv_lens part of the decode staging
     int need = 0, bucket = 0;
@@ -62,9 +62,6 @@ static ga_status stage_decode_rows(ga_cuda *c, int nd, const int *dpos, ga_err *
     // Every call into the backend ends synchronised, so the pinned staging is free here.
     GA_CUDA_CHECK(cudaMemcpyAsync(c->sc.kv_lens, h, (size_t)nd * sizeof(int32_t),
                                   cudaMemcpyHostToDevice, c->stream));
-    if (c->paged)
-        GA_CUDA_CHECK(
-            cudaMemsetAsync(c->d_tab, 0, (size_t)nd * c->max_blocks * sizeof(int32_t), c->stream));
     return GA_OK;
 }
 
