@@ -75,12 +75,13 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                   "plus the decode rows in a mixed step (default 512)"),
         GA_O_FLAG("--separate-prefill", &a->separate_prefill,
                   "run prompts as passes of their own after each decode step, not\n"
-                  "in the decode step's pass (mixed steps: CUDA Qwen3 and CPU)"),
+                  "in the decode step's pass (mixed steps: CUDA Qwen3 on one GPU, CPU)"),
         GA_O_FLOAT("--prefill-share", &a->prefill_share, 0, 1000, "X",
-                   "separate prefill passes only (--separate-prefill, hybrid models):\n"
-                   "while requests decode, a step's prefill takes at most X times\n"
-                   "the decode step's time, so their next token waits at most about\n"
-                   "(1 + X) steps (default 1; 0: the whole --prefill-chunk every step)"),
+                   "separate prefill passes only (--separate-prefill, hybrid models,\n"
+                   "--tp): while requests decode, a step's prefill takes at most X\n"
+                   "times the decode step's time, so their next token waits at most\n"
+                   "about (1 + X) steps (default 1; 0: the whole --prefill-chunk every\n"
+                   "step)"),
         GA_O_LONG("--max-queue", &a->max_queue, 1, 1 << 20, "N",
                   "requests waiting for a slot at most; more get 429 (default 256)"),
         GA_O_LONG("--max-body", &a->max_body, 64, 1L << 30, "BYTES",

@@ -28,10 +28,11 @@
 
 #include "cuda_internal.h"
 
-/* The two calls the step stands for, when one pass cannot hold it: a tensor-parallel backend
- * (its ranks run prefill passes and decode steps, not this), or more rows than the
+/* The two calls the step stands for, when one pass cannot hold it: more rows than the
  * activation buffers (the scheduler keeps a step within prefill_chunk rows, the buffers'
- * height, but a short chunk under a large batch may pass it). */
+ * height, but a short chunk under a large batch may pass it), or, defensively, a
+ * tensor-parallel state (cuda_tp.c does not expose the hook: its ranks run prefill passes and
+ * decode steps only). */
 static ga_status two_calls(ga_backend *b, int nd, const int *dseqs, const int *dpos,
                            const int32_t *dtokens, const ga_sampling *sp, const uint64_t *streams,
                            int32_t *dnext, float *dlogits, int np, const int *pseqs,

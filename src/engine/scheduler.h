@@ -10,7 +10,7 @@
  *      long prompt costs the running decodes at most one chunk per token they produce; all
  *      these requests' chunks go in one ga_session_forward_multi call (shared weight GEMMs);
  *      on a backend that runs decode rows and prompt tokens in one pass
- *      (ga_session_has_step_mixed: CUDA Qwen3, the CPU), 2 and 3 are one
+ *      (ga_session_has_step_mixed: CUDA Qwen3 on one GPU, the CPU), 2 and 3 are one
  *      ga_session_step_mixed call, the prompt tokens held to what is left of prefill_chunk
  *      rows after the decode rows (ga_sched_mixed_budget),
  *   4. hand each new token to its request's callback; finished or cancelled requests give
