@@ -9,3 +9,12 @@ if(GA_HAVE_CUDA)
   add_test(NAME test_determ_gpu COMMAND test_determ gpu)
   set_tests_properties(test_determ_gpu PROPERTIES SKIP_RETURN_CODE 77 LABELS "gpu")
 endif()
+# Mixed steps (ga_session_step_mixed, the scheduler's sched_mixed_step): a step's decode rows
+# and prompt tokens in one call give what the two separate calls give (CPU bitwise; CUDA
+# bitwise in deterministic mode, bf16 tolerance otherwise; slots and paged), and a scheduler
+# with mixed steps gives every request its tokens alone (cpu section).
+ga_add_test(test_mixed SOURCES test_mixed.c ARGS cpu)
+if(GA_HAVE_CUDA)
+  add_test(NAME test_mixed_gpu COMMAND test_mixed gpu)
+  set_tests_properties(test_mixed_gpu PROPERTIES SKIP_RETURN_CODE 77 LABELS "gpu")
+endif()

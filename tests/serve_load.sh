@@ -2,8 +2,10 @@
 # Continuous batching under load (tests/serve_load.js): 64 concurrent clients, each answer
 # complete and equal to the same request served alone and, for some, to `gattn generate`.
 # A small --prefill-chunk makes long prompts prefill in pieces between the others' decodes.
-# Server B holds every prefill pass that runs beside decodes to the minimum (--prefill-share
-# 0.001): the answers must still equal those served alone, and /metrics must count such passes.
+# Server A (the CPU backend takes mixed steps) must run some steps with decode rows and prompt
+# tokens in one call. Server B runs separate prefill passes (--separate-prefill) and holds every
+# one that runs beside decodes to the minimum (--prefill-share 0.001): the answers must still
+# equal those served alone, and /metrics must count such passes and no mixed step.
 source "$GA_SRC/tests/serve_lib.sh"
 command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
@@ -23,9 +25,16 @@ curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '
   $1 == "gattn_prefill_calls_total" { c = $2 } $1 == "gattn_prefill_sequences_total" { s = $2 }
   END { print "prefill calls " c ", request chunks in them " s; exit !(c > 0 && s > c) }' ||
   fail "no prefill call carried several requests"
+curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '
+  $1 == "gattn_mixed_steps_total" { m = $2 } $1 == "gattn_decode_steps_total" { d = $2 }
+  END { print "mixed steps " m " of " d " decode steps"; exit !(m > 0 && m <= d) }' ||
+  fail "no mixed step (decode rows and prompt tokens in one call)"
 start_server B --model "$TMP/m" --max-batch 16 --prefill-chunk 256 --prefill-share 0.001 \
-  --max-context 512
+  --max-context 512 --separate-prefill
 timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_B" "$GA_CLI" "$TMP/m" 24
 curl -s "http://127.0.0.1:$PORT_B/metrics" | awk '
   $1 == "gattn_prefill_capped_total" { c = $2 } END { print "prefill passes held by the share " c; exit !(c > 0) }' ||
   fail "--prefill-share 0.001 held no prefill pass"
+curl -s "http://127.0.0.1:$PORT_B/metrics" | awk '
+  $1 == "gattn_mixed_steps_total" { m = $2 } END { exit !(m == 0) }' ||
+  fail "--separate-prefill ran mixed steps"

@@ -1,6 +1,7 @@
 /*
  * ga_sched_prefill_budget (src/engine/sched_step.c), the prompt-token budget of a serving
- * step's prefill pass under --prefill-share, case by case against values worked out here.
+ * step's prefill pass under --prefill-share, and ga_sched_mixed_budget, a mixed step's prompt
+ * tokens beside its decode rows, case by case against values worked out here.
  */
 #include <stdio.h>
 
@@ -13,7 +14,22 @@ static void expect(int chunk, double share, double decode_s, double tok_s, int w
               share, decode_s, tok_s, got, want);
 }
 
+static void expect_mixed(int chunk, int nd, int want) {
+    const int got = ga_sched_mixed_budget(chunk, nd);
+    CHECK_MSG(got == want, "mixed: chunk %d, %d decode rows: %d prompt tokens, expected %d", chunk,
+              nd, got, want);
+}
+
 int main(void) {
+    /* a mixed step: the chunk's rows less the decode rows, at least 32 (or the chunk) */
+    expect_mixed(512, 64, 448);
+    expect_mixed(512, 1, 511);
+    expect_mixed(512, 480, 32);
+    expect_mixed(512, 500, 32);
+    expect_mixed(7, 3, 7);
+    expect_mixed(7, 16, 7);
+    expect_mixed(40, 4, 36);
+    expect_mixed(40, 10, 32);
     /* no limit: off, no decode this step, or no per-token time measured yet */
     expect(512, -1, 0.002, 1e-5, 512);
     expect(512, 1, 0, 1e-5, 512);

@@ -299,10 +299,15 @@ def server_itl(m0, m1):
 def engine_time(d, wall):
     """The server's engine loop over the scenario, from its counters' differences: the share of
     the wall time spent in prefill passes and decode steps (busy; the rest it waited for work),
-    the mean decode step and the mean batch of a step."""
+    the mean decode step and the mean batch of a step, and the mixed steps (decode rows and
+    prompt tokens in one pass; their time is split between prefill and decode by rows): their
+    share of the decode steps and their mean time."""
     pre, dec = d.get("gattn_prefill_seconds_total", 0), d.get("gattn_decode_seconds_total", 0)
     steps, rows = d.get("gattn_decode_steps_total", 0), d.get("gattn_decode_rows_total", 0)
+    mixed, mixed_s = d.get("gattn_mixed_steps_total", 0), d.get("gattn_mixed_seconds_total", 0)
     return {"busy": (pre + dec) / wall if wall > 0 else None,
+            "mixed_steps": mixed / steps if steps else None,
+            "mixed_step_ms": mixed_s / mixed * 1e3 if mixed else None,
             "prefill_share": pre / wall if wall > 0 else None,
             "decode_step_ms": dec / steps * 1e3 if steps else None,
             "mean_batch": rows / steps if steps else None,
@@ -369,7 +374,8 @@ def run_gattn(args, reqs, scenarios):
                 "gattn_prompt_tokens_total", "gattn_generation_tokens_total",
                 "gattn_preemptions_total", "gattn_prefill_seconds_total",
                 "gattn_decode_seconds_total", "gattn_decode_steps_total",
-                "gattn_decode_rows_total")}
+                "gattn_decode_rows_total", "gattn_mixed_steps_total",
+                "gattn_mixed_seconds_total")}
             row["server_itl"] = server_itl(m0, m1)
             row["engine"] = engine_time(row["server"], wall)
             rows.append(row)
@@ -545,6 +551,11 @@ def report_row(r):
               f"time ({100 * en['prefill_share']:.0f}% prefill), decode step "
               f"{en['decode_step_ms']:.2f} ms at a mean batch of {en['mean_batch']:.1f} "
               f"({en['decode_rows_per_s']:.0f} rows/s)", file=sys.stderr)
+        if en.get("mixed_step_ms") is not None:
+            print(f"{'':12s} {'':14s} mixed steps (decode rows + prompt tokens in one pass): "
+                  f"{100 * en['mixed_steps']:.0f}% of the decode steps, "
+                  f"{en['mixed_step_ms']:.2f} ms each (their time is in both shares above, "
+                  f"split by rows)", file=sys.stderr)
 
 
 def table(rows):

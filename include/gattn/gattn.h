@@ -374,6 +374,23 @@ ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t
                                    const ga_sampling *sp, const uint64_t *streams, int32_t *next,
                                    ga_err *err);
 
+/* One step of both kinds of work: nd decode rows (dseqs[i] gets dtokens[i] appended, as
+ * ga_session_decode_sample when dnext is given, else as ga_session_decode_batch into dlogits:
+ * exactly one of the two) and np prefill pieces (ptokens[poffsets[i] .. poffsets[i+1])
+ * appended to pseqs[i], as ga_session_forward_multi without all_positions: plogits gets np
+ * rows, each piece's last token, or NULL skips them). Every sequence of the call distinct,
+ * nd + np <= max_batch. On a backend that runs it in one pass (ga_session_has_step_mixed),
+ * the decode rows and the prompt tokens share each weight GEMM; otherwise it is those two
+ * calls. A decode row gets what it would get in a decode step up to the rounding of a batch
+ * of another height (bitwise the same on the CPU and in deterministic mode). All or nothing:
+ * on failure every sequence of the call is reset. */
+ga_status ga_session_step_mixed(ga_session *s, int nd, const int *dseqs, const int32_t *dtokens,
+                                const ga_sampling *sp, const uint64_t *streams, int32_t *dnext,
+                                float *dlogits, int np, const int *pseqs, const int32_t *ptokens,
+                                const int *poffsets, float *plogits, ga_err *err);
+/* Whether the backend runs ga_session_step_mixed as one pass (else it is two calls). */
+bool ga_session_has_step_mixed(const ga_session *s);
+
 /* Current length of a sequence's cache, and its reset to empty. */
 int ga_session_seq_len(const ga_session *s, int seq);
 void ga_session_reset(ga_session *s, int seq);

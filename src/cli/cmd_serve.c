@@ -30,7 +30,7 @@ typedef struct serve_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cuda_weights cuda_weights;
-    bool deterministic;
+    bool deterministic, separate_prefill;
     ga_cli_rope rope;
     ga_cli_tp tp;
 } serve_args;
@@ -71,12 +71,17 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_STR("--served-model-name", &a->name, "NAME",
                  "the model's name in the API (default: the folder's name)"),
         GA_O_LONG("--prefill-chunk", &a->prefill_chunk, 1, GA_PREFILL_CHUNK_MAX, "N",
-                  "prompt tokens per scheduler step, all requests together, run\n"
-                  "as one CUDA prefill pass (default 512)"),
+                  "rows of a scheduler step: prompt tokens, all requests together,\n"
+                  "plus the decode rows in a mixed step (default 512)"),
+        GA_O_FLAG("--separate-prefill", &a->separate_prefill,
+                  "run prompts as passes of their own after each decode step, not\n"
+                  "in the decode step's pass (mixed steps: CUDA Qwen3 on one GPU, CPU)"),
         GA_O_FLOAT("--prefill-share", &a->prefill_share, 0, 1000, "X",
-                   "while requests decode, a step's prefill takes at most X times\n"
-                   "the decode step's time, so their next token waits at most about\n"
-                   "(1 + X) steps (default 1; 0: the whole --prefill-chunk every step)"),
+                   "separate prefill passes only (--separate-prefill, hybrid models,\n"
+                   "--tp): while requests decode, a step's prefill takes at most X\n"
+                   "times the decode step's time, so their next token waits at most\n"
+                   "about (1 + X) steps (default 1; 0: the whole --prefill-chunk every\n"
+                   "step)"),
         GA_O_LONG("--max-queue", &a->max_queue, 1, 1 << 20, "N",
                   "requests waiting for a slot at most; more get 429 (default 256)"),
         GA_O_LONG("--max-body", &a->max_body, 64, 1L << 30, "BYTES",
@@ -183,7 +188,8 @@ int ga_cmd_serve(int argc, char **argv) {
     ga_session_kv_info(s, &ki);
     ga_sched_opts qo = {.prefill_chunk = (int)a.prefill_chunk,
                         .max_queue = (int)a.max_queue,
-                        .prefill_share = a.prefill_share > 0 ? a.prefill_share : -1};
+                        .prefill_share = a.prefill_share > 0 ? a.prefill_share : -1,
+                        .separate_prefill = a.separate_prefill};
     if (ga_sched_create(s, m, &qo, &q, &err) || ga_sched_start(q, &err)) {
         ga_cli_fail_err(C, &err);
         goto done;
@@ -216,6 +222,15 @@ int ga_cmd_serve(int argc, char **argv) {
                 ki.paged_refused ? " (this backend has no paged KV cache yet: --kv-blocks / "
                                    "--kv-memory ignored, slots used instead)"
                                  : "");
+    /* (the backend's hooks never change: no race with the scheduler thread) */
+    if (ga_session_has_step_mixed(s) && !a.separate_prefill)
+        fprintf(stderr,
+                "gattn serve: mixed steps: decode rows and prompt tokens in one pass, %ld rows a "
+                "step\n",
+                a.prefill_chunk);
+    else
+        fprintf(stderr, "gattn serve: prompts in passes of their own after each decode step%s\n",
+                a.separate_prefill ? "" : " (this backend has no mixed steps)");
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "gattn serve: %s: finishing requests in flight (at most %g s)\n",

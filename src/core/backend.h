@@ -40,6 +40,24 @@ struct ga_backend {
     ga_status (*decode_sample)(ga_backend *b, const int *seqs, const int *pos,
                                const int32_t *tokens, int nb, const ga_sampling *sp,
                                const uint64_t *streams, int32_t *next, ga_err *err);
+    /* Optional (NULL: the session runs the decode rows, then the prefill pieces, as two
+     * calls). One step holding both kinds of work in one pass, so the rows share every weight
+     * GEMM (a prefill pass of its own would stream the weights a second time):
+     *  - nd decode rows: dseqs[i] gets dtokens[i] at position dpos[i], as decode_batch;
+     *    dnext non-NULL: the backend picks the ids as decode_sample does (sp, streams, the
+     *    draw at dpos[i] + 1; only asked of a backend with decode_sample), else dlogits gets
+     *    nd x vocab floats;
+     *  - np prefill pieces: ptokens[poff[i]..poff[i+1]) of pseqs[i] from position ppos0[i],
+     *    as forward_multi without all_positions: plogits (NULL: no LM head) gets np rows,
+     *    each piece's last token.
+     * nd, np >= 1, every sequence distinct, validated and with its blocks taken by the
+     * session. A decode row's result must not depend on the pieces beside it beyond the
+     * rounding of a batch of another height (in batch-invariant modes: not at all). */
+    ga_status (*step_mixed)(ga_backend *b, int nd, const int *dseqs, const int *dpos,
+                            const int32_t *dtokens, const ga_sampling *sp, const uint64_t *streams,
+                            int32_t *dnext, float *dlogits, int np, const int *pseqs,
+                            const int *ppos0, const int32_t *ptokens, const int *poff,
+                            float *plogits, ga_err *err);
     /* Optional (NULL: the backend has slots only). Switches the backend to a paged KV cache
      * of n_blocks blocks of block_size tokens, called once right after create when the
      * session options ask for paging (the backend then skipped its slot cache). tables[seq]

@@ -252,6 +252,28 @@ static ga_status cpu_decode_batch(ga_backend *base, const int *seqs, const int *
     return GA_OK;
 }
 
+/* A mixed step (backend.h's step_mixed): the decode rows, then the pieces. Every row of the
+ * CPU backend is computed on its own, so this is the two calls' arithmetic exactly; what the
+ * hook gives is the scheduler's mixed steps on the CPU, where tests can check that a request's
+ * tokens do not depend on the work it shares a step with. dnext is never asked (no
+ * decode_sample: the session samples on the host). */
+static ga_status cpu_step_mixed(ga_backend *base, int nd, const int *dseqs, const int *dpos,
+                                const int32_t *dtokens, const ga_sampling *sp,
+                                const uint64_t *streams, int32_t *dnext, float *dlogits, int np,
+                                const int *pseqs, const int *ppos0, const int32_t *ptokens,
+                                const int *poff, float *plogits, ga_err *err) {
+    (void)sp;
+    (void)streams;
+    (void)dnext;
+    const cpu_backend *b = (const cpu_backend *)base;
+    const size_t V = (size_t)b->c.vocab_size;
+    ga_status st = cpu_decode_batch(base, dseqs, dpos, dtokens, nd, dlogits, err);
+    for (int i = 0; i < np && !st; i++)
+        st = cpu_forward(base, pseqs[i], ppos0[i], ptokens + poff[i], poff[i + 1] - poff[i], false,
+                         plogits ? plogits + (size_t)i * V : NULL, NULL, err);
+    return st;
+}
+
 static ga_status cpu_paged_init(ga_backend *base, int n_blocks, int block_size,
                                 const int32_t *const *tables, ga_err *err) {
     cpu_backend *b = (cpu_backend *)base;
@@ -282,6 +304,7 @@ ga_status ga_cpu_backend_create(const ga_model *m, const ga_session_opts *opts, 
                            .device = GA_DEVICE_CPU,
                            .forward = cpu_forward,
                            .decode_batch = cpu_decode_batch,
+                           .step_mixed = cpu_step_mixed,
                            .free = cpu_free,
                            .impl = b,
                            .paged_init = cpu_paged_init,

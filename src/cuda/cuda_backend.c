@@ -554,6 +554,7 @@ void ga_cuda_backend_init(ga_backend *b, ga_cuda *c) {
     b->decode_batch = ga_cuda_decode_batch;
     b->decode_sample = ga_cuda_decode_sample;
     b->forward_multi = ga_cuda_forward_multi;
+    b->step_mixed = ga_cuda_step_mixed;
     b->paged_init = cuda_paged_init;
     b->free = cuda_free;
 }

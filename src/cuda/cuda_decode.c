@@ -136,6 +136,25 @@ ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
 /* The step, then token selection on the device (src/engine/sampler.h's definition, through
  * kernels/sampling_topk.cu): only nb ids come back instead of nb x vocab logits. The draw for
  * row i uses position pos[i] + 1 (sc.positions holds pos), as the host fallback does. */
+ga_status ga_cuda_pick(ga_cuda *c, int nb, const ga_sampling *sp, const uint64_t *streams,
+                       int32_t *next, ga_err *err) {
+    bool greedy = !sp || sp->temperature <= 0.0f || sp->top_k == 1;
+    if (!greedy) {
+        memcpy(c->h_streams, streams, (size_t)nb * sizeof(uint64_t));
+        GA_CUDA_CHECK(cudaMemcpyAsync(c->d_streams, c->h_streams, (size_t)nb * sizeof(uint64_t),
+                                      cudaMemcpyHostToDevice, c->stream));
+    }
+    ga_status st =
+        ga_sample_topk(c->sc.logits, nb, c->cfg.vocab_size, greedy ? NULL : sp, c->d_streams,
+                       c->sc.positions, c->samp_scratch, c->d_next, c->stream, err);
+    if (st) return st;
+    GA_CUDA_CHECK(cudaMemcpyAsync(c->h_next, c->d_next, (size_t)nb * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, c->stream));
+    GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    memcpy(next, c->h_next, (size_t)nb * sizeof(int32_t));
+    return GA_OK;
+}
+
 ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
                                 const int32_t *tokens, int nb, const ga_sampling *sp,
                                 const uint64_t *streams, int32_t *next, ga_err *err) {
@@ -143,18 +162,5 @@ ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
     if (nb <= 0) return GA_OK;
     ga_status st = run_step(c, seqs, pos, tokens, nb, err);
     if (st) return st;
-    bool greedy = !sp || sp->temperature <= 0.0f || sp->top_k == 1;
-    if (!greedy) {
-        memcpy(c->h_streams, streams, (size_t)nb * sizeof(uint64_t));
-        GA_CUDA_CHECK(cudaMemcpyAsync(c->d_streams, c->h_streams, (size_t)nb * sizeof(uint64_t),
-                                      cudaMemcpyHostToDevice, c->stream));
-    }
-    st = ga_sample_topk(c->sc.logits, nb, c->cfg.vocab_size, greedy ? NULL : sp, c->d_streams,
-                        c->sc.positions, c->samp_scratch, c->d_next, c->stream, err);
-    if (st) return st;
-    GA_CUDA_CHECK(cudaMemcpyAsync(c->h_next, c->d_next, (size_t)nb * sizeof(int32_t),
-                                  cudaMemcpyDeviceToHost, c->stream));
-    GA_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    memcpy(next, c->h_next, (size_t)nb * sizeof(int32_t));
-    return GA_OK;
+    return ga_cuda_pick(c, nb, sp, streams, next, err);
 }

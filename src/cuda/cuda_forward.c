@@ -171,16 +171,23 @@ ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const 
         if (c->paged) {
             GA_CUDA_CHECK(cudaMemcpyAsync(s->dest, hd, bytes, cudaMemcpyHostToDevice, c->stream));
             // Piece i's table in row i of d_tab: the entries of its keys so far and its new
-            // rows (in the next pass, row i may be another sequence's: forward_multi).
+            // rows (in the next pass, row i may be another sequence's: forward_multi). All
+            // rows in one copy, the tails between them zeroed (block 0: every entry copied is
+            // a valid block, as a decode step's are): a copy per piece costs microseconds of
+            // host time each while the GPU waits, and a mixed step (cuda_mixed.c) has a
+            // one-row piece per decoding sequence.
             int32_t *tab = c->h_tab + (size_t)half * c->max_batch * c->max_blocks;
+            size_t n_tab = 0;
             for (int i = 0; i < pl->ns; i++) {
                 const int nb = blocks_for(c, (int64_t)pl->pos0[i] + pl->off[i + 1] - pl->off[i]);
                 int32_t *row = tab + (size_t)i * c->max_blocks;
                 memcpy(row, c->tables[pl->seqs[i]], (size_t)nb * sizeof(int32_t));
-                GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab + (size_t)i * c->max_blocks, row,
-                                              (size_t)nb * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                              c->stream));
+                if (i + 1 < pl->ns)
+                    memset(row + nb, 0, (size_t)(c->max_blocks - nb) * sizeof(int32_t));
+                n_tab = (size_t)i * c->max_blocks + nb;
             }
+            GA_CUDA_CHECK(cudaMemcpyAsync(c->d_tab, tab, n_tab * sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, c->stream));
         } else {
             GA_CUDA_CHECK(cudaMemcpyAsync(s->slots, hs, bytes, cudaMemcpyHostToDevice, c->stream));
         }
@@ -190,14 +197,15 @@ ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const 
     return GA_OK;
 }
 
-/* Prefill attention of every piece of the plan for layer l (K/V already written). */
+/* Prefill attention of every piece of the plan after its decode rows (pl->nd; all of a
+ * prefill's) for layer l (K/V already written). */
 static ga_status prefill_attention(ga_cuda *c, int l, const ga_cuda_plan *pl, ga_attn_capture *cap,
                                    ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const int hd = cfg->head_dim;
     ga_status st;
-    for (int i = 0; i < pl->ns; i++) {
+    for (int i = pl->nd; i < pl->ns; i++) {
         const int r0 = pl->off[i], T = pl->off[i + 1] - r0, pos0 = pl->pos0[i];
         const void *k, *v;
         if (c->paged) { // gather the sequence's keys so far into the slot layout
@@ -244,12 +252,51 @@ static ga_status prefill_attention(ga_cuda *c, int l, const ga_cuda_plan *pl, ga
     return GA_OK;
 }
 
+/* Decode attention of the first B rows of the pass (one query token each, the staged
+ * kv_lens, slots or block-table rows 0..B-1 of d_tab at table_stride) for layer l: a decode
+ * step's rows, or a mixed step's. The KV split follows decode_kv_bound (the step's length
+ * bucket), or in deterministic mode the fixed split, the same for both. */
+static ga_status decode_attention(ga_cuda *c, int l, int B, int table_stride, ga_err *err) {
+    const ga_config *cfg = &c->cfg;
+    ga_cuda_scratch *s = &c->sc;
+    const int hd = cfg->head_dim;
+    const float scale = 1.0f / sqrtf((float)hd);
+    void *kc = ga_cuda_kcache(c, l), *vc = ga_cuda_vcache(c, l);
+    ga_attn_decode_args da = {
+        .q = s->q,
+        .k_cache = kc,
+        .v_cache = vc,
+        .slots = s->slots,
+        .kv_lens = s->kv_lens,
+        .gate = s->gate,
+        .out = s->attn,
+        .work = c->dec_work,
+        .counters = c->dec_counters,
+        .B = B,
+        .n_heads = cfg->n_heads,
+        .n_kv_heads = cfg->n_kv_heads,
+        .hd = hd,
+        .kv_stride = c->paged ? c->block_size : c->max_context,
+        // The split over the KV length is fixed by the step's length bucket (see
+        // cuda_decode.c), not the exact lengths, so one captured graph serves every
+        // step whose rows fit the bucket.
+        .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
+        .block_table = c->paged ? c->d_tab : NULL,
+        .table_stride = table_stride,
+        .block_size = c->block_size,
+        .fixed_splits = c->deterministic ? GA_DECODE_INVARIANT_SPLITS : 0,
+        .gate_mode = cfg->gate,
+        .scale = scale,
+        .devinfo = &c->devinfo,
+    };
+    return ga_attention_decode(&da, c->stream, err);
+}
+
 ga_status ga_cuda_layer_attn(ga_cuda *c, int l, int rows, const ga_cuda_plan *pl, bool decode,
                              bool fused, ga_attn_capture *cap, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const int H = cfg->hidden_size, hd = cfg->head_dim;
-    const float scale = 1.0f / sqrtf((float)hd);
     // Per-row positions / destinations: decode, paged, or several sequences; one sequence in
     // a slot passes (slot, pos0) as scalars.
     const bool per_row = decode || c->paged || pl->ns > 1;
@@ -295,36 +342,12 @@ ga_status ga_cuda_layer_attn(ga_cuda *c, int l, int rows, const ga_cuda_plan *pl
     };
     if ((st = ga_qk_norm_rope(&ra, c->stream, err))) return st;
     if (decode) {
-        ga_attn_decode_args da = {
-            .q = s->q,
-            .k_cache = kc,
-            .v_cache = vc,
-            .slots = s->slots,
-            .kv_lens = s->kv_lens,
-            .gate = s->gate,
-            .out = s->attn,
-            .work = c->dec_work,
-            .counters = c->dec_counters,
-            .B = rows,
-            .n_heads = cfg->n_heads,
-            .n_kv_heads = cfg->n_kv_heads,
-            .hd = hd,
-            .kv_stride = c->paged ? c->block_size : c->max_context,
-            // The split over the KV length is fixed by the step's length bucket (see
-            // cuda_decode.c), not the exact lengths, so one captured graph serves every
-            // step whose rows fit the bucket.
-            .max_kv_len = c->decode_kv_bound > 0 ? c->decode_kv_bound : c->max_context,
-            .block_table = c->paged ? c->d_tab : NULL,
-            .table_stride = c->dec_tab_stride,
-            .block_size = c->block_size,
-            .fixed_splits = c->deterministic ? GA_DECODE_INVARIANT_SPLITS : 0,
-            .gate_mode = cfg->gate,
-            .scale = scale,
-            .devinfo = &c->devinfo,
-        };
-        if ((st = ga_attention_decode(&da, c->stream, err))) return st;
-    } else if ((st = prefill_attention(c, l, pl, cap, err))) {
-        return st;
+        if ((st = decode_attention(c, l, rows, c->dec_tab_stride, err))) return st;
+    } else {
+        // A mixed step's decode rows first (cuda_mixed.c): the kernel and split of a decode
+        // step, so they do not depend on the pieces beside them.
+        if (pl->nd && (st = decode_attention(c, l, pl->nd, c->max_blocks, err))) return st;
+        if ((st = prefill_attention(c, l, pl, cap, err))) return st;
     }
     if (fused)
         return gemv_residual(c, s->attn, w->w_o, &w->f8_o, w->b_o, rows, H, c->attn_dim, pdl, err);
@@ -387,9 +410,7 @@ ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err) {
                         cfg->hidden_size, err);
 }
 
-/* Final norm (adding the last MLP output) and LM head for rows [first, first+n) of the
- * pass, logits into sc.logits rows [dst, dst+n) (dst + n <= sc.logit_rows). */
-static ga_status lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err) {
+ga_status ga_cuda_lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err) {
     const ga_config *cfg = &c->cfg;
     ga_cuda_scratch *s = &c->sc;
     const size_t H = (size_t)cfg->hidden_size;
@@ -420,7 +441,7 @@ static ga_status lm_head_rows(ga_cuda *c, int first, int n, float *dst, ga_err *
     const int block = c->sc.logit_rows;
     for (int r = 0; r < n; r += block) {
         const int k = n - r < block ? n - r : block;
-        ga_status st = lm_head(c, first + r, k, 0, err);
+        ga_status st = ga_cuda_lm_head(c, first + r, k, 0, err);
         if (!st) st = logits_out(c, dst + (size_t)r * V, k, err);
         if (st) return st;
     }
@@ -570,7 +591,8 @@ static ga_status forward_passes(ga_cuda *c, int seq, int pos0, const int32_t *to
         if (logits && all_positions) {
             if ((st = lm_head_rows(c, 0, len, logits + (size_t)s0 * V, err))) return st;
         } else if (logits && last) {
-            if ((st = lm_head(c, len - 1, 1, 0, err)) || (st = logits_out(c, logits, 1, err)))
+            if ((st = ga_cuda_lm_head(c, len - 1, 1, 0, err)) ||
+                (st = logits_out(c, logits, 1, err)))
                 return st;
         }
     }
@@ -626,7 +648,8 @@ static ga_status multi_passes(ga_cuda *c, int ns, const int *seqs, const int *po
              * (more sequences can end in a pass than the logits scratch has rows). */
             int k = 0;
             for (int j = 0; j < n_end; j++) {
-                if ((st = lm_head(c, off[first_end + j + 1] - 1 - r0, 1, k, err))) return st;
+                if ((st = ga_cuda_lm_head(c, off[first_end + j + 1] - 1 - r0, 1, k, err)))
+                    return st;
                 if (++k == c->sc.logit_rows || j == n_end - 1) {
                     if ((st = logits_out(c, logits + (size_t)next_out * V, k, err))) return st;
                     next_out += k;

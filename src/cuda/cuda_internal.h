@@ -70,10 +70,15 @@ typedef struct ga_cuda_scratch {
 } ga_cuda_scratch;
 
 /* The sequences of one pass of rows (a prefill chunk): piece i is rows off[i]..off[i+1) of
- * sequence seqs[i], its first row at position pos0[i]. Decode passes none (device arrays). */
+ * sequence seqs[i], its first row at position pos0[i]. Decode passes none (device arrays).
+ * A mixed step (cuda_mixed.c) puts its decode rows first: pieces 0..nd-1 are one row each,
+ * attended by one decode-attention launch over their block-table rows 0..nd-1 (stride
+ * max_blocks) and kv_lens; the pieces after them by the prefill attention. nd is 0 in a
+ * prefill. */
 typedef struct ga_cuda_plan {
     int ns;
     const int *seqs, *pos0, *off;
+    int nd;
 } ga_cuda_plan;
 
 typedef struct ga_cuda_tp ga_cuda_tp;
@@ -264,6 +269,11 @@ ga_status ga_cuda_stage_pass(ga_cuda *c, const int32_t *tokens, int rows, const 
 /* Decode: the final norm and LM head of the `rows` rows after ga_cuda_layers(decode), logits
  * into sc.logits (fused into one GEMV when ga_cuda_decode_fused). */
 ga_status ga_cuda_decode_logits(ga_cuda *c, int rows, ga_err *err);
+/* cuda_forward.c: the final norm (adding the last MLP output) and LM head of rows [first,
+ * first + n) of an unfused pass, logits into sc.logits rows [dst, dst + n) (dst + n <=
+ * sc.logit_rows): the computation of ga_cuda_decode_logits for those rows when it is not
+ * fused. */
+ga_status ga_cuda_lm_head(ga_cuda *c, int first, int n, int dst, ga_err *err);
 ga_status ga_cuda_forward(ga_backend *b, int seq, int pos0, const int32_t *tokens, int n,
                           bool all_positions, float *logits, ga_attn_capture *cap, ga_err *err);
 ga_status ga_cuda_forward_multi(ga_backend *b, int ns, const int *seqs, const int *pos0,
@@ -281,6 +291,17 @@ ga_status ga_cuda_decode_batch(ga_backend *b, const int *seqs, const int *pos,
 ga_status ga_cuda_decode_sample(ga_backend *b, const int *seqs, const int *pos,
                                 const int32_t *tokens, int nb, const ga_sampling *sp,
                                 const uint64_t *streams, int32_t *next, ga_err *err);
+/* cuda_decode.c: token selection on the device for the nb rows of sc.logits, at positions
+ * sc.positions[0..nb) (the draw of row i uses position + 1), ids into next; synchronises. */
+ga_status ga_cuda_pick(ga_cuda *c, int nb, const ga_sampling *sp, const uint64_t *streams,
+                       int32_t *next, ga_err *err);
+
+/* cuda_mixed.c: backend.h's step_mixed (decode rows and prefill pieces in one pass). */
+ga_status ga_cuda_step_mixed(ga_backend *b, int nd, const int *dseqs, const int *dpos,
+                             const int32_t *dtokens, const ga_sampling *sp, const uint64_t *streams,
+                             int32_t *dnext, float *dlogits, int np, const int *pseqs,
+                             const int *ppos0, const int32_t *ptokens, const int *poff,
+                             float *plogits, ga_err *err);
 
 /* cuda_backend.c: one device state for model m (a tensor-parallel rank's model: tp_ranks > 1)
  * on device dev, everything allocated and the weights uploaded; and its release. */

@@ -230,6 +230,10 @@ ga_status ga_cuda_tp_backend_create(const ga_model *m, const ga_session_opts *op
     ga_cuda_backend_init(b, tp->rank[0]);
     tp->rank[0]->tp = tp;
     b->name = tp->name;
+    /* No one-pass mixed steps across ranks yet (their layer halves and all-reduces would need
+     * the mixed attention too): the scheduler runs decode steps and prefill passes apart, its
+     * --prefill-share limit included, instead of mixed steps that are two calls underneath. */
+    b->step_mixed = NULL;
     /* the whole model's KV bytes a token (every rank's heads): a paged cache's kv_memory
      * counts all ranks together */
     b->kv_token_bytes = 2 * 2 * (size_t)cfg->n_layers * cfg->n_kv_heads * cfg->head_dim;

@@ -48,6 +48,7 @@ struct ga_sched {
     int *free_slots; /* the cache allocator: a stack of free session slots */
     int n_free;
     bool paged; /* the session's cache is paged: admission and growth count blocks */
+    bool mixed; /* steps are sched_mixed_step's (a one-pass mixed backend, not turned off) */
     int block_size, blocks_total;
     ga_sched_metrics met; /* under mu */
     /* the prefill share (ga_sched_opts.prefill_share), scheduler thread only: this loop
@@ -99,5 +100,9 @@ bool sched_decode_step(ga_sched *q);
 /* Up to prefill_chunk prompt tokens of the requests still prefilling; *progress set when any
  * ran. */
 void sched_prefill_step(ga_sched *q, bool *progress);
+/* The step of a backend with one-pass mixed steps (ga_session_has_step_mixed): the decode rows
+ * and up to ga_sched_mixed_budget prompt tokens in one call, or either alone when the other
+ * has none; false when nothing ran. */
+bool sched_mixed_step(ga_sched *q);
 
 #endif

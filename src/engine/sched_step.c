@@ -101,11 +101,14 @@ static bool same_sampling(const ga_sampling *a, const ga_sampling *b) {
            a->seed == b->seed;
 }
 
-/* One decode step for every request that is generating. */
-bool sched_decode_step(ga_sched *q) {
+/* The decode rows of a step: every generating request's next position, into q->rows, seqs,
+ * pos, toks and streams [0, nb). *same: one sampling for every row (*sp0); *need_logits: some
+ * row's request asked for log-probabilities (its logits must come back). */
+static int plan_decode(ga_sched *q, bool *same, const ga_sampling **sp0, bool *need_logits) {
     int nb = 0;
-    bool need_logits = false, same = true;
-    const ga_sampling *sp0 = NULL;
+    *same = true;
+    *sp0 = NULL;
+    *need_logits = false;
     for (int i = 0; i < q->n_active; i++) {
         ga_sched_req *r = q->active[i];
         if (r->state != R_DECODE) continue;
@@ -117,29 +120,51 @@ bool sched_decode_step(ga_sched *q) {
         q->toks[nb] = r->prompt[q->pos[nb]];
         q->streams[nb] = 0; /* not the slot: a request draws the same in any batch */
         if (nb == 0)
-            sp0 = eff_sampling(r);
+            *sp0 = eff_sampling(r);
         else
-            same = same && same_sampling(sp0, eff_sampling(r));
-        need_logits = need_logits || r->o.logprobs >= 0;
+            *same = *same && same_sampling(*sp0, eff_sampling(r));
+        *need_logits = *need_logits || r->o.logprobs >= 0;
         nb++;
     }
+    return nb;
+}
+
+/* After a step ran the nb decode rows (st: how it went): the ids from q->logits (rows [0, nb))
+ * when they came back as logits, then each row's token to its request. */
+static void deliver_decode(ga_sched *q, int nb, bool ids, bool need_logits, ga_status st,
+                           const ga_err *err) {
+    for (int b = 0; b < nb && !st && !ids; b++)
+        q->next[b] =
+            ga_sample_host(q->logits + (size_t)b * q->V, q->V, eff_sampling(q->active[q->rows[b]]),
+                           0, (uint64_t)q->pos[b] + 1, q->sample_scratch);
+    for (int b = 0; b < nb; b++) {
+        ga_sched_req *r = q->active[q->rows[b]];
+        if (st)
+            sched_finish(q, r, GA_FINISH_ERROR, err->msg);
+        else if (q->pos[b] + 1 < r->o.n_prompt + r->produced)
+            continue; /* a replayed position: its next token was sent before the preemption */
+        else
+            take_token(q, r, q->next[b], q->pos[b] + 1,
+                       need_logits ? q->logits + (size_t)b * q->V : NULL);
+    }
+}
+
+/* One decode step for every request that is generating. */
+bool sched_decode_step(ga_sched *q) {
+    bool need_logits, same;
+    const ga_sampling *sp0;
+    const int nb = plan_decode(q, &same, &sp0, &need_logits);
     if (!nb) {
         q->step_decode_s = 0;
         return false;
     }
     ga_err err = {{0}};
     double t0 = sched_now();
-    ga_status st;
-    if (same && !need_logits) {
-        /* One sampling for the batch: the backend picks (on the GPU only ids come back). */
-        st = ga_session_decode_sample(q->s, q->seqs, q->toks, nb, sp0, q->streams, q->next, &err);
-    } else {
-        st = ga_session_decode_batch(q->s, q->seqs, q->toks, nb, q->logits, &err);
-        for (int b = 0; b < nb && !st; b++)
-            q->next[b] = ga_sample_host(q->logits + (size_t)b * q->V, q->V,
-                                        eff_sampling(q->active[q->rows[b]]), 0,
-                                        (uint64_t)q->pos[b] + 1, q->sample_scratch);
-    }
+    /* One sampling for the batch: the backend picks (on the GPU only ids come back). */
+    const bool ids = same && !need_logits;
+    ga_status st =
+        ids ? ga_session_decode_sample(q->s, q->seqs, q->toks, nb, sp0, q->streams, q->next, &err)
+            : ga_session_decode_batch(q->s, q->seqs, q->toks, nb, q->logits, &err);
     double dt = sched_now() - t0;
     q->step_decode_s = st ? 0 : dt;
     pthread_mutex_lock(&q->mu);
@@ -149,16 +174,7 @@ bool sched_decode_step(ga_sched *q) {
         q->met.decode_steps++;
     }
     pthread_mutex_unlock(&q->mu);
-    for (int b = 0; b < nb; b++) {
-        ga_sched_req *r = q->active[q->rows[b]];
-        if (st)
-            sched_finish(q, r, GA_FINISH_ERROR, err.msg);
-        else if (q->pos[b] + 1 < r->o.n_prompt + r->produced)
-            continue; /* a replayed position: its next token was sent before the preemption */
-        else
-            take_token(q, r, q->next[b], q->pos[b] + 1,
-                       need_logits ? q->logits + (size_t)b * q->V : NULL);
-    }
+    deliver_decode(q, nb, ids, need_logits, st, &err);
     return true;
 }
 
@@ -169,6 +185,62 @@ int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s,
     const int lo = prefill_chunk < GA_SCHED_MIN_PREFILL ? prefill_chunk : GA_SCHED_MIN_PREFILL;
     if (cap >= prefill_chunk) return prefill_chunk;
     return cap < lo ? lo : (int)cap;
+}
+
+/* The prefill pieces of a step: up to budget prompt tokens, oldest request first, into
+ * q->rows and seqs [base, base + ns), q->ptoks and q->poffs [0, ns]; paged, only what fits
+ * free_b free blocks (later requests wait their turn). *need: some request's prompt ends
+ * here (its logits must come back). Returns ns. */
+static int plan_prefill(ga_sched *q, int budget, int base, int64_t free_b, bool *need) {
+    int ns = 0;
+    q->poffs[0] = 0;
+    *need = false;
+    for (int i = 0; i < q->n_active && budget > 0; i++) {
+        ga_sched_req *r = q->active[i];
+        if (r->state != R_PREFILL) continue;
+        int left = sched_fill_len(r) - r->prefilled;
+        int n = left < budget ? left : budget;
+        if (q->paged) {
+            const int len = ga_session_seq_len(q->s, r->slot), bs = q->block_size;
+            const int64_t fit = free_b * bs + (len % bs ? bs - len % bs : 0);
+            if (n > fit) n = (int)fit;
+            if (n < 1) break;
+            free_b -= ga_session_kv_blocks_needed(q->s, r->slot, n);
+        }
+        memcpy(q->ptoks + q->poffs[ns], r->prompt + r->prefilled, (size_t)n * sizeof *q->ptoks);
+        q->rows[base + ns] = i;
+        q->seqs[base + ns] = r->slot;
+        q->poffs[ns + 1] = q->poffs[ns] + n;
+        *need = *need || (r->prefilled + n == sched_fill_len(r) && !r->produced);
+        ns++;
+        budget -= n;
+    }
+    return ns;
+}
+
+/* After a step ran the ns pieces planned at base (st: how it went; logits: their rows, each
+ * piece's last token, when plan_prefill said some were needed): each request's progress, and
+ * the first token of those whose prompt is done. */
+static void deliver_prefill(ga_sched *q, int base, int ns, ga_status st, const ga_err *err,
+                            const float *logits) {
+    for (int k = 0; k < ns; k++) {
+        ga_sched_req *r = q->active[q->rows[base + k]];
+        if (st) {
+            sched_finish(q, r, GA_FINISH_ERROR, err->msg);
+            continue;
+        }
+        r->prefilled += q->poffs[k + 1] - q->poffs[k];
+        if (r->prefilled < sched_fill_len(r)) continue;
+        r->state = R_DECODE;
+        if (r->produced)
+            continue; /* recomputed after a preemption: decode steps replay what it sent */
+        /* The first token lands at position n_prompt and draws with that counter, as in
+         * ga_generate. */
+        const float *row = logits + (size_t)k * q->V;
+        int32_t t = ga_sample_host(row, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
+                                   q->sample_scratch);
+        take_token(q, r, t, r->o.n_prompt, row);
+    }
 }
 
 /* Up to prefill_chunk prompt tokens, oldest request first, every request's chunk in one
@@ -184,39 +256,12 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
      * rounding only, as prefill_chunk does). */
     const int budget_cap = ga_sched_prefill_budget(q->o.prefill_chunk, q->o.prefill_share,
                                                    q->step_decode_s, q->prefill_tok_s);
-    int budget = budget_cap, ns = 0;
-    int64_t free_b = q->paged ? sched_free_blocks(q) : 0;
-    q->poffs[0] = 0;
-    /* plan: which requests, how many tokens each */
-    for (int i = 0; i < q->n_active && budget > 0; i++) {
-        ga_sched_req *r = q->active[i];
-        if (r->state != R_PREFILL) continue;
-        int left = sched_fill_len(r) - r->prefilled;
-        int n = left < budget ? left : budget;
-        if (q->paged) { /* what fits the free blocks; later requests wait their turn */
-            const int len = ga_session_seq_len(q->s, r->slot), bs = q->block_size;
-            const int64_t fit = free_b * bs + (len % bs ? bs - len % bs : 0);
-            if (n > fit) n = (int)fit;
-            if (n < 1) break;
-            free_b -= ga_session_kv_blocks_needed(q->s, r->slot, n);
-        }
-        memcpy(q->ptoks + q->poffs[ns], r->prompt + r->prefilled, (size_t)n * sizeof *q->ptoks);
-        q->rows[ns] = i;
-        q->seqs[ns] = r->slot;
-        q->poffs[ns + 1] = q->poffs[ns] + n;
-        ns++;
-        budget -= n;
-    }
+    bool need;
+    const int ns = plan_prefill(q, budget_cap, 0, q->paged ? sched_free_blocks(q) : 0, &need);
     if (!ns) return;
     *progress = true;
-    const bool capped = budget_cap < q->o.prefill_chunk && budget == 0; /* the cap ended it */
-    /* logits (each request's last row) when some request's prompt ends in this chunk */
-    bool need = false;
-    for (int k = 0; k < ns; k++) {
-        const ga_sched_req *r = q->active[q->rows[k]];
-        need = need ||
-               (r->prefilled + q->poffs[k + 1] - q->poffs[k] == sched_fill_len(r) && !r->produced);
-    }
+    /* the cap ended it */
+    const bool capped = budget_cap < q->o.prefill_chunk && q->poffs[ns] == budget_cap;
     ga_err err = {{0}};
     double t0 = sched_now();
     ga_status st = ga_session_forward_multi(q->s, ns, q->seqs, q->ptoks, q->poffs, false,
@@ -237,22 +282,67 @@ void sched_prefill_step(ga_sched *q, bool *progress) {
         if (capped) q->met.prefill_capped++;
     }
     pthread_mutex_unlock(&q->mu);
-    for (int k = 0; k < ns; k++) {
-        ga_sched_req *r = q->active[q->rows[k]];
-        if (st) {
-            sched_finish(q, r, GA_FINISH_ERROR, err.msg);
-            continue;
-        }
-        r->prefilled += q->poffs[k + 1] - q->poffs[k];
-        if (r->prefilled < sched_fill_len(r)) continue;
-        r->state = R_DECODE;
-        if (r->produced)
-            continue; /* recomputed after a preemption: decode steps replay what it sent */
-        /* The first token lands at position n_prompt and draws with that counter, as in
-         * ga_generate. */
-        const float *row = q->logits + (size_t)k * q->V;
-        int32_t t = ga_sample_host(row, q->V, eff_sampling(r), 0, (uint64_t)r->o.n_prompt,
-                                   q->sample_scratch);
-        take_token(q, r, t, r->o.n_prompt, row);
+    deliver_prefill(q, 0, ns, st, &err, q->logits);
+}
+
+int ga_sched_mixed_budget(int prefill_chunk, int nd) {
+    const int lo = prefill_chunk < GA_SCHED_MIN_PREFILL ? prefill_chunk : GA_SCHED_MIN_PREFILL;
+    return prefill_chunk - nd > lo ? prefill_chunk - nd : lo;
+}
+
+/* One step with the decode rows and the prefill pieces in one ga_session_step_mixed call, on
+ * a backend that runs it as one pass: the prompt tokens ride on the decode step's weight
+ * reads instead of streaming every weight again in a pass of their own. The step's rows are
+ * held to prefill_chunk (decode rows first; ga_sched_mixed_budget), so a step is about as
+ * tall as a prefill pass; prefill_share does not apply (there is no separate pass to hold
+ * back). Without decode rows it is sched_prefill_step's pass at the full chunk, without
+ * prompt work (or blocks for it) sched_decode_step's step (a captured graph on CUDA). A
+ * mixed step is all or nothing, as either call is. */
+bool sched_mixed_step(ga_sched *q) {
+    bool need_logits, same, need;
+    const ga_sampling *sp0;
+    bool progress = false;
+    const int nd = plan_decode(q, &same, &sp0, &need_logits);
+    if (!nd) {
+        q->step_decode_s = 0;
+        sched_prefill_step(q, &progress);
+        return progress;
     }
+    int64_t free_b = 0;
+    if (q->paged) { /* the decode rows' blocks first: sched_ensure_room made room for them */
+        free_b = sched_free_blocks(q);
+        for (int b = 0; b < nd; b++)
+            free_b -= ga_session_kv_blocks_needed(q->s, q->seqs[b], 1);
+    }
+    const int budget = ga_sched_mixed_budget(q->o.prefill_chunk, nd);
+    const int np = free_b >= 0 ? plan_prefill(q, budget, nd, free_b, &need) : 0;
+    if (!np) return sched_decode_step(q);
+    const int P = q->poffs[np];
+    const bool ids = same && !need_logits;
+    float *plogits = need ? q->logits + (size_t)nd * q->V : NULL;
+    ga_err err = {{0}};
+    double t0 = sched_now();
+    ga_status st = ga_session_step_mixed(q->s, nd, q->seqs, q->toks, sp0, q->streams,
+                                         ids ? q->next : NULL, ids ? NULL : q->logits, np,
+                                         q->seqs + nd, q->ptoks, q->poffs, plogits, &err);
+    double dt = sched_now() - t0;
+    q->step_decode_s = 0;
+    pthread_mutex_lock(&q->mu);
+    /* the step's time split between decode and prefill by rows, so that busy = prefill +
+     * decode seconds stays the wall time in steps (mixed_s: the whole of the mixed ones) */
+    q->met.decode_s += dt * nd / (nd + P);
+    q->met.prefill_s += dt * P / (nd + P);
+    q->met.mixed_s += dt;
+    if (!st) {
+        q->met.decode_tokens += (uint64_t)nd;
+        q->met.decode_steps++;
+        q->met.prompt_tokens += (uint64_t)P;
+        q->met.prefill_calls++;
+        q->met.prefill_seqs += (uint64_t)np;
+        q->met.mixed_steps++;
+    }
+    pthread_mutex_unlock(&q->mu);
+    deliver_decode(q, nd, ids, need_logits, st, &err);
+    deliver_prefill(q, nd, np, st, &err, plogits);
+    return true;
 }

@@ -55,6 +55,7 @@ ga_status ga_sched_create(ga_session *s, const ga_model *m, const ga_sched_opts 
     q->block_size = ki.block_size;
     q->blocks_total = ki.blocks_total;
     q->met.kv_paged = ki.paged;
+    q->mixed = ga_session_has_step_mixed(s) && !opts.separate_prefill;
     q->met.blocks_free = ki.blocks_free;
     size_t B = (size_t)q->max_batch;
     q->active = calloc(B, sizeof *q->active);
@@ -295,8 +296,13 @@ static void *loop(void *arg) {
                 sched_finish(q, r, GA_FINISH_CANCELLED, NULL);
         }
         sched_ensure_room(q);
-        bool progress = sched_decode_step(q);
-        sched_prefill_step(q, &progress);
+        bool progress = false;
+        if (q->mixed) {
+            progress = sched_mixed_step(q);
+        } else {
+            progress = sched_decode_step(q);
+            sched_prefill_step(q, &progress);
+        }
         /* Paged: prefills waiting for blocks that only running prefills hold would wait
          * forever; the newest gives its blocks back. */
         if (!progress && sched_running(q) > 1) sched_preempt(q, sched_newest(q));

@@ -8,7 +8,11 @@
  *   2. one decode step for every request that is generating (one batched session call),
  *   3. up to prefill_chunk prompt tokens of the requests still prefilling, oldest first, so a
  *      long prompt costs the running decodes at most one chunk per token they produce; all
- *      these requests' chunks go in one ga_session_forward_multi call (shared weight GEMMs),
+ *      these requests' chunks go in one ga_session_forward_multi call (shared weight GEMMs);
+ *      on a backend that runs decode rows and prompt tokens in one pass
+ *      (ga_session_has_step_mixed: CUDA Qwen3 on one GPU, the CPU), 2 and 3 are one
+ *      ga_session_step_mixed call, the prompt tokens held to what is left of prefill_chunk
+ *      rows after the decode rows (ga_sched_mixed_budget),
  *   4. hand each new token to its request's callback; finished or cancelled requests give
  *      their cache back at once.
  *
@@ -81,13 +85,20 @@ typedef struct ga_sched_req_opts {
 } ga_sched_req_opts;
 
 typedef struct ga_sched_opts {
-    int prefill_chunk; /* prompt tokens per step, all requests together (0: 512) */
-    int max_queue;     /* waiting requests at most (0: 256) */
-    /* In a step where requests are decoding, the prefill pass takes at most this multiple of
-     * that step's decode time (prompt tokens estimated from the measured prefill time per
-     * token), so a running request's next token waits at most about (1 + share) decode steps
-     * (0: 1.0; < 0: no limit, the whole prefill_chunk every step). */
+    /* prompt tokens per step, all requests together (0: 512); in a mixed step, the step's
+     * rows: decode rows plus prompt tokens (ga_sched_mixed_budget) */
+    int prefill_chunk;
+    int max_queue; /* waiting requests at most (0: 256) */
+    /* Separate passes only: in a step where requests are decoding, the prefill pass takes at
+     * most this multiple of that step's decode time (prompt tokens estimated from the
+     * measured prefill time per token), so a running request's next token waits at most
+     * about (1 + share) decode steps (0: 1.0; < 0: no limit, the whole prefill_chunk every
+     * step). Mixed steps have no separate pass to hold back: there it is accepted and unused. */
     double prefill_share;
+    /* Run the prefill as a pass of its own after the decode step even where the backend can
+     * mix the two in one pass (ga_session_has_step_mixed): the steps before mixed steps, to
+     * compare against. */
+    bool separate_prefill;
 } ga_sched_opts;
 
 /* The fewest prompt tokens a step's prefill takes when any are waiting (no starvation). */
@@ -97,6 +108,12 @@ typedef struct ga_sched_opts {
  * prefill_tok_s when decodes ran (decode_s > 0), the limit is on (share > 0) and a time per
  * prompt token is known (prefill_tok_s > 0); never below GA_SCHED_MIN_PREFILL (or the chunk). */
 int ga_sched_prefill_budget(int prefill_chunk, double share, double decode_s, double prefill_tok_s);
+
+/* The prompt tokens of a mixed step (decode rows and prefill in one pass: a backend with
+ * ga_session_has_step_mixed) with nd decode rows: what is left of prefill_chunk rows after
+ * them, never below GA_SCHED_MIN_PREFILL (or the chunk), so prompts progress beside any
+ * batch. */
+int ga_sched_mixed_budget(int prefill_chunk, int nd);
 
 /* Why a submission was refused (GA_ERR_ARG with a message otherwise). */
 typedef enum ga_sched_refusal {
@@ -130,8 +147,13 @@ typedef struct ga_sched_metrics {
                                  * request's sent tokens, src/engine/sched_cache.c) */
     uint64_t decode_steps;      /* decode steps (decode_tokens / decode_steps: the mean batch) */
     uint64_t prefill_capped;    /* prefill passes whose budget prefill_share cut below the chunk */
-    ga_sched_hist ttft;         /* submit to first token */
-    ga_sched_hist itl;          /* between consecutive tokens of a request */
+    /* Steps that ran decode rows and prompt tokens in one pass (each also counts as a decode
+     * step and a prefill call; its time is split between decode_s and prefill_s by rows) and
+     * their whole wall time. */
+    uint64_t mixed_steps;
+    double mixed_s;
+    ga_sched_hist ttft; /* submit to first token */
+    ga_sched_hist itl;  /* between consecutive tokens of a request */
 } ga_sched_metrics;
 
 /* The scheduler borrows s and m (they must outlive it); every slot of s is its to use. */

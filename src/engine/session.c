@@ -306,6 +306,26 @@ ga_status ga_session_forward(ga_session *s, int seq, const int32_t *tokens, int 
     return GA_OK;
 }
 
+/* Validated pieces (blocks taken, pos0 their first positions) on the backend: its
+ * multi-sequence pass, else one forward per piece. */
+static ga_status multi_run(ga_session *s, int ns, const int *seqs, const int *pos0,
+                           const int32_t *tokens, const int *offsets, bool all_positions,
+                           float *logits, ga_err *err) {
+    ga_backend *b = s->backend;
+    if (b->forward_multi)
+        return b->forward_multi(b, ns, seqs, pos0, tokens, offsets, all_positions, logits, err);
+    const size_t V = (size_t)s->model->cfg.vocab_size;
+    ga_status st = GA_OK;
+    for (int i = 0; i < ns && !st; i++) {
+        float *dst = !logits         ? NULL
+                     : all_positions ? logits + (size_t)offsets[i] * V
+                                     : logits + (size_t)i * V;
+        st = b->forward(b, seqs[i], pos0[i], tokens + offsets[i], offsets[i + 1] - offsets[i],
+                        all_positions, dst, NULL, err);
+    }
+    return st;
+}
+
 ga_status ga_session_forward_multi(ga_session *s, int ns, const int *seqs, const int32_t *tokens,
                                    const int *offsets, bool all_positions, float *logits,
                                    ga_err *err) {
@@ -342,25 +362,12 @@ ga_status ga_session_forward_multi(ga_session *s, int ns, const int *seqs, const
     for (int i = 0; i < ns && !st; i++)
         st = grow(s, seqs[i], offsets[i + 1] - offsets[i], err);
     const size_t V = (size_t)s->model->cfg.vocab_size;
-    if (!st && s->backend->forward_multi) {
-        int *pos0 = malloc((size_t)ns * sizeof *pos0);
-        if (!pos0) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
-        for (int i = 0; i < ns && !st; i++)
-            pos0[i] = s->seq_len[seqs[i]];
-        if (!st)
-            st = s->backend->forward_multi(s->backend, ns, seqs, pos0, tokens, offsets,
-                                           all_positions, logits, err);
-        free(pos0);
-    } else {
-        for (int i = 0; i < ns && !st; i++) {
-            const int n = offsets[i + 1] - offsets[i];
-            float *dst = !logits         ? NULL
-                         : all_positions ? logits + (size_t)offsets[i] * V
-                                         : logits + (size_t)i * V;
-            st = s->backend->forward(s->backend, seqs[i], s->seq_len[seqs[i]], tokens + offsets[i],
-                                     n, all_positions, dst, NULL, err);
-        }
-    }
+    int *pos0 = st ? NULL : malloc((size_t)ns * sizeof *pos0);
+    if (!st && !pos0) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+    for (int i = 0; i < ns && !st; i++)
+        pos0[i] = s->seq_len[seqs[i]];
+    if (!st) st = multi_run(s, ns, seqs, pos0, tokens, offsets, all_positions, logits, err);
+    free(pos0);
     if (!st) st = check_logits(logits, all_positions ? total : ns, (int)V, err);
     if (st) {
         for (int i = 0; i < ns; i++)
@@ -427,42 +434,180 @@ ga_status ga_session_decode_batch(ga_session *s, const int *seqs, const int32_t 
     return GA_OK;
 }
 
+/* The ids of nb validated decode rows at positions pos: picked on the backend when it can
+ * (decode_sample), else sampled on the host from decode_batch's logits. streams non-NULL. */
+static ga_status decode_pick(ga_session *s, const int *seqs, const int *pos, const int32_t *tokens,
+                             int nb, const ga_sampling *sp, const uint64_t *streams, int32_t *next,
+                             ga_err *err) {
+    if (s->backend->decode_sample)
+        return s->backend->decode_sample(s->backend, seqs, pos, tokens, nb, sp, streams, next, err);
+    const int V = s->model->cfg.vocab_size;
+    float *logits = malloc((size_t)nb * V * sizeof(float));
+    void *scratch = malloc(ga_sample_scratch_bytes(V));
+    ga_status st = GA_OK;
+    if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+    if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
+    if (!st) st = check_logits(logits, nb, V, err);
+    /* The draw for the token at position pos+1 uses that position as its counter. */
+    for (int i = 0; i < nb && !st; i++)
+        next[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i], (uint64_t)pos[i] + 1,
+                                 scratch);
+    free(logits);
+    free(scratch);
+    return st;
+}
+
+/* Stream 0 for every row when the caller named none (a row draws the same in any batch, not
+ * by its slot): *own is the array to free. */
+static ga_status zero_streams(int nb, const uint64_t **streams, uint64_t **own, ga_err *err) {
+    *own = NULL;
+    if (*streams) return GA_OK;
+    *own = calloc((size_t)nb, sizeof **own);
+    if (!*own) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    *streams = *own;
+    return GA_OK;
+}
+
 ga_status ga_session_decode_sample(ga_session *s, const int *seqs, const int32_t *tokens, int nb,
                                    const ga_sampling *sp, const uint64_t *streams, int32_t *next,
                                    ga_err *err) {
     int *pos;
     ga_status st = check_batch(s, seqs, tokens, nb, &pos, err);
     if (st) return st;
-    uint64_t *own_streams = NULL;
-    if (!streams) {
-        own_streams = malloc((size_t)nb * sizeof *own_streams);
-        if (!own_streams) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
-        for (int i = 0; i < nb && own_streams; i++)
-            own_streams[i] = 0; /* not the slot: a row draws the same in any batch */
-        streams = own_streams;
-    }
-    if (!st && s->backend->decode_sample) {
-        st = s->backend->decode_sample(s->backend, seqs, pos, tokens, nb, sp, streams, next, err);
-    } else if (!st) {
-        int V = s->model->cfg.vocab_size;
-        float *logits = malloc((size_t)nb * V * sizeof(float));
-        void *scratch = malloc(ga_sample_scratch_bytes(V));
-        if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
-        if (!st) st = s->backend->decode_batch(s->backend, seqs, pos, tokens, nb, logits, err);
-        if (!st) st = check_logits(logits, nb, V, err);
-        /* The draw for the token at position pos+1 uses that position as its counter. */
-        for (int i = 0; i < nb && !st; i++)
-            next[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i],
-                                     (uint64_t)pos[i] + 1, scratch);
-        free(logits);
-        free(scratch);
-    }
+    uint64_t *own_streams;
+    st = zero_streams(nb, &streams, &own_streams, err);
+    if (!st) st = decode_pick(s, seqs, pos, tokens, nb, sp, streams, next, err);
     free(own_streams);
     free(pos);
     if (st) return st;
     for (int i = 0; i < nb; i++)
         s->seq_len[seqs[i]]++;
     return GA_OK;
+}
+
+bool ga_session_has_step_mixed(const ga_session *s) {
+    return s->backend->step_mixed != NULL;
+}
+
+/* The sequence of entry i of a mixed step (decode rows first, then the pieces) and the
+ * tokens it appends. */
+static int mixed_seq(int nd, const int *dseqs, const int *pseqs, int i) {
+    return i < nd ? dseqs[i] : pseqs[i - nd];
+}
+static int mixed_len(int nd, const int *poff, int i) {
+    return i < nd ? 1 : poff[i - nd + 1] - poff[i - nd];
+}
+
+/* Everything a mixed step checks before it takes any block; pos (nd + np) gets each entry's
+ * first position. */
+static ga_status check_mixed(const ga_session *s, int nd, const int *dseqs, const int32_t *dtokens,
+                             int np, const int *pseqs, const int32_t *ptokens, const int *poff,
+                             int *pos, ga_err *err) {
+    ga_status st;
+    if (poff[0] != 0) return ga_err_set(err, GA_ERR_ARG, "offsets[0] is %d, not 0", poff[0]);
+    int64_t need = 0;
+    for (int i = 0; i < nd + np; i++) {
+        const int seq = mixed_seq(nd, dseqs, pseqs, i), n = mixed_len(nd, poff, i);
+        if (seq < 0 || seq >= s->max_batch)
+            return ga_err_set(err, GA_ERR_ARG, "sequence %d outside [0, %d)", seq, s->max_batch);
+        for (int j = 0; j < i; j++)
+            if (mixed_seq(nd, dseqs, pseqs, j) == seq)
+                return ga_err_set(err, GA_ERR_ARG, "sequence %d appears twice in one step", seq);
+        if (n < 1)
+            return ga_err_set(err, GA_ERR_ARG, "sequence %d (piece %d) has no tokens", seq, i - nd);
+        if ((st = check_room(s, seq, n, err))) return st;
+        pos[i] = s->seq_len[seq];
+        need += ga_session_kv_blocks_needed(s, seq, n);
+    }
+    if ((st = check_tokens(s, dtokens, nd, err)) || (st = check_tokens(s, ptokens, poff[np], err)))
+        return st;
+    if (need > s->n_free)
+        return ga_err_set(err, GA_ERR_NO_CACHE,
+                          "paged KV cache: a mixed step of %d sequences needs %lld more blocks, "
+                          "%d of %d are free",
+                          nd + np, (long long)need, s->n_free, s->n_blocks);
+    return GA_OK;
+}
+
+/* The step on the backend: its one pass, or the decode rows and then the pieces. dnext set:
+ * ids on the backend (decode_pick: host sampling when it cannot), else dlogits. */
+static ga_status mixed_run(ga_session *s, int nd, const int *dseqs, const int *dpos,
+                           const int32_t *dtokens, const ga_sampling *sp, const uint64_t *streams,
+                           int32_t *dnext, float *dlogits, int np, const int *pseqs,
+                           const int *ppos0, const int32_t *ptokens, const int *poff,
+                           float *plogits, ga_err *err) {
+    ga_backend *b = s->backend;
+    const int V = s->model->cfg.vocab_size;
+    ga_status st = GA_OK;
+    if (!b->step_mixed) {
+        st = dnext ? decode_pick(s, dseqs, dpos, dtokens, nd, sp, streams, dnext, err)
+                   : b->decode_batch(b, dseqs, dpos, dtokens, nd, dlogits, err);
+        if (!st) st = multi_run(s, np, pseqs, ppos0, ptokens, poff, false, plogits, err);
+        if (!st) st = check_logits(dlogits, nd, V, err);
+        return st;
+    }
+    if (!dnext || b->decode_sample) {
+        st = b->step_mixed(b, nd, dseqs, dpos, dtokens, sp, streams, dnext, dlogits, np, pseqs,
+                           ppos0, ptokens, poff, plogits, err);
+        return st ? st : check_logits(dlogits, nd, V, err);
+    }
+    /* ids asked of a backend that only returns logits: the host samples them */
+    float *logits = malloc((size_t)nd * V * sizeof(float));
+    void *scratch = malloc(ga_sample_scratch_bytes(V));
+    if (!logits || !scratch) st = ga_err_set(err, GA_ERR_OOM, "out of memory");
+    if (!st)
+        st = b->step_mixed(b, nd, dseqs, dpos, dtokens, sp, streams, NULL, logits, np, pseqs, ppos0,
+                           ptokens, poff, plogits, err);
+    if (!st) st = check_logits(logits, nd, V, err);
+    for (int i = 0; i < nd && !st; i++)
+        dnext[i] = ga_sample_host(logits + (size_t)i * V, V, sp, streams[i], (uint64_t)dpos[i] + 1,
+                                  scratch);
+    free(logits);
+    free(scratch);
+    return st;
+}
+
+ga_status ga_session_step_mixed(ga_session *s, int nd, const int *dseqs, const int32_t *dtokens,
+                                const ga_sampling *sp, const uint64_t *streams, int32_t *dnext,
+                                float *dlogits, int np, const int *pseqs, const int32_t *ptokens,
+                                const int *poffsets, float *plogits, ga_err *err) {
+    if (nd < 1 || np < 1 || nd > s->max_batch - np)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "a mixed step of %d decode rows and %d prefill pieces: each >= 1, "
+                          "together at most %d",
+                          nd, np, s->max_batch);
+    if (!dseqs || !dtokens || !pseqs || !ptokens || !poffsets)
+        return ga_err_set(err, GA_ERR_ARG, "no tokens to run");
+    if (!dnext == !dlogits)
+        return ga_err_set(err, GA_ERR_ARG,
+                          "a mixed step's decode rows need exactly one of next ids and logits");
+    if (s->capture)
+        return ga_err_set(err, GA_ERR_ARG, "attention capture needs a single-sequence prefill");
+    int *pos = malloc((size_t)(nd + np) * sizeof *pos);
+    if (!pos) return ga_err_set(err, GA_ERR_OOM, "out of memory");
+    ga_status st = check_mixed(s, nd, dseqs, dtokens, np, pseqs, ptokens, poffsets, pos, err);
+    if (st) {
+        free(pos);
+        return st;
+    }
+    for (int i = 0; i < nd + np && !st; i++)
+        st = grow(s, mixed_seq(nd, dseqs, pseqs, i), mixed_len(nd, poffsets, i), err);
+    uint64_t *own_streams = NULL;
+    if (!st) st = zero_streams(nd, &streams, &own_streams, err);
+    if (!st)
+        st = mixed_run(s, nd, dseqs, pos, dtokens, sp, streams, dnext, dlogits, np, pseqs, pos + nd,
+                       ptokens, poffsets, plogits, err);
+    if (!st) st = check_logits(plogits, np, s->model->cfg.vocab_size, err);
+    free(own_streams);
+    free(pos);
+    for (int i = 0; i < nd + np; i++) {
+        const int seq = mixed_seq(nd, dseqs, pseqs, i);
+        if (st)
+            ga_session_reset(s, seq); /* the cache may hold part of the step's K/V */
+        else
+            s->seq_len[seq] += mixed_len(nd, poffsets, i);
+    }
+    return st;
 }
 
 /* ------------------------------------------------------------------ attention capture */

@@ -178,6 +178,11 @@ static enum MHD_Result get_metrics(ga_server *srv, struct MHD_Connection *c) {
     metric(&b, "gattn_prefill_capped_total", "counter",
            "Prefill passes held below --prefill-chunk by --prefill-share (decodes were running).",
            (double)m.prefill_capped);
+    metric(&b, "gattn_mixed_steps_total", "counter",
+           "Steps that ran decode rows and prompt tokens in one pass (also counted as decode "
+           "steps and prefill passes; their time split between the two by rows).",
+           (double)m.mixed_steps);
+    metric(&b, "gattn_mixed_seconds_total", "counter", "Wall time in mixed steps.", m.mixed_s);
     metric(&b, "gattn_decode_rows_total", "counter",
            "Rows of those steps (over gattn_decode_steps_total: the mean batch).",
            (double)m.decode_tokens);
