@@ -9,7 +9,8 @@
  *  - ga_gemv_f8 and the fused forms (rmsnorm, rmsnorm + SwiGLU, residual) against the bf16
  *    ga_gemv / fused forms run on the host-dequantised weights, for M = 1..8, fp32 and bf16
  *    outputs, block sizes 128, 64 and 32 (square, and 128 x 64), K not a multiple of the block,
- *    K/8 below a warp and past the unrolled stride.
+ *    K/8 below a warp and past the unrolled stride, and scales that make code x scale an fp32
+ *    subnormal.
  * The fast arithmetic (ga_f8_scales.math GA_FP8_MATH_FAST, --fp8-math fast) is not bitwise the
  * bf16 path, so it is checked against an fp64 product of the codes (the host's own e4m3
  * decoder, ga_e4m3_to_f32), the scales and x, within a bound on fp32 rounding (fast_bound);
@@ -34,7 +35,8 @@
 #include "testutil.h"
 
 static uint64_t rng;
-static int pdl_ok; /* programmatic dependent launch: sm_90 and newer */
+static int pdl_ok;         /* programmatic dependent launch: sm_90 and newer */
+static int scale_exp = -4; /* block scales are 2^scale_exp .. 2^(scale_exp - 8), times 1-1.5 */
 
 /* One stack: parts of rows[i] rows, K columns; host codes, host bf16 dequantised weights,
  * device codes, scales and row table. */
@@ -79,9 +81,9 @@ static void stack_make(stack *s, const int *rows, int nparts, int K, int b0, int
         for (size_t j = 0; j < (size_t)r * K; j++)
             c[j] = rand_code();
         float *sc = hs + (size_t)srow * s->kb;
-        for (int j = 0; j < pr * s->kb; j++) /* about weight_scale_inv's range: 2^-12 .. 2^-4 */
+        for (int j = 0; j < pr * s->kb; j++) /* by default weight_scale_inv's range */
             sc[j] = ldexpf(1.0f + 0.5f * (float)(ga_test_rand_u64(&rng) % 1000) / 1000.0f,
-                           -4 - (int)(ga_test_rand_u64(&rng) % 9));
+                           scale_exp - (int)(ga_test_rand_u64(&rng) % 9));
         ga_tensor st = {.name = "scale",
                         .dtype = GA_F32,
                         .ndim = 2,
@@ -423,6 +425,11 @@ int main(void) {
     test_case(gu, 2, 1032, 128, 64, few_m, 3); /* K/8 = 129: the unrolled loop and the tail */
     test_case(gu, 2, 24, 32, 32, few_m, 3);    /* K/8 = 3 < 32 lanes, K < the block */
     test_case(one, 1, 8, 128, 128, few_m, 3);  /* one chunk a row */
+    /* scales near and below fp32's smallest normal (2^-126): code x scale is an fp32 subnormal,
+     * rounded to a bf16 subnormal, which the exact form must keep as the host does */
+    scale_exp = -124;
+    test_case(qkv, 3, 200, 32, 32, few_m, 3);
+    scale_exp = -4;
     /* the 1.7B shape's decode projections at the released block size */
     const int big_qkv[] = {4096, 1024, 1024}, big_gu[] = {6144, 6144}, big_o[] = {2048},
               big_down[] = {2048};
