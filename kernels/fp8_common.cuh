@@ -22,20 +22,45 @@ __device__ __forceinline__ float mul_rn_noftz(float a, float b) {
     return r;
 }
 
+/* x rounded to bf16 (round to nearest even, subnormals kept), as an fp32: cvt.rn.bf16x2.f32
+ * puts bf16(x) in the upper half and bf16(0) = 0 in the lower, and that word is the fp32 bit
+ * pattern of the bf16 value. One instruction; the pair form (__floats2bfloat162_rn, then
+ * widening each half back to fp32) costs 1.5 a value: half a conversion and a shift or mask.
+ * Same conversion, same rounding and the same NaN (0x7fff, widened 0x7fff0000) as the pair. */
+__device__ __forceinline__ float round_bf16_f32(float x) {
+    uint32_t u;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u) : "f"(x), "f"(0.f));
+    return __uint_as_float(u);
+}
+
 /* 8 e4m3 codes (e4m3 -> half is exact: every e4m3 value is a half) times their block's scale,
  * each rounded to bf16 and widened back: the bf16 weights the dequantised upload holds. At
  * batch 1 the FP8 stream carries twice the weights a second of the bf16 one, so the
- * instructions per weight matter: pairs go through the x2 conversions (e4m3x2 -> f16x2, two
- * floats -> bf16x2), about 4 instructions a weight before the FMAs where bf16 needs 1. */
+ * instructions per weight matter: 4.5 a weight before the FMAs where bf16 needs 1 -- half an
+ * e4m3x2 -> f16x2 conversion, an f16 -> f32 widening, the non-FTZ multiply and
+ * round_bf16_f32 (the pair conversion and two widenings back cost 0.5 a weight more). */
 __device__ __forceinline__ void e4m3x8_to_f32(uint2 v, float s, float f[8]) {
     const __nv_fp8x2_storage_t *q = reinterpret_cast<const __nv_fp8x2_storage_t *>(&v);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(q[j], __NV_E4M3)));
-        const float2 r =
-            __bfloat1622float2(__floats2bfloat162_rn(mul_rn_noftz(t.x, s), mul_rn_noftz(t.y, s)));
-        f[2 * j] = r.x;
-        f[2 * j + 1] = r.y;
+        f[2 * j] = round_bf16_f32(mul_rn_noftz(t.x, s));
+        f[2 * j + 1] = round_bf16_f32(mul_rn_noftz(t.y, s));
+    }
+}
+
+/* 8 e4m3 codes as fp32, unscaled (--fp8-math fast, gemv.cu): e4m3 -> f16 -> f32 is exact, so
+ * these are the codes' own values; the kernel multiplies a chunk's dot product by the block
+ * scale once instead of rounding every weight to bf16. 12 instructions for 8 weights: one
+ * e4m3x2 -> f16x2 conversion a pair and one f16 -> f32 widening a weight. NaN codes (0x7f,
+ * 0xff) stay NaN, as in the exact form. */
+__device__ __forceinline__ void e4m3x8_to_f32_raw(uint2 v, float f[8]) {
+    const __nv_fp8x2_storage_t *q = reinterpret_cast<const __nv_fp8x2_storage_t *>(&v);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float2 t = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(q[j], __NV_E4M3)));
+        f[2 * j] = t.x;
+        f[2 * j + 1] = t.y;
     }
 }
 

@@ -54,7 +54,11 @@
  * shuffles to put them back.) The fused prologues and epilogues are shared, not copied: F8
  * only changes how a weight chunk is loaded and widened (fp8_common.cuh, shared with the MoE
  * expert GEMM). ga_f8_dequant writes the same bf16 values into a matrix, for the prefill GEMMs
- * (cuBLAS on bf16: the same numbers as the bf16 upload).
+ * (cuBLAS on bf16: the same numbers as the bf16 upload). The FP8 GEMV is bound by instructions,
+ * not bytes (1.43 TB/s against bf16's 2.37 on the H200, bench/RESULTS.md): its M = 1 loop over
+ * 128 weights a lane was 930 SASS instructions against bf16's 453, now 756 (one conversion per
+ * weight for the bf16 rounding, fp8_common.cuh; scale pointers kept in registers, k_gemv).
+ * ga_f8_scales.math GA_FP8_MATH_FAST selects gemv_chunk's FAST form (517): not bitwise.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -78,6 +82,13 @@ static_assert(GEMV_STAGE_SMEM + GA_GEMV_MAX_M * 32 * sizeof(float) <= 48 * 1024,
               "the staged input and red[] must fit the 48 KB a CTA takes without opting in");
 
 static_assert(GEMV_WARPS * 32 == GA_NORM_THREADS, "the fused norm assumes norm.cu's block size");
+
+/* p itself, through an empty asm the compiler cannot see into: it then keeps the pointer in a
+ * register instead of rebuilding it from its parts at each use (k_gemv's scale pointers). */
+__device__ __forceinline__ const float *opaque_ptr(const float *p) {
+    asm volatile("" : "+l"(p));
+    return p;
+}
 
 __device__ __forceinline__ void pdl_wait_and_release() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -111,28 +122,54 @@ template <> struct wchunk<true> { typedef uint2 T; };
 
 /* acc[r][m] += w chunk r . x chunk m for the GEMV_ROWS weight chunks wv (already loaded) and
  * the chunk at index c of every x row. Each weight chunk is widened to fp32 once and used M
- * times; x is re-read from L1 for each chunk. */
-template <int M, bool SMEM, bool F8>
+ * times; x is re-read from L1 for each chunk. F8: col is the chunk's scale column, c >> kshift.
+ *
+ * FAST (--fp8-math fast, F8 only): the chunk's 8 codes are widened unscaled, their dot product
+ * with x is one fp32 chain (code values are exact in fp32), and that partial sum is multiplied
+ * by the chunk's block scale in the accumulating FMA: acc += (sum_j code_j x_j) * s. A lane's
+ * chunk lies in one scale block, so this is the scale applied once per block and lane. It skips
+ * the per-weight multiply and bf16 rounding of the exact form (SASS of the M = 1 loop, 128
+ * weights a lane: 517 instructions against the exact form's 756 and bf16's 453) and is closer
+ * to the real product code * s * x, but not bitwise the bf16 GEMV: the exact form rounds each
+ * weight to bf16 (relative error up to 2^-9), the fast form does not. The order of every sum
+ * still depends on neither M nor the batch, so a row gets the same bits alone or in a batch.
+ * What it gives up: the unscaled dot product overflows fp32 where the scaled one would not, if
+ * |x| > 3.4e38 / (8 * 448), about 9e34. */
+template <int M, bool SMEM, bool F8, bool FAST>
 __device__ __forceinline__ void
 gemv_chunk(const typename wchunk<F8>::T (&wv)[GEMV_ROWS], const float *const (&sr)[GEMV_ROWS],
-           int kshift, const uint4 *x, int K8, int c, float (&acc)[GEMV_ROWS][M]) {
+           unsigned col, const uint4 *x, int K8, int c, float (&acc)[GEMV_ROWS][M]) {
     float wf[GEMV_ROWS][8];
+    float sc[GEMV_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
-        if constexpr (F8)
-            e4m3x8_to_f32(wv[r], __ldg(sr[r] + (c >> kshift)), wf[r]);
-        else
+        if constexpr (F8 && FAST) {
+            e4m3x8_to_f32_raw(wv[r], wf[r]);
+            sc[r] = __ldg(sr[r] + col);
+        } else if constexpr (F8) {
+            e4m3x8_to_f32(wv[r], __ldg(sr[r] + col), wf[r]);
+        } else {
             bf16x8_to_f32(wv[r], wf[r]);
+        }
     }
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
         bf16x8_to_f32(SMEM ? x[(size_t)m * K8 + c] : __ldg(x + (size_t)m * K8 + c), xf);
 #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++)
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            if constexpr (F8 && FAST) {
+                float t = __fmul_rn(wf[r][0], xf[0]);
 #pragma unroll
-            for (int j = 0; j < 8; j++)
-                acc[r][m] = fmaf(wf[r][j], xf[j], acc[r][m]);
+                for (int j = 1; j < 8; j++)
+                    t = fmaf(wf[r][j], xf[j], t);
+                acc[r][m] = fmaf(t, sc[r], acc[r][m]);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    acc[r][m] = fmaf(wf[r][j], xf[j], acc[r][m]);
+            }
+        }
     }
 }
 
@@ -147,6 +184,7 @@ struct gemv_params {
     const float *scale;  /* F8 (the F8 form when non-NULL): fp32 block scales, kb a row */
     const int *srow;     /* F8: device (N or 2N): the scale row of each weight row */
     int kb, kshift;      /* F8: scale columns; log2 of the block width in 8-element chunks */
+    int fast;            /* F8: GA_FP8_MATH_FAST (gemv_chunk's FAST) */
     void *y;             /* EPI_STORE: (M, N) fp32 or bf16; EPI_SWIGLU: bf16 (M, N) */
     int y_f32;           /* EPI_STORE */
     float *resid;        /* EPI_RESID: fp32 (M, N), += the product */
@@ -154,7 +192,7 @@ struct gemv_params {
     int N, K8;
 };
 
-template <int M, int IN, int EPI, bool F8>
+template <int M, int IN, int EPI, bool F8, bool FAST>
 __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     typedef typename wchunk<F8>::T WT;
     constexpr bool SMEM = IN != IN_GLOBAL;
@@ -182,7 +220,10 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         wr[r] = reinterpret_cast<const WT *>(p.w) + (size_t)row[r] * K8;
-        if (F8) sr[r] = p.scale + (size_t)__ldg(p.srow + row[r]) * p.kb;
+        // F8: the row's scale pointer kept whole (opaque_ptr): otherwise the compiler rebuilt
+        // scale + (srow * kb + column) * 4 at every scale load (IMAD.WIDE, LEA pair), about 40
+        // instructions of the M = 1 loop's 128 weights; now one IMAD.WIDE.U32 a load.
+        if (F8) sr[r] = opaque_ptr(p.scale + (size_t)__ldg(p.srow + row[r]) * p.kb);
     }
     const bool active = n0 < N;
     if (!SMEM && !active) return; // else every warp takes part in the prologue's barrier
@@ -242,14 +283,15 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++)
-            gemv_chunk<M, SMEM, F8>(wv[u], sr, p.kshift, x, K8, c + 32 * u, acc);
+            gemv_chunk<M, SMEM, F8, FAST>(wv[u], sr, (unsigned)(c + 32 * u) >> p.kshift, x, K8,
+                                          c + 32 * u, acc);
     }
     for (; c < K8; c += 32) {
         WT w1[GEMV_ROWS];
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++)
             w1[r] = __ldcs(wr[r] + c);
-        gemv_chunk<M, SMEM, F8>(w1, sr, p.kshift, x, K8, c, acc);
+        gemv_chunk<M, SMEM, F8, FAST>(w1, sr, (unsigned)c >> p.kshift, x, K8, c, acc);
     }
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++)
@@ -289,32 +331,34 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) k_gemv(const gemv_params p) {
     }
 }
 
-template <int IN, int EPI, bool F8> static void (*pick(int M))(const gemv_params) {
+template <int IN, int EPI, bool F8, bool FAST> static void (*pick(int M))(const gemv_params) {
     switch (M) {
     case 1:
-        return k_gemv<1, IN, EPI, F8>;
+        return k_gemv<1, IN, EPI, F8, FAST>;
     case 2:
-        return k_gemv<2, IN, EPI, F8>;
+        return k_gemv<2, IN, EPI, F8, FAST>;
     case 3:
-        return k_gemv<3, IN, EPI, F8>;
+        return k_gemv<3, IN, EPI, F8, FAST>;
     case 4:
-        return k_gemv<4, IN, EPI, F8>;
+        return k_gemv<4, IN, EPI, F8, FAST>;
     case 5:
-        return k_gemv<5, IN, EPI, F8>;
+        return k_gemv<5, IN, EPI, F8, FAST>;
     case 6:
-        return k_gemv<6, IN, EPI, F8>;
+        return k_gemv<6, IN, EPI, F8, FAST>;
     case 7:
-        return k_gemv<7, IN, EPI, F8>;
+        return k_gemv<7, IN, EPI, F8, FAST>;
     default:
-        return k_gemv<8, IN, EPI, F8>;
+        return k_gemv<8, IN, EPI, F8, FAST>;
     }
 }
 
-/* p.scale non-NULL: the F8 form. */
+/* p.scale non-NULL: the F8 form; p.fast its fast arithmetic. */
 template <int IN, int EPI>
 static ga_status launch(const gemv_params &p, int M, bool pdl, cudaStream_t stream, ga_err *err) {
     const int per_cta = EPI == EPI_SWIGLU ? GEMV_WARPS : GEMV_WARPS * GEMV_ROWS;
-    void (*kern)(const gemv_params) = p.scale ? pick<IN, EPI, true>(M) : pick<IN, EPI, false>(M);
+    void (*kern)(const gemv_params) = !p.scale ? pick<IN, EPI, false, false>(M)
+                                      : p.fast ? pick<IN, EPI, true, true>(M)
+                                               : pick<IN, EPI, true, false>(M);
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -453,6 +497,7 @@ static bool aligned8(const void *p) {
 static bool f8_ok(const void *w8, const ga_f8_scales *f8, int K) {
     if (!w8 || !f8 || !f8->scale || !f8->srow || f8->block < 8 || (f8->block & (f8->block - 1)))
         return false;
+    if (f8->math != GA_FP8_MATH_EXACT && f8->math != GA_FP8_MATH_FAST) return false;
     return K > 0 && K % 8 == 0 && f8->kb == (K + f8->block - 1) / f8->block && aligned8(w8);
 }
 
@@ -469,6 +514,7 @@ static void f8_params(gemv_params &p, const void *w8, const ga_f8_scales *f8) {
     p.srow = f8->srow;
     p.kb = f8->kb;
     p.kshift = f8_kshift(f8->block);
+    p.fast = f8->math == GA_FP8_MATH_FAST;
 }
 
 extern "C" int ga_gemv_f8_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M,

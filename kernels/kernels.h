@@ -267,6 +267,9 @@ typedef struct ga_f8_scales {
     const int *srow;    /* device (N): the scale row of each weight row */
     int block;          /* block width along K */
     int kb;             /* scale columns, ceil(K / block) */
+    int math;           /* ga_fp8_math: the _f8 GEMVs' arithmetic (GA_FP8_MATH_FAST: not
+                           bitwise the bf16 forms, gemv.cu); the dequantisation and the MoE
+                           expert GEMM are exact either way */
 } ga_f8_scales;
 int ga_gemv_f8_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M, int K);
 int ga_gemv_f8_fused_supported(const void *x, const void *w8, const ga_f8_scales *f8, int M, int K);

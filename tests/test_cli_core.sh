@@ -82,6 +82,13 @@ for c in logits generate viz; do
   expect_exit 2 "'fast' is not cublas, cublas-only, lt or fallback" "$G" $c --model "$M" --tokens 1 --cuda-gemm fast
 done
 expect_exit 2 "--cuda-gemm" "$G" bench --cuda-gemm ""
+for c in logits generate; do
+  expect_exit 2 "--fp8-math: 'x' is not exact or fast" "$G" $c --model "$M" --tokens 1 --fp8-math x
+done
+expect_exit 2 "--fp8-math: 'x' is not exact or fast" "$G" serve --model "$M" --fp8-math x
+expect_exit 2 "--fp8-math: 'x' is not exact or fast" "$G" bench --model "$M" --fp8-math x
+expect_exit 2 "--fp8-math: 'EXACT' is not exact or fast" "$G" generate --model "$M" --tokens 1 --fp8-math EXACT
+expect_exit 2 "--fp8-math" "$G" bench --fp8-math ""
 expect_exit 2 "needs --rope-factor" "$G" serve --model "$M" --rope-scaling yarn
 expect_exit 2 "'ntk' is not" "$G" serve --model "$M" --rope-scaling ntk --rope-factor 2
 for v in -1 x 1e9 nan; do

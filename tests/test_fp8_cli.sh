@@ -99,6 +99,20 @@ if [ "$dev" = cuda ]; then
     "$G" logits --model "$T/q-64-f32" --tokens 1,2 --device cuda --weights-dtype fp8
   expect_exit 1 "FP8 weights on the device asked for, but" \
     "$G" logits --model "$T/h-dense-f32" --tokens 1,2 --device cuda --weights-dtype fp8
+  # --fp8-math fast changes only the decode GEMV: prefill logits stay bitwise the f32 folder's;
+  # greedy decode runs to the end and repeats itself (not compared with f32: not bitwise).
+  for m in q-64 h-dense; do
+    "$G" logits --model "$T/$m" --tokens 1,5,9,2,7,3 --all --device cuda --fp8-math fast \
+      >"$T/fa" 2>"$T/ea" && "$G" logits --model "$T/$m-f32" --tokens 1,5,9,2,7,3 --all \
+      --device cuda >"$T/fb" 2>/dev/null && cmp -s "$T/fa" "$T/fb" && ok \
+      || bad "$m: --fp8-math fast prefill logits differ from f32: $(cat "$T/ea")"
+    for i in 1 2; do
+      "$G" generate --model "$T/$m" --tokens 1,5,9 -n 24 --ids --device cuda --fp8-math fast \
+        >"$T/gf$i" 2>"$T/ea" || bad "$m: generate --fp8-math fast: $(cat "$T/ea")"
+    done
+    [ -s "$T/gf1" ] && cmp -s "$T/gf1" "$T/gf2" && ok \
+      || bad "$m: --fp8-math fast decode: $(cat "$T/gf1") / $(cat "$T/gf2")"
+  done
   finish
   exit
 fi

@@ -9,7 +9,15 @@
  *  - ga_gemv_f8 and the fused forms (rmsnorm, rmsnorm + SwiGLU, residual) against the bf16
  *    ga_gemv / fused forms run on the host-dequantised weights, for M = 1..8, fp32 and bf16
  *    outputs, block sizes 128, 64 and 32 (square, and 128 x 64), K not a multiple of the block,
- *    K/8 below a warp and past the unrolled stride.
+ *    K/8 below a warp and past the unrolled stride, and scales that make code x scale an fp32
+ *    subnormal.
+ * The fast arithmetic (ga_f8_scales.math GA_FP8_MATH_FAST, --fp8-math fast) is not bitwise the
+ * bf16 path, so it is checked against an fp64 product of the codes (the host's own e4m3
+ * decoder, ga_e4m3_to_f32), the scales and x, within a bound on fp32 rounding (fast_bound);
+ * its fused forms against that reference (rmsnorm: fp64 normalisation on the host, a bound
+ * that adds xn's bf16 rounding), or bitwise against its own plain form where they share the
+ * same accumulator (residual: x + acc + bias); and every row of a batch bitwise against the
+ * same row decoded alone (batch invariance).
  * Outputs are poisoned with NaN before each launch. Also: the arguments they cannot take are
  * refused (block width not a power of two, a scale column count that does not match K,
  * misaligned codes). GPU label; exit 77 without a GPU.
@@ -27,7 +35,8 @@
 #include "testutil.h"
 
 static uint64_t rng;
-static int pdl_ok; /* programmatic dependent launch: sm_90 and newer */
+static int pdl_ok;         /* programmatic dependent launch: sm_90 and newer */
+static int scale_exp = -4; /* block scales are 2^scale_exp .. 2^(scale_exp - 8), times 1-1.5 */
 
 /* One stack: parts of rows[i] rows, K columns; host codes, host bf16 dequantised weights,
  * device codes, scales and row table. */
@@ -38,7 +47,10 @@ typedef struct stack {
     void *d_codes;   /* device (N, K) bytes */
     void *d_wbf16;   /* device (N, K) bf16 */
     void *d_scale;   /* device: scales then the row table */
+    float *hscale;   /* host copy of the scales */
+    int *hrow;       /* host copy of the row table */
     ga_f8_scales f8;
+    ga_f8_scales f8fast; /* f8 with math GA_FP8_MATH_FAST */
 } stack;
 
 static uint8_t rand_code(void) {
@@ -69,9 +81,9 @@ static void stack_make(stack *s, const int *rows, int nparts, int K, int b0, int
         for (size_t j = 0; j < (size_t)r * K; j++)
             c[j] = rand_code();
         float *sc = hs + (size_t)srow * s->kb;
-        for (int j = 0; j < pr * s->kb; j++) /* about weight_scale_inv's range: 2^-12 .. 2^-4 */
+        for (int j = 0; j < pr * s->kb; j++) /* by default weight_scale_inv's range */
             sc[j] = ldexpf(1.0f + 0.5f * (float)(ga_test_rand_u64(&rng) % 1000) / 1000.0f,
-                           -4 - (int)(ga_test_rand_u64(&rng) % 9));
+                           scale_exp - (int)(ga_test_rand_u64(&rng) % 9));
         ga_tensor st = {.name = "scale",
                         .dtype = GA_F32,
                         .ndim = 2,
@@ -99,12 +111,15 @@ static void stack_make(stack *s, const int *rows, int nparts, int K, int b0, int
     s->f8.srow = (const int *)((const char *)s->d_scale + sbytes);
     s->f8.block = b1;
     s->f8.kb = s->kb;
-    free(hs);
+    s->f8fast = s->f8;
+    s->f8fast.math = GA_FP8_MATH_FAST;
+    s->hscale = hs;
+    s->hrow = ht;
 }
 
 static void stack_free(stack *s) {
     cudaFree(s->d_codes), cudaFree(s->d_wbf16), cudaFree(s->d_scale);
-    free(s->codes), free(s->wbf16);
+    free(s->codes), free(s->wbf16), free(s->hscale);
 }
 
 static uint16_t to_bf16(float f) { /* inputs are finite */
@@ -200,12 +215,139 @@ static void test_gemv(const stack *s, int M) {
     free(hx), free(hxf), free(hn), free(hr), free(hb);
 }
 
+/* The fast form's distance from the exact product: each output is a sum of fp32 roundings along
+ * one path -- 8 in a chunk's dot product (one multiply, seven FMAs), one in the FMA that scales
+ * it into the lane's sum, one per chunk of the lane's chain (K / 256 of them), five in the warp
+ * butterfly -- so |y - exact| <= n u sum |c s x| with n < 16 + K / 256 and u = 2^-24; twice that
+ * for slack. extra: a relative error of the inputs themselves (the host's rmsnorm). */
+static double fast_bound(double sum_abs, int K, double extra) {
+    return (2.0 * (16 + K / 256.0) * ldexp(1.0, -24) + extra) * sum_abs + 1e-30;
+}
+
+/* fp64 reference of row n of W . x for one input row xr (K values): the product and sum |.|. */
+static double ref_dot(const stack *s, int n, const double *xr, double *sum_abs) {
+    const int K = s->K;
+    const float *sc = s->hscale + (size_t)s->hrow[n] * s->kb;
+    double acc = 0, mag = 0;
+    for (int k = 0; k < K; k++) {
+        const double p =
+            (double)ga_e4m3_to_f32(s->codes[(size_t)n * K + k]) * sc[k / s->b1] * xr[k];
+        acc += p;
+        mag += fabs(p);
+    }
+    *sum_abs = mag;
+    return acc;
+}
+
+/* ga_gemv_f8 with fast math (fp32 output) and its fused rmsnorm and residual forms at batch M
+ * against the fp64 reference; each row of the batch bitwise against that row alone. */
+static void test_gemv_fast(const stack *s, int M) {
+    const int N = s->N, K = s->K, b = s->b1;
+    ga_err err = {{0}};
+    const size_t nx = (size_t)M * K, ny = (size_t)M * N;
+    uint16_t *hx = malloc(nx * 2);
+    float *hxf = malloc(nx * 4), *hn = malloc((size_t)K * 4), *hr = malloc(ny * 4),
+          *hb = malloc((size_t)N * 4), *hy = malloc(ny * 4), *hy1 = malloc((size_t)N * 4),
+          *hz = malloc(ny * 4);
+    double *xd = malloc((size_t)K * 8);
+    for (size_t i = 0; i < nx; i++) {
+        hxf[i] = ga_test_rand_normal(&rng);
+        hx[i] = to_bf16(hxf[i]);
+    }
+    for (int i = 0; i < K; i++)
+        hn[i] = 1.0f + 0.1f * ga_test_rand_normal(&rng);
+    for (size_t i = 0; i < ny; i++)
+        hr[i] = ga_test_rand_normal(&rng);
+    for (int i = 0; i < N; i++)
+        hb[i] = 0.1f * ga_test_rand_normal(&rng);
+    void *dx = dup_to_dev(hx, nx * 2);
+    float *dxf = dup_to_dev(hxf, nx * 4), *dn = dup_to_dev(hn, (size_t)K * 4),
+          *dbias = dup_to_dev(hb, (size_t)N * 4);
+    float *y = dmalloc(ny * 4), *y1 = dmalloc((size_t)N * 4);
+    poison(y, ny * 4);
+    CHECK_OK(ga_gemv_f8(dx, s->d_codes, &s->f8fast, y, true, M, N, K, 0, &err), &err);
+    down(hy, y, ny * 4);
+    int bad = 0;
+    for (int m = 0; m < M && bad < 5; m++) {
+        for (int k = 0; k < K; k++)
+            xd[k] = ga_bf16_to_f32(hx[(size_t)m * K + k]);
+        for (int n = 0; n < N && bad < 5; n++) {
+            double mag;
+            const double ref = ref_dot(s, n, xd, &mag), got = hy[(size_t)m * N + n];
+            if (!(fabs(got - ref) <= fast_bound(mag, K, 0))) {
+                CHECK_MSG(0,
+                          "ga_gemv_f8 fast M %d N %d K %d block %d: y[%d][%d] %.9g, fp64 %.9g "
+                          "(bound %.3g)",
+                          M, N, K, b, m, n, got, ref, fast_bound(mag, K, 0));
+                bad++;
+            }
+        }
+    }
+    /* batch invariance: row m at batch M is bitwise row m decoded alone */
+    for (int m = 0; m < M; m++) {
+        poison(y1, (size_t)N * 4);
+        CHECK_OK(ga_gemv_f8((const uint16_t *)dx + (size_t)m * K, s->d_codes, &s->f8fast, y1, true,
+                            1, N, K, 0, &err),
+                 &err);
+        down(hy1, y1, (size_t)N * 4);
+        CHECK_MSG(ga_test_same_bits(hy1, hy + (size_t)m * N, N),
+                  "ga_gemv_f8 fast M %d N %d K %d block %d: row %d differs from batch 1", M, N, K,
+                  b, m);
+    }
+    if ((size_t)M * K * 2 <= GA_GEMV_STAGE_BYTES) {
+        /* residual: the same accumulator as the plain form, added in norm.cu's order */
+        float *dr = dup_to_dev(hr, ny * 4);
+        CHECK_OK(
+            ga_gemv_f8_residual(dx, s->d_codes, &s->f8fast, dbias, dr, M, N, K, pdl_ok, 0, &err),
+            &err);
+        down(hz, dr, ny * 4);
+        for (size_t i = 0; i < ny; i++)
+            hr[i] = (hr[i] + hy[i]) + hb[i % N];
+        CHECK_MSG(ga_test_same_bits(hz, hr, ny),
+                  "ga_gemv_f8_residual fast M %d N %d K %d block %d: not x + plain + bias", M, N, K,
+                  b);
+        cudaFree(dr);
+        /* rmsnorm: xn = bf16(w * x / rms(x)) on the device; the host's fp64 xn differs by bf16
+         * rounding (2^-9 relative) plus the fast-math rsqrt, so the bound adds 2^-7 */
+        poison(y, ny * 4);
+        CHECK_OK(ga_gemv_f8_rmsnorm(dxf, dn, 1e-6f, s->d_codes, &s->f8fast, y, true, M, N, K, false,
+                                    0, &err),
+                 &err);
+        down(hy, y, ny * 4);
+        bad = 0;
+        for (int m = 0; m < M && bad < 5; m++) {
+            double ss = 0;
+            for (int k = 0; k < K; k++)
+                ss += (double)hxf[(size_t)m * K + k] * hxf[(size_t)m * K + k];
+            const double inv = 1.0 / sqrt(ss / K + 1e-6);
+            for (int k = 0; k < K; k++)
+                xd[k] = (double)hn[k] * hxf[(size_t)m * K + k] * inv;
+            for (int n = 0; n < N && bad < 5; n++) {
+                double mag;
+                const double ref = ref_dot(s, n, xd, &mag), got = hy[(size_t)m * N + n];
+                const double tol = fast_bound(mag, K, ldexp(1.0, -7));
+                if (!(fabs(got - ref) <= tol)) {
+                    CHECK_MSG(0,
+                              "ga_gemv_f8_rmsnorm fast M %d N %d K %d block %d: y[%d][%d] %.9g, "
+                              "fp64 %.9g (bound %.3g)",
+                              M, N, K, b, m, n, got, ref, tol);
+                    bad++;
+                }
+            }
+        }
+    }
+    cudaFree(dx), cudaFree(dxf), cudaFree(dn), cudaFree(dbias), cudaFree(y), cudaFree(y1);
+    free(hx), free(hxf), free(hn), free(hr), free(hb), free(hy), free(hy1), free(hz), free(xd);
+}
+
 static void test_case(const int *rows, int nparts, int K, int b0, int b1, const int *Ms, int nM) {
     stack s;
     stack_make(&s, rows, nparts, K, b0, b1);
     test_dequant(&s);
-    for (int i = 0; i < nM; i++)
+    for (int i = 0; i < nM; i++) {
         test_gemv(&s, Ms[i]);
+        test_gemv_fast(&s, Ms[i]);
+    }
     stack_free(&s);
 }
 
@@ -231,6 +373,9 @@ static void test_refusals(void) {
           GA_ERR_ARG);
     CHECK(ga_gemv_f8_rmsnorm_swiglu(f, f, 1e-6f, d, &odd, d, 1, 4, 48, false, 0, &err) ==
           GA_ERR_ARG);
+    ga_f8_scales bad_math = f8;
+    bad_math.math = 2; /* neither GA_FP8_MATH_EXACT nor GA_FP8_MATH_FAST */
+    CHECK(!ga_gemv_f8_supported(d, d, &bad_math, 1, 128));
     ga_f8_scales big = {.scale = d, .srow = d, .block = 128, .kb = 24};
     CHECK(ga_gemv_f8_residual(d, d, &big, NULL, d, 8, 4, 3072, false, 0, &err) == GA_ERR_ARG);
     CHECK(ga_gemv_f8_fused_supported(d, d, &big, 1, 3072));
@@ -280,6 +425,11 @@ int main(void) {
     test_case(gu, 2, 1032, 128, 64, few_m, 3); /* K/8 = 129: the unrolled loop and the tail */
     test_case(gu, 2, 24, 32, 32, few_m, 3);    /* K/8 = 3 < 32 lanes, K < the block */
     test_case(one, 1, 8, 128, 128, few_m, 3);  /* one chunk a row */
+    /* scales near and below fp32's smallest normal (2^-126): code x scale is an fp32 subnormal,
+     * rounded to a bf16 subnormal, which the exact form must keep as the host does */
+    scale_exp = -124;
+    test_case(qkv, 3, 200, 32, 32, few_m, 3);
+    scale_exp = -4;
     /* the 1.7B shape's decode projections at the released block size */
     const int big_qkv[] = {4096, 1024, 1024}, big_gu[] = {6144, 6144}, big_o[] = {2048},
               big_down[] = {2048};

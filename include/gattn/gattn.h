@@ -268,6 +268,19 @@ typedef enum ga_cuda_weights {
                                  FP8 projections */
 } ga_cuda_weights;
 
+/* How the CUDA FP8 GEMV (projections of 1-2 rows: decode steps at batch 1-2) computes with FP8
+ * weights kept as FP8 (ga_session_opts.fp8_math). EXACT rounds every weight to the bf16 value
+ * of the dequantised weight before its FMA: the logits are bitwise those of bf16 weights. FAST
+ * multiplies each 8-code dot product with the input by the block scale once (kernels/gemv.cu
+ * says why and what it costs): faster and deterministic, a row's bits independent of the
+ * GEMV's batch as in EXACT, but not bitwise the bf16 logits (no per-weight bf16 rounding, a
+ * relative difference of up to 2^-9 a weight). Longer prefills and larger batches compute on
+ * the dequantised bf16 weights either way. */
+typedef enum ga_fp8_math {
+    GA_FP8_MATH_EXACT = 0, /* the default */
+    GA_FP8_MATH_FAST = 1,
+} ga_fp8_math;
+
 /* The most tensor-parallel ranks a session takes (ga_session_opts.tensor_parallel). */
 #define GA_TP_MAX 8
 
@@ -279,6 +292,7 @@ typedef struct ga_session_opts {
     int cuda_device; /* CUDA device ordinal */
     ga_cuda_gemm_impl cuda_gemm;  /* CUDA GEMM implementation (0: cuBLAS) */
     ga_cuda_weights cuda_weights; /* FP8 folders on CUDA: FP8 or bf16 on the device (0: auto) */
+    ga_fp8_math fp8_math;         /* FP8 weights kept as FP8: the decode GEMV's math (0: exact) */
     /* Called while the backend converts and uploads weights, with done in [0, 1]
      * (optional; for progress bars). */
     void (*progress)(void *user, float done);

@@ -28,10 +28,10 @@ static void shape_line(const ga_bench_report *r, FILE *f) {
     const ga_config *c = &r->shape;
     fprintf(f,
             "model %s: %d layers, hidden %d, %d/%d heads, head_dim %d, intermediate %d, vocab %d, "
-            "%s embeddings, weights %s\n",
+            "%s embeddings, weights %s%s\n",
             r->model, c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim,
             c->intermediate_size, c->vocab_size, c->tie_word_embeddings ? "tied" : "untied",
-            ga_dtype_name(r->dtype));
+            ga_dtype_name(r->dtype), r->fp8_fast ? " (--fp8-math fast)" : "");
     if (c->rope_scaling.type != GA_ROPE_DEFAULT) {
         char buf[160];
         fprintf(f, "RoPE scaling %s, usable context %d\n", ga_cli_rope_describe(c, buf, sizeof buf),
@@ -135,6 +135,7 @@ int ga_bench_write_json(const ga_bench_report *r, const char *path) {
         cJSON_AddStringToObject(root, "device", r->device);
         cJSON_AddStringToObject(root, "model", r->model);
         cJSON_AddStringToObject(root, "weights_dtype", ga_dtype_name(r->dtype));
+        cJSON_AddStringToObject(root, "fp8_math", r->fp8_fast ? "fast" : "exact");
         cJSON_AddNumberToObject(root, "warmup", r->warmup);
         cJSON_AddNumberToObject(root, "reps", r->reps);
         cJSON_AddNumberToObject(root, "prefill_chunk", r->prefill_chunk);

@@ -39,6 +39,7 @@ typedef struct ga_bench_report {
     const char *commit, *device, *model; /* model: "random" or the folder */
     ga_config shape;
     ga_dtype dtype;
+    bool fp8_fast; /* --fp8-math fast (ga_session_opts.fp8_math) */
     int warmup, reps;
     int prefill_chunk; /* the CUDA backend's prompt tokens per prefill pass */
     ga_bench_row *rows;

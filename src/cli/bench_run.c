@@ -287,6 +287,7 @@ static int open_session(ga_bench_ctx *b, int max_batch, int ctx, ga_session **s)
                           .cuda_gemm = b->a->cuda_gemm,
                           .prefill_chunk = b->a->prefill_chunk,
                           .cuda_weights = b->a->cuda_weights,
+                          .fp8_math = b->a->fp8_math,
                           .max_context = ctx,
                           .max_batch = max_batch,
                           .n_threads = (int)b->a->threads};

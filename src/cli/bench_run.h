@@ -23,6 +23,7 @@ typedef struct ga_bench_args {
     ga_cuda_gemm_impl cuda_gemm;
     int prefill_chunk; /* ga_session_opts.prefill_chunk (0: the default) */
     ga_cuda_weights cuda_weights;
+    ga_fp8_math fp8_math; /* ga_session_opts.fp8_math */
     ga_gate_mode variants[3];
     int n_variants;
     ga_bench_list prefill, depths, batches;

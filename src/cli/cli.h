@@ -182,6 +182,18 @@ double ga_cli_hybrid_gpu_bytes(const ga_model *m, bool keep_fp8, bool per_token)
                 "(the default: half the memory, faster decode at batch 1-2),\n"                    \
                 "bf16 dequantises them at load; the logits are the same"                           \
     }
+/* --fp8-math: ga_session_opts.fp8_math, how the CUDA decode GEMV computes with FP8 weights
+ * kept as FP8: exact (the default, bitwise the bf16 logits) or fast. */
+int ga_cli_parse_fp8_math(const char *cmd, const ga_opt *o, const char *v);
+#define GA_O_FP8_MATH(D)                                                                           \
+    {                                                                                              \
+        .name = "--fp8-math", .type = GA_OPT_CUSTOM, .parse = ga_cli_parse_fp8_math, .dst = (D),   \
+        .meta = "M",                                                                               \
+        .help = "CUDA, FP8 weights kept as FP8: the decode GEMV's arithmetic;\n"                   \
+                "exact (the default) rounds each weight to its bf16 value, bitwise\n"              \
+                "the bf16 logits; fast scales each 8-weight dot product once:\n"                   \
+                "faster and deterministic, not bitwise the bf16 logits"                            \
+    }
 /* --tensor-parallel N (alias --tp) and --tp-devices LIST: ga_session_opts.tensor_parallel and
  * tp_devices, one help text for generate, logits, bench, perplexity and serve; after parsing,
  * ga_cli_tp_apply checks the pair and copies it into the session options. */

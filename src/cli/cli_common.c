@@ -249,6 +249,18 @@ int ga_cli_parse_weights_dtype(const char *cmd, const ga_opt *o, const char *v) 
     return 0;
 }
 
+int ga_cli_parse_fp8_math(const char *cmd, const ga_opt *o, const char *v) {
+    if (!strcmp(v, "exact"))
+        *(ga_fp8_math *)o->dst = GA_FP8_MATH_EXACT;
+    else if (!strcmp(v, "fast"))
+        *(ga_fp8_math *)o->dst = GA_FP8_MATH_FAST;
+    else {
+        ga_cli_usage(cmd, "%s: '%s' is not exact or fast", o->name, v);
+        return -1;
+    }
+    return 0;
+}
+
 int ga_cli_tp_check(const ga_cli_spec *spec, ga_cli_tp *t) {
     const int nd = t->devices.n;
     int rc = GA_EXIT_OK;

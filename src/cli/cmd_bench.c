@@ -119,6 +119,7 @@ static int parse_args(int argc, char **argv, ga_bench_args *a) {
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
+        GA_O_FP8_MATH(&a->fp8_math),
         GA_TP_OPTS(&a->tp),
         GA_O_CUSTOM("--variants", parse_variants, a, "LIST",
                     "baseline,headwise,elementwise (default: all three)"),
@@ -213,6 +214,7 @@ int ga_cmd_bench(int argc, char **argv) {
                                a.prefill_chunk ? a.prefill_chunk : GA_PREFILL_CHUNK_DEFAULT};
     ga_bench_ctx b = {.a = &a, .rep = &rep, .tty = isatty(2) != 0};
     b.rows_total = ga_bench_rows_per_variant(&a) * (a.model_dir ? 1 : a.n_variants);
+    rep.fp8_fast = a.fp8_math == GA_FP8_MATH_FAST;
     b.t_start = ga_bench_now();
     ga_model *m = NULL;
     if (a.model_dir) {

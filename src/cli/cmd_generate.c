@@ -49,6 +49,7 @@ typedef struct gen_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cuda_weights cuda_weights;
+    ga_fp8_math fp8_math;
     bool deterministic;
     int prefill_chunk;
     ga_cli_rope rope;
@@ -82,6 +83,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
+        GA_O_FP8_MATH(&a->fp8_math),
         GA_O_DETERMINISTIC(&a->deterministic),
         GA_O_PREFILL_CHUNK(&a->prefill_chunk),
         GA_TP_OPTS(&a->tp),
@@ -318,6 +320,7 @@ static int open_session(gen_run *r, int batch) {
     ga_session_opts so = {.device = r->a->device,
                           .cuda_gemm = r->a->cuda_gemm,
                           .cuda_weights = r->a->cuda_weights,
+                          .fp8_math = r->a->fp8_math,
                           .deterministic = r->a->deterministic,
                           .prefill_chunk = r->a->prefill_chunk,
                           .max_context = (int)r->ctx,

@@ -22,6 +22,7 @@ int ga_cmd_logits(int argc, char **argv) {
         GA_O_CUDA_GEMM(&so.cuda_gemm),
         GA_O_PREFILL_CHUNK(&so.prefill_chunk),
         GA_O_WEIGHTS_DTYPE(&so.cuda_weights),
+        GA_O_FP8_MATH(&so.fp8_math),
         GA_TP_OPTS(&tp),
         GA_O_INT("--threads", &so.n_threads, 1, 1024, "N", "CPU threads (default: all cores)"),
         GA_ROPE_OPTS(&rope),

@@ -30,6 +30,7 @@ typedef struct serve_args {
     ga_device device;
     ga_cuda_gemm_impl cuda_gemm;
     ga_cuda_weights cuda_weights;
+    ga_fp8_math fp8_math;
     bool deterministic, separate_prefill;
     ga_cli_rope rope;
     ga_cli_tp tp;
@@ -51,6 +52,7 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         GA_O_DEVICE(&a->device),
         GA_O_CUDA_GEMM(&a->cuda_gemm),
         GA_O_WEIGHTS_DTYPE(&a->cuda_weights),
+        GA_O_FP8_MATH(&a->fp8_math),
         GA_O_DETERMINISTIC(&a->deterministic),
         GA_TP_OPTS(&a->tp),
         GA_ROPE_OPTS(&a->rope),
@@ -164,6 +166,7 @@ int ga_cmd_serve(int argc, char **argv) {
     ga_session_opts so = {.device = a.device,
                           .cuda_gemm = a.cuda_gemm,
                           .cuda_weights = a.cuda_weights,
+                          .fp8_math = a.fp8_math,
                           .deterministic = a.deterministic,
                           .max_context = (int)a.max_context,
                           .max_batch = (int)a.max_batch,

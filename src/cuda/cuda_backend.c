@@ -435,6 +435,12 @@ ga_status ga_cuda_state_create(const ga_model *m, const ga_session_opts *opts, i
         goto fail;
     }
     c->keep_fp8 = wd != GA_CUDA_WEIGHTS_BF16;
+    c->fp8_math = opts ? opts->fp8_math : GA_FP8_MATH_EXACT;
+    if (c->fp8_math != GA_FP8_MATH_EXACT && c->fp8_math != GA_FP8_MATH_FAST) {
+        st = ga_err_set(err, GA_ERR_ARG, "fp8_math %d is not exact (0) or fast (1)",
+                        (int)c->fp8_math);
+        goto fail;
+    }
     c->weight_bytes = ga_cuda_weight_plan(c, &c->f8_tmp_elems);
     if (wd == GA_CUDA_WEIGHTS_FP8 && !c->f8_tmp_elems) {
         st = ga_err_set(err, GA_ERR_ARG,

@@ -415,6 +415,10 @@ static ga_status gemm_setup(ga_cuda_hyb *h, const ga_session_opts *opts, ga_err 
     if (wd != GA_CUDA_WEIGHTS_AUTO && wd != GA_CUDA_WEIGHTS_BF16 && wd != GA_CUDA_WEIGHTS_FP8)
         return ga_err_set(err, GA_ERR_ARG, "cuda_weights %d is not a weights dtype", (int)wd);
     g->keep_fp8 = wd != GA_CUDA_WEIGHTS_BF16;
+    g->fp8_math = opts ? opts->fp8_math : GA_FP8_MATH_EXACT;
+    if (g->fp8_math != GA_FP8_MATH_EXACT && g->fp8_math != GA_FP8_MATH_FAST)
+        return ga_err_set(err, GA_ERR_ARG, "fp8_math %d is not exact (0) or fast (1)",
+                          (int)g->fp8_math);
     if (g->gemm_impl == GA_GEMM_LT && cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
         g->lt = NULL;
         return ga_err_set(err, GA_ERR_CUDA, "creating the cuBLASLt handle failed");

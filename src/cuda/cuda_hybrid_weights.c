@@ -91,7 +91,8 @@ static void *build_f8(upl *u, const seg *s, int n, int64_t N, ga_f8_scales *f8, 
     *f8 = (ga_f8_scales){.scale = dsc,
                          .srow = (const int *)((const char *)dsc + sbytes),
                          .block = s[0].t->block[1],
-                         .kb = (int)kb};
+                         .kb = (int)kb,
+                         .math = u->h->g.fp8_math};
     float *hs = malloc(sbytes + tbytes);
     if (!hs) {
         u->st = ga_err_set(u->err, GA_ERR_OOM, "out of host memory staging %s", what);

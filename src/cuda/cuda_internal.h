@@ -115,6 +115,7 @@ typedef struct ga_cuda {
      * matrix (f8_tmp_elems elements: the largest FP8 projection) that prefill GEMMs
      * dequantise each FP8 weight into just before using it; the device bytes of all weights. */
     bool keep_fp8;
+    ga_fp8_math fp8_math; /* ga_session_opts.fp8_math: copied into every ga_f8_scales */
     void *f8_tmp;
     size_t f8_tmp_elems;
     uint64_t weight_bytes;

@@ -250,7 +250,10 @@ static ga_status upload_f32(ga_cuda *c, const ga_tensor *t, float **out, ga_err 
  * with its scales into *f8 when f8 is given and f8_kept. */
 static ga_status upload_stacked(ga_cuda *c, const ga_tensor *const *parts, int n, void **out,
                                 ga_f8_scales *f8, void *staging, const char *what, ga_err *err) {
-    if (f8 && f8_kept(c, parts, n)) return upload_stacked_f8(parts, n, out, f8, what, err);
+    if (f8 && f8_kept(c, parts, n)) {
+        f8->math = c->fp8_math; /* upload_stacked_f8 fills the rest */
+        return upload_stacked_f8(parts, n, out, f8, what, err);
+    }
     size_t elems = 0;
     for (int i = 0; i < n; i++)
         elems += (size_t)ga_tensor_numel(parts[i]);
