@@ -120,6 +120,8 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
         for (int s = 0; s < CH; s++) {
             float x = s == j ? 1.f : 0.f;
             if (s > j)
+// unrolled: the loads do not depend on x, so they overlap
+#pragma unroll 8
                 for (int r = j; r < s; r++)
                     x -= ab[s][r] * Ti[r][j];
             Ti[s][j] = x;
@@ -253,6 +255,7 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
                 const float4 dd = *reinterpret_cast<const float4 *>(&D[s0 + s][cg]);
 #pragma unroll
                 for (int m = 0; m < 4; m++) {
+                    if (CH * m >= dk) break; // the same for every thread: dk 128 does m 0, 1
                     const int i = dr + CH * m;
                     const float kv = i < dk ? Kt[s][i] : 0.f;
                     acc[m][0] += kv * dd.x;
