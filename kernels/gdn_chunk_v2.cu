@@ -39,6 +39,8 @@ typedef __nv_bfloat16 bf16;
 #define ST_V 16   /* value columns per CTA of state2 */
 #define ST_KT 32  /* inner (dk) tile of state2's w S_0 */
 #define ST_SR 16  /* rows (tokens) of k per tile of state2's K^T D */
+#define ST_WPT (CH * ST_KT / CHUNK_THREADS) /* elements of a w tile a thread fetches */
+#define ST_KPT (ST_SR * 256 / CHUNK_THREADS) /* elements of a k tile a thread fetches, dk 256 */
 #define OUT_V 32  /* value columns per CTA of out2 */
 #define OUT_KT 16 /* inner tile of out2 (divides dk and CH) */
 
@@ -208,16 +210,29 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
                 const int j = j0 + cg + q;
                 if (j < dv) S0[(size_t)i * dv + j] = S[i][cg + q];
             }
-        // D = u - w S_0 (row dr, columns cg..cg+3)
+        // D = u - w S_0 (row dr, columns cg..cg+3). Each tile of w is fetched into registers
+        // while the one before is in use: the loop waits on L2 about once a chunk, not a tile.
         const float *w = ws + l.w + ((size_t)h * T + t0) * dk;
-        float d[4] = {0.f, 0.f, 0.f, 0.f};
+        float d[4] = {0.f, 0.f, 0.f, 0.f}, wr[ST_WPT];
+#pragma unroll
+        for (int k = 0; k < ST_WPT; k++) {
+            const int e = tid + k * CHUNK_THREADS, s = e / ST_KT, i = e % ST_KT;
+            wr[k] = s < L && i < dk ? w[(size_t)s * dk + i] : 0.f;
+        }
         for (int i0 = 0; i0 < dk; i0 += ST_KT) {
             __syncthreads(); // S, dsh written (first tile) / the last tile's reads of Wt done
-            for (int e = tid; e < CH * ST_KT; e += CHUNK_THREADS) {
-                const int s = e / ST_KT, i = e % ST_KT;
-                Wt[s][i] = s < L && i0 + i < dk ? w[(size_t)s * dk + i0 + i] : 0.f;
+#pragma unroll
+            for (int k = 0; k < ST_WPT; k++) {
+                const int e = tid + k * CHUNK_THREADS;
+                Wt[e / ST_KT][e % ST_KT] = wr[k];
             }
             __syncthreads();
+            if (i0 + ST_KT < dk)
+#pragma unroll
+                for (int k = 0; k < ST_WPT; k++) {
+                    const int e = tid + k * CHUNK_THREADS, s = e / ST_KT, i = i0 + ST_KT + e % ST_KT;
+                    wr[k] = s < L && i < dk ? w[(size_t)s * dk + i] : 0.f;
+                }
             const int kt = min(ST_KT, dk - i0);
 #pragma unroll 8
             for (int i = 0; i < kt; i++) {
@@ -242,14 +257,28 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
         }
         // S_L = gamma_{L-1} S_0 + sum_s dsh[s] k_s d_s^T (rows dr + 64 m, columns cg..cg+3)
         const float *kn = ws + l.kn + (size_t)t0 * rs + (size_t)hk * dk;
-        float acc[4][4] = {};
+        // the tiles of k fetched ahead in registers as w's were (undecayed: dsh is applied on
+        // the store, after the barrier that publishes it)
+        float acc[4][4] = {}, kr[ST_KPT];
+#pragma unroll
+        for (int k = 0; k < ST_KPT; k++) {
+            const int e = tid + k * CHUNK_THREADS, s = e / dk, i = e % dk;
+            kr[k] = e < ST_SR * dk && s < L ? kn[(size_t)s * rs + i] : 0.f;
+        }
         for (int s0 = 0; s0 < L; s0 += ST_SR) {
             __syncthreads(); // D written (first tile) / the last tile's reads of Kt done
-            for (int e = tid; e < ST_SR * dk; e += CHUNK_THREADS) {
-                const int s = e / dk, i = e % dk;
-                Kt[s][i] = s0 + s < L ? dsh[s0 + s] * kn[(size_t)(s0 + s) * rs + i] : 0.f;
+#pragma unroll
+            for (int k = 0; k < ST_KPT; k++) {
+                const int e = tid + k * CHUNK_THREADS, s = e / dk, i = e % dk;
+                if (e < ST_SR * dk) Kt[s][i] = s0 + s < L ? dsh[s0 + s] * kr[k] : 0.f;
             }
             __syncthreads();
+            if (s0 + ST_SR < L)
+#pragma unroll
+                for (int k = 0; k < ST_KPT; k++) {
+                    const int e = tid + k * CHUNK_THREADS, s = s0 + ST_SR + e / dk, i = e % dk;
+                    kr[k] = e < ST_SR * dk && s < L ? kn[(size_t)s * rs + i] : 0.f;
+                }
 #pragma unroll 4
             for (int s = 0; s < ST_SR; s++) {
                 const float4 dd = *reinterpret_cast<const float4 *>(&D[s0 + s][cg]);
