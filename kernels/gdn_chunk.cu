@@ -20,6 +20,10 @@
  * This first version is fp32 SIMT throughout (no tensor cores): it removes the per-token
  * barriers of the recurrent kernel from the sequential part, which now does O(L dk) work per
  * column and chunk instead of per token; the matrix products are the place for mma/wgmma next.
+ * Version 2 (gdn_chunk_v2.cu, the default; this file's launcher dispatches on a->chunk_impl)
+ * moves D's consumers out of the sequential loop and tiles every product: the Q08 profile had
+ * this version's scan at 2.0 ms and its wy at 0.27 ms per 512-token call. This file keeps the
+ * launcher, the per-token prep both versions share, and version 1 (chunk_impl 1) for A/B.
  * Bytes: per token the scratch takes 4 (2 Hk dk + Hv (3 + dk + dv + L)) bytes (q, k normalised;
  * g, beta, G; w, u; a row of P: 58 KB at Qwen3-Next's Hk 16, Hv 32, dk = dv = 128), written once
  * and read back one to three times (w, u, P, q by the dv/32 column blocks of a head), plus the

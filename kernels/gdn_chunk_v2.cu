@@ -19,17 +19,21 @@
  * assume). Arithmetic is version 1's, summed in another order.
  *
  * Work per layer at Qwen3.5-0.8B (Hk = Hv = 16, dk = dv = 128), T 2048 (the hybrid backend
- * runs it as four calls of 512 tokens, 8 chunks each; totals below are for the 2048):
- *   wy2:    A and P 2 * 64 * 64 * 128 FMA, solve 256 * 64 * 63 / 2 FMA, per (chunk, head):
- *           2.6 GFLOP in all; reads q, k (8 MiB), writes w, u, P (16 + 4 MiB).
- *   state2: per chunk and head 2 * 64 * 128 * 128 FMA: 2.1 GFLOP, but in sequence over the
- *           8 chunks of a call on 128 CTAs: ~8 * (4 + 1.5 us) ~ 45 us a call (latency bound).
- *           Reads w, u, k (24 MiB) once, writes D, S_0 (8 + 32 MiB).
- *   out2:   per chunk and head 64 * 128 * (128 + 64) FMA: 3.2 GFLOP, 512 CTAs a call; reads
- *           q, P, S_0, D (8 + 4 + 32 + 8 MiB; q and P once per 32-column block, from L2).
- * Predicted on the H200 per 512-token call: prep ~5 us, wy2 ~15 us, state2 ~45 us,
- * out2 ~15 us: ~80 us, ~6 ms for the 72 calls of a 2048-token Q08 prefill (version 1: its
- * scan alone is latency bound at several hundred us a call).
+ * runs it as four calls of 512 tokens, 8 chunks each; the totals are for the 2048 tokens,
+ * 32 chunks x 16 heads = 512 (chunk, head) pairs):
+ *   wy2:    per pair K K^T, Q K^T 2 * 64^2 * 128 FMA, the inverse 64^3 / 6, Ti [W0 | U0]
+ *           64^2 * 256: 2.2 GFLOP; reads q, k (fp32, 32 MiB) and v (8 MiB), writes w, u
+ *           (32 MiB) and P (8 MiB).
+ *   state2: per pair w S_0 and K^T D, 2 * 64 * 128^2 FMA: 2.1 GFLOP, but in sequence over a
+ *           call's 8 chunks on 128 CTAs, so latency bound (~8 barriers and 2 L2 round trips a
+ *           chunk). Reads w, u, k (48 MiB), writes D (16 MiB) and S_0 (32 MiB).
+ *   out2:   per pair 64 * 128 * (128 + 64) FMA: 1.6 GFLOP, 512 CTAs a call; reads q, P, S_0, D
+ *           (16 + 8 + 32 + 16 MiB; q and P once per 32-column block, mostly from L2), writes o
+ *           (bf16, 8 MiB).
+ * About 6 GFLOP and 250 MiB a layer: a few us of H200 fp32 or bandwidth per call; the floor is
+ * the sequential state pass and the single-thread-per-column inverse. Predicted per 512-token
+ * call: prep ~6 us (measured), wy2 ~20 us, state2 ~35 us, out2 ~15 us: ~75 us, ~5.5 ms for the
+ * 72 calls of a 2048-token Q08 prefill. Version 1 measured 2013 us (scan) + 268 us (wy) a call.
  */
 #include "gdn_chunk_common.cuh"
 
