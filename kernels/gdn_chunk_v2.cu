@@ -39,14 +39,14 @@
 
 typedef __nv_bfloat16 bf16;
 
-#define WY_KT 32  /* inner (dk) tile of wy2's K K^T and Q K^T */
-#define ST_V 16   /* value columns per CTA of state2 */
-#define ST_KT 32  /* inner (dk) tile of state2's w S_0 */
-#define ST_SR 16  /* rows (tokens) of k per tile of state2's K^T D */
-#define ST_WPT (CH * ST_KT / CHUNK_THREADS) /* elements of a w tile a thread fetches */
+#define WY_KT 32                             /* inner (dk) tile of wy2's K K^T and Q K^T */
+#define ST_V 16                              /* value columns per CTA of state2 */
+#define ST_KT 32                             /* inner (dk) tile of state2's w S_0 */
+#define ST_SR 16                             /* rows (tokens) of k per tile of state2's K^T D */
+#define ST_WPT (CH * ST_KT / CHUNK_THREADS)  /* elements of a w tile a thread fetches */
 #define ST_KPT (ST_SR * 256 / CHUNK_THREADS) /* elements of a k tile a thread fetches, dk 256 */
-#define OUT_V 32  /* value columns per CTA of out2 */
-#define OUT_KT 16 /* inner tile of out2 (divides dk and CH) */
+#define OUT_V 32                             /* value columns per CTA of out2 */
+#define OUT_KT 16                            /* inner tile of out2 (divides dk and CH) */
 
 /* (a) Per (chunk, value head): G (also stored), A and P, then w and u. Thread (ty, tx) owns the
  * outputs [ty + 16 m][tx + 16 n], m, n < 4, of every 64 x 64 product: the strided rows keep the
@@ -234,7 +234,8 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
             if (i0 + ST_KT < dk)
 #pragma unroll
                 for (int k = 0; k < ST_WPT; k++) {
-                    const int e = tid + k * CHUNK_THREADS, s = e / ST_KT, i = i0 + ST_KT + e % ST_KT;
+                    const int e = tid + k * CHUNK_THREADS, s = e / ST_KT,
+                              i = i0 + ST_KT + e % ST_KT;
                     wr[k] = s < L && i < dk ? w[(size_t)s * dk + i] : 0.f;
                 }
             const int kt = min(ST_KT, dk - i0);
@@ -335,7 +336,7 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
     const float *D = ws + l.u + ((size_t)h * T + t0) * dv;
     float acc[2][4] = {};
     for (int k0 = 0; k0 < dk + CH; k0 += OUT_KT) {
-        __syncthreads(); // gam written (first tile) / the last tile's reads done
+        __syncthreads();          // gam written (first tile) / the last tile's reads done
         const bool isq = k0 < dk; // a tile lies in one part: OUT_KT divides dk
         for (int e = tid; e < CH * OUT_KT; e += CHUNK_THREADS) {
             const int t = e / OUT_KT, k = e % OUT_KT;
@@ -395,7 +396,7 @@ ga_status ga_gdn_chunk_v2(const ga_gdn_delta_args *a, float *ws, const chunk_ws 
     k_gdn_state2<<<dim3(GA_CEIL_DIV(a->dv, ST_V), a->Hv), CHUNK_THREADS, 0, stream>>>(*a, ws, *l);
     GA_CUDA_CHECK_LAUNCH();
     k_gdn_out2<<<dim3(GA_CEIL_DIV(a->dv, OUT_V), nch, a->Hv), CHUNK_THREADS, 0, stream>>>(*a, ws,
-                                                                                        *l);
+                                                                                          *l);
     GA_CUDA_CHECK_LAUNCH();
     return GA_OK;
 }

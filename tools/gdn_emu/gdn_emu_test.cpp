@@ -165,9 +165,10 @@ static void case_chunk(const dcase &c) {
             run(c, impl, order, qkv, ab, A_log, dtb, st0, qs, abs_, o2, st2);
             const bool same = !memcmp(o.data(), o2.data(), o.size() * 4) &&
                               !memcmp(st.data(), st2.data(), sn * 4);
-            report((w + (order == 1 ? ": reversed threads identical" : ": shuffled threads identical"))
-                       .c_str(),
-                   same ? 0.0 : 1.0, 0.0);
+            report(
+                (w + (order == 1 ? ": reversed threads identical" : ": shuffled threads identical"))
+                    .c_str(),
+                same ? 0.0 : 1.0, 0.0);
         }
     }
 }

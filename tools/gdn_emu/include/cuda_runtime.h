@@ -31,7 +31,11 @@ struct alignas(16) float4 {
     float x, y, z, w;
 };
 typedef struct emu_stream *cudaStream_t;
-typedef enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorInvalidValue = 1 } cudaError_t;
+typedef enum {
+    cudaSuccess = 0,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidValue = 1
+} cudaError_t;
 
 namespace emu {
 extern dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -47,7 +51,8 @@ template <typename K> struct launch {
     dim3 grid, block;
     template <typename... A> void operator()(A... args) {
         auto call = [&]() { k(args...); };
-        run_grid(grid, block, [](void *p) { (*static_cast<decltype(call) *>(p))(); }, &call);
+        run_grid(
+            grid, block, [](void *p) { (*static_cast<decltype(call) *>(p))(); }, &call);
     }
 };
 template <typename K> launch<K> make_launch(K *k, dim3 g, dim3 b) {
