@@ -62,6 +62,8 @@ typedef struct ga_gdn_delta_args {
     int B, T, Hk, Hv;             /* Hv a multiple of Hk */
     int dk, dv;                   /* dk in {16, 32, 64, 128, 256}; dv >= 1 */
     int qkv_stride, ab_stride, o_stride;
+    int chunk_impl; /* ga_gdn_delta_chunked only: 1 the first version (sequential scan doing
+                       everything; kept for A/B), else (0, 2) version 2 (gdn_chunk_v2.cu) */
 } ga_gdn_delta_args;
 ga_status ga_gdn_delta(const ga_gdn_delta_args *a, cudaStream_t stream, ga_err *err);
 /* The argument checks ga_gdn_delta and ga_gdn_delta_chunked share (fn names the caller). */
@@ -71,8 +73,10 @@ ga_status ga_gdn_delta_check(const ga_gdn_delta_args *a, const char *fn, ga_err 
  * T tokens in chunks of GA_GDN_CHUNK, each chunk's intra-chunk dependencies solved at once in
  * the WY / UT representation (all chunks in parallel), then one sequential pass over the
  * chunks carrying the state. Equal to T recurrent steps up to fp32 rounding. work: fp32 scratch
- * of ga_gdn_chunk_workspace() bytes (no allocation on the hot path); 226 MiB at T 4096, Hk 16,
- * Hv 32, dk = dv = 128, linear in T: a caller prefills longer prompts in pieces. */
+ * of ga_gdn_chunk_workspace() bytes (no allocation on the hot path; the size of version 2, which
+ * also keeps every chunk's entering state); 354 MiB at T 4096, Hk 16, Hv 32, dk = dv = 128
+ * (26 MiB at the hybrid backend's 512-token prefill pieces for Qwen3.5-0.8B), linear in T: a
+ * caller prefills longer prompts in pieces. */
 #define GA_GDN_CHUNK 64
 size_t ga_gdn_chunk_workspace(int T, int Hk, int Hv, int dk, int dv);
 ga_status ga_gdn_delta_chunked(const ga_gdn_delta_args *a, float *work, size_t work_bytes,

@@ -20,19 +20,18 @@
  * This first version is fp32 SIMT throughout (no tensor cores): it removes the per-token
  * barriers of the recurrent kernel from the sequential part, which now does O(L dk) work per
  * column and chunk instead of per token; the matrix products are the place for mma/wgmma next.
+ * Version 2 (gdn_chunk_v2.cu, the default; this file's launcher dispatches on a->chunk_impl)
+ * moves D's consumers out of the sequential loop and tiles every product: the Q08 profile had
+ * this version's scan at 2.0 ms and its wy at 0.27 ms per 512-token call. This file keeps the
+ * launcher, the per-token prep both versions share, and version 1 (chunk_impl 1) for A/B.
  * Bytes: per token the scratch takes 4 (2 Hk dk + Hv (3 + dk + dv + L)) bytes (q, k normalised;
  * g, beta, G; w, u; a row of P: 58 KB at Qwen3-Next's Hk 16, Hv 32, dk = dv = 128), written once
  * and read back one to three times (w, u, P, q by the dv/32 column blocks of a head), plus the
  * inputs and o as in ga_gdn_delta, and the state once per launch.
  */
-#include <cuda_bf16.h>
-
-#include "cuda_check.h"
-#include "gdn.h"
+#include "gdn_chunk_common.cuh"
 
 typedef __nv_bfloat16 bf16;
-#define CH GA_GDN_CHUNK
-#define CHUNK_THREADS 256
 
 static __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -41,29 +40,41 @@ static __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-/* Scratch layout, fp32, offsets in floats. */
-typedef struct chunk_ws {
-    size_t qn, kn; /* (T, Hk, dk): l2-normalised q (times 1/sqrt(dk)) and k */
-    size_t g, bt;  /* (T, Hv): log decay g and beta */
-    size_t gc;     /* (Hv, T): G, the cumulative g within each chunk */
-    size_t w, u;   /* (Hv, T, dk), (Hv, T, dv): the solved W and U */
-    size_t P;      /* (Hv, n_chunks, CH, CH): masked, decayed q k^T */
-    size_t total;
-} chunk_ws;
-
-static chunk_ws chunk_layout(int T, int Hk, int Hv, int dk, int dv) {
-    chunk_ws l;
-    const size_t t = (size_t)T, nch = (size_t)GA_CEIL_DIV(T, CH);
-    l.qn = 0;
-    l.kn = l.qn + t * Hk * dk;
-    l.g = l.kn + t * Hk * dk;
-    l.bt = l.g + t * Hv;
-    l.gc = l.bt + t * Hv;
-    l.w = l.gc + t * Hv;
-    l.u = l.w + t * Hv * dk;
-    l.P = l.u + t * Hv * dv;
-    l.total = l.P + (size_t)Hv * nch * CH * CH;
-    return l;
+/* The triangular solve of one (chunk, value head): (I + A) [w | u] = [W0 | U0] with
+ * W0[s] = beta_s gamma_s k_s and U0[s] = beta_s v_s, one column of [W0 | U0] a thread by forward
+ * substitution (the column lives in registers; the loops are fully unrolled so x[] is indexed by
+ * constants). A (strictly lower, in shared memory), gc = G and bt = beta of the chunk's rows;
+ * kn points at the chunk's first key row (row s at s * rs), v at its first value row of head h.
+ * Rows past L are neither read nor written. */
+static __device__ __forceinline__ void gdn_chunk_solve(const ga_gdn_delta_args &a, float *ws,
+                                                       const chunk_ws &l, const float (*A)[CH + 1],
+                                                       const float *gc, const float *bt,
+                                                       const float *kn, size_t rs, int h, int t0,
+                                                       int L) {
+    const int T = a.T, dk = a.dk, dv = a.dv;
+    const __nv_bfloat16 *v =
+        static_cast<const __nv_bfloat16 *>(a.v) + (size_t)t0 * a.qkv_stride + (size_t)h * dv;
+    for (int col = threadIdx.x; col < dk + dv; col += blockDim.x) {
+        const bool isw = col < dk;
+        float x[CH];
+#pragma unroll
+        for (int s = 0; s < CH; s++) {
+            float acc = 0.f;
+            if (s < L)
+                acc = isw ? bt[s] * __expf(gc[s]) * kn[s * rs + col]
+                          : bt[s] * __bfloat162float(v[(size_t)s * a.qkv_stride + col - dk]);
+#pragma unroll
+            for (int r = 0; r < s; r++)
+                acc -= A[s][r] * x[r];
+            x[s] = acc;
+            if (s < L) {
+                if (isw)
+                    ws[l.w + ((size_t)h * T + t0 + s) * dk + col] = acc;
+                else
+                    ws[l.u + ((size_t)h * T + t0 + s) * dv + col - dk] = acc;
+            }
+        }
+    }
 }
 
 /* Per token: q and k of every key head l2-normalised (q also scaled, the CPU op's order), and
@@ -104,7 +115,7 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
     k_gdn_chunk_wy(ga_gdn_delta_args a, float *__restrict__ ws, chunk_ws l) {
     __shared__ float gc[CH], bt[CH], A[CH][CH + 1];
     const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
-    const int T = a.T, Hk = a.Hk, Hv = a.Hv, dk = a.dk, dv = a.dv, hk = h / (Hv / Hk);
+    const int T = a.T, Hk = a.Hk, Hv = a.Hv, dk = a.dk, hk = h / (Hv / Hk);
     const int t0 = c * CH, L = min(CH, T - t0);
     if (tid < CH) {
         gc[tid] = tid < L ? ws[l.g + (size_t)(t0 + tid) * Hv + h] : 0.f;
@@ -135,28 +146,7 @@ __global__ void __launch_bounds__(CHUNK_THREADS)
         P[p] = qk * e; // 0 above the diagonal and past the end
     }
     __syncthreads();
-    const bf16 *v = static_cast<const bf16 *>(a.v) + (size_t)t0 * a.qkv_stride + (size_t)h * dv;
-    for (int col = tid; col < dk + dv; col += CHUNK_THREADS) {
-        const bool isw = col < dk;
-        float x[CH];
-#pragma unroll
-        for (int s = 0; s < CH; s++) {
-            float acc = 0.f;
-            if (s < L)
-                acc = isw ? bt[s] * __expf(gc[s]) * kn[s * rs + col]
-                          : bt[s] * __bfloat162float(v[(size_t)s * a.qkv_stride + col - dk]);
-#pragma unroll
-            for (int r = 0; r < s; r++)
-                acc -= A[s][r] * x[r];
-            x[s] = acc;
-            if (s < L) {
-                if (isw)
-                    ws[l.w + ((size_t)h * T + t0 + s) * dk + col] = acc;
-                else
-                    ws[l.u + ((size_t)h * T + t0 + s) * dv + col - dk] = acc;
-            }
-        }
-    }
+    gdn_chunk_solve(a, ws, l, A, gc, bt, kn, rs, h, t0, L);
 }
 
 /* Per (32 value columns, value head): the chunks in order, the state slice (dk x 32) in shared
@@ -254,6 +244,7 @@ extern "C" ga_status ga_gdn_delta_chunked(const ga_gdn_delta_args *a, float *wor
     const float qscale = (float)(1.0 / sqrt((double)a->dk));
     k_gdn_chunk_prep<<<a->T, CHUNK_THREADS, 0, stream>>>(*a, qscale, work, l);
     GA_CUDA_CHECK_LAUNCH();
+    if (a->chunk_impl != 1) return ga_gdn_chunk_v2(a, work, &l, stream, err);
     k_gdn_chunk_wy<<<dim3(nch, a->Hv), CHUNK_THREADS, 0, stream>>>(*a, work, l);
     GA_CUDA_CHECK_LAUNCH();
     k_gdn_chunk_scan<<<dim3(GA_CEIL_DIV(a->dv, SCAN_COLS), a->Hv), CHUNK_THREADS, 0, stream>>>(

@@ -16,9 +16,9 @@
  *   delta  the recurrent gated delta rule: decode batches (slots shuffled) and prefills up to
  *          1000 tokens, dk 16..256, dv off the 32-column tile, Hv/Hk 1..3, slow and fast
  *          decay, softplus past its threshold; outputs and the final state
- *   chunk  the chunked prefill (ga_gdn_delta_chunked) against T recurrent steps of the CPU
- *          op, T across chunk edges up to 1000 (4096 without GA_TEST_QUICK), then recurrent
- *          decodes from the state it left
+ *   chunk  the chunked prefill (ga_gdn_delta_chunked, versions 2 and 1 in turn) against T
+ *          recurrent steps of the CPU op, T across chunk edges up to 1000 (4096 without
+ *          GA_TEST_QUICK), then recurrent decodes from the state it left
  *   norm   gated RMSNorm per head (strided, in place) and zero-centred RMSNorm (bf16 and fp32
  *          input, hidden-size and head-size rows)
  * The delta rule's per-token preparation (l2 norms, 1/sqrt(dk), g, beta) is not a CPU op of its
@@ -59,6 +59,7 @@
 
 static uint64_t rng = 0x9d17a5eedull;
 static int quick;
+static int chunk_impl; /* ga_gdn_delta_args.chunk_impl of the `chunk` section's launches */
 
 static void report(const char *op, const char *shape, double err, double tol) {
     bool ok = isfinite(err) && err <= tol;
@@ -418,7 +419,8 @@ static void case_delta(delta_case dc) {
                                .dv = dv,
                                .qkv_stride = qs,
                                .ab_stride = abs_,
-                               .o_stride = vd};
+                               .o_stride = vd,
+                               .chunk_impl = chunk_impl};
         ga_err e = {0};
         ga_status st = step == 0 && dc.chunked ? ga_gdn_delta_chunked(&a, d_work, work_bytes, 0, &e)
                                                : ga_gdn_delta(&a, 0, &e);
@@ -444,12 +446,14 @@ static void case_delta(delta_case dc) {
         eo = e1 > eo || !isfinite(e1) ? e1 : eo;
     }
     down(st_gpu, d_st, sn * 4);
-    char shape[112];
-    snprintf(shape, sizeof shape, "B %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: o", B,
-             dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
+    char shape[128];
+    char impl[8] = "";
+    if (dc.chunked) snprintf(impl, sizeof impl, "v%d ", chunk_impl);
+    snprintf(shape, sizeof shape, "%sB %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: o", impl,
+             B, dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
     report(dc.chunked ? "chunk" : "delta", shape, eo, TOL_BF16_OUT);
-    snprintf(shape, sizeof shape, "B %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: state", B,
-             dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
+    snprintf(shape, sizeof shape, "%sB %d T %d Hk %d Hv %d dk %d dv %d pool %d steps %d%s: state",
+             impl, B, dc.T, Hk, Hv, dk, dv, pool, dc.steps, dc.slow_decay ? " slow" : "");
     report(dc.chunked ? "chunk" : "delta", shape, nerr(st_gpu, st_cpu, sn), TOL_STATE);
     CU(cudaFree(d_A));
     CU(cudaFree(d_dt));
@@ -601,9 +605,13 @@ static void gpu_sections(int argc, char **argv) {
             {1, 1000, 4, 8, 128, 128, 1, 3, 1, 1},
             {1, 1000, 4, 4, 128, 128, 1, 1, 0, 1},
         };
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-            case_delta(cases[i]);
-        if (!quick) case_delta((delta_case){1, 4096, 16, 32, 128, 128, 1, 1, 1, 1});
+        /* version 2 (the default) and version 1 (kept for A/B) in the same run */
+        for (chunk_impl = 2; chunk_impl >= 1; chunk_impl--) {
+            for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+                case_delta(cases[i]);
+            if (!quick) case_delta((delta_case){1, 4096, 16, 32, 128, 128, 1, 1, 1, 1});
+        }
+        chunk_impl = 0;
     }
     if (ga_test_want(argc, argv, "norm")) {
         case_gated_norm(1, 32, 128, 0, false);

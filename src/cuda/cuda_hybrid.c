@@ -495,6 +495,8 @@ ga_status ga_cuda_hybrid_backend_create(const ga_model *m, const ga_session_opts
     if ((st = ga_cuda_devinfo_query(&h->g.devinfo, err))) goto fail;
     if ((st = gemm_setup(h, opts, err))) goto fail;
 
+    const char *impl = getenv("GA_GDN_CHUNK_IMPL");
+    h->gdn_chunk_impl = impl && !strcmp(impl, "1") ? 1 : 2;
     const int chunk = max_context < HYB_PREFILL_CHUNK ? max_context : HYB_PREFILL_CHUNK;
     const int rows = chunk > max_batch ? chunk : max_batch;
     h->kv_layer_elems = paged ? 0 : (size_t)max_batch * h->nkv * (size_t)max_context * h->hd;

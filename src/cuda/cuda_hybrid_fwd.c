@@ -235,6 +235,7 @@ static ga_status deltanet_rows(ga_cuda_hyb *h, const hyb_dlayer *w, const gdn_in
         .qkv_stride = h->cd,
         .ab_stride = in->ab_stride,
         .o_stride = h->vd,
+        .chunk_impl = h->gdn_chunk_impl,
     };
     return T > 1 ? ga_gdn_delta_chunked(&da, h->gdn_work, h->gdn_work_bytes, h->g.stream, err)
                  : ga_gdn_delta(&da, h->g.stream, err);

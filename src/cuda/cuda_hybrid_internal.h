@@ -107,6 +107,9 @@ typedef struct ga_cuda_hyb {
     float *lse;       /* fp32 (nh, rows): the prefill's log-sum-exp, for a capture */
     float *gdn_work;  /* the chunked prefill's workspace for `rows` tokens */
     size_t gdn_work_bytes;
+    /* the chunked prefill's version (ga_gdn_delta_args.chunk_impl): 2, or 1 with
+     * GA_GDN_CHUNK_IMPL=1 in the environment at create (an A/B switch for benchmarks) */
+    int gdn_chunk_impl;
     int32_t *d_tokens;                      /* device (rows) */
     int *d_pos, *d_slot, *d_dest, *d_kvlen; /* device (rows) each, one allocation */
     int32_t *h_in;   /* pinned (5 * rows): tokens | positions | slots | dest | kv_lens */
