@@ -249,12 +249,16 @@ static void case_route(int rows, int E, int K, bool norm) {
 static void case_moe(int rows, int E, int K, int H, bool shared) {
     const int n = rows * K;
     int *idx = malloc((size_t)n * sizeof(int));
-    for (int r = 0; r < rows; r++) /* K distinct experts a row, skewed so some get none */
+    /* K distinct experts a row, drawn from the lower half so some get none -- or from all E
+     * when K is more than that half holds (K == E: every expert every row; drawing K distinct
+     * ones from E / 2 + 1 could never end) */
+    const int range = K > E / 2 + 1 ? E : E / 2 + 1;
+    for (int r = 0; r < rows; r++)
         for (int k = 0; k < K; k++) {
             int e;
             bool dup;
             do {
-                e = (int)(ga_test_rand_u64(&rng) % (uint64_t)(E / 2 + 1));
+                e = (int)(ga_test_rand_u64(&rng) % (uint64_t)range);
                 dup = false;
                 for (int j = 0; j < k; j++)
                     dup = dup || idx[r * K + j] == e;
