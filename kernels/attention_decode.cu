@@ -62,6 +62,7 @@
 #include "attention_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
+#include "launch_cache.cuh"
 
 /* cp.async pipeline stages. A compile-time knob only so alternatives can be timed (-D);
  * shared memory per CTA is DC_NST x 2 x CH x hd x 2 bytes. */
@@ -591,14 +592,21 @@ static ga_status dc_launch(const ga_attn_decode_args *a, int G, int n_slabs, cud
                           smem, optin);
     /* Over the 48 KiB default: opt in, and ask for the largest shared-memory carveout (L1 is
      * of no use here: cp.async.cg bypasses it). Function attributes, not stream operations,
-     * so this is legal while a graph is being captured. */
-    GA_CUDA_CHECK(
-        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    GA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       (int)cudaSharedmemCarveoutMaxShared));
-    GA_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, dc_shape<HD>::THREADS, smem));
-    if (per_sm < 1) per_sm = 1;
+     * so this is legal while a graph is being captured. Done once per device and kernel
+     * (launch_cache.cuh: eager mixed serving steps launch this once a layer). */
+    static ga_dev_cache setup;
+    int dev = -1;
+    per_sm = ga_dev_cache_get(setup, &dev);
+    if (per_sm < 1) {
+        GA_CUDA_CHECK(
+            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        GA_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                           (int)cudaSharedmemCarveoutMaxShared));
+        GA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern,
+                                                                    dc_shape<HD>::THREADS, smem));
+        if (per_sm < 1) per_sm = 1;
+        ga_dev_cache_put(setup, dev, per_sm);
+    }
     const int units = a->n_kv_heads * n_slabs;
     const int waves = a->waves > 0 ? a->waves : GA_DC_WAVES;
     /* Batch-invariant mode: a split count that no batch size, bucket or device changes. The

@@ -26,6 +26,7 @@
 #include "attention_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
+#include "launch_cache.cuh"
 
 /* CTA shape for long prompts (T > GA_PF_SMALL_T): warps, and 16-row m-tiles per warp; short
  * prompts use 4 warps of one m-tile (64-row tiles: more CTAs to fill the GPU). Compile-time
@@ -290,9 +291,15 @@ static ga_status pf_launch(const ga_attn_prefill_args *a, cudaStream_t stream, g
     constexpr int BM = 16 * MT * WARPS;
     const size_t smem = pf_smem_bytes<HD, WARPS, MT>();
     auto kern = k_attn_prefill<HD, WARPS, MT>;
-    /* Over the 48 KiB default: opt in (a function attribute, not a stream operation). */
-    GA_CUDA_CHECK(
-        cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    /* Over the 48 KiB default: opt in (a function attribute, not a stream operation), once
+     * per device and kernel (launch_cache.cuh). */
+    static ga_dev_cache setup;
+    int dev = -1;
+    if (!ga_dev_cache_get(setup, &dev)) {
+        GA_CUDA_CHECK(
+            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        ga_dev_cache_put(setup, dev, 1);
+    }
     dim3 grid(a->n_heads, GA_CEIL_DIV(a->T, BM));
     kern<<<grid, WARPS * 32, smem, stream>>>(
         (const __nv_bfloat16 *)a->q, (const __nv_bfloat16 *)a->k, (const __nv_bfloat16 *)a->v,

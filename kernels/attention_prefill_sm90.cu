@@ -34,6 +34,7 @@
 #include "attention_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
+#include "launch_cache.cuh"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define W_SM90A_DEVICE 1
@@ -455,8 +456,13 @@ extern "C" ga_status ga_attention_prefill_sm90(const ga_attn_prefill_args *a, cu
     if ((st = w_make_map(&mv, a->v, hd, kv_end, (uint64_t)a->n_kv_heads, hd * e, hstride, W_BN, 1,
                          "v", err)))
         return st;
-    GA_CUDA_CHECK(cudaFuncSetAttribute(k_attn_prefill_sm90,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)W_SMEM));
+    static ga_dev_cache setup; /* the opt-in once per device (launch_cache.cuh) */
+    int dev = -1;
+    if (!ga_dev_cache_get(setup, &dev)) {
+        GA_CUDA_CHECK(cudaFuncSetAttribute(
+            k_attn_prefill_sm90, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)W_SMEM));
+        ga_dev_cache_put(setup, dev, 1);
+    }
     dim3 grid(a->n_heads, (a->T + W_BM - 1) / W_BM);
     k_attn_prefill_sm90<<<grid, W_THREADS, W_SMEM, stream>>>(
         mq, mk, mv, (const __nv_bfloat16 *)a->gate, (__nv_bfloat16 *)a->out, a->lse, a->T, a->pos0,
