@@ -48,6 +48,15 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   if [ "$CUDA" = 1 ]; then
     # One GPU: no NCCL. One architecture: the build time is mostly nvcc over ~140 files.
     gpu=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" -DGGML_CUDA_NCCL=OFF)
+    # A build host without the NVIDIA driver (a CPU machine building for the GPU one) links
+    # libggml-cuda's driver-API calls against the toolkit's stub libcuda.so (SONAME
+    # libcuda.so.1, so the real driver is what loads at run time); without it llama-bench's
+    # link fails on undefined cuMemMap & co. (2026-12-02).
+    stubs=$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../lib64/stubs
+    if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && [ -f "$stubs/libcuda.so" ]; then
+      link="-L$stubs -Wl,--no-as-needed -lcuda -Wl,--as-needed"
+      gpu+=("-DCMAKE_EXE_LINKER_FLAGS=$link" "-DCMAKE_SHARED_LINKER_FLAGS=$link")
+    fi
   else
     gpu=(-DGGML_CUDA=OFF)
   fi
