@@ -74,8 +74,29 @@ for r in rows:
         assert 0 <= p["p50_ms"] <= p["p90_ms"] <= p["p99_ms"], (name, k, p)
     assert r["ttft"]["p99_ms"] <= r["e2e"]["p99_ms"] + 1e-9, name
     assert r["e2e"]["p99_ms"] <= r["wall_s"] * 1e3 + 1e-6, name
+    st = r["steady"]
+    if name.startswith("rate"):
+        assert st is None, (name, st)
+    elif st is not None:  # every client busy: inside the run, its tokens a part of the run's
+        assert 0 < st["window_s"] <= r["wall_s"] and 0 <= st["output_tokens"] <= r["output_tokens"], st
+        assert math.isclose(st["output_tokens_per_s"] * st["window_s"], st["output_tokens"], rel_tol=1e-9)
 md = open(sys.argv[2]).read()
 assert md.count("| gattn |") == 2, md
+PY
+# the steady-state window on hand-made timings: 2 processes x 2 clients; the 2nd first token at
+# t = 2, process 1 sends its last request at t = 5 (process 0 at 7): tokens in [2, 5] count
+python3 - "$GA_SRC/tools" <<'PY' || fail "steady_window"
+import sys
+sys.path.insert(0, sys.argv[1])
+from bench_serve import steady_window
+def req(proc, sent, times, error=None):
+    return {"proc": proc, "sent": sent, "events": [(t, 1) for t in times], "error": error}
+rs = [req(0, 0.0, [1.0, 3.0, 6.0]), req(1, 0.0, [2.0, 4.0]), req(0, 7.0, [8.0]),
+      req(1, 5.0, [5.5, 9.0]), req(1, 0.5, [], error="boom")]
+w = steady_window(rs, 2)
+assert abs(w["window_s"] - 3.0) < 1e-12 and w["output_tokens"] == 3, w  # 3.0, 4.0, 2.0 (t_a)
+assert steady_window(rs, 5) is None                      # fewer first tokens than clients
+assert steady_window([req(0, 0.0, [1.0]), req(0, 0.5, [2.0])], 2) is None  # ends before it starts
 PY
 # bad input: one line, exit 2
 "${B[@]}" --rates 1 --prompt-len 5:2 >/dev/null 2>"$TMP/err" && fail "--prompt-len 5:2 accepted"

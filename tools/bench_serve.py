@@ -101,7 +101,35 @@ def percentile(xs, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def summarise(backend, scenario, reqs, results, wall_s):
+def steady_window(results, clients):
+    """The part of a fixed-concurrency scenario in which all `clients` clients are busy, and the
+    output tokens/s inside it: from the moment the clients-th first token arrives (the first wave
+    has been prefilled) to the moment the first client has sent its last request (a process's
+    clients share its queue, so that is the earliest of the processes' last send times; from
+    then on a finished request is no longer replaced and the batch drains). What `gattn bench`
+    measures offline at batch N is this steady state; the whole-run figure adds the ramp-up and
+    the drain, which a longer run makes smaller. Client turnaround between requests stays
+    inside the window: it is part of serving at fixed concurrency. None when the run is too short
+    to have such a window."""
+    done = [r for r in results if not r.get("error") and r["events"]]
+    firsts = sorted(r["events"][0][0] for r in done)
+    if clients < 1 or len(firsts) < clients:
+        return None
+    t_a = firsts[clients - 1]
+    last_sent = {}
+    for r in results:
+        if r.get("sent") is not None:
+            p = r.get("proc", 0)
+            last_sent[p] = max(last_sent.get(p, r["sent"]), r["sent"])
+    t_b = min(last_sent.values()) if last_sent else t_a
+    if t_b <= t_a:
+        return None
+    tokens = sum(n for r in done for t, n in r["events"] if t_a <= t <= t_b)
+    return {"window_s": t_b - t_a, "output_tokens": tokens,
+            "output_tokens_per_s": tokens / (t_b - t_a)}
+
+
+def summarise(backend, scenario, reqs, results, wall_s, clients=0):
     """results[i] = {"sent", "events": [(t, n_tokens)], "usage", "error"} for reqs[i]."""
     ttft, itl, e2e, errors = [], [], [], []
     out_tokens = in_tokens = ok = 0
@@ -136,7 +164,8 @@ def summarise(backend, scenario, reqs, results, wall_s):
             "input_tokens": in_tokens, "output_tokens": out_tokens,
             "requests_per_s": ok / wall_s if wall_s > 0 else None,
             "output_tokens_per_s": out_tokens / wall_s if wall_s > 0 else None,
-            "ttft": pct(ttft), "itl": pct(itl), "e2e": pct(e2e), "itl_samples": len(itl)}
+            "ttft": pct(ttft), "itl": pct(itl), "e2e": pct(e2e), "itl_samples": len(itl),
+            "steady": steady_window(results, clients) if clients else None}
 
 
 def drive(reqs, scenario, send, seed, t0=None, at=None, clients=None):
@@ -202,6 +231,8 @@ def drive_procs(reqs, scenario, send, seed, procs):
     at = arrivals(len(reqs), value, seed) if kind == "rate" else None
     if procs == 1:
         results, wall = drive(reqs, scenario, send, seed, at=at)
+        for r in results.values():
+            r["proc"] = 0
         return [results[r["index"]] for r in reqs], wall
     import multiprocessing as mp
     ctx = mp.get_context("fork")
@@ -227,6 +258,8 @@ def drive_procs(reqs, scenario, send, seed, procs):
     merged, wall = {}, 0.0
     for rx in pipes:  # every process measured from the same t0: the scenario ends with the last
         res, proc_wall = rx.recv()
+        for i, r in res.items():
+            r["proc"] = i % procs  # the process that sent it (steady_window needs it)
         merged.update(res)
         wall = max(wall, proc_wall)
     for w in workers:
@@ -367,7 +400,8 @@ def run_gattn(args, reqs, scenarios):
             m0 = server.metrics()
             results, wall = drive_procs(reqs, sc, send, args.seed, args.client_procs)
             m1 = server.metrics()
-            row = summarise("gattn", scenario_name(sc), reqs, results, wall)
+            row = summarise("gattn", scenario_name(sc), reqs, results, wall,
+                            int(sc[1]) if sc[0] == "concurrency" else 0)
             # what the server saw during the scenario (counters: differences)
             row["server"] = {k: m1.get(k, 0) - m0.get(k, 0) for k in (
                 "gattn_prefill_calls_total", "gattn_prefill_sequences_total",
@@ -516,7 +550,8 @@ def run_transformers(args, reqs, scenarios):
             run(reqs[:args.warmup], ("concurrency", args.warmup))
         for sc in scenarios:
             results, wall = run(reqs, sc)
-            row = summarise("transformers", scenario_name(sc), reqs, results, wall)
+            row = summarise("transformers", scenario_name(sc), reqs, results, wall,
+                            int(sc[1]) if sc[0] == "concurrency" else 0)
             row["transformers"] = transformers.__version__
             rows.append(row)
             report_row(row)
@@ -540,6 +575,10 @@ def report_row(r):
           f"{fmt(r['requests_per_s'], 2)} req/s  {fmt(r['output_tokens_per_s'])} tok/s  "
           f"TTFT p50 {fmt(r['ttft']['p50_ms'])} ms  ITL p50 {fmt(r['itl']['p50_ms'])} "
           f"p99 {fmt(r['itl']['p99_ms'])} ms", file=sys.stderr)
+    st = r.get("steady")
+    if st:
+        print(f"{'':12s} {'':14s} steady state (every client busy, {st['window_s']:.2f} s of the "
+              f"run): {st['output_tokens_per_s']:.1f} tok/s", file=sys.stderr)
     si = r.get("server_itl")
     if si and si["samples"]:
         le = ["-" if si[k] is None else f"<= {si[k]:g}" for k in ("p50_le_ms", "p90_le_ms", "p99_le_ms")]
