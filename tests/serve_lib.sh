@@ -15,6 +15,15 @@ fail() {
   exit 1
 }
 
+# A client-side time limit of N seconds, times GA_TIMEOUT_SCALE (default 1): tools/test.sh runs
+# these tests again against a ThreadSanitizer build, where every step of the CPU backend is
+# tens of times slower (serve_load's 64 requests served alone then together took 110 s on a
+# 2-core machine, against 4.5 s in Release), so its loop raises the scale rather than the
+# tests doing less under the sanitizer.
+limit() {
+  echo $(($1 * ${GA_TIMEOUT_SCALE:-1}))
+}
+
 # make_model DIR [write-model options]: weights large enough that greedy text varies.
 make_model() {
   local dir=$1

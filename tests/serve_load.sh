@@ -10,7 +10,7 @@ source "$GA_SRC/tests/serve_lib.sh"
 command -v node >/dev/null || { echo "skipped: no node"; exit 77; }
 make_model "$TMP/m"
 start_server A --model "$TMP/m" --max-batch 16 --prefill-chunk 7 --max-context 512
-timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 64
+timeout "$(limit 100)" node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 64
 # A client has its whole answer a moment before the scheduler thread retires the request at
 # the end of its step, so "nothing running" is awaited (up to 5 s), not sampled once.
 for _ in $(seq 50); do
@@ -31,7 +31,7 @@ curl -s "http://127.0.0.1:$PORT_A/metrics" | awk '
   fail "no mixed step (decode rows and prompt tokens in one call)"
 start_server B --model "$TMP/m" --max-batch 16 --prefill-chunk 256 --prefill-share 0.001 \
   --max-context 512 --separate-prefill
-timeout 100 node "$GA_SRC/tests/serve_load.js" "$PORT_B" "$GA_CLI" "$TMP/m" 24
+timeout "$(limit 100)" node "$GA_SRC/tests/serve_load.js" "$PORT_B" "$GA_CLI" "$TMP/m" 24
 curl -s "http://127.0.0.1:$PORT_B/metrics" | awk '
   $1 == "gattn_prefill_capped_total" { c = $2 } END { print "prefill passes held by the share " c; exit !(c > 0) }' ||
   fail "--prefill-share 0.001 held no prefill pass"

@@ -11,4 +11,4 @@ if ! command -v node >/dev/null || [ ! -f "$DIR/node_modules/openai/package.json
 fi
 make_model "$TMP/tiny"
 start_server A --model "$TMP/tiny" --api-key sekret --max-context 256
-timeout 60 node "$GA_SRC/tests/serve_openai.js" "$DIR" "$PORT_A"
+timeout "$(limit 60)" node "$GA_SRC/tests/serve_openai.js" "$DIR" "$PORT_A"

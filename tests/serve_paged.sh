@@ -56,7 +56,7 @@ text() { sed -E 's/.*"text":"(([^"\\]|\\.)*)".*/\1/' "$1"; }
 for f in p1 p2; do
   [ "$(text "$TMP/$f.json")" = "$(text "$TMP/solo.json")" ] || fail "$f differs from the request served alone"
 done
-timeout 200 node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 48
+timeout "$(limit 200)" node "$GA_SRC/tests/serve_load.js" "$PORT_A" "$GA_CLI" "$TMP/m" 48
 # the last request is retired (and its blocks freed) at the end of its step, a moment after
 # its client has the answer: await that (up to 5 s) rather than sample once
 for _ in $(seq 50); do

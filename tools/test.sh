@@ -28,7 +28,7 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGATTN_CUDA
 cmake --build build-tsan -j "$JOBS" --target gattn
 for t in serve_http serve_signal serve_load serve_paged; do
   echo "tsan: $t"
-  TSAN_OPTIONS=halt_on_error=1 GA_SRC="$PWD" GA_CLI="$PWD/build-tsan/gattn" \
+  TSAN_OPTIONS=halt_on_error=1 GA_TIMEOUT_SCALE=5 GA_SRC="$PWD" GA_CLI="$PWD/build-tsan/gattn" \
     GA_TEST_DATA="$PWD/tests/data" GA_BUILD="$PWD/build-tsan" bash "tests/$t.sh"
 done
 
