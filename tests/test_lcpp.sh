@@ -90,15 +90,7 @@ cmp untied-f32 "${F32TOL[@]}" --dtype f32 "${SHAPE[@]}"
 cmp tiny-bf16-tok "${BFTOL[@]}" --dtype bf16 --vocab 512 --tokenizer "${HD[@]}"
 cmp untied-bf16 "${BFTOL[@]}" --dtype bf16 "${SHAPE[@]}"
 
-# The converter refuses what llama.cpp's qwen3 graph cannot run, in one line.
-for v in headwise elementwise; do
-  "$G" write-model --out "$T/$v" --variant $v >/dev/null
-  expect_exit 1 "no output gate" "$PY" "$SRC_DIR/tools/make_gguf.py" --lcpp "$LCPP_SRC" \
-    --model "$T/$v" --out "$T/$v.gguf"
-done
-"$G" write-model --out "$T/hyb" --family qwen3_5 >/dev/null
-expect_exit 1 "only baseline qwen3" "$PY" "$SRC_DIR/tools/make_gguf.py" --lcpp "$LCPP_SRC" \
-  --model "$T/hyb" --out "$T/hyb.gguf"
+# The converter's refusals and bad input: tests/test_make_gguf.sh, which needs no llama.cpp.
 
 # llama-bench on the tiny model through the script: a markdown table with pp16 and tg4 rows
 # and a JSON file of the same run.

@@ -156,8 +156,14 @@ def main():
     ap.add_argument("--out", required=True, help="the GGUF file to write")
     a = ap.parse_args()
 
-    with open(os.path.join(a.model, "config.json")) as f:
-        cfg = json.load(f)
+    path = os.path.join(a.model, "config.json")
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        fail("%s: %s" % (path, e))
+    if not isinstance(cfg, dict):
+        fail("%s: not a JSON object" % path)
     check_config(cfg)
     gguf = load_gguf(a.lcpp)
     import numpy as np
@@ -253,4 +259,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        # a malformed folder (a missing or truncated file, a header without its fields): one
+        # line and exit 1, never a traceback
+        fail("%s: %s" % (type(e).__name__, e))
